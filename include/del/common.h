@@ -1,0 +1,56 @@
+/* libdel — common definitions: export macro, status codes, error reporting.
+ *
+ * Every fallible call returns a del_status. DEL_OK is zero; errors are
+ * negative with fixed values that are never reused. After a failure,
+ * del_last_error() returns a one-line message naming the function, the
+ * argument and what was expected. */
+#ifndef DEL_COMMON_H
+#define DEL_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(DEL_BUILDING_LIBRARY)
+#define DEL_API __attribute__((visibility("default")))
+#else
+#define DEL_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum del_status {
+    DEL_OK = 0,
+    DEL_EINVAL = -1,    /* an argument is invalid (NULL, out of range, wrong shape) */
+    DEL_ENOMEM = -2,    /* memory allocation failed; nothing was leaked */
+    DEL_EIO = -3,       /* a file could not be opened, read or written */
+    DEL_EFORMAT = -4,   /* a file or string is malformed (bad magic, truncated, parse error) */
+    DEL_ECANCELED = -5, /* a callback asked the work to stop */
+    DEL_ESTATE = -6     /* the call is not valid in the handle's current state */
+} del_status;
+
+/* The message of the last failure on the calling thread. Owned by the
+ * library and valid until the next failing call on this thread; never
+ * NULL (an empty string when nothing failed yet). Thread-safe. */
+DEL_API const char *del_last_error(void);
+
+/* A short constant description of a status code ("invalid argument", ...);
+ * "unknown status" for values that are not a del_status. Never NULL. */
+DEL_API const char *del_status_str(del_status status);
+
+/* Sets the number of compute threads used by every libdel call in this
+ * process (the library's own pool and OpenBLAS). n >= 1; the default is
+ * the number of online CPUs. Results do not depend on n: the same seed
+ * gives bit-identical results whatever the thread count.
+ * Not to be called while another thread is inside a libdel call.
+ * Errors: DEL_EINVAL if n < 1 or n > 256. */
+DEL_API del_status del_set_num_threads(int n);
+
+/* The current number of compute threads. */
+DEL_API int del_get_num_threads(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

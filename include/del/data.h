@@ -1,0 +1,92 @@
+/* libdel — datasets of uint8 images (N x H x W x C, HWC per image) with
+ * int32 labels (-1 = unlabeled).
+ *
+ * A dataset is immutable after creation: any number of threads may read
+ * the same dataset at once. */
+#ifndef DEL_DATA_H
+#define DEL_DATA_H
+
+#include "common.h"
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Where Debian's dataset-fashion-mnist package installs Fashion-MNIST. */
+#define DEL_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+
+typedef enum del_split {
+    DEL_SPLIT_TRAIN = 0, /* train-images-idx3-ubyte(.gz), 60,000 images */
+    DEL_SPLIT_TEST = 1   /* t10k-images-idx3-ubyte(.gz), 10,000 images */
+} del_split;
+
+typedef struct del_dataset del_dataset;
+
+/* Loads an IDX image file (u8, 3 dims N x H x W, or 4 dims N x H x W x C)
+ * and an IDX label file (u8, 1 dim N), each plain or gzip-compressed
+ * (detected from the content). labels_path may be NULL: all labels -1.
+ * Errors: DEL_EINVAL (NULL out or images_path), DEL_EIO (cannot open or
+ * read, message names the file), DEL_EFORMAT (bad magic, wrong type or
+ * rank, truncated data, label count differs from image count). */
+DEL_API del_status del_dataset_load_idx(del_dataset **out, const char *images_path, const char *labels_path);
+
+/* Loads a Fashion-MNIST (or MNIST) split from dir using the standard file
+ * names, trying "<name>.gz" first and then "<name>". dir NULL means
+ * DEL_FASHION_MNIST_DIR. Errors: as del_dataset_load_idx; DEL_EINVAL for
+ * an unknown split. */
+DEL_API del_status del_dataset_load_fashion_mnist(del_dataset **out, const char *dir, del_split split);
+
+/* Creates a dataset by copying n images (n*height*width*channels bytes,
+ * HWC per image) and n labels (labels NULL: all -1). Labels must be -1 or
+ * in 0..9999. Errors: DEL_EINVAL (NULL out/images, n < 1, a size < 1,
+ * channels not 1 or 3, bad label), DEL_ENOMEM. */
+DEL_API del_status del_dataset_from_arrays(del_dataset **out, const uint8_t *images, const int32_t *labels, int64_t n, int height, int width, int channels);
+
+/* Frees ds. del_dataset_free(NULL) is a no-op. */
+DEL_API void del_dataset_free(del_dataset *ds);
+
+/* Number of images; 0 if ds is NULL. */
+DEL_API int64_t del_dataset_size(const del_dataset *ds);
+
+/* Image height, width, channels; 0 if ds is NULL. */
+DEL_API int del_dataset_height(const del_dataset *ds);
+DEL_API int del_dataset_width(const del_dataset *ds);
+DEL_API int del_dataset_channels(const del_dataset *ds);
+
+/* 1 + the largest label (0 if no image is labeled or ds is NULL). */
+DEL_API int del_dataset_num_classes(const del_dataset *ds);
+
+/* The images, size*height*width*channels bytes (borrowed, read-only,
+ * valid while ds lives). NULL if ds is NULL. */
+DEL_API const uint8_t *del_dataset_images(const del_dataset *ds);
+
+/* The labels, size int32 values, -1 = unlabeled (borrowed). */
+DEL_API const int32_t *del_dataset_labels(const del_dataset *ds);
+
+/* Splits src into the first per_class images of each class, in file order
+ * (*labeled), and all other images (*unlabeled, every label set to -1;
+ * images whose label is already -1 also go there). The FMNIST-1k labeled
+ * set is per_class = 100 on the Fashion-MNIST train split. Either out
+ * pointer may be NULL if that part is not wanted.
+ * Errors: DEL_EINVAL (src NULL, per_class < 1, both outs NULL, a class has
+ * fewer than per_class images: the message names the class), DEL_ENOMEM. */
+DEL_API del_status del_dataset_split_per_class(del_dataset **labeled, del_dataset **unlabeled, const del_dataset *src, int per_class);
+
+/* Creates a dataset of the n images src[indices[i]] (copied, in the given
+ * order; repeats allowed). Errors: DEL_EINVAL (NULL argument, n < 1, an
+ * index outside 0..size-1: the message names it), DEL_ENOMEM. */
+DEL_API del_status del_dataset_subset(del_dataset **out, const del_dataset *src, const int64_t *indices, int64_t n);
+
+/* Fills a training batch: x[i] = (image[indices[i]] / 255 - mean[c]) / std[c]
+ * as f32 NCHW (x must be an f32 tensor of shape [n, C, H, W]) and, if y is
+ * not NULL, y[i] = label[indices[i]] (y must be an i32 tensor of shape [n]).
+ * mean and std hold C values each; std values must be > 0.
+ * Errors: DEL_EINVAL (NULL argument, wrong dtype or shape of x or y, index
+ * out of range, std <= 0). */
+DEL_API del_status del_dataset_batch(const del_dataset *ds, const int64_t *indices, int64_t n, const float *mean, const float *std, del_tensor *x, del_tensor *y);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

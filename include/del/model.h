@@ -1,0 +1,151 @@
+/* libdel — models: a sequence of layers over f32 NCHW input, with all
+ * parameters in one contiguous buffer (and their gradients in another).
+ *
+ * Layers: linear, conv2d, batchnorm, relu, maxpool, flatten, dropout.
+ * Weights are initialised as PyTorch does by default (conv/linear weight
+ * and bias uniform in +-1/sqrt(fan_in); batchnorm gamma 1, beta 0).
+ * Threading: a model is used by one thread at a time; distinct models are
+ * independent. */
+#ifndef DEL_MODEL_H
+#define DEL_MODEL_H
+
+#include "common.h"
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct del_model del_model;
+
+/* Creates an empty model taking input of shape [N, channels, height, width].
+ * Its random stream (initialisation, dropout) starts from seed 0; see
+ * del_model_init. Errors: DEL_EINVAL (NULL out, a size < 1), DEL_ENOMEM. */
+DEL_API del_status del_model_new(del_model **out, int channels, int height, int width);
+
+/* Appends a layer. The new layer's shape follows from the previous output.
+ * Its parameters are initialised from the model's random stream.
+ * Errors (all): DEL_EINVAL (NULL model, a parameter out of range, a layer
+ * that does not fit the current output shape — e.g. conv2d after flatten,
+ * linear on a 4-d output, a kernel larger than the padded input),
+ * DEL_ENOMEM. */
+/* conv2d: out_channels >= 1, kernel >= 1, stride >= 1, 0 <= pad < kernel; bias 0/1. */
+DEL_API del_status del_model_add_conv2d(del_model *model, int out_channels, int kernel, int stride, int pad, int bias);
+/* linear on a 2-d output [N, F]: y = x W^T + b; bias 0/1. */
+DEL_API del_status del_model_add_linear(del_model *model, int out_features, int bias);
+/* batchnorm over channels of a 4-d output (or features of a 2-d one);
+ * eps > 0, momentum in (0, 1] (PyTorch defaults: 1e-5, 0.1). */
+DEL_API del_status del_model_add_batchnorm(del_model *model, float eps, float momentum);
+DEL_API del_status del_model_add_relu(del_model *model);
+/* maxpool on a 4-d output: kernel >= 1, stride >= 1 (floor mode, no padding). */
+DEL_API del_status del_model_add_maxpool(del_model *model, int kernel, int stride);
+/* flatten [N, C, H, W] to [N, C*H*W] (C order). */
+DEL_API del_status del_model_add_flatten(del_model *model);
+/* dropout with drop probability p in [0, 1): inverted scaling, identity in eval mode. */
+DEL_API del_status del_model_add_dropout(del_model *model, float p);
+
+/* Builds a model from a spec string: items separated by ';' or newlines,
+ * each a layer name, positional numbers, then key=value options:
+ *   input C H W                       (required, first)
+ *   conv2d OUT [k=3] [s=1] [p=0] [bias=1]
+ *   linear OUT [bias=1]
+ *   batchnorm [eps=1e-5] [momentum=0.1]
+ *   relu | flatten
+ *   maxpool K [s=K]
+ *   dropout P
+ * e.g. "input 1 28 28; flatten; linear 256; relu; linear 10".
+ * Errors: DEL_EINVAL (NULL argument), DEL_EFORMAT (unknown layer or option,
+ * missing or malformed number: the message gives the item number and the
+ * offending text), the errors of the del_model_add_* calls, DEL_ENOMEM. */
+DEL_API del_status del_model_from_spec(del_model **out, const char *spec);
+
+/* Builds a named preset for the given input shape and number of classes:
+ *   "fmnist-cnn"  [conv3x3(32,p1,no bias) BN ReLU] x2, maxpool 2,
+ *                 [conv3x3(64,p1,no bias) BN ReLU] x2, maxpool 2, flatten,
+ *                 linear 128, ReLU, dropout 0.5, linear num_classes
+ *   "mlp"         flatten, linear 256, ReLU, linear num_classes
+ * Errors: DEL_EINVAL (NULL argument, unknown name: the message lists the
+ * presets, a size < 1, num_classes < 2), DEL_ENOMEM. */
+DEL_API del_status del_model_preset(del_model **out, const char *name, int channels, int height, int width, int num_classes);
+
+/* Frees model. del_model_free(NULL) is a no-op. */
+DEL_API void del_model_free(del_model *model);
+
+/* Re-initialises every parameter (and batchnorm running statistics) from
+ * seed and restarts the model's random stream (dropout) at seed.
+ * Errors: DEL_EINVAL (NULL model). */
+DEL_API del_status del_model_init(del_model *model, uint64_t seed);
+
+/* Selects training mode (1: batchnorm uses batch statistics and updates
+ * running ones, dropout active) or evaluation mode (0). New models are in
+ * training mode. Errors: DEL_EINVAL (NULL model). */
+DEL_API del_status del_model_set_training(del_model *model, int training);
+
+/* 1 in training mode, 0 in evaluation mode (0 if model is NULL). */
+DEL_API int del_model_is_training(const del_model *model);
+
+/* Number of layers (0 if NULL). */
+DEL_API int del_model_num_layers(const del_model *model);
+
+/* The type name of layer i ("conv2d", "linear", ...); NULL if out of range. */
+DEL_API const char *del_model_layer_type(const del_model *model, int i);
+
+/* Number of trainable parameters (0 if NULL). */
+DEL_API int64_t del_model_num_params(const del_model *model);
+
+/* The contiguous parameter buffer and its gradient buffer, each
+ * del_model_num_params floats, in layer order (borrowed; valid until the
+ * next layer is added or the model is freed). Writing parameters is allowed.
+ * NULL if model is NULL or has no parameters. */
+DEL_API float *del_model_params(del_model *model);
+DEL_API float *del_model_grads(del_model *model);
+
+/* The output shape for one image: *ndim is 1 ([F]) or 3 ([C, H, W]) and
+ * shape receives that many sizes (shape must hold 3). Errors: DEL_EINVAL. */
+DEL_API del_status del_model_output_shape(const del_model *model, int *ndim, int64_t *shape);
+
+/* Writes a human-readable summary (one line per layer with output shape and
+ * parameter count, then the total) into buf of size bytes, NUL-terminated.
+ * If it does not fit, writes what fits and returns DEL_EINVAL; *needed (if
+ * not NULL) receives the size needed including the NUL. */
+DEL_API del_status del_model_summary(const del_model *model, char *buf, size_t size, size_t *needed);
+
+/* Runs the model on x (f32 [N, C, H, W] matching the input shape; N >= 1).
+ * The result is kept in the model: see del_model_output.
+ * Errors: DEL_EINVAL (NULL argument, wrong dtype or shape: the message gives
+ * expected and actual), DEL_ENOMEM. */
+DEL_API del_status del_model_forward(del_model *model, const del_tensor *x);
+
+/* The output of the last forward (f32 [N, ...]), borrowed: valid until the
+ * next forward or until the model is freed. NULL before any forward. */
+DEL_API del_tensor *del_model_output(del_model *model);
+
+/* Back-propagates grad_output (f32, the shape of del_model_output) through
+ * the last forward, adding parameter gradients into del_model_grads.
+ * Errors: DEL_EINVAL (NULL argument, shape mismatch), DEL_ESTATE (no forward
+ * yet, or the last forward was in evaluation mode), DEL_ENOMEM. */
+DEL_API del_status del_model_backward(del_model *model, const del_tensor *grad_output);
+
+/* Gradient of the loss with respect to the last forward's input (f32
+ * [N, C, H, W]), borrowed; NULL before any backward. */
+DEL_API del_tensor *del_model_input_grad(del_model *model);
+
+/* Sets every gradient to zero. Errors: DEL_EINVAL (NULL model). */
+DEL_API del_status del_model_zero_grad(del_model *model);
+
+/* Mean softmax cross-entropy of logits (f32 [N, K]) against labels (i32
+ * [N], each in 0..K-1). *loss receives the mean; if grad is not NULL
+ * (f32 [N, K]) it receives d loss / d logits = (softmax - onehot) / N.
+ * Errors: DEL_EINVAL (NULL argument, wrong dtype or shape, label out of
+ * range: the message names the row). */
+DEL_API del_status del_loss_cross_entropy(const del_tensor *logits, const del_tensor *labels, float *loss, del_tensor *grad);
+
+/* Row-wise softmax with temperature: probs_i = exp(z_i/T) / sum_j exp(z_j/T),
+ * computed stably. logits and probs are f32 [N, K] (may be the same tensor).
+ * Errors: DEL_EINVAL (NULL argument, shape mismatch, temperature <= 0). */
+DEL_API del_status del_softmax(const del_tensor *logits, float temperature, del_tensor *probs);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,111 @@
+/* libdel — optimizers and trainers.
+ *
+ * Threading: an optimizer or trainer is used by one thread at a time, and
+ * so is the model it updates while it works. */
+#ifndef DEL_TRAIN_H
+#define DEL_TRAIN_H
+
+#include "common.h"
+#include "tensor.h"
+#include "data.h"
+#include "model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum del_schedule {
+    DEL_SCHEDULE_CONSTANT = 0, /* lr stays at the base value */
+    DEL_SCHEDULE_COSINE = 1    /* lr_t = final + (base - final) * (1 + cos(pi * t / T)) / 2 */
+} del_schedule;
+
+typedef struct del_optimizer del_optimizer;
+
+/* Creates an SGD optimizer over all parameters of model (which must outlive
+ * it and must not gain layers afterwards), as PyTorch's torch.optim.SGD:
+ *   g = grad + weight_decay * p;  v = momentum * v + g  (v = g at step 0);
+ *   p -= lr * (nesterov ? g + momentum * v : v).
+ * Errors: DEL_EINVAL (NULL argument, model without parameters, lr <= 0,
+ * momentum outside [0, 1), weight_decay < 0, nesterov with momentum 0),
+ * DEL_ENOMEM. */
+DEL_API del_status del_optimizer_new_sgd(del_optimizer **out, del_model *model, float lr, float momentum, float weight_decay, int nesterov);
+
+/* Frees opt. del_optimizer_free(NULL) is a no-op. */
+DEL_API void del_optimizer_free(del_optimizer *opt);
+
+/* Sets the learning-rate schedule over total_steps steps, ending at
+ * final_lr (ignored for DEL_SCHEDULE_CONSTANT). After total_steps the lr
+ * stays at final_lr. Errors: DEL_EINVAL (NULL opt, unknown kind,
+ * total_steps < 1, final_lr < 0). */
+DEL_API del_status del_optimizer_set_schedule(del_optimizer *opt, del_schedule kind, int64_t total_steps, float final_lr);
+
+/* Applies one update from the model's current gradients with the learning
+ * rate of the current step, then advances the step. Gradients are left as
+ * they are. Errors: DEL_EINVAL (NULL opt), DEL_ESTATE (the model's
+ * parameter count changed since the optimizer was made). */
+DEL_API del_status del_optimizer_step(del_optimizer *opt);
+
+/* The learning rate the next step will use (0 if opt is NULL). */
+DEL_API float del_optimizer_lr(const del_optimizer *opt);
+
+/* Steps taken so far (0 if opt is NULL). */
+DEL_API int64_t del_optimizer_steps(const del_optimizer *opt);
+
+typedef struct del_trainer del_trainer;
+
+/* Progress callback: called on the thread that runs del_trainer_fit, after
+ * step `step` (1-based) of `total`, with the mean training loss of the
+ * steps since the previous call. Return 0 to go on, non-zero to stop
+ * (del_trainer_fit then returns DEL_ECANCELED, with the model as it is
+ * after that step). */
+typedef int (*del_progress_fn)(int64_t step, int64_t total, float loss, void *user);
+
+/* Creates a supervised trainer: minibatch SGD with softmax cross-entropy on
+ * the labeled images of `labeled` (images labeled -1 are skipped).
+ * model and labeled are borrowed and must outlive the trainer.
+ * Defaults (FMNIST-1k, SPEC §5): batch 64, lr 0.05, momentum 0.9, Nesterov,
+ * weight decay 5e-4, cosine schedule to 0 over each fit, seed 0,
+ * normalisation mean 0.2860 / std 0.3530 for every channel.
+ * Batches are drawn without replacement from a fresh permutation each
+ * epoch (derived from the seed and the epoch), continuing across fits.
+ * Errors: DEL_EINVAL (NULL argument, the dataset has no labeled image, its
+ * image shape differs from the model's input, a label >= the model's
+ * number of outputs), DEL_ENOMEM. */
+DEL_API del_status del_trainer_new_supervised(del_trainer **out, del_model *model, const del_dataset *labeled);
+
+/* Frees trainer. del_trainer_free(NULL) is a no-op. */
+DEL_API void del_trainer_free(del_trainer *trainer);
+
+/* Setters. Each returns DEL_EINVAL for a NULL trainer or a value out of
+ * range (named in the message), DEL_ESTATE if called during a fit. */
+/* batch_size >= 1 (at most the number of labeled images). */
+DEL_API del_status del_trainer_set_batch_size(del_trainer *trainer, int batch_size);
+/* SGD settings, as del_optimizer_new_sgd. */
+DEL_API del_status del_trainer_set_sgd(del_trainer *trainer, float lr, float momentum, float weight_decay, int nesterov);
+/* Schedule over each fit's steps; final lr 0 for cosine. */
+DEL_API del_status del_trainer_set_schedule(del_trainer *trainer, del_schedule kind);
+/* Per-channel mean and std (channels must equal the dataset's; std > 0). */
+DEL_API del_status del_trainer_set_normalize(del_trainer *trainer, const float *mean, const float *std, int channels);
+/* Seed of batch order and dropout. */
+DEL_API del_status del_trainer_set_seed(del_trainer *trainer, uint64_t seed);
+/* Progress callback every `every` steps (>= 1) and after the last step;
+ * fn NULL removes it. */
+DEL_API del_status del_trainer_set_progress(del_trainer *trainer, del_progress_fn fn, int64_t every, void *user);
+
+/* Trains for `steps` steps (>= 1) in training mode, leaving the model in
+ * evaluation mode. The same seed and settings give bit-identical weights
+ * whatever the thread count.
+ * Errors: DEL_EINVAL (NULL trainer, steps < 1), DEL_ECANCELED (the
+ * callback stopped it), DEL_ENOMEM. */
+DEL_API del_status del_trainer_fit(del_trainer *trainer, int64_t steps);
+
+/* Top-1 accuracy (0..1) of the model, in evaluation mode, on the labeled
+ * images of test, normalised as for training.
+ * Errors: DEL_EINVAL (NULL argument, image shape differs, no labeled
+ * image), DEL_ENOMEM. */
+DEL_API del_status del_trainer_evaluate(del_trainer *trainer, const del_dataset *test, double *accuracy);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,104 @@
+/* Internal: the compute backend, one table of functions.
+ *
+ * Every heavy computation of the library (gemm, convolution, pooling,
+ * batch normalisation, elementwise ops) goes through this table; nothing
+ * outside src/backend/ includes cblas.h. All tensors are f32, dense, NCHW
+ * (or [rows, cols] row-major). "accumulate" outputs are added to (+=);
+ * all others are overwritten.
+ *
+ * Determinism contract: every entry gives bit-identical results whatever
+ * the thread count (reductions use a fixed order independent of threads).
+ *
+ * To add a backend: a folder src/backend/<name>/ defining a del_backend
+ * with every entry set, and a case in del_backend_get. */
+#ifndef DEL_BACKEND_H
+#define DEL_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct del_conv2d_shape {
+    int n;                   /* batch */
+    int c_in, h_in, w_in;    /* input */
+    int c_out, h_out, w_out; /* output: h_out = (h_in + 2*pad - kernel)/stride + 1 */
+    int kernel, stride, pad; /* square kernel, zero padding */
+} del_conv2d_shape;
+
+typedef struct del_pool_shape {
+    int n, c;
+    int h_in, w_in;
+    int h_out, w_out; /* floor((h_in - kernel)/stride) + 1 */
+    int kernel, stride;
+} del_pool_shape;
+
+typedef struct del_backend {
+    /* name of the backend, e.g. "cpu-openblas" */
+    const char *name;
+
+    /* number of threads for the backend's own libraries (OpenBLAS) */
+    void (*set_num_threads)(int n);
+
+    /* c = alpha * op(a) * op(b) + beta * c, row-major; op(a) is m x k,
+     * op(b) is k x n; trans_* non-zero means the stored matrix is transposed */
+    void (*gemm)(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                 const float *a, int lda, const float *b, int ldb, float beta,
+                 float *c, int ldc);
+
+    /* bytes of scratch that conv2d_forward/backward need for shape s */
+    size_t (*conv2d_workspace)(const del_conv2d_shape *s);
+
+    /* y[n, co, oh, ow] = sum_{ci,kh,kw} w[co, ci, kh, kw] * x[n, ci, oh*s-p+kh, ow*s-p+kw] + bias[co];
+     * w is [c_out, c_in, k, k]; bias may be NULL; ws has conv2d_workspace bytes */
+    void (*conv2d_forward)(const del_conv2d_shape *s, const float *x, const float *w,
+                           const float *bias, float *y, void *ws);
+
+    /* from dy [n, c_out, h_out, w_out]: dx (overwritten; may be NULL = not needed),
+     * dw (accumulate, [c_out, c_in, k, k]), dbias (accumulate, may be NULL) */
+    void (*conv2d_backward)(const del_conv2d_shape *s, const float *x, const float *w,
+                            const float *dy, float *dx, float *dw, float *dbias, void *ws);
+
+    /* y = max over each window; argmax receives the flat index (within the
+     * input plane h_in*w_in) of the max, first one on ties */
+    void (*maxpool2d_forward)(const del_pool_shape *s, const float *x, float *y, int32_t *argmax);
+
+    /* dx (overwritten, zero where not a max) from dy and argmax */
+    void (*maxpool2d_backward)(const del_pool_shape *s, const float *dy, const int32_t *argmax, float *dx);
+
+    /* training-mode batchnorm over x [n, c, hw]: batch mean and biased
+     * variance per channel; y = gamma * (x - mean) * invstd + beta with
+     * invstd = 1/sqrt(var + eps); running_mean/var updated with momentum
+     * using the unbiased variance (PyTorch); save_mean/save_invstd [c] kept
+     * for backward */
+    void (*batchnorm_forward_train)(int n, int c, int hw, const float *x, const float *gamma,
+                                    const float *beta, float eps, float momentum,
+                                    float *running_mean, float *running_var, float *y,
+                                    float *save_mean, float *save_invstd);
+
+    /* eval-mode batchnorm with running statistics */
+    void (*batchnorm_forward_eval)(int n, int c, int hw, const float *x, const float *gamma,
+                                   const float *beta, const float *running_mean,
+                                   const float *running_var, float eps, float *y);
+
+    /* training-mode batchnorm backward: dx overwritten (may be NULL),
+     * dgamma and dbeta accumulate */
+    void (*batchnorm_backward)(int n, int c, int hw, const float *x, const float *dy,
+                               const float *gamma, const float *save_mean,
+                               const float *save_invstd, float *dx, float *dgamma, float *dbeta);
+
+    /* y = max(x, 0) elementwise (x == y allowed) */
+    void (*relu_forward)(int64_t count, const float *x, float *y);
+
+    /* dx = y > 0 ? dy : 0, from the forward output y (dx == dy allowed) */
+    void (*relu_backward)(int64_t count, const float *y, const float *dy, float *dx);
+
+    /* y[r, j] += bias[j] for a rows x cols matrix */
+    void (*add_bias_rows)(int rows, int cols, const float *bias, float *y);
+
+    /* out[j] += sum_r x[r, j] (fixed summation order) */
+    void (*sum_rows)(int rows, int cols, const float *x, float *out);
+} del_backend;
+
+/* The active backend (the CPU one). Never NULL. */
+const del_backend *del_backend_get(void);
+
+#endif
