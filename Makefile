@@ -83,3 +83,5 @@ clean:
 	rm -rf build build-san lib
 
 .PHONY: all test-c examples clean
+
+-include bench/bench.mk
