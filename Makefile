@@ -1,8 +1,13 @@
 # libdel — build, test, install.
-#   make            lib/libdel.so.$(VERSION), lib/libdel.a
-#   make check      install missing packages, build, run every test
+#   make            lib/libdel.so.$(VERSION), lib/libdel.a (make -j2 works)
+#   make check      install missing packages, build, run every test (C, Python,
+#                   install, exported symbols, header, bindings up to date)
 #   make demo       install missing packages, build, train fmnist-cnn on FMNIST-1k (R0)
 #   make install PREFIX=/usr/local DESTDIR=   make uninstall
+#   make sanitize   C tests under ASan + UBSan (build-san/)
+#   make valgrind   C tests under valgrind
+#   make python-gen regenerate bindings/python/libdel/_ffi.py from include/del.h
+#   make deps       install the missing Debian packages (scripts/deps.sh)
 
 VERSION_MAJOR := 0
 VERSION_MINOR := 1
@@ -79,9 +84,122 @@ build/bench/%: bench/%.c $(SHARED)
 
 examples: $(EXAMPLE_BINS)
 
+# ---- set-up and the aggregate targets ----
+# deps runs first, then a sub-make: the pkg-config queries at the top of this
+# file must see the packages deps may just have installed.
+deps:
+	scripts/deps.sh
+
+check: deps
+	@$(MAKE) --no-print-directory check-all
+
+check-all: all examples test-c test-python test-install test-abi check-python-gen
+	@echo "make check: all tests passed"
+
+demo: deps
+	@$(MAKE) --no-print-directory build/examples/fmnist1k_demo
+	build/examples/fmnist1k_demo
+
+# ---- Python bindings ----
+# Both interpreters when present: the default python3 (perhaps without numpy)
+# and Debian's, which has numpy, so the no-numpy and numpy paths both run.
+PYTHON ?= python3
+PYTHONS ?= $(PYTHON) /usr/bin/python3
+FFI := bindings/python/libdel/_ffi.py
+
+python-gen:
+	$(PYTHON) bindings/python/gen_ffi.py --output $(FFI)
+
+check-python-gen:
+	@tmp=$$(mktemp); \
+	$(PYTHON) bindings/python/gen_ffi.py --output $$tmp || { rm -f $$tmp; exit 1; }; \
+	if diff -u $(FFI) $$tmp; then rm -f $$tmp; echo "bindings: $(FFI) is up to date"; \
+	else rm -f $$tmp; echo "bindings: $(FFI) is stale; run 'make python-gen'" >&2; exit 1; fi
+
+test-python: $(SHARED)
+	@set -e; seen=; ran=0; \
+	for py in $(PYTHONS); do \
+	  exe=$$(command -v $$py 2>/dev/null) || continue; \
+	  real=$$($$exe -c 'import os, sys; print(os.path.realpath(sys.executable))' 2>/dev/null) || continue; \
+	  case " $$seen " in *" $$real "*) continue;; esac; seen="$$seen $$real"; \
+	  if ! $$exe -c 'import sys; sys.exit(sys.version_info < (3, 8))'; then \
+	    echo "== skipping $$exe (Python < 3.8)"; continue; fi; \
+	  echo "== Python tests with $$exe ($$($$exe -V 2>&1))"; \
+	  PYTHONPATH=$(CURDIR)/bindings/python LIBDEL_PATH=$(CURDIR)/lib/$(SONAME) \
+	    $$exe -m unittest discover -s tests/python -t tests/python; \
+	  ran=1; \
+	done; \
+	test $$ran = 1 || { echo "test-python: no Python >= 3.8 found" >&2; exit 1; }
+
+# ---- installation ----
+# libdir in the .pc is written relative to ${prefix} when it lies under it,
+# so a relocated tree stays usable.
+PC_LIBDIR = $(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))
+PC_INCLUDEDIR = $(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))
+
+build/libdel.pc: pkgconfig/libdel.pc.in Makefile FORCE
+	@mkdir -p build
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(PC_LIBDIR)|g' \
+	    -e 's|@INCLUDEDIR@|$(PC_INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+
+install: $(SHARED) lib/libdel.a build/libdel.pc
+	install -d $(DESTDIR)$(INCLUDEDIR)/del $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 644 include/del.h $(DESTDIR)$(INCLUDEDIR)/del.h
+	install -m 644 $(wildcard include/del/*.h) $(DESTDIR)$(INCLUDEDIR)/del/
+	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/libdel.so.$(VERSION)
+	ln -sf libdel.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libdel.so
+	install -m 644 lib/libdel.a $(DESTDIR)$(LIBDIR)/libdel.a
+	install -m 644 build/libdel.pc $(DESTDIR)$(LIBDIR)/pkgconfig/libdel.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/del.h $(addprefix $(DESTDIR)$(INCLUDEDIR)/del/,$(notdir $(wildcard include/del/*.h)))
+	-rmdir $(DESTDIR)$(INCLUDEDIR)/del 2>/dev/null
+	rm -f $(DESTDIR)$(LIBDIR)/libdel.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
+	      $(DESTDIR)$(LIBDIR)/libdel.so $(DESTDIR)$(LIBDIR)/libdel.a \
+	      $(DESTDIR)$(LIBDIR)/pkgconfig/libdel.pc
+
+test-install: $(SHARED) lib/libdel.a
+	MAKE="$(MAKE)" CC="$(CC)" tests/install/run.sh
+
+# ---- ABI: exported symbols and the public header on its own ----
+HDR_FLAGS := -Wall -Wextra -pedantic -Werror -Iinclude
+
+test-abi: $(SHARED)
+	tests/abi/check_symbols.sh $(SHARED) include
+	@mkdir -p build/tests/abi
+	$(CC) -std=c11 $(HDR_FLAGS) tests/abi/header_test.c -o build/tests/abi/header_test_c \
+	    -Llib -ldel -Wl,-rpath,'$$ORIGIN/../../../lib'
+	build/tests/abi/header_test_c
+	@if command -v $(CXX) >/dev/null 2>&1; then \
+	  echo "$(CXX) -x c++ -std=c++11 $(HDR_FLAGS) tests/abi/header_test.c"; \
+	  $(CXX) -x c++ -std=c++11 $(HDR_FLAGS) tests/abi/header_test.c -o build/tests/abi/header_test_cxx \
+	      -Llib -ldel -Wl,-rpath,'$$ORIGIN/../../../lib' && build/tests/abi/header_test_cxx; \
+	else echo "test-abi: no C++ compiler, C++ header check skipped"; fi
+
+# ---- the C tests under sanitizers and valgrind ----
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer
+
+sanitize:
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	    $(MAKE) --no-print-directory SAN="$(SAN_FLAGS)" test-c
+
+# Tests left out of valgrind by name: those that train for many steps take
+# tens of minutes under valgrind's ~50x slowdown, and the sanitizer run
+# already covers them.
+VALGRIND_EXCLUDE ?=
+VALGRIND := valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect -q
+
+valgrind: $(TEST_BINS)
+	@set -e; for t in $(filter-out $(addprefix %/,$(VALGRIND_EXCLUDE)),$(TEST_BINS)); do \
+	  echo "== valgrind $$t"; CK_FORK=no DEL_TEST_DATA=tests/data $(VALGRIND) $$t; done
+
 clean:
 	rm -rf build build-san lib
 
-.PHONY: all test-c examples clean
+FORCE:
+
+.PHONY: all test-c examples clean deps check check-all demo python-gen check-python-gen \
+        test-python install uninstall test-install test-abi sanitize valgrind FORCE
 
 -include bench/bench.mk

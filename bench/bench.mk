@@ -1,0 +1,25 @@
+# Benchmarks (included by the top Makefile).
+#   make bench                        sgemm check, then libdel vs PyTorch throughput
+#                                     (JSON lines on stdout; BENCH_THREADS="1 2",
+#                                     BENCH_ROUNDS=3 in the environment adjust it)
+#   make bench-fmnist1k RECIPES="R0"  FMNIST-1k accuracy, libdel vs PyTorch
+#                       [SEEDS="0 1 2"] [STEPS=N, a shorter smoke run] [THREADS=T]
+
+RECIPES ?= R0
+SEEDS ?= 0
+STEPS ?=
+THREADS ?=
+
+# sgemm_check only needs OpenBLAS: it must be able to vouch for the BLAS
+# even while the library itself does not build.
+build/bench/sgemm_check: bench/sgemm_check.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_APP) $(BLAS_CFLAGS) $< -o $@ $(BLAS_LIBS) -lm
+
+bench: build/bench/sgemm_check build/bench/throughput
+	bench/run.sh
+
+bench-fmnist1k: build/bench/fmnist1k
+	RECIPES="$(RECIPES)" SEEDS="$(SEEDS)" STEPS="$(STEPS)" THREADS="$(THREADS)" bench/fmnist1k.sh
+
+.PHONY: bench bench-fmnist1k

@@ -1,0 +1,57 @@
+"""libdel: data-efficient learning of image classifiers (Python bindings).
+
+A thin ctypes layer over the C library. The declarations in _ffi.py are
+generated from include/del.h by bindings/python/gen_ffi.py.
+
+The shared library is found through $LIBDEL_PATH (a file or a folder), then
+the repository's lib/libdel.so.0, then the system's libdel.so.0.
+Every failing call raises libdel.Error (or a subclass per status) whose
+message is the library's del_last_error().
+"""
+
+from . import _ffi
+from ._lib import (Canceled, Error, FileError, FormatError, InvalidArgument, OutOfMemory,
+                   StateError, check, lib, library_path)
+from .data import FMNIST_MEAN, FMNIST_STD, Dataset
+from .model import Model, cross_entropy, softmax
+from .tensor import Tensor
+from .train import Optimizer, Trainer
+
+__all__ = ["Error", "InvalidArgument", "OutOfMemory", "FileError", "FormatError", "Canceled",
+           "StateError", "Tensor", "Dataset", "Model", "Optimizer", "Trainer",
+           "cross_entropy", "softmax", "set_num_threads", "get_num_threads", "version",
+           "version_number", "status_str", "last_error", "library_path",
+           "FMNIST_MEAN", "FMNIST_STD", "FASHION_MNIST_DIR"]
+
+FASHION_MNIST_DIR = _ffi.DEL_FASHION_MNIST_DIR
+__version__ = "%d.%d.%d" % (_ffi.DEL_VERSION_MAJOR, _ffi.DEL_VERSION_MINOR,
+                            _ffi.DEL_VERSION_PATCH)
+
+
+def version():
+    """The loaded library's version string, e.g. "0.1.0"."""
+    return lib.del_version_string().decode()
+
+
+def version_number():
+    """The loaded library's version as MAJOR*10000 + MINOR*100 + PATCH."""
+    return lib.del_version_number()
+
+
+def status_str(status):
+    """A short description of a del_status code."""
+    return lib.del_status_str(int(status)).decode()
+
+
+def last_error():
+    """The message of the last failure on this thread ("" if none)."""
+    return lib.del_last_error().decode("utf-8", "replace")
+
+
+def set_num_threads(n):
+    """Sets the number of compute threads (1..256); results do not depend on it."""
+    check(lib.del_set_num_threads(int(n)))
+
+
+def get_num_threads():
+    return lib.del_get_num_threads()

@@ -1,0 +1,148 @@
+"""del_dataset: uint8 images (N x H x W x C) with int32 labels (-1 = unlabeled)."""
+
+import ctypes
+import os
+
+from . import _ffi
+from ._lib import Handle, c_array, check, invalid, lib, new_handle, view_memory
+from .tensor import Tensor
+
+__all__ = ["Dataset", "FMNIST_MEAN", "FMNIST_STD"]
+
+FMNIST_MEAN = 0.2860
+FMNIST_STD = 0.3530
+
+_SPLITS = {"train": _ffi.DEL_SPLIT_TRAIN, "test": _ffi.DEL_SPLIT_TEST,
+           _ffi.DEL_SPLIT_TRAIN: _ffi.DEL_SPLIT_TRAIN, _ffi.DEL_SPLIT_TEST: _ffi.DEL_SPLIT_TEST}
+
+
+def _path(p):
+    return None if p is None else os.fsencode(p)
+
+
+def _readable_bytes(obj, what):
+    try:
+        mv = memoryview(obj)
+    except TypeError:
+        raise invalid("Dataset.from_arrays: '%s' must be bytes-like, got %s"
+                      % (what, type(obj).__name__))
+    if not mv.c_contiguous:
+        mv = memoryview(mv.tobytes())
+    return mv
+
+
+class Dataset(Handle):
+    """An immutable set of images and labels."""
+
+    _free_name = "del_dataset_free"
+
+    @classmethod
+    def load_idx(cls, images_path, labels_path=None):
+        """Loads IDX files (plain or gzip); labels_path None: all labels -1."""
+        return cls(new_handle(lib.del_dataset_load_idx, _path(images_path), _path(labels_path)))
+
+    @classmethod
+    def fashion_mnist(cls, split="train", dir=None):
+        """Loads a Fashion-MNIST split ("train" or "test") from dir (default:
+        Debian's /usr/share/datasets/fashion-mnist)."""
+        code = _SPLITS.get(split, split)
+        if not isinstance(code, int):
+            raise invalid("Dataset.fashion_mnist: 'split' must be 'train' or 'test', got %r"
+                          % (split,))
+        return cls(new_handle(lib.del_dataset_load_fashion_mnist, _path(dir), code))
+
+    @classmethod
+    def from_arrays(cls, images, labels, n, height, width, channels=1):
+        """Copies n images (bytes-like, n*height*width*channels bytes, HWC per
+        image) and n labels (a sequence or int32 buffer; None: all -1)."""
+        mv = _readable_bytes(images, "images")
+        need = int(n) * int(height) * int(width) * int(channels)
+        if n >= 1 and height >= 1 and width >= 1 and channels >= 1 and mv.nbytes != need:
+            raise invalid("Dataset.from_arrays: 'images' holds %d bytes, expected "
+                          "n*height*width*channels = %d" % (mv.nbytes, need))
+        img = (ctypes.c_uint8 * max(mv.nbytes, 1)).from_buffer_copy(mv.cast("B")) \
+            if mv.nbytes else None
+        lab = None
+        if labels is not None:
+            lab = c_array(ctypes.c_int32, labels, "Dataset.from_arrays: 'labels'")
+            if len(lab) != n:
+                raise invalid("Dataset.from_arrays: 'labels' holds %d values, expected n = %d"
+                              % (len(lab), n))
+        return cls(new_handle(lib.del_dataset_from_arrays, img, lab, int(n),
+                              int(height), int(width), int(channels)))
+
+    def __len__(self):
+        return lib.del_dataset_size(self._h)
+
+    @property
+    def size(self):
+        return len(self)
+
+    @property
+    def shape(self):
+        """(height, width, channels) of one image."""
+        h = self._h
+        return (lib.del_dataset_height(h), lib.del_dataset_width(h), lib.del_dataset_channels(h))
+
+    @property
+    def num_classes(self):
+        return lib.del_dataset_num_classes(self._h)
+
+    @property
+    def labels(self):
+        """The labels as a read-only int32 memoryview (no copy)."""
+        h = self._h
+        n = lib.del_dataset_size(h)
+        ptr = ctypes.cast(lib.del_dataset_labels(h), ctypes.c_void_p).value
+        return view_memory(ptr, 4 * n, "i", (n,), self, readonly=True)
+
+    @property
+    def images(self):
+        """The images as a read-only uint8 memoryview of shape (N, H, W, C)."""
+        h = self._h
+        hh, ww, cc = self.shape
+        n = lib.del_dataset_size(h)
+        ptr = ctypes.cast(lib.del_dataset_images(h), ctypes.c_void_p).value
+        return view_memory(ptr, n * hh * ww * cc, "B", (n, hh, ww, cc), self, readonly=True)
+
+    def split_per_class(self, per_class):
+        """(labeled, unlabeled): the first per_class images of each class,
+        and all the others with their labels set to -1."""
+        a, b = ctypes.c_void_p(), ctypes.c_void_p()
+        check(lib.del_dataset_split_per_class(ctypes.byref(a), ctypes.byref(b), self._h,
+                                              int(per_class)))
+        return Dataset(a.value), Dataset(b.value)
+
+    def subset(self, indices):
+        """A copy of the images at indices (in order; repeats allowed)."""
+        idx = c_array(ctypes.c_int64, indices, "Dataset.subset: 'indices'")
+        return Dataset(new_handle(lib.del_dataset_subset, self._h, idx, len(idx)))
+
+    def batch(self, indices, mean=None, std=None):
+        """(x, y): x float32 [n, C, H, W] = (image/255 - mean) / std, y int32
+        [n] labels. mean/std: one value per channel (default Fashion-MNIST's)."""
+        hh, ww, cc = self.shape
+        idx = c_array(ctypes.c_int64, indices, "Dataset.batch: 'indices'")
+        n = len(idx)
+        if n < 1:
+            raise invalid("Dataset.batch: 'indices' must not be empty")
+        mean = [FMNIST_MEAN] * cc if mean is None else mean
+        std = [FMNIST_STD] * cc if std is None else std
+        if isinstance(mean, (int, float)):
+            mean = [mean] * cc
+        if isinstance(std, (int, float)):
+            std = [std] * cc
+        m = c_array(ctypes.c_float, mean, "Dataset.batch: 'mean'")
+        s = c_array(ctypes.c_float, std, "Dataset.batch: 'std'")
+        if len(m) != cc or len(s) != cc:
+            raise invalid("Dataset.batch: 'mean' and 'std' must hold %d values (one per channel)"
+                          % cc)
+        x = Tensor.zeros((n, cc, hh, ww), "float32")
+        y = Tensor.zeros((n,), "int32")
+        check(lib.del_dataset_batch(self._h, idx, n, m, s, x._h, y._h))
+        return x, y
+
+    def __repr__(self):
+        if self.closed:
+            return "Dataset(<closed>)"
+        return "Dataset(n=%d, shape=%s, classes=%d)" % (len(self), self.shape, self.num_classes)

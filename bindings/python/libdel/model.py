@@ -1,0 +1,190 @@
+"""del_model: a sequence of layers over float32 NCHW input; losses."""
+
+import ctypes
+
+from ._lib import Handle, check, invalid, lib, new_handle, view_memory
+from .tensor import Tensor, as_tensor
+
+__all__ = ["Model", "cross_entropy", "softmax"]
+
+
+class Model(Handle):
+    """A network. Build it with Model(channels, height, width) and the add_*
+    methods (each returns the model, so calls chain), from a spec string, or
+    from a preset. One thread at a time."""
+
+    _free_name = "del_model_free"
+
+    def __init__(self, channels=None, height=None, width=None, _handle=None):
+        if _handle is None:
+            if channels is None or height is None or width is None:
+                raise invalid("Model: 'channels', 'height' and 'width' are required")
+            _handle = new_handle(lib.del_model_new, int(channels), int(height), int(width))
+        super().__init__(_handle)
+
+    @classmethod
+    def preset(cls, name, channels=1, height=28, width=28, num_classes=10):
+        """A named preset: "fmnist-cnn" or "mlp"."""
+        return cls(_handle=new_handle(lib.del_model_preset, name.encode("utf-8"), int(channels),
+                                      int(height), int(width), int(num_classes)))
+
+    @classmethod
+    def from_spec(cls, spec):
+        """A model from a spec string, e.g. "input 1 28 28; flatten; linear 10"."""
+        return cls(_handle=new_handle(lib.del_model_from_spec, spec.encode("utf-8")))
+
+    def add_conv2d(self, out_channels, kernel=3, stride=1, pad=0, bias=True):
+        check(lib.del_model_add_conv2d(self._h, int(out_channels), int(kernel), int(stride),
+                                       int(pad), 1 if bias else 0))
+        return self
+
+    def add_linear(self, out_features, bias=True):
+        check(lib.del_model_add_linear(self._h, int(out_features), 1 if bias else 0))
+        return self
+
+    def add_batchnorm(self, eps=1e-5, momentum=0.1):
+        check(lib.del_model_add_batchnorm(self._h, float(eps), float(momentum)))
+        return self
+
+    def add_relu(self):
+        check(lib.del_model_add_relu(self._h))
+        return self
+
+    def add_maxpool(self, kernel, stride=None):
+        check(lib.del_model_add_maxpool(self._h, int(kernel),
+                                        int(kernel if stride is None else stride)))
+        return self
+
+    def add_flatten(self):
+        check(lib.del_model_add_flatten(self._h))
+        return self
+
+    def add_dropout(self, p):
+        check(lib.del_model_add_dropout(self._h, float(p)))
+        return self
+
+    def init(self, seed=0):
+        """Re-initialises every parameter from seed; returns self."""
+        check(lib.del_model_init(self._h, ctypes.c_uint64(int(seed))))
+        return self
+
+    def train(self, mode=True):
+        """Training mode (batch statistics, dropout) or, with mode=False,
+        evaluation mode; returns self."""
+        check(lib.del_model_set_training(self._h, 1 if mode else 0))
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    @property
+    def training(self):
+        return bool(lib.del_model_is_training(self._h))
+
+    @property
+    def num_layers(self):
+        return lib.del_model_num_layers(self._h)
+
+    @property
+    def layer_types(self):
+        h = self._h
+        return [lib.del_model_layer_type(h, i).decode() for i in range(lib.del_model_num_layers(h))]
+
+    @property
+    def num_params(self):
+        return lib.del_model_num_params(self._h)
+
+    def _floats(self, fn):
+        h = self._h
+        n = lib.del_model_num_params(h)
+        ptr = ctypes.cast(fn(h), ctypes.c_void_p).value
+        if not ptr or n == 0:
+            return memoryview(b"").cast("B").cast("f")
+        return view_memory(ptr, 4 * n, "f", (n,), self)
+
+    @property
+    def params(self):
+        """The parameters as a writable float32 memoryview (no copy); stale
+        once another layer is added."""
+        return self._floats(lib.del_model_params)
+
+    @property
+    def grads(self):
+        """The gradients as a float32 memoryview (no copy)."""
+        return self._floats(lib.del_model_grads)
+
+    @property
+    def output_shape(self):
+        """The output shape for one image: (F,) or (C, H, W)."""
+        ndim = ctypes.c_int()
+        shape = (ctypes.c_int64 * 3)()
+        check(lib.del_model_output_shape(self._h, ctypes.byref(ndim), shape))
+        return tuple(shape[:ndim.value])
+
+    def summary(self):
+        needed = ctypes.c_size_t(0)
+        lib.del_model_summary(self._h, None, 0, ctypes.byref(needed))
+        buf = ctypes.create_string_buffer(max(needed.value, 1))
+        check(lib.del_model_summary(self._h, buf, len(buf), None))
+        return buf.value.decode("utf-8", "replace")
+
+    def __str__(self):
+        return self.summary() if not self.closed else "Model(<closed>)"
+
+    def __repr__(self):
+        if self.closed:
+            return "Model(<closed>)"
+        return "Model(layers=%d, params=%d)" % (self.num_layers, self.num_params)
+
+    def forward(self, x):
+        """Runs the model on x (a float32 Tensor or buffer [N, C, H, W]) and
+        returns the output: a Tensor view owned by the model, valid until the
+        next forward (use .copy() or .numpy(copy=True) to keep it)."""
+        x = as_tensor(x)
+        check(lib.del_model_forward(self._h, x._h))
+        return self.output
+
+    __call__ = forward
+
+    @property
+    def output(self):
+        h = lib.del_model_output(self._h)
+        return None if not h else Tensor(h, keep=self, owned=False)
+
+    def backward(self, grad_output):
+        """Back-propagates grad_output (shaped like the output), adding into
+        the gradients."""
+        g = as_tensor(grad_output)
+        check(lib.del_model_backward(self._h, g._h))
+
+    @property
+    def input_grad(self):
+        h = lib.del_model_input_grad(self._h)
+        return None if not h else Tensor(h, keep=self, owned=False)
+
+    def zero_grad(self):
+        check(lib.del_model_zero_grad(self._h))
+
+
+def cross_entropy(logits, labels, grad=False):
+    """Mean softmax cross-entropy of logits [N, K] against int32 labels [N].
+    Returns the loss, or (loss, d loss / d logits) with grad=True."""
+    logits = as_tensor(logits)
+    if not isinstance(labels, Tensor):
+        if isinstance(labels, (list, tuple)):
+            labels = Tensor.from_list(labels, dtype="int32")
+        else:
+            labels = Tensor.from_buffer(labels, dtype="int32")
+    loss = ctypes.c_float()
+    g = Tensor.zeros(logits.shape, "float32") if grad else None
+    check(lib.del_loss_cross_entropy(logits._h, labels._h, ctypes.byref(loss),
+                                     g._h if g is not None else None))
+    return (loss.value, g) if grad else loss.value
+
+
+def softmax(logits, temperature=1.0):
+    """Row-wise softmax of logits [N, K] at a temperature, as a new Tensor."""
+    logits = as_tensor(logits)
+    probs = Tensor.zeros(logits.shape, "float32")
+    check(lib.del_softmax(logits._h, float(temperature), probs._h))
+    return probs

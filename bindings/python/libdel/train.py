@@ -1,0 +1,152 @@
+"""del_optimizer and del_trainer."""
+
+import ctypes
+
+from . import _ffi
+from ._lib import Canceled, Handle, c_array, check, invalid, lib, new_handle
+
+__all__ = ["Optimizer", "Trainer"]
+
+_SCHEDULES = {"constant": _ffi.DEL_SCHEDULE_CONSTANT, "cosine": _ffi.DEL_SCHEDULE_COSINE,
+              _ffi.DEL_SCHEDULE_CONSTANT: _ffi.DEL_SCHEDULE_CONSTANT,
+              _ffi.DEL_SCHEDULE_COSINE: _ffi.DEL_SCHEDULE_COSINE}
+
+
+def _schedule(kind, where):
+    code = _SCHEDULES.get(kind)
+    if code is None:
+        raise invalid("%s: 'kind' must be 'constant' or 'cosine', got %r" % (where, kind))
+    return code
+
+
+class Optimizer(Handle):
+    """SGD over all parameters of a model (which it keeps alive)."""
+
+    _free_name = "del_optimizer_free"
+
+    def __init__(self, handle, model):
+        super().__init__(handle)
+        self.model = model
+
+    @classmethod
+    def sgd(cls, model, lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=True):
+        """torch.optim.SGD semantics (PyTorch's momentum and Nesterov)."""
+        return cls(new_handle(lib.del_optimizer_new_sgd, model._h, float(lr), float(momentum),
+                              float(weight_decay), 1 if nesterov else 0), model)
+
+    def set_schedule(self, kind, total_steps, final_lr=0.0):
+        """kind 'constant' or 'cosine' (to final_lr over total_steps)."""
+        check(lib.del_optimizer_set_schedule(self._h, _schedule(kind, "Optimizer.set_schedule"),
+                                             int(total_steps), float(final_lr)))
+        return self
+
+    def step(self):
+        check(lib.del_optimizer_step(self._h))
+
+    @property
+    def lr(self):
+        """The learning rate the next step will use."""
+        return lib.del_optimizer_lr(self._h)
+
+    @property
+    def steps(self):
+        return lib.del_optimizer_steps(self._h)
+
+
+class Trainer(Handle):
+    """A training loop. Keeps its model and dataset alive.
+
+    Settings (keyword arguments of the constructors and of set()):
+    batch_size, lr, momentum, weight_decay, nesterov, schedule ('cosine' or
+    'constant'), mean and std (one value or one per channel), seed."""
+
+    _free_name = "del_trainer_free"
+    # The C defaults (include/del/train.h), so a partial SGD change keeps the rest.
+    _SGD_DEFAULTS = {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "nesterov": True}
+
+    def __init__(self, handle, model, dataset):
+        super().__init__(handle)
+        self.model = model
+        self.dataset = dataset
+        self._sgd = dict(self._SGD_DEFAULTS)
+        self._callback = None
+        self._callback_error = None
+
+    @classmethod
+    def supervised(cls, model, labeled, **settings):
+        """Minibatch SGD with cross-entropy on the labeled images of `labeled`."""
+        t = cls(new_handle(lib.del_trainer_new_supervised, model._h, labeled._h), model, labeled)
+        t.set(**settings)
+        return t
+
+    def set(self, batch_size=None, lr=None, momentum=None, weight_decay=None, nesterov=None,
+            schedule=None, mean=None, std=None, seed=None):
+        """Changes settings; those left None keep their value. Returns self."""
+        h = self._h
+        if batch_size is not None:
+            check(lib.del_trainer_set_batch_size(h, int(batch_size)))
+        sgd = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay,
+               "nesterov": nesterov}
+        if any(v is not None for v in sgd.values()):
+            new = dict(self._sgd)
+            new.update({k: v for k, v in sgd.items() if v is not None})
+            check(lib.del_trainer_set_sgd(h, float(new["lr"]), float(new["momentum"]),
+                                          float(new["weight_decay"]),
+                                          1 if new["nesterov"] else 0))
+            self._sgd = new
+        if schedule is not None:
+            check(lib.del_trainer_set_schedule(h, _schedule(schedule, "Trainer.set")))
+        if mean is not None or std is not None:
+            if mean is None or std is None:
+                raise invalid("Trainer.set: 'mean' and 'std' go together")
+            channels = self.dataset.shape[2]
+            if isinstance(mean, (int, float)):
+                mean = [mean] * channels
+            if isinstance(std, (int, float)):
+                std = [std] * channels
+            m = c_array(ctypes.c_float, mean, "Trainer.set: 'mean'")
+            s = c_array(ctypes.c_float, std, "Trainer.set: 'std'")
+            if len(m) != len(s):
+                raise invalid("Trainer.set: 'mean' and 'std' differ in length")
+            check(lib.del_trainer_set_normalize(h, m, s, len(m)))
+        if seed is not None:
+            check(lib.del_trainer_set_seed(h, ctypes.c_uint64(int(seed))))
+        return self
+
+    def fit(self, steps, progress=None, every=1):
+        """Trains for `steps` steps. progress(step, total, loss) is called every
+        `every` steps and after the last one; if it returns True the training
+        stops and fit raises Canceled. An exception raised by progress also
+        stops the training and is re-raised here."""
+        h = self._h
+        if progress is not None:
+            if not callable(progress):
+                raise invalid("Trainer.fit: 'progress' must be callable")
+
+            def trampoline(step, total, loss, user):
+                try:
+                    return 1 if progress(step, total, loss) else 0
+                except BaseException as e:  # never let it unwind through C
+                    self._callback_error = e
+                    return 1
+
+            self._callback = _ffi.del_progress_fn(trampoline)
+            self._callback_error = None
+            check(lib.del_trainer_set_progress(h, self._callback, int(every), None))
+        try:
+            check(lib.del_trainer_fit(h, int(steps)))
+        except Canceled:
+            err, self._callback_error = self._callback_error, None
+            if err is not None:
+                raise err
+            raise
+        finally:
+            if progress is not None:
+                lib.del_trainer_set_progress(h, _ffi.del_progress_fn(), 1, None)
+                self._callback = None
+
+    def evaluate(self, test):
+        """Top-1 accuracy (0..1) on the labeled images of dataset `test`."""
+        acc = ctypes.c_double()
+        check(lib.del_trainer_evaluate(self._h, test._h, ctypes.byref(acc)))
+        return acc.value

@@ -1,0 +1,163 @@
+/* libdel — single-image augmentation ops on uint8 HWC images.
+ *
+ * Every call reads an image `src` and writes `dst`, both u8 tensors of
+ * shape [H, W, C] with C = 1 or 3 and any H, W >= 1. dst must already have
+ * the shape the op produces (stated per call; usually src's shape) — the
+ * calls never allocate or resize. The ops are deterministic and take their
+ * parameters explicitly; random variants and pipelines build on them.
+ *
+ * Reference semantics (checked against golden files in the test suite):
+ *   - colour ops, rotate, shear_*, translate_*: torchvision 0.14 on PIL
+ *     images (Pillow's ImageEnhance, ImageOps and Image.transform), so
+ *     RandAugment matches torchvision's;
+ *   - flips and 90-degree rotations: numpy / cv2.rotate;
+ *   - affine and perspective warps: cv2.warpAffine / cv2.warpPerspective
+ *     with a constant border, and the point helpers follow
+ *     cv2.getAffineTransform / cv2.getPerspectiveTransform.
+ *
+ * Aliasing: "in place" calls accept dst == src (the same tensor, or two
+ * tensors over the same buffer); the others fail with DEL_EINVAL when the
+ * two images share memory.
+ * Errors common to every image call: DEL_EINVAL when dst or src is NULL,
+ * src is not u8 [H, W, 1 or 3], dst is not u8 with the expected shape (the
+ * message names the argument and the expected shape), an aliasing rule is
+ * broken, or a parameter is out of its stated range.
+ * Threading: calls are reentrant; distinct dst tensors may be written
+ * from different threads at once. */
+#ifndef DEL_AUGMENT_H
+#define DEL_AUGMENT_H
+
+#include "common.h"
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum del_interp {
+    DEL_INTERP_NEAREST = 0,
+    DEL_INTERP_BILINEAR = 1
+} del_interp;
+
+/* ---- point ops: dst has src's shape; in place allowed unless noted ---- */
+
+/* Adds delta (-255..255) to every sample, saturating to [0, 255]. */
+DEL_API del_status del_image_brightness_add(del_tensor *dst, const del_tensor *src, int delta);
+
+/* Scales every sample by factor (finite, >= 0) and truncates to [0, 255]
+ * (PIL ImageEnhance.Brightness: a blend with black). */
+DEL_API del_status del_image_brightness(del_tensor *dst, const del_tensor *src, float factor);
+
+/* Blends with the mean grey level (finite factor >= 0): mean + f*(x - mean),
+ * truncated to [0, 255]. As PIL ImageEnhance.Contrast, the mean is taken
+ * over PIL's luma L = (19595 R + 38470 G + 7471 B + 32768) >> 16 and
+ * rounded half up (torchvision's PIL path). */
+DEL_API del_status del_image_contrast(del_tensor *dst, const del_tensor *src, float factor);
+
+/* Blends each pixel with its own luma L (as above), factor finite >= 0
+ * (PIL ImageEnhance.Color). 1-channel images are copied unchanged. */
+DEL_API del_status del_image_color(del_tensor *dst, const del_tensor *src, float factor);
+
+/* Blends with PIL's SMOOTH blur ([[1,1,1],[1,5,1],[1,1,1]]/13) on interior
+ * pixels; the one-pixel border is unchanged (PIL ImageEnhance.Sharpness).
+ * factor finite >= 0. Not in place. */
+DEL_API del_status del_image_sharpness(del_tensor *dst, const del_tensor *src, float factor);
+
+/* Keeps the top `bits` (0..8) bits of every sample. */
+DEL_API del_status del_image_posterize(del_tensor *dst, const del_tensor *src, int bits);
+
+/* Inverts samples x >= threshold (255 - x); threshold is any non-NaN
+ * value (> 255: no change, <= 0: every sample inverted). */
+DEL_API del_status del_image_solarize(del_tensor *dst, const del_tensor *src, float threshold);
+
+/* Per channel, stretches [min, max] to [0, 255] (PIL ImageOps.autocontrast,
+ * cutoff 0); a constant channel is unchanged. */
+DEL_API del_status del_image_autocontrast(del_tensor *dst, const del_tensor *src);
+
+/* Per-channel histogram equalization (PIL ImageOps.equalize). */
+DEL_API del_status del_image_equalize(del_tensor *dst, const del_tensor *src);
+
+/* Fills the square of side `size` (>= 0) centred at row cy, column cx with
+ * fill (0..255), clipped to the image: rows cy - size/2 .. cy - size/2 +
+ * size - 1, columns likewise (for even sizes the Cutout paper's box). The
+ * centre may lie anywhere, even outside the image. */
+DEL_API del_status del_image_cutout(del_tensor *dst, const del_tensor *src, int cy, int cx, int size, int fill);
+
+/* ---- exact geometry: not in place ---- */
+
+/* Mirrors left-right (np.flip axis 1); dst [H, W, C]. */
+DEL_API del_status del_image_flip_h(del_tensor *dst, const del_tensor *src);
+
+/* Mirrors top-bottom (np.flip axis 0); dst [H, W, C]. */
+DEL_API del_status del_image_flip_v(del_tensor *dst, const del_tensor *src);
+
+/* Rotates 90 degrees counter-clockwise, like del_image_rotate(90), np.rot90
+ * and cv2.ROTATE_90_COUNTERCLOCKWISE; dst [W, H, C]. */
+DEL_API del_status del_image_rotate90(del_tensor *dst, const del_tensor *src);
+
+/* Rotates 180 degrees (cv2.ROTATE_180); dst [H, W, C]. */
+DEL_API del_status del_image_rotate180(del_tensor *dst, const del_tensor *src);
+
+/* Rotates 270 degrees counter-clockwise = 90 degrees clockwise
+ * (cv2.ROTATE_90_CLOCKWISE); dst [W, H, C]. */
+DEL_API del_status del_image_rotate270(del_tensor *dst, const del_tensor *src);
+
+/* Copies the window src[y : y+h, x : x+w] where dst is [h, w, C]; the
+ * window must lie inside src. */
+DEL_API del_status del_image_crop(del_tensor *dst, const del_tensor *src, int y, int x);
+
+/* Pads src by pad (>= 0) pixels of value fill (0..255) on every side, then
+ * copies the window at (y, x) of the padded image into dst [h, w, C]; the
+ * window must lie inside the padded image (0 <= y <= H + 2 pad - h, same
+ * for x). "Random crop with padding" draws y, x in those ranges. */
+DEL_API del_status del_image_pad_crop(del_tensor *dst, const del_tensor *src, int pad, int y, int x, int fill);
+
+/* ---- resampling warps: not in place; uncovered pixels get fill (0..255) ---- */
+
+/* Rotates by degrees (finite; positive = counter-clockwise) about the image
+ * centre, output the same size [H, W, C] (torchvision F.rotate on a PIL
+ * image, expand=False). */
+DEL_API del_status del_image_rotate(del_tensor *dst, const del_tensor *src, float degrees, del_interp interp, int fill);
+
+/* torchvision RandAugment's ShearX with magnitude m (finite, |m| <= 100):
+ * F.affine with shear atan(m) about the top-left corner, so output pixel
+ * (x, y) samples src at (x + m y, y). dst [H, W, C]. */
+DEL_API del_status del_image_shear_x(del_tensor *dst, const del_tensor *src, float m, del_interp interp, int fill);
+
+/* RandAugment's ShearY: output (x, y) samples src at (x, y + m x). */
+DEL_API del_status del_image_shear_y(del_tensor *dst, const del_tensor *src, float m, del_interp interp, int fill);
+
+/* RandAugment's TranslateX / TranslateY: shifts the content right (down)
+ * by `pixels` (negative: left / up), an exact integer shift. dst [H, W, C]. */
+DEL_API del_status del_image_translate_x(del_tensor *dst, const del_tensor *src, int pixels, int fill);
+DEL_API del_status del_image_translate_y(del_tensor *dst, const del_tensor *src, int pixels, int fill);
+
+/* Warps src by the forward affine map m (6 finite values, row-major 2x3,
+ * taking src (x, y) to dst (m0 x + m1 y + m2, m3 x + m4 y + m5), pixel
+ * centres at integer coordinates) as cv2.warpAffine(src, m, (w, h),
+ * flags=interp, borderValue=fill) does, including its 1/32-pixel fixed-point
+ * bilinear weights. dst [h, w, C] may differ in size from src.
+ * Errors: also DEL_EINVAL if m is NULL, not finite or not invertible. */
+DEL_API del_status del_image_affine(del_tensor *dst, const del_tensor *src, const float *m, del_interp interp, int fill);
+
+/* Warps src by the forward homography m (9 finite values, row-major 3x3)
+ * as cv2.warpPerspective does. dst [h, w, C].
+ * Errors: also DEL_EINVAL if m is NULL, not finite or singular. */
+DEL_API del_status del_image_perspective(del_tensor *dst, const del_tensor *src, const float *m, del_interp interp, int fill);
+
+/* The affine map taking three source points to three destination points
+ * (x0, y0, x1, y1, x2, y2 each), as cv2.getAffineTransform; writes 6 values
+ * to m_out. Errors: DEL_EINVAL (NULL argument, a non-finite coordinate,
+ * collinear source points). */
+DEL_API del_status del_affine_from_points(float *m_out, const float *src_pts, const float *dst_pts);
+
+/* The homography taking four source points to four destination points
+ * (8 values each), as cv2.getPerspectiveTransform; writes 9 values to m_out
+ * with m_out[8] = 1. Errors: DEL_EINVAL (NULL argument, a non-finite
+ * coordinate, a degenerate configuration such as three collinear points). */
+DEL_API del_status del_perspective_from_points(float *m_out, const float *src_pts, const float *dst_pts);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,42 @@
+/* Internal: the CPU backend's kernels (one file per op family). */
+#ifndef DEL_BACKEND_CPU_H
+#define DEL_BACKEND_CPU_H
+
+#include "backend/backend.h"
+
+extern const del_backend del_cpu_backend;
+
+/* One-time setup, run by del_backend_get. */
+void del_cpu_init(void);
+void del_cpu_set_num_threads(int n);
+/* One cblas_sgemm call on the calling thread (row-major). */
+void del_cpu_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                   const float *b, int ldb, float beta, float *c, int ldc);
+void del_cpu_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                  const float *b, int ldb, float beta, float *c, int ldc);
+
+size_t del_cpu_conv2d_workspace(const del_conv2d_shape *s);
+void del_cpu_conv2d_forward(const del_conv2d_shape *s, const float *x, const float *w, const float *bias,
+                            float *y, void *ws);
+void del_cpu_conv2d_backward(const del_conv2d_shape *s, const float *x, const float *w, const float *dy,
+                             float *dx, float *dw, float *dbias, void *ws);
+
+void del_cpu_maxpool2d_forward(const del_pool_shape *s, const float *x, float *y, int32_t *argmax);
+void del_cpu_maxpool2d_backward(const del_pool_shape *s, const float *dy, const int32_t *argmax, float *dx);
+
+void del_cpu_batchnorm_forward_train(int n, int c, int hw, const float *x, const float *gamma,
+                                     const float *beta, float eps, float momentum, float *running_mean,
+                                     float *running_var, float *y, float *save_mean, float *save_invstd);
+void del_cpu_batchnorm_forward_eval(int n, int c, int hw, const float *x, const float *gamma,
+                                    const float *beta, const float *running_mean, const float *running_var,
+                                    float eps, float *y);
+void del_cpu_batchnorm_backward(int n, int c, int hw, const float *x, const float *dy, const float *gamma,
+                                const float *save_mean, const float *save_invstd, float *dx, float *dgamma,
+                                float *dbeta);
+
+void del_cpu_relu_forward(int64_t count, const float *x, float *y);
+void del_cpu_relu_backward(int64_t count, const float *y, const float *dy, float *dx);
+void del_cpu_add_bias_rows(int rows, int cols, const float *bias, float *y);
+void del_cpu_sum_rows(int rows, int cols, const float *x, float *out);
+
+#endif

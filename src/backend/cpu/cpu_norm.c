@@ -1,0 +1,189 @@
+/* Batch normalisation over [n, c, hw], parallel over channels: each
+ * channel's statistics are summed by one task in a fixed order (8 float
+ * lanes within a plane, planes added in double in image order). */
+#include <math.h>
+
+/* The build's -O2 leaves loops with a run-time trip count scalar (gcc's
+ * "very cheap" vectoriser cost model); these kernels need the vectoriser. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3")
+#endif
+
+#include "backend/cpu/cpu.h"
+#include "core/threads.h"
+
+#define LANES 8
+
+/* sum_j (p[j] - shift), in LANES fixed partial sums. */
+static double plane_sum(const float *p, int hw, float shift)
+{
+    float acc[LANES] = {0};
+    int j = 0;
+    for (; j + LANES <= hw; j += LANES)
+        for (int l = 0; l < LANES; l++)
+            acc[l] += p[j + l] - shift;
+    double s = 0.0;
+    for (int l = 0; l < LANES; l++)
+        s += acc[l];
+    for (; j < hw; j++)
+        s += p[j] - shift;
+    return s;
+}
+
+/* sum_j (p[j] - m)^2 */
+static double plane_sq(const float *p, int hw, float m)
+{
+    float acc[LANES] = {0};
+    int j = 0;
+    for (; j + LANES <= hw; j += LANES)
+        for (int l = 0; l < LANES; l++) {
+            float d = p[j + l] - m;
+            acc[l] += d * d;
+        }
+    double s = 0.0;
+    for (int l = 0; l < LANES; l++)
+        s += acc[l];
+    for (; j < hw; j++) {
+        double d = p[j] - m;
+        s += d * d;
+    }
+    return s;
+}
+
+/* sum_j g[j] and sum_j g[j] * (p[j] - m) */
+static void plane_grad_sums(const float *p, const float *g, int hw, float m, double *sg, double *sgx)
+{
+    float a[LANES] = {0}, b[LANES] = {0};
+    int j = 0;
+    for (; j + LANES <= hw; j += LANES)
+        for (int l = 0; l < LANES; l++) {
+            a[l] += g[j + l];
+            b[l] += g[j + l] * (p[j + l] - m);
+        }
+    double s = 0.0, t = 0.0;
+    for (int l = 0; l < LANES; l++) {
+        s += a[l];
+        t += b[l];
+    }
+    for (; j < hw; j++) {
+        s += g[j];
+        t += (double)g[j] * (p[j] - m);
+    }
+    *sg += s;
+    *sgx += t;
+}
+
+/* q = p * a + b */
+static void plane_affine(const float *p, float *q, int hw, float a, float b)
+{
+    for (int j = 0; j < hw; j++)
+        q[j] = p[j] * a + b;
+}
+
+typedef struct bn_job {
+    int n, c, hw;
+    const float *x, *dy, *gamma, *beta, *rmean_in, *rvar_in, *save_mean, *save_invstd;
+    float eps, momentum;
+    float *y, *dx, *rmean, *rvar, *out_mean, *out_invstd, *dgamma, *dbeta;
+} bn_job;
+
+static const float *plane(const bn_job *j, const float *base, int i, int ch)
+{
+    return base + ((size_t)i * j->c + ch) * j->hw;
+}
+
+static void bn_train_channels(void *ctx, int64_t begin, int64_t end)
+{
+    const bn_job *j = ctx;
+    double count = (double)j->n * j->hw;
+    for (int ch = (int)begin; ch < (int)end; ch++) {
+        /* Two passes: the one-pass formula loses the variance of
+         * activations with a large mean. Shifting by the first element
+         * keeps the float partial sums small. */
+        float shift = j->x[(size_t)ch * j->hw];
+        double sum = 0.0;
+        for (int i = 0; i < j->n; i++)
+            sum += plane_sum(plane(j, j->x, i, ch), j->hw, shift);
+        double mean = shift + sum / count;
+        float m = (float)mean;
+        double sq = 0.0;
+        for (int i = 0; i < j->n; i++)
+            sq += plane_sq(plane(j, j->x, i, ch), j->hw, m);
+        double var = sq / count;
+        float invstd = (float)(1.0 / sqrt(var + j->eps));
+        float scale = j->gamma[ch] * invstd, sh = j->beta[ch] - m * scale;
+        for (int i = 0; i < j->n; i++)
+            plane_affine(plane(j, j->x, i, ch), (float *)plane(j, j->y, i, ch), j->hw, scale, sh);
+        /* PyTorch updates the running variance with the unbiased estimate */
+        double unbiased = count > 1 ? sq / (count - 1) : var;
+        j->rmean[ch] = (1.0f - j->momentum) * j->rmean[ch] + j->momentum * m;
+        j->rvar[ch] = (1.0f - j->momentum) * j->rvar[ch] + j->momentum * (float)unbiased;
+        j->out_mean[ch] = m;
+        j->out_invstd[ch] = invstd;
+    }
+}
+
+void del_cpu_batchnorm_forward_train(int n, int c, int hw, const float *x, const float *gamma,
+                                     const float *beta, float eps, float momentum, float *running_mean,
+                                     float *running_var, float *y, float *save_mean, float *save_invstd)
+{
+    bn_job j = {.n = n, .c = c, .hw = hw, .x = x, .gamma = gamma, .beta = beta, .eps = eps,
+                .momentum = momentum, .rmean = running_mean, .rvar = running_var, .y = y,
+                .out_mean = save_mean, .out_invstd = save_invstd};
+    del_parallel_for(c, bn_train_channels, &j);
+}
+
+static void bn_eval_channels(void *ctx, int64_t begin, int64_t end)
+{
+    const bn_job *j = ctx;
+    for (int ch = (int)begin; ch < (int)end; ch++) {
+        float scale = j->gamma[ch] / sqrtf(j->rvar_in[ch] + j->eps);
+        float sh = j->beta[ch] - j->rmean_in[ch] * scale;
+        for (int i = 0; i < j->n; i++)
+            plane_affine(plane(j, j->x, i, ch), (float *)plane(j, j->y, i, ch), j->hw, scale, sh);
+    }
+}
+
+void del_cpu_batchnorm_forward_eval(int n, int c, int hw, const float *x, const float *gamma,
+                                    const float *beta, const float *running_mean, const float *running_var,
+                                    float eps, float *y)
+{
+    bn_job j = {.n = n, .c = c, .hw = hw, .x = x, .gamma = gamma, .beta = beta, .rmean_in = running_mean,
+                .rvar_in = running_var, .eps = eps, .y = y};
+    del_parallel_for(c, bn_eval_channels, &j);
+}
+
+static void bn_backward_channels(void *ctx, int64_t begin, int64_t end)
+{
+    const bn_job *j = ctx;
+    double count = (double)j->n * j->hw;
+    for (int ch = (int)begin; ch < (int)end; ch++) {
+        float m = j->save_mean[ch], is = j->save_invstd[ch];
+        double sdy = 0.0, sdyx = 0.0; /* sum dy, sum dy * (x - mean) */
+        for (int i = 0; i < j->n; i++)
+            plane_grad_sums(plane(j, j->x, i, ch), plane(j, j->dy, i, ch), j->hw, m, &sdy, &sdyx);
+        j->dgamma[ch] += (float)(sdyx * is);
+        j->dbeta[ch] += (float)sdy;
+        if (!j->dx)
+            continue;
+        /* dx = gamma*invstd * (dy - mean(dy) - xhat * mean(dy*xhat)), as
+         * dx = k*dy + a*x + b so that one pass suffices */
+        double k = (double)j->gamma[ch] * is, mdy = sdy / count, mdyx = sdyx * is / count;
+        float fk = (float)k, a = (float)(-k * is * mdyx), b = (float)(-k * mdy + k * is * mdyx * m);
+        for (int i = 0; i < j->n; i++) {
+            const float *p = plane(j, j->x, i, ch), *g = plane(j, j->dy, i, ch);
+            float *d = (float *)plane(j, j->dx, i, ch);
+            for (int q = 0; q < j->hw; q++)
+                d[q] = fk * g[q] + a * p[q] + b;
+        }
+    }
+}
+
+void del_cpu_batchnorm_backward(int n, int c, int hw, const float *x, const float *dy, const float *gamma,
+                                const float *save_mean, const float *save_invstd, float *dx, float *dgamma,
+                                float *dbeta)
+{
+    bn_job j = {.n = n, .c = c, .hw = hw, .x = x, .dy = dy, .gamma = gamma, .save_mean = save_mean,
+                .save_invstd = save_invstd, .dx = dx, .dgamma = dgamma, .dbeta = dbeta};
+    del_parallel_for(c, bn_backward_channels, &j);
+}

@@ -1,0 +1,34 @@
+/* Internal: the dataset struct and the helpers shared by the data module. */
+#ifndef DEL_DATA_DATASET_H
+#define DEL_DATA_DATASET_H
+
+#include "del/data.h"
+
+/* Images are u8 N x H x W x C (HWC per image, images back to back); labels
+ * are i32, -1 = unlabeled. n may be 0 only for the empty side of a split. */
+struct del_dataset {
+    int64_t n;
+    int height, width, channels;
+    size_t image_bytes; /* height * width * channels */
+    uint8_t *images;    /* n * image_bytes bytes */
+    int32_t *labels;    /* n values */
+    int num_classes;    /* 1 + the largest label, 0 if none is labeled */
+};
+
+/* The largest label a dataset accepts; keeps num_classes an int and makes
+ * absurd label files fail early. */
+#define DEL_DATASET_MAX_LABEL 9999
+
+/* Allocates a dataset with uninitialised images and labels (n >= 0, the
+ * sizes already validated). On failure sets a message naming func and
+ * returns DEL_ENOMEM. */
+del_status del_dataset_alloc(del_dataset **out, int64_t n, int height, int width, int channels, const char *func);
+
+/* Recomputes ds->num_classes from the labels. */
+void del_dataset_update_classes(del_dataset *ds);
+
+/* Loads an IDX image/label pair; messages name func. The rest as
+ * del_dataset_load_idx. */
+del_status del_idx_load_pair(del_dataset **out, const char *images_path, const char *labels_path, const char *func);
+
+#endif

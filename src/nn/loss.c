@@ -1,0 +1,130 @@
+/* Softmax with temperature and softmax cross-entropy, row-wise over [N, K].
+ * N x K is small (a batch of logits), so these are plain loops; sums run in
+ * double for accuracy and a fixed order. */
+#include <math.h>
+
+#include "core/error.h"
+#include "core/tensor_internal.h"
+#include "del/model.h"
+
+static const char *dtype_name(del_dtype d)
+{
+    return d == DEL_DTYPE_F32 ? "f32" : d == DEL_DTYPE_U8 ? "u8" : d == DEL_DTYPE_I32 ? "i32" : "?";
+}
+
+/* Checks that t is f32 [N, K]; names arg in the message. */
+static del_status check_logits(const char *func, const char *arg, const del_tensor *t)
+{
+    if (!t)
+        return del_error_null(func, arg);
+    if (t->dtype != DEL_DTYPE_F32 || t->ndim != 2) {
+        char sh[96];
+        del_tensor_shape_str(t, sh, sizeof sh);
+        return del_error(DEL_EINVAL, "%s: '%s' must be f32 [N, K], got %s %s", func, arg,
+                         dtype_name(t->dtype), sh);
+    }
+    return DEL_OK;
+}
+
+static del_status check_same(const char *func, const char *arg, const del_tensor *t,
+                             const del_tensor *like)
+{
+    if (!del_tensor_has_shape(t, DEL_DTYPE_F32, like->ndim, like->shape)) {
+        char want[96], got[96];
+        del_tensor_shape_str(like, want, sizeof want);
+        del_tensor_shape_str(t, got, sizeof got);
+        return del_error(DEL_EINVAL, "%s: '%s' must be f32 %s like 'logits', got %s %s", func, arg, want,
+                         dtype_name(t->dtype), got);
+    }
+    return DEL_OK;
+}
+
+DEL_API del_status del_softmax(const del_tensor *logits, float temperature, del_tensor *probs)
+{
+    del_status st = check_logits("del_softmax", "logits", logits);
+    if (st != DEL_OK)
+        return st;
+    if (!probs)
+        return del_error_null("del_softmax", "probs");
+    st = check_same("del_softmax", "probs", probs, logits);
+    if (st != DEL_OK)
+        return st;
+    if (!(temperature > 0.0f) || !isfinite(temperature))
+        return del_error(DEL_EINVAL, "del_softmax: 'temperature' must be > 0, got %g", (double)temperature);
+    int64_t n = logits->shape[0], k = logits->shape[1];
+    const float *z = logits->data;
+    float *p = probs->data;
+    double inv_t = 1.0 / (double)temperature;
+    for (int64_t r = 0; r < n; r++) {
+        const float *zr = z + r * k;
+        float *pr = p + r * k;
+        float zmax = zr[0];
+        for (int64_t j = 1; j < k; j++)
+            if (zr[j] > zmax)
+                zmax = zr[j];
+        double sum = 0.0;
+        for (int64_t j = 0; j < k; j++) {
+            double e = exp(((double)zr[j] - zmax) * inv_t);
+            pr[j] = (float)e; /* pr may alias zr: zr[j] is not read again */
+            sum += e;
+        }
+        for (int64_t j = 0; j < k; j++)
+            pr[j] = (float)((double)pr[j] / sum);
+    }
+    return DEL_OK;
+}
+
+DEL_API del_status del_loss_cross_entropy(const del_tensor *logits, const del_tensor *labels, float *loss,
+                                          del_tensor *grad)
+{
+    static const char *func = "del_loss_cross_entropy";
+    del_status st = check_logits(func, "logits", logits);
+    if (st != DEL_OK)
+        return st;
+    if (!labels)
+        return del_error_null(func, "labels");
+    if (!loss)
+        return del_error_null(func, "loss");
+    int64_t n = logits->shape[0], k = logits->shape[1];
+    if (labels->dtype != DEL_DTYPE_I32 || labels->ndim != 1 || labels->shape[0] != n) {
+        char sh[96];
+        del_tensor_shape_str(labels, sh, sizeof sh);
+        return del_error(DEL_EINVAL, "%s: 'labels' must be i32 [%lld] (one per row of 'logits'), got %s %s",
+                         func, (long long)n, dtype_name(labels->dtype), sh);
+    }
+    if (grad) {
+        st = check_same(func, "grad", grad, logits);
+        if (st != DEL_OK)
+            return st;
+    }
+    const int32_t *y = labels->data;
+    for (int64_t r = 0; r < n; r++)
+        if (y[r] < 0 || y[r] >= k)
+            return del_error(DEL_EINVAL, "%s: 'labels' row %lld must be in 0..%lld, got %d", func,
+                             (long long)r, (long long)(k - 1), (int)y[r]);
+    const float *z = logits->data;
+    float *g = grad ? grad->data : NULL;
+    double total = 0.0;
+    for (int64_t r = 0; r < n; r++) {
+        const float *zr = z + r * k;
+        float zmax = zr[0];
+        for (int64_t j = 1; j < k; j++)
+            if (zr[j] > zmax)
+                zmax = zr[j];
+        double sum = 0.0;
+        for (int64_t j = 0; j < k; j++)
+            sum += exp((double)zr[j] - zmax);
+        double log_sum = log(sum);
+        /* -log softmax_y = log sum_j exp(z_j - max) - (z_y - max) */
+        total += log_sum - ((double)zr[y[r]] - zmax);
+        if (g) {
+            float *gr = g + r * k;
+            for (int64_t j = 0; j < k; j++) {
+                double pj = exp((double)zr[j] - zmax - log_sum);
+                gr[j] = (float)((pj - (j == y[r] ? 1.0 : 0.0)) / (double)n);
+            }
+        }
+    }
+    *loss = (float)(total / (double)n);
+    return DEL_OK;
+}

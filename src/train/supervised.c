@@ -1,0 +1,491 @@
+/* The supervised trainer: minibatch SGD with softmax cross-entropy on the
+ * labeled images of a dataset. Built on the public API only (plus the
+ * internal error and random-stream helpers), as every trainer is. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "del.h"
+#include "core/error.h"
+#include "core/rng.h"
+
+#define MAX_CHANNELS 3
+#define EVAL_BATCH 500
+
+/* Third coordinate of the batch-order stream: keeps it apart from streams
+ * keyed by (seed, epoch, image index), e.g. augmentation. */
+#define ORDER_STREAM UINT64_C(0x6261746368) /* "batch" */
+
+struct del_trainer {
+    del_model *model;
+    const del_dataset *data;
+    int channels, height, width;
+    int num_outputs;
+
+    int64_t *pool;   /* dataset indices of the labeled images */
+    int64_t pool_n;
+    int64_t *perm;   /* this epoch's order, as positions in pool */
+    int64_t pos;     /* next position in perm; pool_n = epoch used up */
+    int64_t next_epoch;
+
+    int batch;
+    int64_t *batch_idx;
+    del_tensor *x, *y, *grad;
+
+    float lr, momentum, weight_decay;
+    int nesterov;
+    del_schedule schedule;
+    float mean[MAX_CHANNELS], std[MAX_CHANNELS];
+    uint64_t seed;
+
+    del_progress_fn progress;
+    int64_t every;
+    void *user;
+
+    int fitting; /* setters refuse to change a running fit */
+};
+
+/* Fresh tensors for batches of `batch` images; the old ones are kept on
+ * failure. */
+static del_status alloc_batch(del_trainer *tr, int batch, const char *func)
+{
+    del_status st;
+    del_tensor *x = NULL, *y = NULL, *grad = NULL;
+    const int64_t xshape[4] = {batch, tr->channels, tr->height, tr->width};
+    const int64_t yshape[1] = {batch};
+    const int64_t gshape[2] = {batch, tr->num_outputs};
+    int64_t *idx = malloc((size_t)batch * sizeof *idx);
+    if (!idx) {
+        st = del_error(DEL_ENOMEM, "%s: out of memory for a batch of %d", func, batch);
+        goto cleanup;
+    }
+    st = del_tensor_new(&x, DEL_DTYPE_F32, 4, xshape);
+    if (st == DEL_OK)
+        st = del_tensor_new(&y, DEL_DTYPE_I32, 1, yshape);
+    if (st == DEL_OK)
+        st = del_tensor_new(&grad, DEL_DTYPE_F32, 2, gshape);
+    if (st != DEL_OK)
+        goto cleanup;
+    free(tr->batch_idx);
+    del_tensor_free(tr->x);
+    del_tensor_free(tr->y);
+    del_tensor_free(tr->grad);
+    tr->batch_idx = idx;
+    tr->x = x;
+    tr->y = y;
+    tr->grad = grad;
+    tr->batch = batch;
+    return DEL_OK;
+
+cleanup:
+    free(idx);
+    del_tensor_free(x);
+    del_tensor_free(y);
+    del_tensor_free(grad);
+    return st;
+}
+
+/* Runs one image through the model in evaluation mode (which changes no
+ * state) to learn whether the dataset's images fit its input; the public
+ * API has no other way to ask. */
+static del_status probe_input(del_trainer *tr, const char *func)
+{
+    del_status st;
+    del_tensor *x = NULL;
+    const int64_t shape[4] = {1, tr->channels, tr->height, tr->width};
+    int was_training = del_model_is_training(tr->model);
+    st = del_tensor_new(&x, DEL_DTYPE_F32, 4, shape);
+    if (st != DEL_OK)
+        return st;
+    st = del_model_set_training(tr->model, 0);
+    if (st == DEL_OK)
+        st = del_model_forward(tr->model, x);
+    del_model_set_training(tr->model, was_training);
+    del_tensor_free(x);
+    if (st == DEL_EINVAL) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", del_last_error());
+        return del_error(DEL_EINVAL, "%s: the images of 'labeled' (%d x %d x %d) do not fit 'model' (%s)", func,
+                         tr->channels, tr->height, tr->width, why);
+    }
+    return st;
+}
+
+DEL_API void del_trainer_free(del_trainer *trainer)
+{
+    if (!trainer)
+        return;
+    free(trainer->pool);
+    free(trainer->perm);
+    free(trainer->batch_idx);
+    del_tensor_free(trainer->x);
+    del_tensor_free(trainer->y);
+    del_tensor_free(trainer->grad);
+    free(trainer);
+}
+
+DEL_API del_status del_trainer_new_supervised(del_trainer **out, del_model *model, const del_dataset *labeled)
+{
+    static const char fn[] = "del_trainer_new_supervised";
+    if (!out)
+        return del_error_null(fn, "out");
+    *out = NULL;
+    if (!model)
+        return del_error_null(fn, "model");
+    if (!labeled)
+        return del_error_null(fn, "labeled");
+    if (del_model_num_params(model) < 1)
+        return del_error(DEL_EINVAL, "%s: 'model' has no parameters to train", fn);
+    if (del_dataset_channels(labeled) > MAX_CHANNELS)
+        return del_error(DEL_EINVAL, "%s: 'labeled' has %d channels, at most %d supported", fn,
+                         del_dataset_channels(labeled), MAX_CHANNELS);
+
+    del_status st = DEL_OK;
+    del_trainer *tr = calloc(1, sizeof *tr);
+    if (!tr)
+        return del_error(DEL_ENOMEM, "%s: out of memory", fn);
+    tr->model = model;
+    tr->data = labeled;
+    tr->channels = del_dataset_channels(labeled);
+    tr->height = del_dataset_height(labeled);
+    tr->width = del_dataset_width(labeled);
+
+    const int64_t n = del_dataset_size(labeled);
+    const int32_t *labels = del_dataset_labels(labeled);
+    int32_t max_label = -1;
+    for (int64_t i = 0; i < n; i++) {
+        if (labels[i] >= 0)
+            tr->pool_n++;
+        if (labels[i] > max_label)
+            max_label = labels[i];
+    }
+    if (tr->pool_n == 0) {
+        st = del_error(DEL_EINVAL, "%s: 'labeled' has no labeled image", fn);
+        goto cleanup;
+    }
+    tr->pool = malloc((size_t)tr->pool_n * sizeof *tr->pool);
+    tr->perm = malloc((size_t)tr->pool_n * sizeof *tr->perm);
+    if (!tr->pool || !tr->perm) {
+        st = del_error(DEL_ENOMEM, "%s: out of memory for %lld indices", fn, (long long)tr->pool_n);
+        goto cleanup;
+    }
+    for (int64_t i = 0, k = 0; i < n; i++)
+        if (labels[i] >= 0)
+            tr->pool[k++] = i;
+
+    st = probe_input(tr, fn);
+    if (st != DEL_OK)
+        goto cleanup;
+    int out_ndim = 0;
+    int64_t out_shape[3];
+    st = del_model_output_shape(model, &out_ndim, out_shape);
+    if (st != DEL_OK)
+        goto cleanup;
+    if (out_ndim != 1) {
+        st = del_error(DEL_EINVAL, "%s: 'model' must output a vector of class scores, got %d-d output per image", fn,
+                       out_ndim);
+        goto cleanup;
+    }
+    tr->num_outputs = (int)out_shape[0];
+    if (max_label >= tr->num_outputs) {
+        st = del_error(DEL_EINVAL, "%s: 'labeled' has label %d but 'model' has only %d outputs", fn, (int)max_label,
+                       tr->num_outputs);
+        goto cleanup;
+    }
+
+    tr->pos = tr->pool_n;
+    tr->lr = 0.05f;
+    tr->momentum = 0.9f;
+    tr->weight_decay = 5e-4f;
+    tr->nesterov = 1;
+    tr->schedule = DEL_SCHEDULE_COSINE;
+    for (int c = 0; c < MAX_CHANNELS; c++) {
+        tr->mean[c] = 0.2860f;
+        tr->std[c] = 0.3530f;
+    }
+    st = alloc_batch(tr, tr->pool_n < 64 ? (int)tr->pool_n : 64, fn);
+    if (st != DEL_OK)
+        goto cleanup;
+    *out = tr;
+    tr = NULL;
+
+cleanup:
+    del_trainer_free(tr);
+    return st;
+}
+
+static del_status check_settable(const del_trainer *tr, const char *func)
+{
+    if (!tr)
+        return del_error_null(func, "trainer");
+    if (tr->fitting)
+        return del_error(DEL_ESTATE, "%s: cannot change settings while del_trainer_fit runs", func);
+    return DEL_OK;
+}
+
+DEL_API del_status del_trainer_set_batch_size(del_trainer *trainer, int batch_size)
+{
+    static const char fn[] = "del_trainer_set_batch_size";
+    del_status st = check_settable(trainer, fn);
+    if (st != DEL_OK)
+        return st;
+    if (batch_size < 1 || batch_size > trainer->pool_n)
+        return del_error(DEL_EINVAL, "%s: 'batch_size' must be in 1..%lld (the labeled images), got %d", fn,
+                         (long long)trainer->pool_n, batch_size);
+    if (batch_size == trainer->batch)
+        return DEL_OK;
+    return alloc_batch(trainer, batch_size, fn);
+}
+
+DEL_API del_status del_trainer_set_sgd(del_trainer *trainer, float lr, float momentum, float weight_decay,
+                                       int nesterov)
+{
+    static const char fn[] = "del_trainer_set_sgd";
+    del_status st = check_settable(trainer, fn);
+    if (st != DEL_OK)
+        return st;
+    if (!(lr > 0.0f) || !isfinite(lr))
+        return del_error(DEL_EINVAL, "%s: 'lr' must be a finite value > 0, got %g", fn, (double)lr);
+    if (!(momentum >= 0.0f && momentum < 1.0f))
+        return del_error(DEL_EINVAL, "%s: 'momentum' must be in [0, 1), got %g", fn, (double)momentum);
+    if (!(weight_decay >= 0.0f) || !isfinite(weight_decay))
+        return del_error(DEL_EINVAL, "%s: 'weight_decay' must be a finite value >= 0, got %g", fn,
+                         (double)weight_decay);
+    if (nesterov != 0 && nesterov != 1)
+        return del_error(DEL_EINVAL, "%s: 'nesterov' must be 0 or 1, got %d", fn, nesterov);
+    if (nesterov && momentum == 0.0f)
+        return del_error(DEL_EINVAL, "%s: 'nesterov' needs 'momentum' > 0", fn);
+    trainer->lr = lr;
+    trainer->momentum = momentum;
+    trainer->weight_decay = weight_decay;
+    trainer->nesterov = nesterov;
+    return DEL_OK;
+}
+
+DEL_API del_status del_trainer_set_schedule(del_trainer *trainer, del_schedule kind)
+{
+    static const char fn[] = "del_trainer_set_schedule";
+    del_status st = check_settable(trainer, fn);
+    if (st != DEL_OK)
+        return st;
+    if (kind != DEL_SCHEDULE_CONSTANT && kind != DEL_SCHEDULE_COSINE)
+        return del_error(DEL_EINVAL, "%s: 'kind' must be DEL_SCHEDULE_CONSTANT (0) or DEL_SCHEDULE_COSINE (1), got %d",
+                         fn, (int)kind);
+    trainer->schedule = kind;
+    return DEL_OK;
+}
+
+DEL_API del_status del_trainer_set_normalize(del_trainer *trainer, const float *mean, const float *std, int channels)
+{
+    static const char fn[] = "del_trainer_set_normalize";
+    del_status st = check_settable(trainer, fn);
+    if (st != DEL_OK)
+        return st;
+    if (!mean)
+        return del_error_null(fn, "mean");
+    if (!std)
+        return del_error_null(fn, "std");
+    if (channels != trainer->channels)
+        return del_error(DEL_EINVAL, "%s: 'channels' must be %d (the dataset's), got %d", fn, trainer->channels,
+                         channels);
+    for (int c = 0; c < channels; c++) {
+        if (!isfinite(mean[c]))
+            return del_error(DEL_EINVAL, "%s: 'mean[%d]' must be finite, got %g", fn, c, (double)mean[c]);
+        if (!(std[c] > 0.0f) || !isfinite(std[c]))
+            return del_error(DEL_EINVAL, "%s: 'std[%d]' must be a finite value > 0, got %g", fn, c, (double)std[c]);
+    }
+    for (int c = 0; c < channels; c++) {
+        trainer->mean[c] = mean[c];
+        trainer->std[c] = std[c];
+    }
+    return DEL_OK;
+}
+
+DEL_API del_status del_trainer_set_seed(del_trainer *trainer, uint64_t seed)
+{
+    del_status st = check_settable(trainer, "del_trainer_set_seed");
+    if (st != DEL_OK)
+        return st;
+    trainer->seed = seed;
+    /* A new seed starts a new sequence of epochs. */
+    trainer->next_epoch = 0;
+    trainer->pos = trainer->pool_n;
+    return DEL_OK;
+}
+
+DEL_API del_status del_trainer_set_progress(del_trainer *trainer, del_progress_fn fn, int64_t every, void *user)
+{
+    static const char name[] = "del_trainer_set_progress";
+    del_status st = check_settable(trainer, name);
+    if (st != DEL_OK)
+        return st;
+    if (fn && every < 1)
+        return del_error(DEL_EINVAL, "%s: 'every' must be >= 1, got %lld", name, (long long)every);
+    trainer->progress = fn;
+    trainer->every = fn ? every : 0;
+    trainer->user = fn ? user : NULL;
+    return DEL_OK;
+}
+
+/* The next batch of dataset indices: positions continue through the
+ * current epoch's permutation, and a batch that reaches its end carries on
+ * into the next epoch's. Each permutation depends only on (seed, epoch). */
+static void next_batch(del_trainer *tr)
+{
+    for (int i = 0; i < tr->batch; i++) {
+        if (tr->pos == tr->pool_n) {
+            del_rng r;
+            del_rng_seed_stream(&r, tr->seed, (uint64_t)tr->next_epoch, ORDER_STREAM);
+            for (int64_t k = 0; k < tr->pool_n; k++)
+                tr->perm[k] = k;
+            del_rng_shuffle_i64(&r, tr->perm, tr->pool_n);
+            tr->next_epoch++;
+            tr->pos = 0;
+        }
+        tr->batch_idx[i] = tr->pool[tr->perm[tr->pos++]];
+    }
+}
+
+DEL_API del_status del_trainer_fit(del_trainer *trainer, int64_t steps)
+{
+    static const char fn[] = "del_trainer_fit";
+    if (!trainer)
+        return del_error_null(fn, "trainer");
+    if (trainer->fitting)
+        return del_error(DEL_ESTATE, "%s: the trainer is already fitting (called from its progress callback?)", fn);
+    if (steps < 1)
+        return del_error(DEL_EINVAL, "%s: 'steps' must be >= 1, got %lld", fn, (long long)steps);
+
+    del_trainer *tr = trainer;
+    del_optimizer *opt = NULL;
+    del_status st = del_optimizer_new_sgd(&opt, tr->model, tr->lr, tr->momentum, tr->weight_decay, tr->nesterov);
+    if (st != DEL_OK)
+        goto cleanup;
+    st = del_optimizer_set_schedule(opt, tr->schedule, steps, 0.0f);
+    if (st != DEL_OK)
+        goto cleanup;
+    tr->fitting = 1;
+    st = del_model_set_training(tr->model, 1);
+    if (st != DEL_OK)
+        goto cleanup;
+
+    double loss_sum = 0.0;
+    int64_t loss_count = 0;
+    for (int64_t step = 1; step <= steps; step++) {
+        float loss = 0.0f;
+        next_batch(tr);
+        st = del_dataset_batch(tr->data, tr->batch_idx, tr->batch, tr->mean, tr->std, tr->x, tr->y);
+        if (st == DEL_OK)
+            st = del_model_forward(tr->model, tr->x);
+        if (st == DEL_OK)
+            st = del_loss_cross_entropy(del_model_output(tr->model), tr->y, &loss, tr->grad);
+        if (st == DEL_OK)
+            st = del_model_zero_grad(tr->model);
+        if (st == DEL_OK)
+            st = del_model_backward(tr->model, tr->grad);
+        if (st == DEL_OK)
+            st = del_optimizer_step(opt);
+        if (st != DEL_OK)
+            goto cleanup;
+        loss_sum += loss;
+        loss_count++;
+        if (tr->progress && (step % tr->every == 0 || step == steps)) {
+            float mean_loss = (float)(loss_sum / (double)loss_count);
+            loss_sum = 0.0;
+            loss_count = 0;
+            if (tr->progress(step, steps, mean_loss, tr->user) != 0) {
+                st = del_error(DEL_ECANCELED, "%s: the progress callback stopped training after step %lld of %lld", fn,
+                               (long long)step, (long long)steps);
+                goto cleanup;
+            }
+        }
+    }
+
+cleanup:
+    del_model_set_training(tr->model, 0);
+    del_optimizer_free(opt);
+    tr->fitting = 0;
+    return st;
+}
+
+/* Index of the largest of k scores, the first on ties; -1 if a score is
+ * NaN, so that a diverged model never scores by luck. */
+static int argmax(const float *v, int k)
+{
+    int best = 0;
+    for (int j = 0; j < k; j++) {
+        if (isnan(v[j]))
+            return -1;
+        if (v[j] > v[best])
+            best = j;
+    }
+    return best;
+}
+
+DEL_API del_status del_trainer_evaluate(del_trainer *trainer, const del_dataset *test, double *accuracy)
+{
+    static const char fn[] = "del_trainer_evaluate";
+    if (!trainer)
+        return del_error_null(fn, "trainer");
+    if (!test)
+        return del_error_null(fn, "test");
+    if (!accuracy)
+        return del_error_null(fn, "accuracy");
+    del_trainer *tr = trainer;
+    if (del_dataset_channels(test) != tr->channels || del_dataset_height(test) != tr->height ||
+        del_dataset_width(test) != tr->width)
+        return del_error(DEL_EINVAL, "%s: the images of 'test' must be %d x %d x %d (HxWxC) as the training images, got "
+                         "%d x %d x %d", fn, tr->height, tr->width, tr->channels, del_dataset_height(test),
+                         del_dataset_width(test), del_dataset_channels(test));
+    const int64_t n = del_dataset_size(test);
+    const int32_t *labels = del_dataset_labels(test);
+    int64_t n_labeled = 0;
+    for (int64_t i = 0; i < n; i++)
+        n_labeled += labels[i] >= 0;
+    if (n_labeled == 0)
+        return del_error(DEL_EINVAL, "%s: 'test' has no labeled image", fn);
+
+    del_status st = DEL_OK;
+    const size_t image_floats = (size_t)tr->channels * (size_t)tr->height * (size_t)tr->width;
+    const int was_training = del_model_is_training(tr->model);
+    int64_t idx[EVAL_BATCH];
+    int64_t correct = 0;
+    del_tensor *x = NULL;
+    float *xbuf = malloc(EVAL_BATCH * image_floats * sizeof *xbuf);
+    if (!xbuf)
+        return del_error(DEL_ENOMEM, "%s: out of memory for a batch of %d images", fn, EVAL_BATCH);
+    st = del_model_set_training(tr->model, 0);
+    if (st != DEL_OK)
+        goto cleanup;
+    for (int64_t i = 0; i < n;) {
+        int m = 0;
+        for (; i < n && m < EVAL_BATCH; i++)
+            if (labels[i] >= 0)
+                idx[m++] = i;
+        if (m == 0)
+            break;
+        const int64_t shape[4] = {m, tr->channels, tr->height, tr->width};
+        st = del_tensor_wrap(&x, DEL_DTYPE_F32, 4, shape, xbuf);
+        if (st == DEL_OK)
+            st = del_dataset_batch(test, idx, m, tr->mean, tr->std, x, NULL);
+        if (st == DEL_OK)
+            st = del_model_forward(tr->model, x);
+        if (st != DEL_OK)
+            goto cleanup;
+        del_tensor_free(x);
+        x = NULL;
+        del_tensor *logits = del_model_output(tr->model);
+        const int k = (int)del_tensor_dim(logits, 1);
+        const float *scores = del_tensor_data(logits);
+        for (int r = 0; r < m; r++)
+            correct += argmax(scores + (size_t)r * (size_t)k, k) == labels[idx[r]];
+    }
+    *accuracy = (double)correct / (double)n_labeled;
+
+cleanup:
+    del_tensor_free(x);
+    free(xbuf);
+    del_model_set_training(tr->model, was_training);
+    return st;
+}
