@@ -91,7 +91,7 @@ deps:
 	scripts/deps.sh
 
 check: deps
-	@$(MAKE) --no-print-directory check-all
+	@$(MAKE) --no-print-directory --output-sync=target check-all
 
 check-all: all examples test-c test-python test-install test-abi check-python-gen
 	@echo "make check: all tests passed"

@@ -161,7 +161,13 @@ int main(int argc, char **argv)
             list_recipes(stdout);
             return 0;
         } else if ((!strcmp(a, "-t") || !strcmp(a, "--threads")) && v) {
-            threads = atoi(v);
+            char *end;
+            long t = strtol(v, &end, 10);
+            if (*v == '\0' || *end != '\0' || t < 1 || t > 256) {
+                fprintf(stderr, "fmnist1k: -t must be an integer in 1..256, got '%s'\n", v);
+                return 2;
+            }
+            threads = (int)t;
             i++;
         } else if (!strcmp(a, "--seeds") && v) {
             if (parse_seeds(v, seeds, &n_seeds)) {

@@ -9,5 +9,6 @@
 #include "del/data.h"
 #include "del/model.h"
 #include "del/train.h"
+#include "del/augment.h"
 
 #endif

@@ -222,6 +222,29 @@ def main():
                                           borderMode=cv2.BORDER_CONSTANT, borderValue=(fill, fill, fill, 0))
                 case("perspective", [k, 13, 17, interp, fill] + list(m32.reshape(-1)), out.reshape(13, 17, -1))
 
+    # RandAugment end to end for fixed (op, sign) lists: torchvision's own
+    # magnitude table and _apply_op, so the library's bins, signs, value
+    # conversions and op wiring are all checked. p = [k, m, (op, negate)*].
+    from torchvision.transforms import RandAugment
+    names = list(RandAugment()._augmentation_space(31, (1, 1)).keys())
+    seqs = [[(1, 0), (5, 1)], [(3, 1), (6, 0)], [(4, 0), (7, 1)], [(2, 1), (8, 0)], [(9, 1), (10, 0)],
+            [(11, 0), (12, 0)], [(13, 0), (0, 0)], [(6, 1), (9, 0)], [(3, 0), (4, 1)], [(5, 0), (11, 0)]]
+    for k in (0, 1):
+        h, w = IMAGES[k].shape[:2]
+        for m in (9, 30, 4):
+            space = RandAugment()._augmentation_space(31, (h, w))
+            for seq in seqs:
+                img = pil(k)
+                params = [k, m]
+                for op, neg in seq:
+                    mags, signed = space[names[op]]
+                    mag = float(mags[m].item()) if mags.ndim > 0 else 0.0
+                    if signed and neg:
+                        mag *= -1.0
+                    img = _apply_op(img, names[op], mag, InterpolationMode.NEAREST, None)
+                    params += [op, neg]
+                case("randaugment", params, from_pil(img))
+
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     payload = b"DELAUGG1" + b"".join(records)
     with open(OUT, "wb") as f:

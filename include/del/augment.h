@@ -28,6 +28,7 @@
 #define DEL_AUGMENT_H
 
 #include "common.h"
+#include "data.h"
 #include "tensor.h"
 
 #ifdef __cplusplus
@@ -156,6 +157,118 @@ DEL_API del_status del_affine_from_points(float *m_out, const float *src_pts, co
  * with m_out[8] = 1. Errors: DEL_EINVAL (NULL argument, a non-finite
  * coordinate, a degenerate configuration such as three collinear points). */
 DEL_API del_status del_perspective_from_points(float *m_out, const float *src_pts, const float *dst_pts);
+
+/* ---- pipelines ----
+ *
+ * A del_augment is an ordered list of steps. Image steps (ops, random
+ * crop, flips, RandAugment, TrivialAugmentWide, cutout) run on each image
+ * with its own random stream, derived from (seed, epoch, index of the image
+ * in its dataset); batch steps (CutMix, MixUp) run after them on the whole
+ * normalised batch with a stream derived from (seed, epoch, batch number).
+ * The output is therefore the same whatever the number of threads.
+ * Threading: a pipeline is used by one thread at a time (the batch call
+ * uses the library's thread pool internally); distinct pipelines are
+ * independent. */
+typedef struct del_augment del_augment;
+
+/* Creates an empty pipeline (seed 0, nearest interpolation, fill 0). The
+ * caller frees *out with del_augment_free. Errors: DEL_EINVAL (out NULL),
+ * DEL_ENOMEM. */
+DEL_API del_status del_augment_new(del_augment **out);
+
+/* Frees aug; del_augment_free(NULL) is a no-op. */
+DEL_API void del_augment_free(del_augment *aug);
+
+/* Sets the seed of every random stream. Errors: DEL_EINVAL (aug NULL). */
+DEL_API del_status del_augment_set_seed(del_augment *aug, uint64_t seed);
+
+/* Interpolation and fill (0..255) used by the geometric steps added
+ * after this call (ops, RandAugment, TrivialAugmentWide). torchvision's
+ * RandAugment defaults are nearest and 0. Errors: DEL_EINVAL (aug NULL,
+ * unknown interp, fill out of range). */
+DEL_API del_status del_augment_set_interp(del_augment *aug, del_interp interp, int fill);
+
+/* Adds the op `name` applied with probability p (0..1) at a magnitude drawn
+ * uniformly in [lo, hi] (lo == hi: fixed). Ops and their magnitudes:
+ *   identity, autocontrast, equalize, flip_h, flip_v: none (lo, hi ignored);
+ *   shear_x, shear_y: shear m, -1..1;   rotate: degrees, -180..180;
+ *   translate_x, translate_y: pixels, integers, -4096..4096;
+ *   brightness, color, contrast, sharpness: factor, 0..10;
+ *   posterize: bits, integers, 0..8;   solarize: threshold, 0..256;
+ *   brightness_add: delta, integers, -255..255.
+ * Integer magnitudes are drawn uniformly among the integers lo..hi.
+ * Errors: DEL_EINVAL (aug or name NULL, unknown name: the message lists
+ * the valid ones, p outside [0, 1], lo > hi, a magnitude outside the op's
+ * range or not an integer where one is needed), DEL_ENOMEM. */
+DEL_API del_status del_augment_add_op(del_augment *aug, const char *name, float p, float lo, float hi);
+
+/* Adds a random crop: pad the image by pad (>= 0) pixels of fill (0..255)
+ * on every side, then take a size_h x size_w window at a uniform position
+ * (torchvision RandomCrop(size, padding=pad)). The crop must fit in the
+ * padded image; that is checked when the pipeline meets an image (and by
+ * del_augment_output_size). Errors: DEL_EINVAL (aug NULL, size < 1,
+ * pad < 0, fill out of range), DEL_ENOMEM. */
+DEL_API del_status del_augment_add_random_crop(del_augment *aug, int size_h, int size_w, int pad, int fill);
+
+/* Adds a horizontal flip with probability p (0..1).
+ * Errors: DEL_EINVAL (aug NULL, p out of range), DEL_ENOMEM. */
+DEL_API del_status del_augment_add_flip_h(del_augment *aug, float p);
+
+/* Adds RandAugment as torchvision 0.14 defines it: n ops (1..16) drawn
+ * uniformly with replacement from its 14 (identity, shear_x, shear_y,
+ * translate_x, translate_y, rotate, brightness, color, contrast,
+ * sharpness, posterize, solarize, autocontrast, equalize), each at
+ * magnitude bin m (0..30) of 31, signed ops negated with probability 1/2.
+ * Errors: DEL_EINVAL (aug NULL, n or m out of range), DEL_ENOMEM. */
+DEL_API del_status del_augment_add_randaugment(del_augment *aug, int n, int m);
+
+/* Adds TrivialAugmentWide (torchvision 0.14): one op of the 14, a uniform
+ * magnitude bin of 31 over the wider ranges, random sign.
+ * Errors: DEL_EINVAL (aug NULL), DEL_ENOMEM. */
+DEL_API del_status del_augment_add_trivialaugment(del_augment *aug);
+
+/* Adds Cutout: with probability p (0..1) a size x size square (size >= 1)
+ * of value fill (0..255) at a uniform centre, clipped to the image
+ * (DeVries & Taylor 2017). Errors: DEL_EINVAL, DEL_ENOMEM. */
+DEL_API del_status del_augment_add_cutout(del_augment *aug, float p, int size, int fill);
+
+/* Batch steps, applied with probability p (0..1) to the whole batch with
+ * one lambda ~ Beta(alpha, alpha) (alpha finite > 0), the partner of image
+ * i being image n-1-i (timm's batch flip). CutMix pastes a box of sides
+ * sqrt(1 - lambda) H x sqrt(1 - lambda) W (truncated) at a uniform centre,
+ * clipped, from the partner and sets lambda = 1 - box area / image area;
+ * MixUp sets x = lambda x + (1 - lambda) x_partner. Soft labels become
+ * lambda y + (1 - lambda) y_partner. Errors: DEL_EINVAL, DEL_ENOMEM. */
+DEL_API del_status del_augment_add_cutmix(del_augment *aug, float p, float alpha);
+DEL_API del_status del_augment_add_mixup(del_augment *aug, float p, float alpha);
+
+/* The number of steps added so far; 0 if aug is NULL. */
+DEL_API int del_augment_num_steps(const del_augment *aug);
+
+/* The size of the images the pipeline produces from height x width inputs
+ * (random crops change it). Errors: DEL_EINVAL (NULL argument, a size < 1,
+ * a crop that does not fit: the message names the step). */
+DEL_API del_status del_augment_output_size(const del_augment *aug, int height, int width, int *out_height, int *out_width);
+
+/* Runs the image steps on src (u8 [H, W, 1 or 3]) into dst (u8, the
+ * output size, src's channels; not sharing memory with src) with the
+ * stream of (seed, epoch, index). Batch steps are skipped.
+ * Errors: DEL_EINVAL (NULL argument, bad shapes, index < 0, a crop that
+ * does not fit), DEL_ENOMEM. */
+DEL_API del_status del_augment_image(del_augment *aug, del_tensor *dst, const del_tensor *src, uint64_t epoch, int64_t index);
+
+/* Builds a training batch: image i is ds's image indices[i] run through
+ * the image steps (in parallel over images, stream (seed, epoch,
+ * indices[i])), written to x (f32 [n, C, H', W'], the output size) as
+ * (v / 255 - mean[c]) / std[c]; then the batch steps run with the stream
+ * (seed, epoch, batch_no). soft_labels, if not NULL, receives f32
+ * [n, num_classes] mixed one-hot labels (every selected image must have a
+ * label in 0..num_classes-1); with soft_labels NULL, labels are not read
+ * and num_classes is ignored. Errors: DEL_EINVAL (NULL argument,
+ * n < 1, an index out of range, std <= 0, x or soft_labels of the wrong
+ * dtype or shape, num_classes < 1, an unlabeled or out-of-range label,
+ * a crop that does not fit: each message names the argument), DEL_ENOMEM. */
+DEL_API del_status del_augment_batch(del_augment *aug, const del_dataset *ds, const int64_t *indices, int64_t n, uint64_t epoch, uint64_t batch_no, const float *mean, const float *std, del_tensor *x, del_tensor *soft_labels, int num_classes);
 
 #ifdef __cplusplus
 }

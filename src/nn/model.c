@@ -365,7 +365,8 @@ DEL_API del_status del_model_forward(del_model *model, const del_tensor *x)
     del_status st = del_tensor_ensure(model->input, DEL_DTYPE_F32, 4, x->shape);
     if (st != DEL_OK)
         return st;
-    memcpy(model->input->data, x->data, del_tensor_nbytes(x));
+    if (model->input->data != x->data) /* x may be this model's own output */
+        memcpy(model->input->data, x->data, del_tensor_nbytes(x));
     st = ensure_workspace(model, n);
     if (st != DEL_OK)
         return st;
@@ -414,7 +415,8 @@ DEL_API del_status del_model_backward(del_model *model, const del_tensor *grad_o
         del_status st = del_tensor_ensure(model->input_grad, DEL_DTYPE_F32, y->ndim, y->shape);
         if (st != DEL_OK)
             return st;
-        memcpy(model->input_grad->data, grad_output->data, del_tensor_nbytes(grad_output));
+        if (model->input_grad->data != grad_output->data)
+            memcpy(model->input_grad->data, grad_output->data, del_tensor_nbytes(grad_output));
         model->have_grad = 1;
         return DEL_OK;
     }

@@ -87,6 +87,16 @@ class TestForwardBackward(unittest.TestCase):
         for got, want in zip(sum(y.tolist(), []), [5.5, -1.5, 5.5, -0.5]):
             self.assertAlmostEqual(got, want, places=5)
 
+    def test_old_output_view_is_closed_by_the_next_forward(self):
+        m = tiny_linear()
+        first = m.forward(libdel.Tensor.zeros((1, 1, 2, 2)))
+        kept = first.copy()
+        second = m.forward(libdel.Tensor.zeros((3, 1, 2, 2)))
+        with self.assertRaises(libdel.InvalidArgument):
+            first.tolist()
+        self.assertEqual(second.shape, (3, 2))
+        self.assertEqual(kept.tolist(), [[0.5, -0.5]])
+
     def test_forward_shape_of_the_cnn_preset(self):
         m = libdel.Model.preset("fmnist-cnn").eval()
         out = m(libdel.Tensor.zeros((3, 1, 28, 28)))

@@ -9,16 +9,17 @@ Every failing call raises libdel.Error (or a subclass per status) whose
 message is the library's del_last_error().
 """
 
-from . import _ffi
+from . import _ffi, image
 from ._lib import (Canceled, Error, FileError, FormatError, InvalidArgument, OutOfMemory,
                    StateError, check, lib, library_path)
+from .image import Augment
 from .data import FMNIST_MEAN, FMNIST_STD, Dataset
 from .model import Model, cross_entropy, softmax
 from .tensor import Tensor
 from .train import Optimizer, Trainer
 
 __all__ = ["Error", "InvalidArgument", "OutOfMemory", "FileError", "FormatError", "Canceled",
-           "StateError", "Tensor", "Dataset", "Model", "Optimizer", "Trainer",
+           "StateError", "image", "Augment", "Tensor", "Dataset", "Model", "Optimizer", "Trainer",
            "cross_entropy", "softmax", "set_num_threads", "get_num_threads", "version",
            "version_number", "status_str", "last_error", "library_path",
            "FMNIST_MEAN", "FMNIST_STD", "FASHION_MNIST_DIR"]

@@ -31,16 +31,20 @@ DEL_SPLIT_TEST = 1
 del_schedule = ctypes.c_int
 DEL_SCHEDULE_CONSTANT = 0
 DEL_SCHEDULE_COSINE = 1
+del_interp = ctypes.c_int
+DEL_INTERP_NEAREST = 0
+DEL_INTERP_BILINEAR = 1
 
 ENUMS = {
     'del_status': {'DEL_OK': 0, 'DEL_EINVAL': -1, 'DEL_ENOMEM': -2, 'DEL_EIO': -3, 'DEL_EFORMAT': -4, 'DEL_ECANCELED': -5, 'DEL_ESTATE': -6},
     'del_dtype': {'DEL_DTYPE_F32': 0, 'DEL_DTYPE_U8': 1, 'DEL_DTYPE_I32': 2},
     'del_split': {'DEL_SPLIT_TRAIN': 0, 'DEL_SPLIT_TEST': 1},
     'del_schedule': {'DEL_SCHEDULE_CONSTANT': 0, 'DEL_SCHEDULE_COSINE': 1},
+    'del_interp': {'DEL_INTERP_NEAREST': 0, 'DEL_INTERP_BILINEAR': 1},
 }
 
 # ---- opaque handles (passed as void pointers) ----
-OPAQUE_TYPES = ('del_tensor', 'del_dataset', 'del_model', 'del_optimizer', 'del_trainer')
+OPAQUE_TYPES = ('del_tensor', 'del_dataset', 'del_model', 'del_optimizer', 'del_trainer', 'del_augment')
 
 # ---- callback types ----
 del_progress_fn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_float, ctypes.c_void_p)
@@ -359,6 +363,174 @@ FUNCTIONS = {
     'del_trainer_evaluate': (
         del_status,
         ((ctypes.c_void_p, 'trainer'), (ctypes.c_void_p, 'test'), (ctypes.POINTER(ctypes.c_double), 'accuracy'),),
+    ),
+    'del_image_brightness_add': (
+        del_status,
+        ((ctypes.c_void_p, 'dst'), (ctypes.c_void_p, 'src'), (ctypes.c_int, 'delta'),),
+    ),
+    'del_image_brightness': (
+        del_status,
+        ((ctypes.c_void_p, 'dst'), (ctypes.c_void_p, 'src'), (ctypes.c_float, 'factor'),),
+    ),
+    'del_image_contrast': (
+        del_status,
+        ((ctypes.c_void_p, 'dst'), (ctypes.c_void_p, 'src'), (ctypes.c_float, 'factor'),),
+    ),
+    'del_image_color': (
+        del_status,
+        ((ctypes.c_void_p, 'dst'), (ctypes.c_void_p, 'src'), (ctypes.c_float, 'factor'),),
+    ),
+    'del_image_sharpness': (
+        del_status,
+        ((ctypes.c_void_p, 'dst'), (ctypes.c_void_p, 'src'), (ctypes.c_float, 'factor'),),
+    ),
+    'del_image_posterize': (
+        del_status,
+        ((ctypes.c_void_p, 'dst'), (ctypes.c_void_p, 'src'), (ctypes.c_int, 'bits'),),
+    ),
+    'del_image_solarize': (
+        del_status,
+        ((ctypes.c_void_p, 'dst'), (ctypes.c_void_p, 'src'), (ctypes.c_float, 'threshold'),),
+    ),
+    'del_image_autocontrast': (
+        del_status,
+        ((ctypes.c_void_p, 'dst'), (ctypes.c_void_p, 'src'),),
+    ),
+    'del_image_equalize': (
+        del_status,
+        ((ctypes.c_void_p, 'dst'), (ctypes.c_void_p, 'src'),),
+    ),
+    'del_image_cutout': (
+        del_status,
+        ((ctypes.c_void_p, 'dst'), (ctypes.c_void_p, 'src'), (ctypes.c_int, 'cy'), (ctypes.c_int, 'cx'), (ctypes.c_int, 'size'), (ctypes.c_int, 'fill'),),
+    ),
+    'del_image_flip_h': (
+        del_status,
+        ((ctypes.c_void_p, 'dst'), (ctypes.c_void_p, 'src'),),
+    ),
+    'del_image_flip_v': (
+        del_status,
+        ((ctypes.c_void_p, 'dst'), (ctypes.c_void_p, 'src'),),
+    ),
+    'del_image_rotate90': (
+        del_status,
+        ((ctypes.c_void_p, 'dst'), (ctypes.c_void_p, 'src'),),
+    ),
+    'del_image_rotate180': (
+        del_status,
+        ((ctypes.c_void_p, 'dst'), (ctypes.c_void_p, 'src'),),
+    ),
+    'del_image_rotate270': (
+        del_status,
+        ((ctypes.c_void_p, 'dst'), (ctypes.c_void_p, 'src'),),
+    ),
+    'del_image_crop': (
+        del_status,
+        ((ctypes.c_void_p, 'dst'), (ctypes.c_void_p, 'src'), (ctypes.c_int, 'y'), (ctypes.c_int, 'x'),),
+    ),
+    'del_image_pad_crop': (
+        del_status,
+        ((ctypes.c_void_p, 'dst'), (ctypes.c_void_p, 'src'), (ctypes.c_int, 'pad'), (ctypes.c_int, 'y'), (ctypes.c_int, 'x'), (ctypes.c_int, 'fill'),),
+    ),
+    'del_image_rotate': (
+        del_status,
+        ((ctypes.c_void_p, 'dst'), (ctypes.c_void_p, 'src'), (ctypes.c_float, 'degrees'), (del_interp, 'interp'), (ctypes.c_int, 'fill'),),
+    ),
+    'del_image_shear_x': (
+        del_status,
+        ((ctypes.c_void_p, 'dst'), (ctypes.c_void_p, 'src'), (ctypes.c_float, 'm'), (del_interp, 'interp'), (ctypes.c_int, 'fill'),),
+    ),
+    'del_image_shear_y': (
+        del_status,
+        ((ctypes.c_void_p, 'dst'), (ctypes.c_void_p, 'src'), (ctypes.c_float, 'm'), (del_interp, 'interp'), (ctypes.c_int, 'fill'),),
+    ),
+    'del_image_translate_x': (
+        del_status,
+        ((ctypes.c_void_p, 'dst'), (ctypes.c_void_p, 'src'), (ctypes.c_int, 'pixels'), (ctypes.c_int, 'fill'),),
+    ),
+    'del_image_translate_y': (
+        del_status,
+        ((ctypes.c_void_p, 'dst'), (ctypes.c_void_p, 'src'), (ctypes.c_int, 'pixels'), (ctypes.c_int, 'fill'),),
+    ),
+    'del_image_affine': (
+        del_status,
+        ((ctypes.c_void_p, 'dst'), (ctypes.c_void_p, 'src'), (ctypes.POINTER(ctypes.c_float), 'm'), (del_interp, 'interp'), (ctypes.c_int, 'fill'),),
+    ),
+    'del_image_perspective': (
+        del_status,
+        ((ctypes.c_void_p, 'dst'), (ctypes.c_void_p, 'src'), (ctypes.POINTER(ctypes.c_float), 'm'), (del_interp, 'interp'), (ctypes.c_int, 'fill'),),
+    ),
+    'del_affine_from_points': (
+        del_status,
+        ((ctypes.POINTER(ctypes.c_float), 'm_out'), (ctypes.POINTER(ctypes.c_float), 'src_pts'), (ctypes.POINTER(ctypes.c_float), 'dst_pts'),),
+    ),
+    'del_perspective_from_points': (
+        del_status,
+        ((ctypes.POINTER(ctypes.c_float), 'm_out'), (ctypes.POINTER(ctypes.c_float), 'src_pts'), (ctypes.POINTER(ctypes.c_float), 'dst_pts'),),
+    ),
+    'del_augment_new': (
+        del_status,
+        ((ctypes.POINTER(ctypes.c_void_p), 'out'),),
+    ),
+    'del_augment_free': (
+        None,
+        ((ctypes.c_void_p, 'aug'),),
+    ),
+    'del_augment_set_seed': (
+        del_status,
+        ((ctypes.c_void_p, 'aug'), (ctypes.c_uint64, 'seed'),),
+    ),
+    'del_augment_set_interp': (
+        del_status,
+        ((ctypes.c_void_p, 'aug'), (del_interp, 'interp'), (ctypes.c_int, 'fill'),),
+    ),
+    'del_augment_add_op': (
+        del_status,
+        ((ctypes.c_void_p, 'aug'), (ctypes.c_char_p, 'name'), (ctypes.c_float, 'p'), (ctypes.c_float, 'lo'), (ctypes.c_float, 'hi'),),
+    ),
+    'del_augment_add_random_crop': (
+        del_status,
+        ((ctypes.c_void_p, 'aug'), (ctypes.c_int, 'size_h'), (ctypes.c_int, 'size_w'), (ctypes.c_int, 'pad'), (ctypes.c_int, 'fill'),),
+    ),
+    'del_augment_add_flip_h': (
+        del_status,
+        ((ctypes.c_void_p, 'aug'), (ctypes.c_float, 'p'),),
+    ),
+    'del_augment_add_randaugment': (
+        del_status,
+        ((ctypes.c_void_p, 'aug'), (ctypes.c_int, 'n'), (ctypes.c_int, 'm'),),
+    ),
+    'del_augment_add_trivialaugment': (
+        del_status,
+        ((ctypes.c_void_p, 'aug'),),
+    ),
+    'del_augment_add_cutout': (
+        del_status,
+        ((ctypes.c_void_p, 'aug'), (ctypes.c_float, 'p'), (ctypes.c_int, 'size'), (ctypes.c_int, 'fill'),),
+    ),
+    'del_augment_add_cutmix': (
+        del_status,
+        ((ctypes.c_void_p, 'aug'), (ctypes.c_float, 'p'), (ctypes.c_float, 'alpha'),),
+    ),
+    'del_augment_add_mixup': (
+        del_status,
+        ((ctypes.c_void_p, 'aug'), (ctypes.c_float, 'p'), (ctypes.c_float, 'alpha'),),
+    ),
+    'del_augment_num_steps': (
+        ctypes.c_int,
+        ((ctypes.c_void_p, 'aug'),),
+    ),
+    'del_augment_output_size': (
+        del_status,
+        ((ctypes.c_void_p, 'aug'), (ctypes.c_int, 'height'), (ctypes.c_int, 'width'), (ctypes.POINTER(ctypes.c_int), 'out_height'), (ctypes.POINTER(ctypes.c_int), 'out_width'),),
+    ),
+    'del_augment_image': (
+        del_status,
+        ((ctypes.c_void_p, 'aug'), (ctypes.c_void_p, 'dst'), (ctypes.c_void_p, 'src'), (ctypes.c_uint64, 'epoch'), (ctypes.c_int64, 'index'),),
+    ),
+    'del_augment_batch': (
+        del_status,
+        ((ctypes.c_void_p, 'aug'), (ctypes.c_void_p, 'ds'), (ctypes.POINTER(ctypes.c_int64), 'indices'), (ctypes.c_int64, 'n'), (ctypes.c_uint64, 'epoch'), (ctypes.c_uint64, 'batch_no'), (ctypes.POINTER(ctypes.c_float), 'mean'), (ctypes.POINTER(ctypes.c_float), 'std'), (ctypes.c_void_p, 'x'), (ctypes.c_void_p, 'soft_labels'), (ctypes.c_int, 'num_classes'),),
     ),
 }
 

@@ -105,6 +105,19 @@ class Dataset(Handle):
         ptr = ctypes.cast(lib.del_dataset_images(h), ctypes.c_void_p).value
         return view_memory(ptr, n * hh * ww * cc, "B", (n, hh, ww, cc), self, readonly=True)
 
+    def image(self, i):
+        """A copy of image i as a uint8 Tensor [H, W, C] (for libdel.image ops)."""
+        n = len(self)
+        i = int(i)
+        if not -n <= i < n:
+            raise invalid("Dataset.image: 'i' must be in -%d..%d, got %d" % (n, n - 1, i))
+        i %= n
+        hh, ww, cc = self.shape
+        size = hh * ww * cc
+        ptr = ctypes.cast(lib.del_dataset_images(self._h), ctypes.c_void_p).value + i * size
+        return Tensor.from_buffer(bytes((ctypes.c_char * size).from_address(ptr)),
+                                  shape=(hh, ww, cc))
+
     def split_per_class(self, per_class):
         """(labeled, unlabeled): the first per_class images of each class,
         and all the others with their labels set to -1."""

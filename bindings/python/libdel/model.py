@@ -1,6 +1,7 @@
 """del_model: a sequence of layers over float32 NCHW input; losses."""
 
 import ctypes
+import weakref
 
 from ._lib import Handle, check, invalid, lib, new_handle, view_memory
 from .tensor import Tensor, as_tensor
@@ -21,6 +22,27 @@ class Model(Handle):
                 raise invalid("Model: 'channels', 'height' and 'width' are required")
             _handle = new_handle(lib.del_model_new, int(channels), int(height), int(width))
         super().__init__(_handle)
+        self._views = weakref.WeakSet()
+
+    def _invalidate_views(self):
+        """Closes the Tensor views of the output and input gradient: the C
+        side may reallocate them, and a closed view raises instead of reading
+        freed memory."""
+        for v in list(self._views):
+            v._handle = None
+        self._views.clear()
+
+    def _view(self, h):
+        if not h:
+            return None
+        t = Tensor(h, keep=self, owned=False)
+        self._views.add(t)
+        return t
+
+    def close(self):
+        if getattr(self, "_views", None) is not None:
+            self._invalidate_views()
+        super().close()
 
     @classmethod
     def preset(cls, name, channels=1, height=28, width=28, num_classes=10):
@@ -141,6 +163,7 @@ class Model(Handle):
         returns the output: a Tensor view owned by the model, valid until the
         next forward (use .copy() or .numpy(copy=True) to keep it)."""
         x = as_tensor(x)
+        self._invalidate_views()
         check(lib.del_model_forward(self._h, x._h))
         return self.output
 
@@ -148,19 +171,22 @@ class Model(Handle):
 
     @property
     def output(self):
-        h = lib.del_model_output(self._h)
-        return None if not h else Tensor(h, keep=self, owned=False)
+        return self._view(lib.del_model_output(self._h))
 
     def backward(self, grad_output):
         """Back-propagates grad_output (shaped like the output), adding into
         the gradients."""
         g = as_tensor(grad_output)
+        out = lib.del_model_output(self._h)
+        # Only the input gradient may move; the output stays valid.
+        for v in list(self._views):
+            if v._handle != out:
+                v._handle = None
         check(lib.del_model_backward(self._h, g._h))
 
     @property
     def input_grad(self):
-        h = lib.del_model_input_grad(self._h)
-        return None if not h else Tensor(h, keep=self, owned=False)
+        return self._view(lib.del_model_input_grad(self._h))
 
     def zero_grad(self):
         check(lib.del_model_zero_grad(self._h))

@@ -133,6 +133,7 @@ class Trainer(Handle):
             self._callback = _ffi.del_progress_fn(trampoline)
             self._callback_error = None
             check(lib.del_trainer_set_progress(h, self._callback, int(every), None))
+        self.model._invalidate_views()
         try:
             check(lib.del_trainer_fit(h, int(steps)))
         except Canceled:
@@ -148,5 +149,6 @@ class Trainer(Handle):
     def evaluate(self, test):
         """Top-1 accuracy (0..1) on the labeled images of dataset `test`."""
         acc = ctypes.c_double()
+        self.model._invalidate_views()
         check(lib.del_trainer_evaluate(self._h, test._h, ctypes.byref(acc)))
         return acc.value

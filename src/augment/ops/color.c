@@ -95,10 +95,12 @@ DEL_API del_status del_image_color(del_tensor *dst, const del_tensor *src, float
             memcpy(d.px, s.px, npix);
         return DEL_OK;
     }
+    del_blend bl;
+    del_blend_init(&bl, factor);
     for (size_t i = 0; i < npix; i++) {
         const uint8_t *p = s.px + 3 * i;
         int g = del_img_luma(p);
-        uint8_t r = pil_blend(g, p[0], factor), gr = pil_blend(g, p[1], factor), b = pil_blend(g, p[2], factor);
+        uint8_t r = del_blend_px(&bl, g, p[0]), gr = del_blend_px(&bl, g, p[1]), b = del_blend_px(&bl, g, p[2]);
         uint8_t *q = d.px + 3 * i;
         q[0] = r;
         q[1] = gr;
@@ -120,23 +122,23 @@ DEL_API del_status del_image_sharpness(del_tensor *dst, const del_tensor *src, f
     memcpy(d.px, s.px, n);
     if (s.h <= 2 || s.w <= 2)
         return DEL_OK;
-    /* Pillow divides the integer kernel by 13 in float and sums the three
-     * rows in float (bottom row first) on top of a +0.5 rounding offset. */
-    const float k1 = 1.0f / 13.0f, k5 = 5.0f / 13.0f;
+    /* Pillow sums the kernel (divided by 13 in float) plus a 0.5 rounding
+     * offset in float and truncates. With S the integer weighted sum,
+     * S/13 + 0.5 is never within 1/26 of an integer while float error
+     * stays below 1e-3, so (2S + 13) / 26 in integers is the same value. */
     const int c = s.c;
     const size_t stride = (size_t)s.w * (size_t)c;
+    del_blend bl;
+    del_blend_init(&bl, factor);
     for (int y = 1; y < s.h - 1; y++) {
         const uint8_t *up = s.px + (size_t)(y - 1) * stride;
         const uint8_t *mid = up + stride;
         const uint8_t *down = mid + stride;
         uint8_t *out = d.px + (size_t)y * stride;
         for (size_t i = (size_t)c; i < stride - (size_t)c; i++) {
-            float ss = 0.5f;
-            ss += (float)down[i - c] * k1 + (float)down[i] * k1 + (float)down[i + c] * k1;
-            ss += (float)mid[i - c] * k1 + (float)mid[i] * k5 + (float)mid[i + c] * k1;
-            ss += (float)up[i - c] * k1 + (float)up[i] * k1 + (float)up[i + c] * k1;
-            ss = ss < 0.0f ? 0.0f : ss > 255.0f ? 255.0f : ss;
-            out[i] = pil_blend((uint8_t)ss, mid[i], factor);
+            int sum = up[i - c] + up[i] + up[i + c] + mid[i - c] + 5 * mid[i] + mid[i + c] + down[i - c] + down[i] +
+                      down[i + c];
+            out[i] = del_blend_px(&bl, (2 * sum + 13) / 26, mid[i]);
         }
     }
     return DEL_OK;

@@ -113,3 +113,15 @@ void del_img_apply_lut(const del_img *d, const del_img *s, const uint8_t *lut, i
         out[i + 2] = lut[512 + in[i + 2]];
     }
 }
+
+void del_blend_init(del_blend *b, float alpha)
+{
+    b->alpha = alpha;
+    for (int d = -255; d <= 255; d++) {
+        const float t = alpha * (float)d;
+        const double fl = floor((double)t);
+        b->floor_t[d + 255] = (int16_t)(fl < -512.0 ? -512 : fl > 512.0 ? 512 : fl);
+        /* Beyond +-512 the result clips whatever the rounding. */
+        b->in_float[d + 255] = fabs((double)t) < 512.0 && (double)t - fl >= 1.0 - 1.0 / 32768.0;
+    }
+}

@@ -41,6 +41,31 @@ static inline uint8_t del_img_luma(const uint8_t *rgb)
                       0x8000u) >> 16);
 }
 
+/* Pillow's ImagingBlend of two samples, trunc(in1 + alpha (in2 - in1)) in
+ * float clipped to [0, 255], by table: for d = in2 - in1 the float sum
+ * in1 + fl(alpha d) truncates to in1 + floor(fl(alpha d)) unless the
+ * fraction of fl(alpha d) lies within float rounding (below 2^-15 for
+ * sums under 512) of 1; those few d are marked and computed in float. */
+typedef struct del_blend {
+    float alpha;
+    int16_t floor_t[511]; /* floor(fl(alpha d)) clamped to [-512, 512], d + 255 */
+    uint8_t in_float[511];
+} del_blend;
+
+void del_blend_init(del_blend *b, float alpha);
+
+static inline uint8_t del_blend_px(const del_blend *b, int in1, int in2)
+{
+    const int d = in2 - in1 + 255;
+    int t;
+    if (__builtin_expect(b->in_float[d], 0)) {
+        float f = (float)in1 + b->alpha * (float)(in2 - in1);
+        return f <= 0.0f ? 0 : f >= 255.0f ? 255 : (uint8_t)f;
+    }
+    t = in1 + b->floor_t[d];
+    return (uint8_t)(t < 0 ? 0 : t > 255 ? 255 : t);
+}
+
 /* ---- warp kernels (warp.c); d and s never overlap ---- */
 
 /* PIL Image.transform(AFFINE): `a` maps output to input with pixel centres

@@ -11,7 +11,7 @@ static del_status op_identity(del_tensor *dst, const del_tensor *src, float valu
     (void)interp;
     (void)fill;
     del_img d, s;
-    del_status st = del_img_same(&d, &s, "identity", dst, src, 1);
+    del_status st = del_img_same(&d, &s, "identity op", dst, src, 1);
     if (st == DEL_OK && d.px != s.px)
         memcpy(d.px, s.px, (size_t)s.h * (size_t)s.w * (size_t)s.c);
     return st;
@@ -61,6 +61,7 @@ static del_status op_rotate(del_tensor *dst, const del_tensor *src, float value,
     }
 
 POINT_OP(brightness, del_image_brightness(dst, src, value))
+POINT_OP(brightness_add, del_image_brightness_add(dst, src, trunc_int(value)))
 POINT_OP(color, del_image_color(dst, src, value))
 POINT_OP(contrast, del_image_contrast(dst, src, value))
 POINT_OP(sharpness, del_image_sharpness(dst, src, value))
@@ -91,6 +92,7 @@ static const del_aug_op ops[] = {
     {"equalize", op_equalize, 1},
     {"flip_h", op_flip_h, 0},
     {"flip_v", op_flip_v, 0},
+    {"brightness_add", op_brightness_add, 1},
 };
 
 const del_aug_op *del_aug_op_table(int *count)

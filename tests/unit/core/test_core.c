@@ -355,18 +355,19 @@ START_TEST(test_rng_uniform_in_unit_interval_with_mean_half)
     del_rng r;
     del_rng_seed(&r, 99);
     double sum = 0.0, sumd = 0.0;
-    const int n = 100000;
+    int outside = 0;
+    const int n = 20000;
     for (int i = 0; i < n; i++) {
         float u = del_rng_uniform(&r);
         double ud = del_rng_uniform_double(&r);
-        ck_assert(u >= 0.0f && u < 1.0f);
-        ck_assert(ud >= 0.0 && ud < 1.0);
+        outside += !(u >= 0.0f && u < 1.0f) + !(ud >= 0.0 && ud < 1.0);
         sum += u;
         sumd += ud;
     }
-    /* std of the mean is 1/sqrt(12 n) ~ 0.0009 */
-    ck_assert_double_eq_tol(sum / n, 0.5, 0.005);
-    ck_assert_double_eq_tol(sumd / n, 0.5, 0.005);
+    ck_assert_int_eq(outside, 0);
+    /* std of the mean is 1/sqrt(12 n) ~ 0.002 */
+    ck_assert_double_eq_tol(sum / n, 0.5, 0.01);
+    ck_assert_double_eq_tol(sumd / n, 0.5, 0.01);
 }
 END_TEST
 
@@ -394,15 +395,18 @@ START_TEST(test_rng_normal_has_unit_moments)
     del_rng r;
     del_rng_seed(&r, 11);
     double s = 0.0, s2 = 0.0;
-    const int n = 100000;
+    int nans = 0;
+    const int n = 20000;
     for (int i = 0; i < n; i++) {
         double v = del_rng_normal(&r);
-        ck_assert(v == v);
+        nans += v != v;
         s += v;
         s2 += v * v;
     }
-    ck_assert_double_eq_tol(s / n, 0.0, 0.02);
-    ck_assert_double_eq_tol(s2 / n, 1.0, 0.02);
+    ck_assert_int_eq(nans, 0);
+    /* std of the mean ~ 0.007, of the second moment ~ 0.01 */
+    ck_assert_double_eq_tol(s / n, 0.0, 0.035);
+    ck_assert_double_eq_tol(s2 / n, 1.0, 0.05);
 }
 END_TEST
 
@@ -550,6 +554,7 @@ static Suite *core_suite(void)
     suite_add_tcase(s, e);
 
     TCase *t = tcase_create("tensor");
+    tcase_set_timeout(t, 60);
     tcase_add_test(t, test_tensor_new_is_zeroed_aligned_and_shaped);
     tcase_add_test(t, test_dtype_sizes);
     tcase_add_test(t, test_tensor_queries_on_null);
@@ -565,6 +570,7 @@ static Suite *core_suite(void)
     suite_add_tcase(s, t);
 
     TCase *r = tcase_create("rng");
+    tcase_set_timeout(r, 60);
     tcase_add_test(r, test_rng_same_seed_same_stream);
     tcase_add_test(r, test_rng_xoshiro_matches_reference_recurrence);
     tcase_add_test(r, test_rng_seed_uses_splitmix64);

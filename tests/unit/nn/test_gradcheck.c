@@ -8,18 +8,18 @@
  * f32 values. Layers that are linear in the perturbed value are exact up
  * to f32 rounding of L (~1e-6 relative, i.e. ~1e-4 after dividing by
  * 2 eps); smooth ones (batchnorm) add O(eps^2) truncation. Hence the
- * tolerance |num - ana| <= 5e-3 + 1e-2 |ana|. Piecewise-linear layers
- * (relu, maxpool) get inputs at least 0.05 away from their kinks, so no
- * perturbation crosses one; the whole-network check, whose kinks cannot be
- * steered, uses eps = 2e-3 instead (f32 rounding then stays ~5x below the
- * tolerance). */
+ * tolerance |num - ana| <= 2e-3 + 2e-3 |ana|; every case here also passes
+ * at 5e-4, so it is not loose enough to hide a wrong term. Piecewise-linear
+ * layers (relu, maxpool) get inputs at least 0.05 away from their kinks, so
+ * no perturbation crosses one; the whole-network check, whose kinks cannot
+ * be steered, uses eps = 2e-3 instead. */
 #include <math.h>
 
 #include "testutil.h"
 
 #define GC_EPS 1e-2
-#define GC_ATOL 5e-3
-#define GC_RTOL 1e-2
+#define GC_ATOL 2e-3
+#define GC_RTOL 2e-3
 #define GC_MAX_CHECKS 120
 
 /* The test's own random numbers (xorshift64*), independent of the library. */
