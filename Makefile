@@ -96,9 +96,11 @@ check: deps
 check-all: all examples test-c test-python test-install test-abi check-python-gen
 	@echo "make check: all tests passed"
 
+# DEMO_ARGS passes options, e.g. make demo DEMO_ARGS="--steps 300 --threads 2".
+DEMO_ARGS ?=
 demo: deps
 	@$(MAKE) --no-print-directory build/examples/fmnist1k_demo
-	build/examples/fmnist1k_demo
+	build/examples/fmnist1k_demo $(DEMO_ARGS)
 
 # ---- Python bindings ----
 # Both interpreters when present: the default python3 (perhaps without numpy)

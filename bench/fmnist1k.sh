@@ -34,11 +34,11 @@ libdel_recipes=$("$BIN" --list | cut -f1)
 torch_recipes=$("$PYTHON" bench/fmnist1k_torch.py --list | cut -f1)
 for r in $RECIPES; do
     if ! grep -qx -- "$r" <<<"$libdel_recipes"; then
-        say "unknown recipe '$r' (libdel knows: $(echo $libdel_recipes))"
+        say "unknown recipe '$r' (libdel knows: ${libdel_recipes//$'\n'/ })"
         exit 1
     fi
     if ! grep -qx -- "$r" <<<"$torch_recipes"; then
-        say "recipe '$r' has no PyTorch reference yet (bench/fmnist1k_torch.py knows: $(echo $torch_recipes))"
+        say "recipe '$r' has no PyTorch reference yet (bench/fmnist1k_torch.py knows: ${torch_recipes//$'\n'/ })"
         exit 1
     fi
 done

@@ -120,8 +120,12 @@ void del_blend_init(del_blend *b, float alpha)
     for (int d = -255; d <= 255; d++) {
         const float t = alpha * (float)d;
         const double fl = floor((double)t);
-        b->floor_t[d + 255] = (int16_t)(fl < -512.0 ? -512 : fl > 512.0 ? 512 : fl);
         /* Beyond +-512 the result clips whatever the rounding. */
-        b->in_float[d + 255] = fabs((double)t) < 512.0 && (double)t - fl >= 1.0 - 1.0 / 32768.0;
+        if (fabs((double)t) < 512.0 && (double)t - fl >= 1.0 - 1.0 / 32768.0)
+            b->floor_t[d + 255] = DEL_BLEND_IN_FLOAT;
+        else
+            b->floor_t[d + 255] = (int16_t)(fl < -512.0 ? -512 : fl > 512.0 ? 512 : fl);
     }
+    for (int v = 0; v < 1280; v++)
+        b->clip[v] = (uint8_t)(v < 512 ? 0 : v > 767 ? 255 : v - 512);
 }

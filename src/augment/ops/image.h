@@ -48,22 +48,23 @@ static inline uint8_t del_img_luma(const uint8_t *rgb)
  * sums under 512) of 1; those few d are marked and computed in float. */
 typedef struct del_blend {
     float alpha;
-    int16_t floor_t[511]; /* floor(fl(alpha d)) clamped to [-512, 512], d + 255 */
-    uint8_t in_float[511];
+    int16_t floor_t[511]; /* floor(fl(alpha d)) clamped to [-512, 512] at d + 255,
+                             DEL_BLEND_IN_FLOAT where the float path is needed */
+    uint8_t clip[1280];   /* clip[v + 512] = v clamped to [0, 255] */
 } del_blend;
+
+#define DEL_BLEND_IN_FLOAT INT16_MIN
 
 void del_blend_init(del_blend *b, float alpha);
 
 static inline uint8_t del_blend_px(const del_blend *b, int in1, int in2)
 {
-    const int d = in2 - in1 + 255;
-    int t;
-    if (__builtin_expect(b->in_float[d], 0)) {
+    const int t = b->floor_t[in2 - in1 + 255];
+    if (__builtin_expect(t == DEL_BLEND_IN_FLOAT, 0)) {
         float f = (float)in1 + b->alpha * (float)(in2 - in1);
         return f <= 0.0f ? 0 : f >= 255.0f ? 255 : (uint8_t)f;
     }
-    t = in1 + b->floor_t[d];
-    return (uint8_t)(t < 0 ? 0 : t > 255 ? 255 : t);
+    return b->clip[in1 + t + 512];
 }
 
 /* ---- warp kernels (warp.c); d and s never overlap ---- */

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <zlib.h>
 
+#include "augment/augment_internal.h"
 #include "del/augment.h"
 #include "testutil.h"
 
@@ -328,6 +329,28 @@ START_TEST(test_affine_warp_matches_cv2_warp_affine)
 }
 END_TEST
 
+/* p = [m, op0, negate0, op1, negate1]: RandAugment's value table and the
+ * op table, applied in sequence as torchvision's forward does. */
+static del_status c_randaugment(del_tensor *d, const del_tensor *s, const float *p)
+{
+    int h = (int)del_tensor_dim(s, 0), w = (int)del_tensor_dim(s, 1), c = (int)del_tensor_dim(s, 2);
+    const del_aug_op *table = del_aug_op_table(NULL);
+    del_tensor *mid = u8_image(h, w, c);
+    float v0 = del_randaugment_value(P_INT(1), P_INT(0), P_INT(2), h, w);
+    float v1 = del_randaugment_value(P_INT(3), P_INT(0), P_INT(4), h, w);
+    del_status st = table[P_INT(1)].fn(mid, s, v0, DEL_INTERP_NEAREST, 0);
+    if (st == DEL_OK)
+        st = table[P_INT(3)].fn(d, mid, v1, DEL_INTERP_NEAREST, 0);
+    del_tensor_free(mid);
+    return st;
+}
+
+START_TEST(test_randaugment_op_sequences_match_torchvision)
+{
+    ck_assert_int_ge(run_cases("randaugment", c_randaugment, 0, 0), 60);
+}
+END_TEST
+
 START_TEST(test_perspective_from_points_matches_cv2_get_perspective_transform)
 {
     for (int i = 0; find("%s/%d/m", "perspective_points", i); i++) {
@@ -362,6 +385,7 @@ static Suite *augment_golden_suite(void)
     tcase_add_test(tc, test_affine_warp_matches_cv2_warp_affine);
     tcase_add_test(tc, test_perspective_from_points_matches_cv2_get_perspective_transform);
     tcase_add_test(tc, test_perspective_warp_matches_cv2_warp_perspective);
+    tcase_add_test(tc, test_randaugment_op_sequences_match_torchvision);
     suite_add_tcase(s, tc);
     return s;
 }
