@@ -10,5 +10,6 @@
 #include "del/model.h"
 #include "del/train.h"
 #include "del/augment.h"
+#include "del/io.h"
 
 #endif

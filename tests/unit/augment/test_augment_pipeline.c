@@ -463,7 +463,8 @@ START_TEST(test_bad_arguments_give_clear_errors)
     ck_assert_del_ok(del_augment_add_cutmix(a, 1.0f, 1.0f));
     del_tensor *x7 = f32_tensor(4, 2, 1, 7, 7), *y = f32_tensor(2, 2, 4, 0, 0), *y3 = f32_tensor(2, 3, 4, 0, 0);
     ck_assert_del_err(del_augment_batch(a, ds, idx, 2, 0, 0, MEAN0, STD1, x, NULL, 0), DEL_EINVAL, "'x'");
-    ck_assert_del_err(del_augment_batch(a, ds, idx, 3, 0, 0, MEAN0, STD1, x7, NULL, 0), DEL_EINVAL, "indices[2]");
+    int64_t idx3[3] = {0, 1, 9};
+    ck_assert_del_err(del_augment_batch(a, ds, idx3, 3, 0, 0, MEAN0, STD1, x7, NULL, 0), DEL_EINVAL, "indices[2]");
     ck_assert_del_err(del_augment_batch(a, ds, idx, 0, 0, 0, MEAN0, STD1, x7, NULL, 0), DEL_EINVAL, "'n'");
     ck_assert_del_err(del_augment_batch(a, ds, idx, 2, 0, 0, MEAN0, STD1, x7, y3, 4), DEL_EINVAL, "'soft_labels'");
     ck_assert_del_err(del_augment_batch(a, ds, idx, 2, 0, 0, MEAN0, STD1, x7, y, 3), DEL_EINVAL, "'soft_labels'");
