@@ -145,6 +145,50 @@ DEL_API del_status del_loss_cross_entropy(const del_tensor *logits, const del_te
  * Errors: DEL_EINVAL (NULL argument, shape mismatch, temperature <= 0). */
 DEL_API del_status del_softmax(const del_tensor *logits, float temperature, del_tensor *probs);
 
+/* ---- Model files (docs/file-format.md) ----
+ * A model file holds the architecture (input shape and the layer list with
+ * each layer's settings), every parameter and the batchnorm running
+ * statistics, zlib-compressed, with CRC-32 checksums. It is the same on
+ * every host. Gradients, the training/evaluation mode and the random
+ * stream are not saved: a loaded model is in training mode with its stream
+ * at seed 0, as a new one. Loaders check every byte before use, so an
+ * untrusted or damaged file gives an error, never a crash.
+ * Threading: the calls are reentrant; the model must not be used by another
+ * thread during the call. */
+
+/* Saves model to path. The file is written to "<path>.tmp.XXXXXX" in the
+ * same directory, flushed to disk and renamed over path, so a crash or a
+ * failure never leaves a half-written model and an existing file at path
+ * stays untouched unless the save succeeds.
+ * Errors: DEL_EINVAL (NULL argument, a layer type the format cannot hold),
+ * DEL_EIO (the file cannot be created, written or renamed, e.g. the
+ * directory does not exist or path is a directory: the message names the
+ * file and gives the system's reason), DEL_ENOMEM. */
+DEL_API del_status del_model_save(const del_model *model, const char *path);
+
+/* Loads the model saved at path into *out (the caller frees it with
+ * del_model_free; *out is NULL on failure).
+ * Errors: DEL_EINVAL (NULL argument), DEL_EIO (cannot open or read path,
+ * with the system's reason), DEL_EFORMAT (not a libdel model, written by a
+ * newer libdel, truncated, checksum mismatch, a corrupt layer record or
+ * parameter count: the message says which), DEL_ENOMEM. */
+DEL_API del_status del_model_load(del_model **out, const char *path);
+
+/* Serialises model into memory: *out receives the bytes of a model file
+ * (what del_model_save would write), *size their number. The caller frees
+ * *out with del_buffer_free. Errors: DEL_EINVAL (NULL argument, a layer
+ * type the format cannot hold), DEL_ENOMEM. */
+DEL_API del_status del_model_save_buffer(const del_model *model, void **out, size_t *size);
+
+/* Loads a model from the size bytes at data (a model file's contents; data
+ * may be NULL only if size is 0). Errors: as del_model_load, without
+ * DEL_EIO. */
+DEL_API del_status del_model_load_buffer(del_model **out, const void *data, size_t size);
+
+/* Frees a buffer returned by libdel (del_model_save_buffer).
+ * del_buffer_free(NULL) is a no-op. */
+DEL_API void del_buffer_free(void *buf);
+
 #ifdef __cplusplus
 }
 #endif

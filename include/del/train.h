@@ -86,7 +86,8 @@ DEL_API del_status del_trainer_set_sgd(del_trainer *trainer, float lr, float mom
 DEL_API del_status del_trainer_set_schedule(del_trainer *trainer, del_schedule kind);
 /* Per-channel mean and std (channels must equal the dataset's; std > 0). */
 DEL_API del_status del_trainer_set_normalize(del_trainer *trainer, const float *mean, const float *std, int channels);
-/* Seed of batch order and dropout. */
+/* Seed of the batch order (restarts the order at epoch 0). Dropout draws
+ * from the model's own stream, seeded by del_model_init. */
 DEL_API del_status del_trainer_set_seed(del_trainer *trainer, uint64_t seed);
 /* Progress callback every `every` steps (>= 1) and after the last step;
  * fn NULL removes it. */

@@ -66,23 +66,27 @@ typedef struct del_backend {
 
     /* training-mode batchnorm over x [n, c, hw]: batch mean and biased
      * variance per channel; y = gamma * (x - mean) * invstd + beta with
-     * invstd = 1/sqrt(var + eps); running_mean/var updated with momentum
-     * using the unbiased variance (PyTorch); save_mean/save_invstd [c] kept
-     * for backward */
+     * invstd = 1/sqrt(var + eps), then y = max(y, 0) if relu is non-zero (a
+     * fused relu); running_mean/var updated with momentum using the unbiased
+     * variance (PyTorch); save_mean/save_invstd [c] kept for backward;
+     * y must not overlap x */
     void (*batchnorm_forward_train)(int n, int c, int hw, const float *x, const float *gamma,
                                     const float *beta, float eps, float momentum,
-                                    float *running_mean, float *running_var, float *y,
+                                    float *running_mean, float *running_var, int relu, float *y,
                                     float *save_mean, float *save_invstd);
 
-    /* eval-mode batchnorm with running statistics */
+    /* eval-mode batchnorm with running statistics, then max(y, 0) if relu
+     * is non-zero; y must not overlap x */
     void (*batchnorm_forward_eval)(int n, int c, int hw, const float *x, const float *gamma,
                                    const float *beta, const float *running_mean,
-                                   const float *running_var, float eps, float *y);
+                                   const float *running_var, float eps, int relu, float *y);
 
     /* training-mode batchnorm backward: dx overwritten (may be NULL),
-     * dgamma and dbeta accumulate */
+     * dgamma and dbeta accumulate. relu_y non-NULL means a fused relu whose
+     * output was relu_y: the incoming gradient is dy where relu_y > 0 and 0
+     * elsewhere. dx must not overlap any input */
     void (*batchnorm_backward)(int n, int c, int hw, const float *x, const float *dy,
-                               const float *gamma, const float *save_mean,
+                               const float *relu_y, const float *gamma, const float *save_mean,
                                const float *save_invstd, float *dx, float *dgamma, float *dbeta);
 
     /* y = max(x, 0) elementwise (x == y allowed) */

@@ -1,6 +1,7 @@
 /* The layer registry and helpers shared by the layer files. */
 #include "nn/layer.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/tensor_internal.h"
@@ -28,6 +29,12 @@ int64_t del_layer_shape_numel(int ndim, const int64_t *shape)
 
 static del_status ensure_batch(del_tensor *t, int n, int ndim, const int64_t *shape)
 {
+    /* a view left by an earlier pass must not be written through */
+    if (!t->owned) {
+        t->data = NULL;
+        t->capacity = 0;
+        t->owned = 1;
+    }
     int64_t full[DEL_TENSOR_MAX_DIMS];
     full[0] = n;
     for (int i = 0; i < ndim; i++)
@@ -43,6 +50,21 @@ del_status del_layer_ensure_out(del_layer *l, int n)
 del_status del_layer_ensure_dx(del_layer *l, int n)
 {
     return ensure_batch(l->dx, n, l->in_ndim, l->in_shape);
+}
+
+void del_layer_view(del_tensor *t, const del_tensor *src, int n, int ndim, const int64_t *shape)
+{
+    if (t->owned) {
+        free(t->data);
+        t->owned = 0;
+        t->capacity = 0;
+    }
+    t->data = src->data;
+    t->dtype = src->dtype;
+    t->ndim = ndim + 1;
+    t->shape[0] = n;
+    for (int i = 0; i < ndim; i++)
+        t->shape[i + 1] = shape[i];
 }
 
 void del_layer_init_uniform(float *p, int64_t n, float bound, del_rng *r)

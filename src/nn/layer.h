@@ -42,6 +42,13 @@ struct del_layer {
     del_tensor *out;             /* last forward's output [N, out_shape...] */
     del_tensor *dx;              /* last backward's input gradient [N, in_shape...] */
     del_tensor *aux;             /* what backward needs besides x: mask, argmax, batch stats */
+    /* Set by del_model_add_layer when a relu follows a batchnorm: the
+     * batchnorm applies the relu in its own pass (fused_relu) and the relu
+     * layer computes nothing (folded): its out is a view of the
+     * batchnorm's out and its dx a view of its dy. Saves a pass and an
+     * activation-sized buffer each way. */
+    int fused_relu;
+    int folded;
 };
 
 /* What a layer's forward/backward sees of its model. */
@@ -90,6 +97,11 @@ del_status del_layer_ensure_out(del_layer *l, int n);
 
 /* Makes l->dx hold f32 [n, in_shape...] (reusing its memory). */
 del_status del_layer_ensure_dx(del_layer *l, int n);
+
+/* Makes t a view (not owning) of src's data with shape [n, shape...]; t's
+ * own memory, if any, is released. The view lives as long as src's data:
+ * layers set it again on every forward/backward. */
+void del_layer_view(del_tensor *t, const del_tensor *src, int n, int ndim, const int64_t *shape);
 
 /* Elements per image of a per-image shape. */
 int64_t del_layer_shape_numel(int ndim, const int64_t *shape);

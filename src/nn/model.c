@@ -133,6 +133,10 @@ del_status del_model_add_layer(del_model *m, const del_layer_ops *ops, const del
         layer_release(&l);
         return del_error(DEL_ENOMEM, "%s: out of memory", func);
     }
+    if (ops == &del_layer_relu && m->n_layers > 0 && m->layers[m->n_layers - 1].ops == &del_layer_batchnorm) {
+        m->layers[m->n_layers - 1].fused_relu = 1;
+        l.folded = 1;
+    }
     l.param_off = m->n_params;
     l.state_off = m->n_state;
     m->n_params = np;

@@ -300,6 +300,26 @@ FUNCTIONS = {
         del_status,
         ((ctypes.c_void_p, 'logits'), (ctypes.c_float, 'temperature'), (ctypes.c_void_p, 'probs'),),
     ),
+    'del_model_save': (
+        del_status,
+        ((ctypes.c_void_p, 'model'), (ctypes.c_char_p, 'path'),),
+    ),
+    'del_model_load': (
+        del_status,
+        ((ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.c_char_p, 'path'),),
+    ),
+    'del_model_save_buffer': (
+        del_status,
+        ((ctypes.c_void_p, 'model'), (ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.POINTER(ctypes.c_size_t), 'size'),),
+    ),
+    'del_model_load_buffer': (
+        del_status,
+        ((ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.c_void_p, 'data'), (ctypes.c_size_t, 'size'),),
+    ),
+    'del_buffer_free': (
+        None,
+        ((ctypes.c_void_p, 'buf'),),
+    ),
     'del_optimizer_new_sgd': (
         del_status,
         ((ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.c_void_p, 'model'), (ctypes.c_float, 'lr'), (ctypes.c_float, 'momentum'), (ctypes.c_float, 'weight_decay'), (ctypes.c_int, 'nesterov'),),
@@ -531,6 +551,18 @@ FUNCTIONS = {
     'del_augment_batch': (
         del_status,
         ((ctypes.c_void_p, 'aug'), (ctypes.c_void_p, 'ds'), (ctypes.POINTER(ctypes.c_int64), 'indices'), (ctypes.c_int64, 'n'), (ctypes.c_uint64, 'epoch'), (ctypes.c_uint64, 'batch_no'), (ctypes.POINTER(ctypes.c_float), 'mean'), (ctypes.POINTER(ctypes.c_float), 'std'), (ctypes.c_void_p, 'x'), (ctypes.c_void_p, 'soft_labels'), (ctypes.c_int, 'num_classes'),),
+    ),
+    'del_image_write_png': (
+        del_status,
+        ((ctypes.c_void_p, 'img'), (ctypes.c_char_p, 'path'),),
+    ),
+    'del_image_grid_size': (
+        del_status,
+        ((ctypes.c_int, 'n'), (ctypes.c_int, 'h'), (ctypes.c_int, 'w'), (ctypes.c_int, 'cols'), (ctypes.c_int, 'pad'), (ctypes.POINTER(ctypes.c_int), 'out_height'), (ctypes.POINTER(ctypes.c_int), 'out_width'),),
+    ),
+    'del_image_grid': (
+        del_status,
+        ((ctypes.c_void_p, 'dst'), (ctypes.c_void_p, 'images'), (ctypes.c_int, 'cols'), (ctypes.c_int, 'pad'), (ctypes.c_int, 'fill'),),
     ),
 }
 

@@ -2,6 +2,8 @@
  * channel's statistics are summed by one task in a fixed order (8 float
  * lanes within a plane, planes added in double in image order). */
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 /* The build's -O2 leaves loops with a run-time trip count scalar (gcc's
  * "very cheap" vectoriser cost model); these kernels need the vectoriser. */
@@ -14,8 +16,11 @@
 
 #define LANES 8
 
+typedef float v8f __attribute__((vector_size(LANES * sizeof(float))));
+typedef int32_t v8i __attribute__((vector_size(LANES * sizeof(int32_t))));
+
 /* sum_j (p[j] - shift), in LANES fixed partial sums. */
-static double plane_sum(const float *p, int hw, float shift)
+static double plane_sum(const float *restrict p, int hw, float shift)
 {
     float acc[LANES] = {0};
     int j = 0;
@@ -31,7 +36,7 @@ static double plane_sum(const float *p, int hw, float shift)
 }
 
 /* sum_j (p[j] - m)^2 */
-static double plane_sq(const float *p, int hw, float m)
+static double plane_sq(const float *restrict p, int hw, float m)
 {
     float acc[LANES] = {0};
     int j = 0;
@@ -50,40 +55,74 @@ static double plane_sq(const float *p, int hw, float m)
     return s;
 }
 
-/* sum_j g[j] and sum_j g[j] * (p[j] - m) */
-static void plane_grad_sums(const float *p, const float *g, int hw, float m, double *sg, double *sgx)
+/* sum_j g[j] and sum_j g[j] * (p[j] - m), where g = ry > 0 ? dy : 0 if
+ * ry (a fused relu's output) is given, else dy */
+static void plane_grad_sums(const float *restrict p, const float *restrict dy, const float *restrict ry,
+                            int hw, float m, double *sg, double *sgx)
 {
-    float a[LANES] = {0}, b[LANES] = {0};
+    /* explicit vectors: gcc does not if-convert the select in a lane
+     * loop; the mask as an AND gives the same +0.0 for masked lanes */
+    v8f a = {0}, b = {0};
     int j = 0;
-    for (; j + LANES <= hw; j += LANES)
-        for (int l = 0; l < LANES; l++) {
-            a[l] += g[j + l];
-            b[l] += g[j + l] * (p[j + l] - m);
+    for (; j + LANES <= hw; j += LANES) {
+        v8f gv, pv;
+        memcpy(&gv, dy + j, sizeof gv);
+        memcpy(&pv, p + j, sizeof pv);
+        if (ry) {
+            v8f yv;
+            memcpy(&yv, ry + j, sizeof yv);
+            gv = (v8f)((v8i)gv & (yv > 0.0f));
         }
+        a += gv;
+        b += gv * (pv - m);
+    }
     double s = 0.0, t = 0.0;
     for (int l = 0; l < LANES; l++) {
         s += a[l];
         t += b[l];
     }
     for (; j < hw; j++) {
-        s += g[j];
-        t += (double)g[j] * (p[j] - m);
+        float g = ry && !(ry[j] > 0.0f) ? 0.0f : dy[j];
+        s += g;
+        t += (double)g * (p[j] - m);
     }
     *sg += s;
     *sgx += t;
 }
 
-/* q = p * a + b */
-static void plane_affine(const float *p, float *q, int hw, float a, float b)
+/* q = p * a + b, then max(q, 0) if relu */
+static void plane_affine(const float *restrict p, float *restrict q, int hw, float a, float b, int relu)
 {
-    for (int j = 0; j < hw; j++)
-        q[j] = p[j] * a + b;
+    if (relu)
+        for (int j = 0; j < hw; j++) {
+            float v = p[j] * a + b;
+            q[j] = v > 0.0f ? v : 0.0f;
+        }
+    else
+        for (int j = 0; j < hw; j++)
+            q[j] = p[j] * a + b;
+}
+
+/* d = k * g + a * p + b with g as in plane_grad_sums */
+static void plane_dx(const float *restrict p, const float *restrict dy, const float *restrict ry,
+                     float *restrict d, int hw, float k, float a, float b)
+{
+    if (ry)
+        for (int j = 0; j < hw; j++) {
+            float g = dy[j];
+            g = ry[j] > 0.0f ? g : 0.0f;
+            d[j] = k * g + a * p[j] + b;
+        }
+    else
+        for (int j = 0; j < hw; j++)
+            d[j] = k * dy[j] + a * p[j] + b;
 }
 
 typedef struct bn_job {
     int n, c, hw;
-    const float *x, *dy, *gamma, *beta, *rmean_in, *rvar_in, *save_mean, *save_invstd;
+    const float *x, *dy, *relu_y, *gamma, *beta, *rmean_in, *rvar_in, *save_mean, *save_invstd;
     float eps, momentum;
+    int relu;
     float *y, *dx, *rmean, *rvar, *out_mean, *out_invstd, *dgamma, *dbeta;
 } bn_job;
 
@@ -113,7 +152,7 @@ static void bn_train_channels(void *ctx, int64_t begin, int64_t end)
         float invstd = (float)(1.0 / sqrt(var + j->eps));
         float scale = j->gamma[ch] * invstd, sh = j->beta[ch] - m * scale;
         for (int i = 0; i < j->n; i++)
-            plane_affine(plane(j, j->x, i, ch), (float *)plane(j, j->y, i, ch), j->hw, scale, sh);
+            plane_affine(plane(j, j->x, i, ch), (float *)plane(j, j->y, i, ch), j->hw, scale, sh, j->relu);
         /* PyTorch updates the running variance with the unbiased estimate */
         double unbiased = count > 1 ? sq / (count - 1) : var;
         j->rmean[ch] = (1.0f - j->momentum) * j->rmean[ch] + j->momentum * m;
@@ -125,10 +164,11 @@ static void bn_train_channels(void *ctx, int64_t begin, int64_t end)
 
 void del_cpu_batchnorm_forward_train(int n, int c, int hw, const float *x, const float *gamma,
                                      const float *beta, float eps, float momentum, float *running_mean,
-                                     float *running_var, float *y, float *save_mean, float *save_invstd)
+                                     float *running_var, int relu, float *y, float *save_mean,
+                                     float *save_invstd)
 {
     bn_job j = {.n = n, .c = c, .hw = hw, .x = x, .gamma = gamma, .beta = beta, .eps = eps,
-                .momentum = momentum, .rmean = running_mean, .rvar = running_var, .y = y,
+                .momentum = momentum, .rmean = running_mean, .rvar = running_var, .relu = relu, .y = y,
                 .out_mean = save_mean, .out_invstd = save_invstd};
     del_parallel_for(c, bn_train_channels, &j);
 }
@@ -140,16 +180,16 @@ static void bn_eval_channels(void *ctx, int64_t begin, int64_t end)
         float scale = j->gamma[ch] / sqrtf(j->rvar_in[ch] + j->eps);
         float sh = j->beta[ch] - j->rmean_in[ch] * scale;
         for (int i = 0; i < j->n; i++)
-            plane_affine(plane(j, j->x, i, ch), (float *)plane(j, j->y, i, ch), j->hw, scale, sh);
+            plane_affine(plane(j, j->x, i, ch), (float *)plane(j, j->y, i, ch), j->hw, scale, sh, j->relu);
     }
 }
 
 void del_cpu_batchnorm_forward_eval(int n, int c, int hw, const float *x, const float *gamma,
                                     const float *beta, const float *running_mean, const float *running_var,
-                                    float eps, float *y)
+                                    float eps, int relu, float *y)
 {
     bn_job j = {.n = n, .c = c, .hw = hw, .x = x, .gamma = gamma, .beta = beta, .rmean_in = running_mean,
-                .rvar_in = running_var, .eps = eps, .y = y};
+                .rvar_in = running_var, .eps = eps, .relu = relu, .y = y};
     del_parallel_for(c, bn_eval_channels, &j);
 }
 
@@ -161,7 +201,8 @@ static void bn_backward_channels(void *ctx, int64_t begin, int64_t end)
         float m = j->save_mean[ch], is = j->save_invstd[ch];
         double sdy = 0.0, sdyx = 0.0; /* sum dy, sum dy * (x - mean) */
         for (int i = 0; i < j->n; i++)
-            plane_grad_sums(plane(j, j->x, i, ch), plane(j, j->dy, i, ch), j->hw, m, &sdy, &sdyx);
+            plane_grad_sums(plane(j, j->x, i, ch), plane(j, j->dy, i, ch),
+                            j->relu_y ? plane(j, j->relu_y, i, ch) : NULL, j->hw, m, &sdy, &sdyx);
         j->dgamma[ch] += (float)(sdyx * is);
         j->dbeta[ch] += (float)sdy;
         if (!j->dx)
@@ -170,20 +211,18 @@ static void bn_backward_channels(void *ctx, int64_t begin, int64_t end)
          * dx = k*dy + a*x + b so that one pass suffices */
         double k = (double)j->gamma[ch] * is, mdy = sdy / count, mdyx = sdyx * is / count;
         float fk = (float)k, a = (float)(-k * is * mdyx), b = (float)(-k * mdy + k * is * mdyx * m);
-        for (int i = 0; i < j->n; i++) {
-            const float *p = plane(j, j->x, i, ch), *g = plane(j, j->dy, i, ch);
-            float *d = (float *)plane(j, j->dx, i, ch);
-            for (int q = 0; q < j->hw; q++)
-                d[q] = fk * g[q] + a * p[q] + b;
-        }
+        for (int i = 0; i < j->n; i++)
+            plane_dx(plane(j, j->x, i, ch), plane(j, j->dy, i, ch),
+                     j->relu_y ? plane(j, j->relu_y, i, ch) : NULL, (float *)plane(j, j->dx, i, ch), j->hw,
+                     fk, a, b);
     }
 }
 
-void del_cpu_batchnorm_backward(int n, int c, int hw, const float *x, const float *dy, const float *gamma,
-                                const float *save_mean, const float *save_invstd, float *dx, float *dgamma,
-                                float *dbeta)
+void del_cpu_batchnorm_backward(int n, int c, int hw, const float *x, const float *dy, const float *relu_y,
+                                const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
+                                float *dgamma, float *dbeta)
 {
-    bn_job j = {.n = n, .c = c, .hw = hw, .x = x, .dy = dy, .gamma = gamma, .save_mean = save_mean,
+    bn_job j = {.n = n, .c = c, .hw = hw, .x = x, .dy = dy, .relu_y = relu_y, .gamma = gamma, .save_mean = save_mean,
                 .save_invstd = save_invstd, .dx = dx, .dgamma = dgamma, .dbeta = dbeta};
     del_parallel_for(c, bn_backward_channels, &j);
 }

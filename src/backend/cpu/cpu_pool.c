@@ -18,21 +18,58 @@ typedef struct pool_job {
     int32_t *argmax;
 } pool_job;
 
-/* The common 2x2 / stride 2 case without the window loops; selects
- * instead of branches because the comparisons are unpredictable. */
+typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+
+/* m ? a : b lane by lane (m all ones or all zeros) */
+static inline v4f sel_f(v4i m, v4f a, v4f b)
+{
+    return (v4f)((m & (v4i)a) | (~m & (v4i)b));
+}
+
+static inline v4i sel_i(v4i m, v4i a, v4i b)
+{
+    return (m & a) | (~m & b);
+}
+
+/* The common 2x2 / stride 2 case, four windows at a time: the even and odd
+ * columns are split by shuffles and the max taken by compare-and-select
+ * (the comparisons are unpredictable, so no branches). Same comparisons,
+ * hence same ties and NaN behaviour, as the scalar loop for the tail. */
 static void pool2x2_plane(const del_pool_shape *s, const float *xp, float *yp, int32_t *ap)
 {
+    const v4i even = {0, 2, 4, 6}, odd = {1, 3, 5, 7};
     for (int oh = 0; oh < s->h_out; oh++) {
         const float *r0 = xp + (size_t)(2 * oh) * s->w_in, *r1 = r0 + s->w_in;
-        int i0 = 2 * oh * s->w_in, i1 = i0 + s->w_in;
-        for (int ow = 0; ow < s->w_out; ow++) {
+        int i0 = 2 * oh * s->w_in, i1 = i0 + s->w_in, ow = 0;
+        float *yrow = yp + (size_t)oh * s->w_out;
+        int32_t *arow = ap + (size_t)oh * s->w_out;
+        for (; ow + 4 <= s->w_out; ow += 4) {
+            v4f p0, p1, q0, q1;
+            memcpy(&p0, r0 + 2 * ow, sizeof p0);
+            memcpy(&p1, r0 + 2 * ow + 4, sizeof p1);
+            memcpy(&q0, r1 + 2 * ow, sizeof q0);
+            memcpy(&q1, r1 + 2 * ow + 4, sizeof q1);
+            v4f a = __builtin_shuffle(p0, p1, even), b = __builtin_shuffle(p0, p1, odd);
+            v4f c = __builtin_shuffle(q0, q1, even), d = __builtin_shuffle(q0, q1, odd);
+            v4i ia = (v4i){0, 2, 4, 6} + (i0 + 2 * ow), ic = ia + (i1 - i0);
+            v4i mab = b > a, mcd = d > c;
+            v4f ab = sel_f(mab, b, a), cd = sel_f(mcd, d, c);
+            v4i iab = sel_i(mab, ia + 1, ia), icd = sel_i(mcd, ic + 1, ic);
+            v4i take_cd = cd > ab;
+            v4f y = sel_f(take_cd, cd, ab);
+            v4i idx = sel_i(take_cd, icd, iab);
+            memcpy(yrow + ow, &y, sizeof y);
+            memcpy(arow + ow, &idx, sizeof idx);
+        }
+        for (; ow < s->w_out; ow++) {
             float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
             int ia = i0 + 2 * ow, ic = i1 + 2 * ow;
             float ab = b > a ? b : a, cd = d > c ? d : c;
             int iab = b > a ? ia + 1 : ia, icd = d > c ? ic + 1 : ic;
             int take_cd = cd > ab;
-            yp[oh * s->w_out + ow] = take_cd ? cd : ab;
-            ap[oh * s->w_out + ow] = take_cd ? icd : iab;
+            yrow[ow] = take_cd ? cd : ab;
+            arow[ow] = take_cd ? icd : iab;
         }
     }
 }

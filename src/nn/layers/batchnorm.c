@@ -3,7 +3,9 @@
  * training mode (running ones updated with momentum, PyTorch's unbiased
  * variance) and the running statistics in evaluation mode.
  * Parameters: gamma[C], beta[C]; state: running_mean[C], running_var[C];
- * aux: the batch mean and 1/sqrt(var + eps) of the last training forward. */
+ * aux: the batch mean and 1/sqrt(var + eps) of the last training forward.
+ * With fused_relu (layer.h) y = max(y, 0) in the same pass, and backward
+ * masks dy by y > 0 before the batchnorm gradient. */
 #include <math.h>
 
 #include "backend/backend.h"
@@ -58,7 +60,7 @@ static del_status batchnorm_forward(del_layer *l, const del_layer_ctx *ctx, cons
     if (st != DEL_OK)
         return st;
     if (!ctx->training) {
-        be->batchnorm_forward_eval(n, c, hw, x->data, gamma, beta, rmean, rvar, l->cfg.eps,
+        be->batchnorm_forward_eval(n, c, hw, x->data, gamma, beta, rmean, rvar, l->cfg.eps, l->fused_relu,
                                    l->out->data);
         return DEL_OK;
     }
@@ -74,7 +76,7 @@ static del_status batchnorm_forward(del_layer *l, const del_layer_ctx *ctx, cons
         return st;
     float *save = l->aux->data;
     be->batchnorm_forward_train(n, c, hw, x->data, gamma, beta, l->cfg.eps, l->cfg.momentum, rmean,
-                                rvar, l->out->data, save, save + c);
+                                rvar, l->fused_relu, l->out->data, save, save + c);
     return DEL_OK;
 }
 
@@ -86,7 +88,9 @@ static del_status batchnorm_backward(del_layer *l, const del_layer_ctx *ctx, con
     if (st != DEL_OK)
         return st;
     const float *save = l->aux->data;
-    del_backend_get()->batchnorm_backward(n, c, hw, x->data, dy->data, ctx->params, save, save + c,
+    /* with a fused relu, l->out holds the relu's output: its sign is the mask */
+    const float *relu_y = l->fused_relu ? l->out->data : NULL;
+    del_backend_get()->batchnorm_backward(n, c, hw, x->data, dy->data, relu_y, ctx->params, save, save + c,
                                           l->dx->data, ctx->grads, ctx->grads + c);
     return DEL_OK;
 }

@@ -22,13 +22,14 @@ static del_status dropout_setup(del_layer *l, const char *func)
 
 static del_status dropout_forward(del_layer *l, const del_layer_ctx *ctx, const del_tensor *x)
 {
+    if (!ctx->training) {
+        /* identity: a view of x (layer.h), no copy */
+        del_layer_view(l->out, x, (int)x->shape[0], l->out_ndim, l->out_shape);
+        return DEL_OK;
+    }
     del_status st = del_layer_ensure_out(l, (int)x->shape[0]);
     if (st != DEL_OK)
         return st;
-    if (!ctx->training) {
-        memcpy(l->out->data, x->data, del_tensor_nbytes(x));
-        return DEL_OK;
-    }
     st = del_tensor_ensure(l->aux, DEL_DTYPE_F32, x->ndim, x->shape);
     if (st != DEL_OK)
         return st;

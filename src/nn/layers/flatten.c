@@ -1,6 +1,5 @@
-/* flatten: [N, C, H, W] -> [N, C*H*W] in C order, so the data are unchanged. */
-#include <string.h>
-
+/* flatten: [N, C, H, W] -> [N, C*H*W] in C order, so the data are unchanged:
+ * out is a view of x and dx a view of dy (layer.h), nothing is copied. */
 #include "core/error.h"
 #include "core/tensor_internal.h"
 #include "nn/layer.h"
@@ -20,10 +19,7 @@ static del_status flatten_setup(del_layer *l, const char *func)
 static del_status flatten_forward(del_layer *l, const del_layer_ctx *ctx, const del_tensor *x)
 {
     (void)ctx;
-    del_status st = del_layer_ensure_out(l, (int)x->shape[0]);
-    if (st != DEL_OK)
-        return st;
-    memcpy(l->out->data, x->data, del_tensor_nbytes(x));
+    del_layer_view(l->out, x, (int)x->shape[0], l->out_ndim, l->out_shape);
     return DEL_OK;
 }
 
@@ -31,10 +27,7 @@ static del_status flatten_backward(del_layer *l, const del_layer_ctx *ctx, const
                                    const del_tensor *dy)
 {
     (void)ctx;
-    del_status st = del_layer_ensure_dx(l, (int)x->shape[0]);
-    if (st != DEL_OK)
-        return st;
-    memcpy(l->dx->data, dy->data, del_tensor_nbytes(dy));
+    del_layer_view(l->dx, dy, (int)x->shape[0], l->in_ndim, l->in_shape);
     return DEL_OK;
 }
 

@@ -1,4 +1,6 @@
-/* relu: y = max(x, 0);  dx = y > 0 ? dy : 0. */
+/* relu: y = max(x, 0);  dx = y > 0 ? dy : 0.
+ * A relu folded into the batchnorm before it (layer.h) only passes views
+ * through: the batchnorm already wrote max(., 0) and masks the gradient. */
 #include "backend/backend.h"
 #include "core/tensor_internal.h"
 #include "nn/layer.h"
@@ -18,6 +20,10 @@ static del_status relu_forward(del_layer *l, const del_layer_ctx *ctx, const del
 {
     (void)ctx;
     int n = (int)x->shape[0];
+    if (l->folded) {
+        del_layer_view(l->out, x, n, l->out_ndim, l->out_shape);
+        return DEL_OK;
+    }
     del_status st = del_layer_ensure_out(l, n);
     if (st != DEL_OK)
         return st;
@@ -30,6 +36,10 @@ static del_status relu_backward(del_layer *l, const del_layer_ctx *ctx, const de
 {
     (void)ctx;
     int n = (int)x->shape[0];
+    if (l->folded) {
+        del_layer_view(l->dx, dy, n, l->in_ndim, l->in_shape);
+        return DEL_OK;
+    }
     del_status st = del_layer_ensure_dx(l, n);
     if (st != DEL_OK)
         return st;

@@ -417,7 +417,7 @@ START_TEST(test_batchnorm_train_matches_reference_and_updates_running_stats)
     for (size_t j = 0; j < len; j++)
         xd[j] = x[j];
     const float eps = 1e-5f, mom = 0.1f;
-    be->batchnorm_forward_train(n, c, hw, x, gamma, beta, eps, mom, rm, rv, y, sm, si);
+    be->batchnorm_forward_train(n, c, hw, x, gamma, beta, eps, mom, rm, rv, 0, y, sm, si);
     bn_ref(n, c, hw, xd, gamma, beta, eps, yd, mean, var);
     for (size_t j = 0; j < len; j++)
         ck_assert_double_eq_tol(y[j], yd[j], 1e-4);
@@ -452,7 +452,7 @@ START_TEST(test_batchnorm_eval_uses_running_stats)
     float *x = rand_buf(len, 110), *y = fill_buf(len, 0.0f);
     float gamma[4] = {1.0f, 2.0f, -0.5f, 0.0f}, beta[4] = {0.0f, 1.0f, 2.0f, 3.0f};
     float rm[4] = {0.5f, -1.0f, 0.0f, 2.0f}, rv[4] = {1.0f, 4.0f, 0.25f, 9.0f};
-    be->batchnorm_forward_eval(n, c, hw, x, gamma, beta, rm, rv, 1e-5f, y);
+    be->batchnorm_forward_eval(n, c, hw, x, gamma, beta, rm, rv, 1e-5f, 0, y);
     for (int i = 0; i < n; i++)
         for (int ch = 0; ch < c; ch++)
             for (int j = 0; j < hw; j++) {
@@ -492,8 +492,8 @@ START_TEST(test_batchnorm_backward_matches_finite_differences)
     double *xd = calloc(len, sizeof *xd), *scratch = calloc(len, sizeof *scratch);
     for (size_t j = 0; j < len; j++)
         xd[j] = x[j];
-    be->batchnorm_forward_train(n, c, hw, x, gamma, beta, 1e-5f, 0.1f, rm, rv, y, sm, si);
-    be->batchnorm_backward(n, c, hw, x, r, gamma, sm, si, dx, dg, dbeta);
+    be->batchnorm_forward_train(n, c, hw, x, gamma, beta, 1e-5f, 0.1f, rm, rv, 0, y, sm, si);
+    be->batchnorm_backward(n, c, hw, x, r, NULL, gamma, sm, si, dx, dg, dbeta);
 
     const double h = 1e-5;
     /* checking every element of the big case is slow; a stride covers all channels */
@@ -526,7 +526,7 @@ START_TEST(test_batchnorm_backward_matches_finite_differences)
 
     /* dx may be NULL: the parameter gradients are still accumulated */
     float *dg2 = fill_buf((size_t)c, 0.0f), *db2 = fill_buf((size_t)c, 0.0f);
-    be->batchnorm_backward(n, c, hw, x, r, gamma, sm, si, NULL, dg2, db2);
+    be->batchnorm_backward(n, c, hw, x, r, NULL, gamma, sm, si, NULL, dg2, db2);
     for (int ch = 0; ch < c; ch++) {
         ck_assert_double_eq_tol(dg2[ch], dg[ch] - 1.0, 1e-5 * (1 + fabs(dg[ch])));
         ck_assert_double_eq_tol(db2[ch], dbeta[ch] - 2.0, 1e-5 * (1 + fabs(dbeta[ch])));
@@ -634,8 +634,8 @@ static void run_all(int threads, run_out *o)
     o->bny = malloc(yl * sizeof(float));
     o->bndx = malloc(yl * sizeof(float));
     o->bndg = fill_buf(32, 0);
-    be->batchnorm_forward_train(9, 16, 196, o->y, g, b, 1e-5f, 0.1f, rm, rv, o->bny, sm, si);
-    be->batchnorm_backward(9, 16, 196, o->y, dy, g, sm, si, o->bndx, o->bndg, o->bndg + 16);
+    be->batchnorm_forward_train(9, 16, 196, o->y, g, b, 1e-5f, 0.1f, rm, rv, 0, o->bny, sm, si);
+    be->batchnorm_backward(9, 16, 196, o->y, dy, NULL, g, sm, si, o->bndx, o->bndg, o->bndg + 16);
     be->relu_forward((int64_t)yl, o->bny, o->bny);
 
     const del_pool_shape ps = {9, 16, 14, 14, 7, 7, 2, 2};

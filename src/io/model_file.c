@@ -1,0 +1,507 @@
+/* Model files: the architecture as self-describing layer records (a type
+ * name and named, typed settings), then the parameters and the batchnorm
+ * running statistics, in the container of io/format.h. docs/file-format.md
+ * has the byte layout.
+ *
+ * A file describes the model through its public layer list and is rebuilt
+ * with the public del_model_add_* calls, so it does not depend on how the
+ * nn module lays out or fuses layers internally. Loading trusts nothing:
+ * every count, size and setting is checked before it is used, and each
+ * layer is first dry-run through its type's setup so that a hostile record
+ * can never make the builders allocate more than the file could fill. */
+#include <limits.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "io/format.h"
+#include "nn/model_internal.h"
+
+static const del_format model_format = {{'D', 'E', 'L', 'M'}, 1, "model"};
+
+/* Sanity limits of the reader, far above any real model; they keep every
+ * product of sizes inside int64 before the layer code sees it. */
+#define MAX_LAYERS 4096
+#define MAX_NAME 32
+#define MAX_FIELDS 16
+#define MAX_INPUT_SIDE (1 << 24)
+#define MAX_ACTIVATION ((int64_t)1 << 31) /* floats per image after any layer */
+#define MAX_SETTING (1 << 24)
+#define MAX_KERNEL 4096
+
+enum { FIELD_I32 = 1, FIELD_F32 = 2 };
+
+/* One setting of a layer type: its key in the file, its type, where it
+ * lives in del_layer_cfg, and the largest absolute value the reader
+ * accepts for an integer. */
+typedef struct field_def {
+    const char *key;
+    uint8_t kind;
+    size_t off;
+    int32_t max;
+} field_def;
+
+typedef struct layer_def {
+    const char *name;
+    const field_def *fields;
+    int n_fields;
+    /* Appends the layer through the public API. */
+    del_status (*build)(del_model *m, const del_layer_cfg *c);
+} layer_def;
+
+static del_status build_conv2d(del_model *m, const del_layer_cfg *c)
+{
+    return del_model_add_conv2d(m, c->out, c->kernel, c->stride, c->pad, c->bias);
+}
+
+static del_status build_linear(del_model *m, const del_layer_cfg *c)
+{
+    return del_model_add_linear(m, c->out, c->bias);
+}
+
+static del_status build_batchnorm(del_model *m, const del_layer_cfg *c)
+{
+    return del_model_add_batchnorm(m, c->eps, c->momentum);
+}
+
+static del_status build_relu(del_model *m, const del_layer_cfg *c)
+{
+    (void)c;
+    return del_model_add_relu(m);
+}
+
+static del_status build_maxpool(del_model *m, const del_layer_cfg *c)
+{
+    return del_model_add_maxpool(m, c->kernel, c->stride);
+}
+
+static del_status build_flatten(del_model *m, const del_layer_cfg *c)
+{
+    (void)c;
+    return del_model_add_flatten(m);
+}
+
+static del_status build_dropout(del_model *m, const del_layer_cfg *c)
+{
+    return del_model_add_dropout(m, c->p);
+}
+
+#define INT_FIELD(key, member, max) {key, FIELD_I32, offsetof(del_layer_cfg, member), max}
+#define F32_FIELD(key, member) {key, FIELD_F32, offsetof(del_layer_cfg, member), 0}
+
+static const field_def conv2d_fields[] = {
+    INT_FIELD("out", out, MAX_SETTING),       INT_FIELD("kernel", kernel, MAX_KERNEL),
+    INT_FIELD("stride", stride, MAX_SETTING), INT_FIELD("pad", pad, MAX_KERNEL),
+    INT_FIELD("bias", bias, 1),
+};
+static const field_def linear_fields[] = {
+    INT_FIELD("out", out, MAX_SETTING),
+    INT_FIELD("bias", bias, 1),
+};
+static const field_def batchnorm_fields[] = {
+    F32_FIELD("eps", eps),
+    F32_FIELD("momentum", momentum),
+};
+static const field_def maxpool_fields[] = {
+    INT_FIELD("kernel", kernel, MAX_KERNEL),
+    INT_FIELD("stride", stride, MAX_SETTING),
+};
+static const field_def dropout_fields[] = {
+    F32_FIELD("p", p),
+};
+
+#define LAYER_DEF(name, fields, build) {name, fields, (int)(sizeof fields / sizeof fields[0]), build}
+
+/* Every layer type the format holds. A new type adds a row here and bumps
+ * the format version (an older reader must refuse what it cannot build). */
+static const layer_def layer_defs[] = {
+    LAYER_DEF("conv2d", conv2d_fields, build_conv2d),
+    LAYER_DEF("linear", linear_fields, build_linear),
+    LAYER_DEF("batchnorm", batchnorm_fields, build_batchnorm),
+    {"relu", NULL, 0, build_relu},
+    LAYER_DEF("maxpool", maxpool_fields, build_maxpool),
+    {"flatten", NULL, 0, build_flatten},
+    LAYER_DEF("dropout", dropout_fields, build_dropout),
+};
+
+static const layer_def *find_layer_def(const char *name)
+{
+    for (size_t i = 0; i < sizeof layer_defs / sizeof layer_defs[0]; i++)
+        if (strcmp(layer_defs[i].name, name) == 0)
+            return &layer_defs[i];
+    return NULL;
+}
+
+/* ---- saving ---- */
+
+static del_status write_layer(del_writer *w, const del_model *m, int i, const char *func)
+{
+    const char *name = del_model_layer_type(m, i);
+    const layer_def *def = find_layer_def(name);
+    if (!def)
+        return del_error(DEL_EINVAL, "%s: layer %d ('%s') cannot be saved: the model file format "
+                                     "does not know this layer type", func, i, name);
+    /* The settings are read from the internal record of the same index; if
+     * the nn module ever stops keeping one record per public layer, refuse
+     * rather than write a file that rebuilds a different model. */
+    const del_layer *l = &m->layers[i];
+    if (strcmp(l->ops->name, name) != 0)
+        return del_error(DEL_ESTATE, "%s: layer %d: internal record '%s' does not match '%s'", func, i,
+                         l->ops->name, name);
+    del_writer_str8(w, name);
+    del_writer_u8(w, (uint8_t)def->n_fields);
+    for (int k = 0; k < def->n_fields; k++) {
+        const field_def *f = &def->fields[k];
+        const char *src = (const char *)&l->cfg + f->off;
+        del_writer_str8(w, f->key);
+        del_writer_u8(w, f->kind);
+        if (f->kind == FIELD_I32) {
+            int v;
+            memcpy(&v, src, sizeof v);
+            del_writer_i32(w, v);
+        } else {
+            float v;
+            memcpy(&v, src, sizeof v);
+            del_writer_f32(w, v);
+        }
+    }
+    return DEL_OK;
+}
+
+/* The whole file for model, in *out (malloc'd). */
+static del_status serialize(const del_model *m, const char *func, uint8_t **out, size_t *len)
+{
+    del_writer w;
+    del_writer_init(&w);
+    del_status st = DEL_OK;
+    del_writer_u32(&w, (uint32_t)m->in_c);
+    del_writer_u32(&w, (uint32_t)m->in_h);
+    del_writer_u32(&w, (uint32_t)m->in_w);
+    int n = del_model_num_layers(m);
+    del_writer_u32(&w, (uint32_t)n);
+    for (int i = 0; i < n; i++) {
+        st = write_layer(&w, m, i, func);
+        if (st != DEL_OK)
+            goto cleanup;
+    }
+    del_writer_u64(&w, (uint64_t)m->n_params);
+    del_writer_f32_array(&w, m->params, (size_t)m->n_params);
+    del_writer_u64(&w, (uint64_t)m->n_state);
+    del_writer_f32_array(&w, m->state, (size_t)m->n_state);
+    if (w.oom) {
+        st = del_error(DEL_ENOMEM, "%s: out of memory", func);
+        goto cleanup;
+    }
+    st = del_format_pack(&model_format, w.data, w.len, func, out, len);
+cleanup:
+    del_writer_free(&w);
+    return st;
+}
+
+DEL_API del_status del_model_save(const del_model *model, const char *path)
+{
+    static const char fn[] = "del_model_save";
+    if (!model)
+        return del_error_null(fn, "model");
+    if (!path)
+        return del_error_null(fn, "path");
+    uint8_t *file = NULL;
+    size_t len = 0;
+    del_status st = serialize(model, fn, &file, &len);
+    if (st == DEL_OK)
+        st = del_file_write_atomic(path, file, len, fn);
+    free(file);
+    return st;
+}
+
+DEL_API del_status del_model_save_buffer(const del_model *model, void **out, size_t *size)
+{
+    static const char fn[] = "del_model_save_buffer";
+    if (out)
+        *out = NULL;
+    if (size)
+        *size = 0;
+    if (!model)
+        return del_error_null(fn, "model");
+    if (!out)
+        return del_error_null(fn, "out");
+    if (!size)
+        return del_error_null(fn, "size");
+    uint8_t *file = NULL;
+    size_t len = 0;
+    del_status st = serialize(model, fn, &file, &len);
+    if (st != DEL_OK)
+        return st;
+    *out = file;
+    *size = len;
+    return DEL_OK;
+}
+
+DEL_API void del_buffer_free(void *buf)
+{
+    free(buf);
+}
+
+/* ---- loading ---- */
+
+/* Turns the message of a failed layer check or builder ("func: 'kernel'
+ * must be ...") into a corrupt-record error for the file. */
+static del_status corrupt_record(const del_source *src, int i, const char *type)
+{
+    char why[512];
+    const char *msg = del_last_error();
+    size_t flen = strlen(src->func);
+    if (strncmp(msg, src->func, flen) == 0 && strncmp(msg + flen, ": ", 2) == 0)
+        msg += flen + 2;
+    snprintf(why, sizeof why, "%s", msg);
+    return del_error(DEL_EFORMAT, "%s: corrupt layer record %d (%s) in '%s': %s", src->func, i, type,
+                     src->name, why);
+}
+
+static int valid_name(const uint8_t *s, size_t n)
+{
+    if (n == 0 || n > MAX_NAME)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+            return 0;
+    return 1;
+}
+
+static int64_t shape_numel_capped(int ndim, const int64_t *shape)
+{
+    int64_t n = 1;
+    for (int k = 0; k < ndim; k++) {
+        if (shape[k] < 0 || (shape[k] > 0 && n > MAX_ACTIVATION / shape[k]))
+            return -1;
+        n *= shape[k];
+    }
+    return n;
+}
+
+/* Reads the settings of one record into cfg, checking keys, types and ranges. */
+static del_status read_fields(del_reader *r, const del_source *src, int i, const layer_def *def,
+                              del_layer_cfg *cfg)
+{
+    const char *fn = src->func, *name = src->name, *type = def->name;
+    unsigned nf = del_reader_u8(r);
+    if (nf > MAX_FIELDS)
+        return del_error(DEL_EFORMAT, "%s: corrupt layer record %d (%s) in '%s': %u settings (at most %d)",
+                         fn, i, type, name, nf, MAX_FIELDS);
+    uint32_t seen = 0;
+    for (unsigned j = 0; j < nf; j++) {
+        size_t klen = del_reader_u8(r);
+        const uint8_t *key = del_reader_take(r, klen);
+        uint8_t kind = del_reader_u8(r);
+        uint32_t bits = del_reader_u32(r);
+        if (r->overrun)
+            return del_error(DEL_EFORMAT, "%s: '%s' is truncated in layer record %d", fn, name, i);
+        int k = 0;
+        while (k < def->n_fields &&
+               !(strlen(def->fields[k].key) == klen && memcmp(def->fields[k].key, key, klen) == 0))
+            k++;
+        if (k == def->n_fields) {
+            if (valid_name(key, klen))
+                return del_error(DEL_EFORMAT, "%s: corrupt layer record %d (%s) in '%s': unknown setting '%.*s'",
+                                 fn, i, type, name, (int)klen, (const char *)key);
+            return del_error(DEL_EFORMAT, "%s: corrupt layer record %d (%s) in '%s': malformed setting name",
+                             fn, i, type, name);
+        }
+        const field_def *f = &def->fields[k];
+        if (seen & (1u << k))
+            return del_error(DEL_EFORMAT, "%s: corrupt layer record %d (%s) in '%s': '%s' given twice", fn,
+                             i, type, name, f->key);
+        seen |= 1u << k;
+        if (kind != f->kind)
+            return del_error(DEL_EFORMAT, "%s: corrupt layer record %d (%s) in '%s': '%s' has type %u, expected %u",
+                             fn, i, type, name, f->key, (unsigned)kind, (unsigned)f->kind);
+        char *dst = (char *)cfg + f->off;
+        if (f->kind == FIELD_I32) {
+            int32_t v;
+            memcpy(&v, &bits, sizeof v);
+            if (v > f->max || v < -f->max)
+                return del_error(DEL_EFORMAT, "%s: corrupt layer record %d (%s) in '%s': '%s' = %d is "
+                                              "outside -%d..%d", fn, i, type, name, f->key, (int)v,
+                                 (int)f->max, (int)f->max);
+            int iv = v;
+            memcpy(dst, &iv, sizeof iv);
+        } else {
+            float v;
+            memcpy(&v, &bits, sizeof v);
+            if (!isfinite(v))
+                return del_error(DEL_EFORMAT, "%s: corrupt layer record %d (%s) in '%s': '%s' is not finite",
+                                 fn, i, type, name, f->key);
+            memcpy(dst, &v, sizeof v);
+        }
+    }
+    for (int k = 0; k < def->n_fields; k++)
+        if (!(seen & (1u << k)))
+            return del_error(DEL_EFORMAT, "%s: corrupt layer record %d (%s) in '%s': missing setting '%s'",
+                             fn, i, type, name, def->fields[k].key);
+    return DEL_OK;
+}
+
+/* Parses layer record i and appends the layer to m. */
+static del_status read_layer(del_reader *r, const del_source *src, int i, del_model *m)
+{
+    const char *fn = src->func, *name = src->name;
+    size_t nlen = del_reader_u8(r);
+    const uint8_t *tname = del_reader_take(r, nlen);
+    if (r->overrun)
+        return del_error(DEL_EFORMAT, "%s: '%s' is truncated in layer record %d", fn, name, i);
+    if (!valid_name(tname, nlen))
+        return del_error(DEL_EFORMAT, "%s: corrupt layer record %d in '%s': malformed layer type name",
+                         fn, i, name);
+    char type[MAX_NAME + 1];
+    memcpy(type, tname, nlen);
+    type[nlen] = '\0';
+    const layer_def *def = find_layer_def(type);
+    const del_layer_ops *ops = def ? del_layer_find(type) : NULL;
+    if (!ops)
+        return del_error(DEL_EFORMAT, "%s: corrupt layer record %d in '%s': unknown layer type '%s'", fn,
+                         i, name, type);
+    del_layer_cfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    del_status st = read_fields(r, src, i, def, &cfg);
+    if (st != DEL_OK)
+        return st;
+
+    /* Dry run: the layer's own shape and size checks, without allocating. */
+    del_layer probe;
+    memset(&probe, 0, sizeof probe);
+    probe.ops = ops;
+    probe.cfg = cfg;
+    del_model_output_shape(m, &probe.in_ndim, probe.in_shape);
+    if (ops->setup(&probe, fn) != DEL_OK)
+        return corrupt_record(src, i, type);
+    if (shape_numel_capped(probe.out_ndim, probe.out_shape) < 0)
+        return del_error(DEL_EFORMAT, "%s: corrupt layer record %d (%s) in '%s': output of more than "
+                                      "%lld values per image", fn, i, type, name, (long long)MAX_ACTIVATION);
+    /* Every float of the model is stored after the records (plus two u64
+     * counts), so a model that needs more than the bytes left is corrupt. */
+    size_t left = del_reader_left(r);
+    int64_t room = left >= 16 ? (int64_t)((left - 16) / 4) : 0;
+    if (probe.n_params + probe.n_state > room - m->n_params - m->n_state)
+        return del_error(DEL_EFORMAT, "%s: corrupt layer record %d (%s) in '%s': %lld values do not fit "
+                                      "in the rest of the file", fn, i, type, name,
+                         (long long)(probe.n_params + probe.n_state));
+    st = def->build(m, &cfg);
+    if (st == DEL_ENOMEM)
+        return st;
+    if (st != DEL_OK)
+        return corrupt_record(src, i, type);
+    return DEL_OK;
+}
+
+static del_status read_floats(del_reader *r, const del_source *src, const char *what, float *dst,
+                              int64_t want)
+{
+    uint64_t n = del_reader_u64(r);
+    if (r->overrun)
+        return del_error(DEL_EFORMAT, "%s: '%s' is truncated before the %s", src->func, src->name, what);
+    if (n != (uint64_t)want)
+        return del_error(DEL_EFORMAT, "%s: '%s' is corrupt: it holds %llu %s, its layers need %lld",
+                         src->func, src->name, (unsigned long long)n, what, (long long)want);
+    if (!del_reader_f32_array(r, dst, (size_t)n))
+        return del_error(DEL_EFORMAT, "%s: '%s' is truncated in the %s", src->func, src->name, what);
+    return DEL_OK;
+}
+
+static del_status parse_model(const uint8_t *payload, size_t len, const del_source *src, del_model **out)
+{
+    const char *fn = src->func, *name = src->name;
+    del_model *m = NULL;
+    del_status st = DEL_OK;
+    del_reader r;
+    del_reader_init(&r, payload, len);
+    uint32_t dims[3];
+    for (int k = 0; k < 3; k++)
+        dims[k] = del_reader_u32(&r);
+    uint32_t n_layers = del_reader_u32(&r);
+    if (r.overrun)
+        return del_error(DEL_EFORMAT, "%s: '%s' is truncated in the input shape", fn, name);
+    int64_t in_shape[3];
+    for (int k = 0; k < 3; k++) {
+        if (dims[k] < 1 || dims[k] > MAX_INPUT_SIDE)
+            return del_error(DEL_EFORMAT, "%s: '%s' is corrupt: input size %u is outside 1..%d", fn, name,
+                             (unsigned)dims[k], MAX_INPUT_SIDE);
+        in_shape[k] = dims[k];
+    }
+    if (shape_numel_capped(3, in_shape) < 0)
+        return del_error(DEL_EFORMAT, "%s: '%s' is corrupt: input %ux%ux%u has more than %lld values",
+                         fn, name, (unsigned)dims[0], (unsigned)dims[1], (unsigned)dims[2],
+                         (long long)MAX_ACTIVATION);
+    if (n_layers > MAX_LAYERS)
+        return del_error(DEL_EFORMAT, "%s: '%s' is corrupt: %u layers (at most %d)", fn, name,
+                         (unsigned)n_layers, MAX_LAYERS);
+    st = del_model_new(&m, (int)dims[0], (int)dims[1], (int)dims[2]);
+    if (st != DEL_OK)
+        goto cleanup;
+    for (int i = 0; i < (int)n_layers; i++) {
+        st = read_layer(&r, src, i, m);
+        if (st != DEL_OK)
+            goto cleanup;
+    }
+    st = read_floats(&r, src, "parameters", m->params, m->n_params);
+    if (st != DEL_OK)
+        goto cleanup;
+    st = read_floats(&r, src, "state values", m->state, m->n_state);
+    if (st != DEL_OK)
+        goto cleanup;
+    if (del_reader_left(&r) != 0) {
+        st = del_error(DEL_EFORMAT, "%s: '%s' is corrupt: %zu unexpected bytes after the state", fn,
+                       name, del_reader_left(&r));
+        goto cleanup;
+    }
+    *out = m;
+    m = NULL;
+cleanup:
+    del_model_free(m);
+    return st;
+}
+
+static del_status load_bytes(del_model **out, const uint8_t *file, size_t len, const del_source *src)
+{
+    uint8_t *payload = NULL;
+    size_t plen = 0;
+    uint32_t version = 0;
+    del_status st = del_format_unpack(&model_format, src, file, len, &version, &payload, &plen);
+    if (st == DEL_OK)
+        st = parse_model(payload, plen, src, out);
+    free(payload);
+    return st;
+}
+
+DEL_API del_status del_model_load(del_model **out, const char *path)
+{
+    static const char fn[] = "del_model_load";
+    if (!out)
+        return del_error_null(fn, "out");
+    *out = NULL;
+    if (!path)
+        return del_error_null(fn, "path");
+    uint8_t *file = NULL;
+    size_t len = 0;
+    del_status st = del_file_read(path, DEL_FORMAT_HEADER_SIZE + DEL_FORMAT_MAX_PAYLOAD, fn, &file, &len);
+    if (st == DEL_OK) {
+        del_source src = {fn, path};
+        st = load_bytes(out, file, len, &src);
+    }
+    free(file);
+    return st;
+}
+
+DEL_API del_status del_model_load_buffer(del_model **out, const void *data, size_t size)
+{
+    static const char fn[] = "del_model_load_buffer";
+    if (!out)
+        return del_error_null(fn, "out");
+    *out = NULL;
+    if (!data && size > 0)
+        return del_error_null(fn, "data");
+    del_source src = {fn, "<buffer>"};
+    return load_bytes(out, data ? data : "", size, &src);
+}
