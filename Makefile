@@ -48,14 +48,18 @@ $(BUILD)/%.o: %.c $(wildcard include/*.h include/del/*.h src/*/*.h src/*/*/*.h)
 
 $(SHARED): $(OBJS) libdel.map
 	@mkdir -p lib
-	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=libdel.map -o $@ $(OBJS) $(LIBS) $(SAN)
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=libdel.map -o $@.tmp $(OBJS) $(LIBS) $(SAN)
+	mv -f $@.tmp $@
 	ln -sf libdel.so.$(VERSION) lib/$(SONAME)
 	ln -sf $(SONAME) lib/libdel.so
 
+# Both libraries are written under a temporary name and renamed, so a
+# program linking at that moment never sees a half-written file.
 $(STATIC): $(OBJS)
 	@mkdir -p lib
-	rm -f $@
-	ar rcs $@ $(OBJS)
+	rm -f $@.tmp
+	ar rcs $@.tmp $(OBJS)
+	mv -f $@.tmp $@
 
 # ---- tests: each tests/unit/<module>/test_*.c is one Check program ----
 CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)

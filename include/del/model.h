@@ -140,6 +140,17 @@ DEL_API del_status del_model_zero_grad(del_model *model);
  * range: the message names the row). */
 DEL_API del_status del_loss_cross_entropy(const del_tensor *logits, const del_tensor *labels, float *loss, del_tensor *grad);
 
+/* Mean softmax cross-entropy against soft targets: targets is f32 [N, K],
+ * each row a probability vector (entries >= 0, summing to 1 within 1e-3),
+ * e.g. CutMix/MixUp labels or a teacher's softmax. *loss receives
+ * mean_r -sum_k t_rk log softmax(z_r)_k; if grad is not NULL (f32 [N, K])
+ * it receives (softmax - targets) / N. One-hot targets give exactly
+ * del_loss_cross_entropy's loss and gradient.
+ * Errors: DEL_EINVAL (NULL argument, wrong dtype or shape, a target row
+ * with a negative or non-finite entry or not summing to 1: the message
+ * names the row). */
+DEL_API del_status del_loss_soft_cross_entropy(const del_tensor *logits, const del_tensor *targets, float *loss, del_tensor *grad);
+
 /* Row-wise softmax with temperature: probs_i = exp(z_i/T) / sum_j exp(z_j/T),
  * computed stably. logits and probs are f32 [N, K] (may be the same tensor).
  * Errors: DEL_EINVAL (NULL argument, shape mismatch, temperature <= 0). */

@@ -1,7 +1,10 @@
 /* libdel — optimizers and trainers.
  *
  * Threading: an optimizer or trainer is used by one thread at a time, and
- * so is the model it updates while it works. */
+ * so is the model it updates while it works. During del_trainer_fit the
+ * trainer also runs one internal prefetch thread of its own (see
+ * del_trainer_set_prefetch) that reads the dataset and the augmentation
+ * pipeline; it never calls user code. */
 #ifndef DEL_TRAIN_H
 #define DEL_TRAIN_H
 
@@ -9,6 +12,7 @@
 #include "tensor.h"
 #include "data.h"
 #include "model.h"
+#include "augment.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -61,7 +65,9 @@ typedef struct del_trainer del_trainer;
 typedef int (*del_progress_fn)(int64_t step, int64_t total, float loss, void *user);
 
 /* Creates a supervised trainer: minibatch SGD with softmax cross-entropy on
- * the labeled images of `labeled` (images labeled -1 are skipped).
+ * the labeled images of `labeled` (images labeled -1 are skipped), on the
+ * images as they are or through an augmentation pipeline
+ * (del_trainer_set_augment).
  * model and labeled are borrowed and must outlive the trainer.
  * Defaults (FMNIST-1k, SPEC §5): batch 64, lr 0.05, momentum 0.9, Nesterov,
  * weight decay 5e-4, cosine schedule to 0 over each fit, seed 0,
@@ -93,11 +99,49 @@ DEL_API del_status del_trainer_set_seed(del_trainer *trainer, uint64_t seed);
  * fn NULL removes it. */
 DEL_API del_status del_trainer_set_progress(del_trainer *trainer, del_progress_fn fn, int64_t every, void *user);
 
+/* Augments the labeled batches with aug (borrowed: it must outlive the
+ * trainer or be removed, and must be neither changed nor used elsewhere
+ * while a fit runs, since the prefetch thread reads it); NULL removes it.
+ * Each step's batch is del_augment_batch(aug, labeled, indices, batch,
+ * epoch, step) where epoch is the epoch of the batch's first image in the
+ * trainer's batch order and step the number of steps taken since the
+ * trainer was made or its seed set (0-based, continuing across fits).
+ * With a pipeline the loss is always del_loss_soft_cross_entropy on the
+ * pipeline's soft labels: mixed by CutMix/MixUp steps, one-hot otherwise,
+ * where it equals the hard cross-entropy bit for bit. The pipeline's
+ * random streams come from its own seed (del_augment_set_seed), not the
+ * trainer's. Evaluation never augments.
+ * Errors: DEL_EINVAL (NULL trainer; the pipeline cannot run on the
+ * dataset's images, or its output size differs from the model's input:
+ * the message gives both; checked again when a fit starts), DEL_ESTATE
+ * (during a fit). */
+DEL_API del_status del_trainer_set_augment(del_trainer *trainer, del_augment *aug);
+
+/* Sets the pipeline for unlabeled batches (borrowed, same rules as
+ * del_trainer_set_augment; NULL removes it), for the semi-supervised
+ * trainers. The supervised trainer stores and checks it but never uses it.
+ * Errors: as del_trainer_set_augment. */
+DEL_API del_status del_trainer_set_augment_unlabeled(del_trainer *trainer, del_augment *aug);
+
+/* Prepares up to `depth` (0..4; default 2) batches ahead of the training
+ * step, reading and augmenting them on a producer thread that each fit
+ * starts and joins before it returns (also on error or cancel); depth 0
+ * builds each batch on the fitting thread. The weights are bit-identical
+ * whatever the depth. Costs depth + 1 batch buffers.
+ * Errors: DEL_EINVAL (NULL trainer, depth out of range), DEL_ESTATE
+ * (during a fit). */
+DEL_API del_status del_trainer_set_prefetch(del_trainer *trainer, int depth);
+
 /* Trains for `steps` steps (>= 1) in training mode, leaving the model in
  * evaluation mode. The same seed and settings give bit-identical weights
- * whatever the thread count.
- * Errors: DEL_EINVAL (NULL trainer, steps < 1), DEL_ECANCELED (the
- * callback stopped it), DEL_ENOMEM. */
+ * whatever the thread count and prefetch depth. A canceled fit keeps the
+ * batch order where the last finished step left it, whatever was
+ * prefetched. The progress callback runs on the calling thread, never on
+ * the prefetch thread.
+ * Errors: DEL_EINVAL (NULL trainer, steps < 1, the pipeline's output no
+ * longer fits the model), DEL_ESTATE (called from its own progress
+ * callback), DEL_ECANCELED (the callback stopped it), DEL_ENOMEM; a
+ * failure of the pipeline is returned with its message. */
 DEL_API del_status del_trainer_fit(del_trainer *trainer, int64_t steps);
 
 /* Top-1 accuracy (0..1) of the model, in evaluation mode, on the labeled

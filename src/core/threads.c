@@ -1,7 +1,7 @@
 /* A persistent thread pool for del_parallel_for.
  *
  * Workers sleep on a condition variable between jobs. A job is [0, n) cut
- * into one contiguous chunk per participant; participants (the workers and
+ * into a few contiguous chunks per participant; participants (the workers and
  * the calling thread) claim chunks through an atomic counter, so a slow or
  * missing worker never blocks progress: the caller finishes whatever is
  * left. Which thread runs a chunk never changes the results, because
@@ -18,6 +18,7 @@
 #include "del/common.h"
 
 #define DEL_MAX_THREADS 256
+#define DEL_CHUNKS_PER_THREAD 4
 
 typedef struct pool {
     pthread_mutex_t mu;
@@ -185,7 +186,11 @@ void del_parallel_for(int64_t n, del_range_fn fn, void *ctx)
         fn(ctx, 0, n);
         return;
     }
-    int64_t nchunks = p->nworkers + 1;
+    /* A few chunks per participant, claimed dynamically: when a core is
+     * shared with other processes, a worker that is descheduled (or wakes
+     * late) holds back at most one small chunk, and the others take the
+     * rest. Results do not depend on the split (see threads.h). */
+    int64_t nchunks = (int64_t)(p->nworkers + 1) * DEL_CHUNKS_PER_THREAD;
     if (nchunks > n)
         nchunks = n;
 

@@ -54,9 +54,11 @@ struct del_layer {
 /* What a layer's forward/backward sees of its model. */
 typedef struct del_layer_ctx {
     float *params; /* this layer's parameters (n_params floats) */
-    float *grads;  /* their gradients (accumulated into by backward) */
+    float *grads;  /* their gradients (accumulated into by backward); NULL: only
+                    * l->dx is wanted (conv2d only, see model.c) */
     float *state;  /* this layer's non-trainable state (n_state floats) */
     int training;
+    int need_dx;   /* 0: backward may skip l->dx (conv2d does; others ignore it) */
     del_rng *rng;  /* the model's dropout stream, drawn on the calling thread */
     void *ws;      /* shared scratch of at least the largest workspace() */
     size_t ws_size;

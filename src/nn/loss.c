@@ -1,4 +1,5 @@
-/* Softmax with temperature and softmax cross-entropy, row-wise over [N, K].
+/* Softmax with temperature and softmax cross-entropy (hard and soft
+ * targets), row-wise over [N, K].
  * N x K is small (a batch of logits), so these are plain loops; sums run in
  * double for accuracy and a fixed order. */
 #include <math.h>
@@ -122,6 +123,75 @@ DEL_API del_status del_loss_cross_entropy(const del_tensor *logits, const del_te
             for (int64_t j = 0; j < k; j++) {
                 double pj = exp((double)zr[j] - zmax - log_sum);
                 gr[j] = (float)((pj - (j == y[r] ? 1.0 : 0.0)) / (double)n);
+            }
+        }
+    }
+    *loss = (float)(total / (double)n);
+    return DEL_OK;
+}
+
+/* Rows of targets must be probability vectors; the tolerance admits the
+ * rounding of labels mixed in float (CutMix, MixUp, teacher softmax). */
+#define SOFT_ROW_TOLERANCE 1e-3
+
+DEL_API del_status del_loss_soft_cross_entropy(const del_tensor *logits, const del_tensor *targets, float *loss,
+                                               del_tensor *grad)
+{
+    static const char *func = "del_loss_soft_cross_entropy";
+    del_status st = check_logits(func, "logits", logits);
+    if (st != DEL_OK)
+        return st;
+    if (!targets)
+        return del_error_null(func, "targets");
+    if (!loss)
+        return del_error_null(func, "loss");
+    st = check_same(func, "targets", targets, logits);
+    if (st == DEL_OK && grad)
+        st = check_same(func, "grad", grad, logits);
+    if (st != DEL_OK)
+        return st;
+    int64_t n = logits->shape[0], k = logits->shape[1];
+    const float *t = targets->data;
+    for (int64_t r = 0; r < n; r++) {
+        const float *tr = t + r * k;
+        double sum = 0.0;
+        for (int64_t j = 0; j < k; j++) {
+            if (!(tr[j] >= 0.0f) || !isfinite(tr[j]))
+                return del_error(DEL_EINVAL, "%s: 'targets' row %lld must be a probability vector, got %g at column %lld",
+                                 func, (long long)r, (double)tr[j], (long long)j);
+            sum += tr[j];
+        }
+        if (fabs(sum - 1.0) > SOFT_ROW_TOLERANCE)
+            return del_error(DEL_EINVAL, "%s: 'targets' row %lld must sum to 1 (within %g), got %.6g", func,
+                             (long long)r, SOFT_ROW_TOLERANCE, sum);
+    }
+    const float *z = logits->data;
+    float *g = grad ? grad->data : NULL;
+    double total = 0.0;
+    for (int64_t r = 0; r < n; r++) {
+        const float *zr = z + r * k;
+        const float *tr = t + r * k;
+        float zmax = zr[0];
+        for (int64_t j = 1; j < k; j++)
+            if (zr[j] > zmax)
+                zmax = zr[j];
+        double sum = 0.0;
+        for (int64_t j = 0; j < k; j++)
+            sum += exp((double)zr[j] - zmax);
+        double log_sum = log(sum);
+        /* Zero targets are skipped rather than multiplied, so that a one-hot
+         * row gives exactly del_loss_cross_entropy's value (and 0 * inf
+         * cannot turn a finite loss into NaN). */
+        double row = 0.0;
+        for (int64_t j = 0; j < k; j++)
+            if (tr[j] != 0.0f)
+                row += (double)tr[j] * (log_sum - ((double)zr[j] - zmax));
+        total += row;
+        if (g) {
+            float *gr = g + r * k;
+            for (int64_t j = 0; j < k; j++) {
+                double pj = exp((double)zr[j] - zmax - log_sum);
+                gr[j] = (float)((pj - (double)tr[j]) / (double)n);
             }
         }
     }

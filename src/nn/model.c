@@ -339,6 +339,7 @@ static del_layer_ctx layer_ctx(del_model *m, const del_layer *l, int training)
     c.grads = m->grads ? m->grads + l->param_off : NULL;
     c.state = m->state ? m->state + l->state_off : NULL;
     c.training = training;
+    c.need_dx = 1;
     c.rng = &m->rng;
     c.ws = m->ws;
     c.ws_size = m->ws_size;
@@ -394,6 +395,15 @@ DEL_API del_tensor *del_model_output(del_model *model)
     return model->n_layers ? model->layers[model->n_layers - 1].out : model->input;
 }
 
+/* Skipping the first layer's input gradient saves a gemm and a col2im per
+ * image for a first conv2d (nobody needs the gradient of the images in
+ * plain training). It needs a second layer that owns its dx (not a view of
+ * the caller's grad_output, which may be gone by the time it is asked). */
+static int skips_input_grad(const del_model *m)
+{
+    return !m->want_input_grad && m->n_layers > 1 && m->layers[0].ops == &del_layer_conv2d;
+}
+
 DEL_API del_status del_model_backward(del_model *model, const del_tensor *grad_output)
 {
     if (!model)
@@ -425,10 +435,15 @@ DEL_API del_status del_model_backward(del_model *model, const del_tensor *grad_o
         return DEL_OK;
     }
     const del_tensor *dy = grad_output;
+    model->input_grad_pending = 0;
     for (int i = model->n_layers - 1; i >= 0; i--) {
         del_layer *l = &model->layers[i];
         const del_tensor *x = i > 0 ? model->layers[i - 1].out : model->input;
         del_layer_ctx c = layer_ctx(model, l, 1);
+        if (i == 0 && skips_input_grad(model) && model->layers[1].dx->owned) {
+            c.need_dx = 0;
+            model->input_grad_pending = 1;
+        }
         del_status st = l->ops->backward(l, &c, x, dy);
         if (st != DEL_OK)
             return st;
@@ -438,11 +453,27 @@ DEL_API del_status del_model_backward(del_model *model, const del_tensor *grad_o
     return DEL_OK;
 }
 
+/* The first call after a backward computes the skipped gradient from the
+ * second layer's dx (still held by the model) and the current weights, so
+ * it matches the backward as long as no optimizer step ran in between;
+ * every later backward computes it eagerly. */
 DEL_API del_tensor *del_model_input_grad(del_model *model)
 {
     if (!model || !model->have_grad)
         return NULL;
-    return model->n_layers ? model->layers[0].dx : model->input_grad;
+    if (!model->n_layers)
+        return model->input_grad;
+    del_layer *l = &model->layers[0];
+    model->want_input_grad = 1;
+    if (model->input_grad_pending) {
+        del_layer_ctx c = layer_ctx(model, l, 1);
+        c.grads = NULL;
+        /* the tensors were sized by the backward, so this cannot fail */
+        if (l->ops->backward(l, &c, model->input, model->layers[1].dx) != DEL_OK)
+            return NULL;
+        model->input_grad_pending = 0;
+    }
+    return l->dx;
 }
 
 DEL_API del_status del_model_zero_grad(del_model *model)

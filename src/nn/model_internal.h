@@ -26,6 +26,11 @@ struct del_model {
     int training;
     int fwd_mode;    /* -1: no usable forward, 0: last forward in eval mode, 1: in training mode */
     int have_grad;   /* a backward ran since the last forward */
+    /* The first layer's input gradient is only computed once someone asked
+     * for it (del_model_input_grad sets want_input_grad); until then a
+     * backward through a first conv2d skips it (input_grad_pending). */
+    int want_input_grad;
+    int input_grad_pending;
     del_tensor *input;      /* copy of the last forward's input */
     del_tensor *input_grad; /* input gradient of a model without layers */
     void *ws;        /* conv scratch shared by all layers */

@@ -1,6 +1,8 @@
 /* The supervised trainer: minibatch SGD with softmax cross-entropy on the
- * labeled images of a dataset. Built on the public API only (plus the
- * internal error and random-stream helpers), as every trainer is. */
+ * labeled images of a dataset, optionally augmented, with batches prepared
+ * ahead by the prefetcher. Built on the public API only (plus the internal
+ * error and random-stream helpers and the trainers' own prefetcher), as
+ * every trainer is. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,13 +11,31 @@
 #include "del.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "train/prefetch.h"
 
 #define MAX_CHANNELS 3
 #define EVAL_BATCH 500
+#define DEFAULT_PREFETCH 2
 
 /* Third coordinate of the batch-order stream: keeps it apart from streams
  * keyed by (seed, epoch, image index), e.g. augmentation. */
 #define ORDER_STREAM UINT64_C(0x6261746368) /* "batch" */
+
+/* A place in the batch order: the epoch and the next position in its
+ * permutation (pool_n: the epoch is used up). */
+typedef struct order_cursor {
+    int64_t epoch;
+    int64_t pos;
+} order_cursor;
+
+/* One prepared batch. */
+typedef struct batch_slot {
+    del_tensor *x;
+    del_tensor *y;      /* i32 [batch] labels, without a pipeline */
+    del_tensor *soft;   /* f32 [batch, outputs] soft labels, with one */
+    int64_t *idx;
+    order_cursor after; /* the order once this batch is drawn */
+} batch_slot;
 
 struct del_trainer {
     del_model *model;
@@ -25,13 +45,20 @@ struct del_trainer {
 
     int64_t *pool;   /* dataset indices of the labeled images */
     int64_t pool_n;
-    int64_t *perm;   /* this epoch's order, as positions in pool */
-    int64_t pos;     /* next position in perm; pool_n = epoch used up */
-    int64_t next_epoch;
+    int64_t *perm;   /* permutation of epoch perm_epoch, as positions in pool */
+    int64_t perm_epoch; /* -1: none yet */
+    order_cursor order; /* after the last finished step */
+    order_cursor draw;  /* the producer's, during a fit */
+    int64_t steps_done; /* since creation or set_seed: the next batch number */
 
     int batch;
-    int64_t *batch_idx;
-    del_tensor *x, *y, *grad;
+    del_tensor *grad;
+    batch_slot slots[DEL_PREFETCH_MAX_SLOTS];
+    int nslots;      /* allocated, for slot_batch images with slot_soft labels */
+    int slot_batch, slot_soft;
+    int prefetch;
+
+    del_augment *aug, *aug_unlabeled;
 
     float lr, momentum, weight_decay;
     int nesterov;
@@ -46,44 +73,60 @@ struct del_trainer {
     int fitting; /* setters refuse to change a running fit */
 };
 
-/* Fresh tensors for batches of `batch` images; the old ones are kept on
- * failure. */
-static del_status alloc_batch(del_trainer *tr, int batch, const char *func)
+static void free_slots(del_trainer *tr)
 {
-    del_status st;
-    del_tensor *x = NULL, *y = NULL, *grad = NULL;
-    const int64_t xshape[4] = {batch, tr->channels, tr->height, tr->width};
-    const int64_t yshape[1] = {batch};
-    const int64_t gshape[2] = {batch, tr->num_outputs};
-    int64_t *idx = malloc((size_t)batch * sizeof *idx);
-    if (!idx) {
-        st = del_error(DEL_ENOMEM, "%s: out of memory for a batch of %d", func, batch);
-        goto cleanup;
+    for (int i = 0; i < tr->nslots; i++) {
+        batch_slot *b = &tr->slots[i];
+        del_tensor_free(b->x);
+        del_tensor_free(b->y);
+        del_tensor_free(b->soft);
+        free(b->idx);
+        memset(b, 0, sizeof *b);
     }
-    st = del_tensor_new(&x, DEL_DTYPE_F32, 4, xshape);
-    if (st == DEL_OK)
-        st = del_tensor_new(&y, DEL_DTYPE_I32, 1, yshape);
-    if (st == DEL_OK)
-        st = del_tensor_new(&grad, DEL_DTYPE_F32, 2, gshape);
+    tr->nslots = 0;
+}
+
+/* Makes n slots for the current batch size, with soft or hard labels;
+ * slots that already fit are kept. */
+static del_status ensure_slots(del_trainer *tr, int n, int soft, const char *func)
+{
+    if (tr->slot_batch != tr->batch || tr->slot_soft != soft)
+        free_slots(tr);
+    tr->slot_batch = tr->batch;
+    tr->slot_soft = soft;
+    const int64_t xshape[4] = {tr->batch, tr->channels, tr->height, tr->width};
+    const int64_t yshape[1] = {tr->batch};
+    const int64_t sshape[2] = {tr->batch, tr->num_outputs};
+    while (tr->nslots < n) {
+        batch_slot *b = &tr->slots[tr->nslots];
+        del_status st = del_tensor_new(&b->x, DEL_DTYPE_F32, 4, xshape);
+        if (st == DEL_OK)
+            st = soft ? del_tensor_new(&b->soft, DEL_DTYPE_F32, 2, sshape)
+                      : del_tensor_new(&b->y, DEL_DTYPE_I32, 1, yshape);
+        b->idx = malloc((size_t)tr->batch * sizeof *b->idx);
+        if (st == DEL_OK && !b->idx)
+            st = del_error(DEL_ENOMEM, "%s: out of memory for a batch of %d", func, tr->batch);
+        /* counted first, so that free_slots releases a half-made slot */
+        tr->nslots++;
+        if (st != DEL_OK)
+            return st;
+    }
+    return DEL_OK;
+}
+
+/* The gradient tensor for batches of `batch` images; the old one and the
+ * batch size are kept on failure. Batch buffers follow at the next fit. */
+static del_status alloc_batch(del_trainer *tr, int batch)
+{
+    del_tensor *grad = NULL;
+    const int64_t gshape[2] = {batch, tr->num_outputs};
+    del_status st = del_tensor_new(&grad, DEL_DTYPE_F32, 2, gshape);
     if (st != DEL_OK)
-        goto cleanup;
-    free(tr->batch_idx);
-    del_tensor_free(tr->x);
-    del_tensor_free(tr->y);
+        return st;
     del_tensor_free(tr->grad);
-    tr->batch_idx = idx;
-    tr->x = x;
-    tr->y = y;
     tr->grad = grad;
     tr->batch = batch;
     return DEL_OK;
-
-cleanup:
-    free(idx);
-    del_tensor_free(x);
-    del_tensor_free(y);
-    del_tensor_free(grad);
-    return st;
 }
 
 /* Runs one image through the model in evaluation mode (which changes no
@@ -118,9 +161,7 @@ DEL_API void del_trainer_free(del_trainer *trainer)
         return;
     free(trainer->pool);
     free(trainer->perm);
-    free(trainer->batch_idx);
-    del_tensor_free(trainer->x);
-    del_tensor_free(trainer->y);
+    free_slots(trainer);
     del_tensor_free(trainer->grad);
     free(trainer);
 }
@@ -194,7 +235,8 @@ DEL_API del_status del_trainer_new_supervised(del_trainer **out, del_model *mode
         goto cleanup;
     }
 
-    tr->pos = tr->pool_n;
+    tr->perm_epoch = -1;
+    tr->prefetch = DEFAULT_PREFETCH;
     tr->lr = 0.05f;
     tr->momentum = 0.9f;
     tr->weight_decay = 5e-4f;
@@ -204,7 +246,7 @@ DEL_API del_status del_trainer_new_supervised(del_trainer **out, del_model *mode
         tr->mean[c] = 0.2860f;
         tr->std[c] = 0.3530f;
     }
-    st = alloc_batch(tr, tr->pool_n < 64 ? (int)tr->pool_n : 64, fn);
+    st = alloc_batch(tr, tr->pool_n < 64 ? (int)tr->pool_n : 64);
     if (st != DEL_OK)
         goto cleanup;
     *out = tr;
@@ -235,7 +277,7 @@ DEL_API del_status del_trainer_set_batch_size(del_trainer *trainer, int batch_si
                          (long long)trainer->pool_n, batch_size);
     if (batch_size == trainer->batch)
         return DEL_OK;
-    return alloc_batch(trainer, batch_size, fn);
+    return alloc_batch(trainer, batch_size);
 }
 
 DEL_API del_status del_trainer_set_sgd(del_trainer *trainer, float lr, float momentum, float weight_decay,
@@ -308,9 +350,11 @@ DEL_API del_status del_trainer_set_seed(del_trainer *trainer, uint64_t seed)
     if (st != DEL_OK)
         return st;
     trainer->seed = seed;
-    /* A new seed starts a new sequence of epochs. */
-    trainer->next_epoch = 0;
-    trainer->pos = trainer->pool_n;
+    /* A new seed starts a new sequence of epochs and batch numbers. */
+    trainer->order.epoch = 0;
+    trainer->order.pos = 0;
+    trainer->perm_epoch = -1;
+    trainer->steps_done = 0;
     return DEL_OK;
 }
 
@@ -328,23 +372,113 @@ DEL_API del_status del_trainer_set_progress(del_trainer *trainer, del_progress_f
     return DEL_OK;
 }
 
-/* The next batch of dataset indices: positions continue through the
- * current epoch's permutation, and a batch that reaches its end carries on
- * into the next epoch's. Each permutation depends only on (seed, epoch). */
-static void next_batch(del_trainer *tr)
+/* Checks that aug runs on the dataset's images and keeps their size, which
+ * is the model's input (probed when the trainer was made). */
+static del_status check_pipeline(const del_trainer *tr, const del_augment *aug, const char *func, const char *arg)
 {
+    int oh = 0, ow = 0;
+    del_status st = del_augment_output_size(aug, tr->height, tr->width, &oh, &ow);
+    if (st != DEL_OK) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", del_last_error());
+        return del_error(st, "%s: '%s' cannot run on the %d x %d images of the dataset (%s)", func, arg, tr->height,
+                         tr->width, why);
+    }
+    if (oh != tr->height || ow != tr->width)
+        return del_error(DEL_EINVAL, "%s: '%s' turns %d x %d images into %d x %d, but 'model' takes %d x %d x %d "
+                         "(C x H x W) images", func, arg, tr->height, tr->width, oh, ow, tr->channels, tr->height,
+                         tr->width);
+    return DEL_OK;
+}
+
+static del_status set_pipeline(del_trainer *tr, del_augment **field, del_augment *aug, const char *func)
+{
+    del_status st = check_settable(tr, func);
+    if (st == DEL_OK && aug)
+        st = check_pipeline(tr, aug, func, "aug");
+    if (st == DEL_OK)
+        *field = aug;
+    return st;
+}
+
+DEL_API del_status del_trainer_set_augment(del_trainer *trainer, del_augment *aug)
+{
+    return set_pipeline(trainer, trainer ? &trainer->aug : NULL, aug, "del_trainer_set_augment");
+}
+
+DEL_API del_status del_trainer_set_augment_unlabeled(del_trainer *trainer, del_augment *aug)
+{
+    return set_pipeline(trainer, trainer ? &trainer->aug_unlabeled : NULL, aug, "del_trainer_set_augment_unlabeled");
+}
+
+DEL_API del_status del_trainer_set_prefetch(del_trainer *trainer, int depth)
+{
+    static const char fn[] = "del_trainer_set_prefetch";
+    del_status st = check_settable(trainer, fn);
+    if (st != DEL_OK)
+        return st;
+    if (depth < 0 || depth > DEL_PREFETCH_MAX_DEPTH)
+        return del_error(DEL_EINVAL, "%s: 'depth' must be in 0..%d (0: no prefetching), got %d", fn,
+                         DEL_PREFETCH_MAX_DEPTH, depth);
+    trainer->prefetch = depth;
+    return DEL_OK;
+}
+
+/* Draws the next batch's dataset indices at *cur: positions continue
+ * through the current epoch's permutation, and a batch that reaches its end
+ * carries on into the next epoch's. Each permutation depends only on
+ * (seed, epoch). Returns the epoch of the batch's first image. */
+static int64_t draw_batch(del_trainer *tr, order_cursor *cur, int64_t *idx)
+{
+    int64_t first_epoch = 0;
     for (int i = 0; i < tr->batch; i++) {
-        if (tr->pos == tr->pool_n) {
+        if (cur->pos == tr->pool_n) {
+            cur->epoch++;
+            cur->pos = 0;
+        }
+        if (tr->perm_epoch != cur->epoch) {
             del_rng r;
-            del_rng_seed_stream(&r, tr->seed, (uint64_t)tr->next_epoch, ORDER_STREAM);
+            del_rng_seed_stream(&r, tr->seed, (uint64_t)cur->epoch, ORDER_STREAM);
             for (int64_t k = 0; k < tr->pool_n; k++)
                 tr->perm[k] = k;
             del_rng_shuffle_i64(&r, tr->perm, tr->pool_n);
-            tr->next_epoch++;
-            tr->pos = 0;
+            tr->perm_epoch = cur->epoch;
         }
-        tr->batch_idx[i] = tr->pool[tr->perm[tr->pos++]];
+        if (i == 0)
+            first_epoch = cur->epoch;
+        idx[i] = tr->pool[tr->perm[cur->pos++]];
     }
+    return first_epoch;
+}
+
+/* The prefetcher's fill: runs on the producer thread during a fit, and is
+ * the only code then touching draw, perm and the slot it is given. */
+static del_status fill_batch(void *ctx, int slot, int64_t step)
+{
+    del_trainer *tr = ctx;
+    batch_slot *b = &tr->slots[slot];
+    const int64_t epoch = draw_batch(tr, &tr->draw, b->idx);
+    b->after = tr->draw;
+    if (tr->aug)
+        return del_augment_batch(tr->aug, tr->data, b->idx, tr->batch, (uint64_t)epoch, (uint64_t)step, tr->mean,
+                                 tr->std, b->x, b->soft, tr->num_outputs);
+    return del_dataset_batch(tr->data, b->idx, tr->batch, tr->mean, tr->std, b->x, b->y);
+}
+
+/* One SGD step on a prepared batch. */
+static del_status train_step(del_trainer *tr, del_optimizer *opt, const batch_slot *b, float *loss)
+{
+    del_status st = del_model_forward(tr->model, b->x);
+    if (st == DEL_OK)
+        st = b->soft ? del_loss_soft_cross_entropy(del_model_output(tr->model), b->soft, loss, tr->grad)
+                     : del_loss_cross_entropy(del_model_output(tr->model), b->y, loss, tr->grad);
+    if (st == DEL_OK)
+        st = del_model_zero_grad(tr->model);
+    if (st == DEL_OK)
+        st = del_model_backward(tr->model, tr->grad);
+    if (st == DEL_OK)
+        st = del_optimizer_step(opt);
+    return st;
 }
 
 DEL_API del_status del_trainer_fit(del_trainer *trainer, int64_t steps)
@@ -359,10 +493,19 @@ DEL_API del_status del_trainer_fit(del_trainer *trainer, int64_t steps)
 
     del_trainer *tr = trainer;
     del_optimizer *opt = NULL;
-    del_status st = del_optimizer_new_sgd(&opt, tr->model, tr->lr, tr->momentum, tr->weight_decay, tr->nesterov);
-    if (st != DEL_OK)
-        goto cleanup;
-    st = del_optimizer_set_schedule(opt, tr->schedule, steps, 0.0f);
+    del_prefetch pf;
+    int prefetching = 0;
+    int64_t done = 0;
+    /* Steps may have been added to the pipelines since they were set. */
+    del_status st = tr->aug ? check_pipeline(tr, tr->aug, fn, "augment") : DEL_OK;
+    if (st == DEL_OK && tr->aug_unlabeled)
+        st = check_pipeline(tr, tr->aug_unlabeled, fn, "augment_unlabeled");
+    if (st == DEL_OK)
+        st = ensure_slots(tr, del_prefetch_slots(tr->prefetch), tr->aug != NULL, fn);
+    if (st == DEL_OK)
+        st = del_optimizer_new_sgd(&opt, tr->model, tr->lr, tr->momentum, tr->weight_decay, tr->nesterov);
+    if (st == DEL_OK)
+        st = del_optimizer_set_schedule(opt, tr->schedule, steps, 0.0f);
     if (st != DEL_OK)
         goto cleanup;
     tr->fitting = 1;
@@ -370,24 +513,23 @@ DEL_API del_status del_trainer_fit(del_trainer *trainer, int64_t steps)
     if (st != DEL_OK)
         goto cleanup;
 
+    tr->draw = tr->order;
+    del_prefetch_start(&pf, tr->prefetch, tr->steps_done, steps, fill_batch, tr);
+    prefetching = 1;
     double loss_sum = 0.0;
     int64_t loss_count = 0;
     for (int64_t step = 1; step <= steps; step++) {
         float loss = 0.0f;
-        next_batch(tr);
-        st = del_dataset_batch(tr->data, tr->batch_idx, tr->batch, tr->mean, tr->std, tr->x, tr->y);
+        int slot = 0;
+        st = del_prefetch_acquire(&pf, &slot);
         if (st == DEL_OK)
-            st = del_model_forward(tr->model, tr->x);
-        if (st == DEL_OK)
-            st = del_loss_cross_entropy(del_model_output(tr->model), tr->y, &loss, tr->grad);
-        if (st == DEL_OK)
-            st = del_model_zero_grad(tr->model);
-        if (st == DEL_OK)
-            st = del_model_backward(tr->model, tr->grad);
-        if (st == DEL_OK)
-            st = del_optimizer_step(opt);
+            st = train_step(tr, opt, &tr->slots[slot], &loss);
         if (st != DEL_OK)
             goto cleanup;
+        /* Read before the slot goes back to the producer. */
+        tr->order = tr->slots[slot].after;
+        done++;
+        del_prefetch_release(&pf);
         loss_sum += loss;
         loss_count++;
         if (tr->progress && (step % tr->every == 0 || step == steps)) {
@@ -403,6 +545,9 @@ DEL_API del_status del_trainer_fit(del_trainer *trainer, int64_t steps)
     }
 
 cleanup:
+    if (prefetching)
+        del_prefetch_stop(&pf);
+    tr->steps_done += done;
     del_model_set_training(tr->model, 0);
     del_optimizer_free(opt);
     tr->fitting = 0;

@@ -18,8 +18,8 @@ def flat(t):
 
 class TestImageOps(unittest.TestCase):
     def test_every_header_image_op_is_wrapped(self):
-        names = [n[len("del_image_"):] for n in libdel._ffi.FUNCTIONS
-                 if n.startswith("del_image_")]
+        names = [n[len("del_image_"):] for n, (_, params) in libdel._ffi.FUNCTIONS.items()
+                 if n.startswith("del_image_") and [p[1] for p in params[:2]] == ["dst", "src"]]
         self.assertGreater(len(names), 0)
         for n in names:
             self.assertTrue(callable(getattr(image, n)), n)
@@ -58,6 +58,18 @@ class TestImageOps(unittest.TestCase):
             image.rotate(grid(), 10.0, "cubic", 0)
         with self.assertRaises(TypeError):
             image.rotate(grid(), 10.0)
+
+    def test_write_png_writes_a_png_file(self):
+        import os
+        import tempfile
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "g.png")
+            image.write_png(grid(), path)
+            with open(path, "rb") as f:
+                self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+            with self.assertRaises(libdel.FileError) as cm:
+                image.write_png(grid(), os.path.join(d, "missing-dir", "g.png"))
+            self.assertIn("missing-dir", str(cm.exception))
 
     def test_dataset_image_is_a_copy_of_one_image(self):
         images = bytes(range(2 * 2 * 2 * 3))

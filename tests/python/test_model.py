@@ -77,6 +77,30 @@ class TestModelBuild(unittest.TestCase):
         self.assertLessEqual(max(abs(v) for v in a.params[:784 * 256]), bound)
 
 
+class TestSaveLoad(unittest.TestCase):
+    def test_save_load_round_trips_parameters(self):
+        import os
+        import tempfile
+        m = tiny_linear()
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "m.delm")
+            m.save(path)
+            back = libdel.Model.load(path)
+        self.assertEqual(back.params.tolist(), [1, 2, 3, 4, -1, 0, 1, 0, 0.5, -0.5])
+        self.assertEqual(back.layer_types, ["flatten", "linear"])
+        again = libdel.Model.from_bytes(m.to_bytes())
+        self.assertEqual(again.params.tobytes(), m.params.tobytes())
+
+    def test_loading_garbage_is_a_format_error(self):
+        with self.assertRaises(libdel.FormatError):
+            libdel.Model.from_bytes(b"definitely not a model file")
+
+    def test_loading_a_missing_file_is_a_file_error(self):
+        with self.assertRaises(libdel.FileError) as cm:
+            libdel.Model.load("/nonexistent/libdel-model.delm")
+        self.assertIn("/nonexistent/libdel-model.delm", str(cm.exception))
+
+
 class TestForwardBackward(unittest.TestCase):
     def test_forward_matches_hand_computed_linear(self):
         m = tiny_linear()
@@ -144,6 +168,13 @@ class TestLosses(unittest.TestCase):
                                           [0, 1], grad=True)
         self.assertAlmostEqual(loss, math.log(2), places=6)
         self.assertEqual(grad.tolist(), [[-0.25, 0.25], [0.25, -0.25]])
+
+    def test_soft_cross_entropy_of_one_hot_targets_is_cross_entropy(self):
+        logits = libdel.Tensor.from_list([[1.0, 2.0, 0.5]])
+        soft = libdel.soft_cross_entropy(logits, [[0.0, 1.0, 0.0]])
+        # -log softmax(z)_1 = log(e^1 + e^2 + e^0.5) - 2
+        self.assertAlmostEqual(soft, math.log(math.e + math.e ** 2 + math.e ** 0.5) - 2,
+                               places=5)
 
     def test_cross_entropy_label_out_of_range_raises(self):
         with self.assertRaises(libdel.InvalidArgument) as cm:

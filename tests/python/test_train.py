@@ -48,6 +48,29 @@ class TestTrainerSettings(unittest.TestCase):
         self.assertEqual(t.evaluate(tiny_dataset()), 1.0)
 
 
+class TestTrainerAugment(unittest.TestCase):
+    def test_pipeline_is_kept_alive_and_used(self):
+        t = libdel.Trainer.supervised(tiny_model(), tiny_dataset(), batch_size=4, prefetch=0,
+                                      augment=libdel.Augment(seed=1).add_flip_h(0.5))
+        import gc
+        gc.collect()
+        self.assertEqual(t.augment.num_steps, 1)
+        t.fit(5)
+        t.set(augment=False)
+        self.assertIsNone(t.augment)
+
+    def test_pipeline_of_wrong_output_size_is_refused(self):
+        aug = libdel.Augment().add_random_crop(1, 1)
+        with self.assertRaises(libdel.InvalidArgument) as cm:
+            libdel.Trainer.supervised(tiny_model(), tiny_dataset(), augment=aug)
+        self.assertIn("del_trainer_set_augment", str(cm.exception))
+
+    def test_prefetch_out_of_range_is_refused(self):
+        with self.assertRaises(libdel.InvalidArgument) as cm:
+            libdel.Trainer.supervised(tiny_model(), tiny_dataset(), prefetch=5)
+        self.assertIn("del_trainer_set_prefetch", str(cm.exception))
+
+
 class TestProgress(unittest.TestCase):
     def setUp(self):
         self.trainer = libdel.Trainer.supervised(tiny_model(), tiny_dataset(), batch_size=4)

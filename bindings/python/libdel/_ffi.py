@@ -28,23 +28,23 @@ DEL_DTYPE_I32 = 2
 del_split = ctypes.c_int
 DEL_SPLIT_TRAIN = 0
 DEL_SPLIT_TEST = 1
-del_schedule = ctypes.c_int
-DEL_SCHEDULE_CONSTANT = 0
-DEL_SCHEDULE_COSINE = 1
 del_interp = ctypes.c_int
 DEL_INTERP_NEAREST = 0
 DEL_INTERP_BILINEAR = 1
+del_schedule = ctypes.c_int
+DEL_SCHEDULE_CONSTANT = 0
+DEL_SCHEDULE_COSINE = 1
 
 ENUMS = {
     'del_status': {'DEL_OK': 0, 'DEL_EINVAL': -1, 'DEL_ENOMEM': -2, 'DEL_EIO': -3, 'DEL_EFORMAT': -4, 'DEL_ECANCELED': -5, 'DEL_ESTATE': -6},
     'del_dtype': {'DEL_DTYPE_F32': 0, 'DEL_DTYPE_U8': 1, 'DEL_DTYPE_I32': 2},
     'del_split': {'DEL_SPLIT_TRAIN': 0, 'DEL_SPLIT_TEST': 1},
-    'del_schedule': {'DEL_SCHEDULE_CONSTANT': 0, 'DEL_SCHEDULE_COSINE': 1},
     'del_interp': {'DEL_INTERP_NEAREST': 0, 'DEL_INTERP_BILINEAR': 1},
+    'del_schedule': {'DEL_SCHEDULE_CONSTANT': 0, 'DEL_SCHEDULE_COSINE': 1},
 }
 
 # ---- opaque handles (passed as void pointers) ----
-OPAQUE_TYPES = ('del_tensor', 'del_dataset', 'del_model', 'del_optimizer', 'del_trainer', 'del_augment')
+OPAQUE_TYPES = ('del_tensor', 'del_dataset', 'del_model', 'del_augment', 'del_optimizer', 'del_trainer')
 
 # ---- callback types ----
 del_progress_fn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_float, ctypes.c_void_p)
@@ -296,6 +296,10 @@ FUNCTIONS = {
         del_status,
         ((ctypes.c_void_p, 'logits'), (ctypes.c_void_p, 'labels'), (ctypes.POINTER(ctypes.c_float), 'loss'), (ctypes.c_void_p, 'grad'),),
     ),
+    'del_loss_soft_cross_entropy': (
+        del_status,
+        ((ctypes.c_void_p, 'logits'), (ctypes.c_void_p, 'targets'), (ctypes.POINTER(ctypes.c_float), 'loss'), (ctypes.c_void_p, 'grad'),),
+    ),
     'del_softmax': (
         del_status,
         ((ctypes.c_void_p, 'logits'), (ctypes.c_float, 'temperature'), (ctypes.c_void_p, 'probs'),),
@@ -319,70 +323,6 @@ FUNCTIONS = {
     'del_buffer_free': (
         None,
         ((ctypes.c_void_p, 'buf'),),
-    ),
-    'del_optimizer_new_sgd': (
-        del_status,
-        ((ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.c_void_p, 'model'), (ctypes.c_float, 'lr'), (ctypes.c_float, 'momentum'), (ctypes.c_float, 'weight_decay'), (ctypes.c_int, 'nesterov'),),
-    ),
-    'del_optimizer_free': (
-        None,
-        ((ctypes.c_void_p, 'opt'),),
-    ),
-    'del_optimizer_set_schedule': (
-        del_status,
-        ((ctypes.c_void_p, 'opt'), (del_schedule, 'kind'), (ctypes.c_int64, 'total_steps'), (ctypes.c_float, 'final_lr'),),
-    ),
-    'del_optimizer_step': (
-        del_status,
-        ((ctypes.c_void_p, 'opt'),),
-    ),
-    'del_optimizer_lr': (
-        ctypes.c_float,
-        ((ctypes.c_void_p, 'opt'),),
-    ),
-    'del_optimizer_steps': (
-        ctypes.c_int64,
-        ((ctypes.c_void_p, 'opt'),),
-    ),
-    'del_trainer_new_supervised': (
-        del_status,
-        ((ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.c_void_p, 'model'), (ctypes.c_void_p, 'labeled'),),
-    ),
-    'del_trainer_free': (
-        None,
-        ((ctypes.c_void_p, 'trainer'),),
-    ),
-    'del_trainer_set_batch_size': (
-        del_status,
-        ((ctypes.c_void_p, 'trainer'), (ctypes.c_int, 'batch_size'),),
-    ),
-    'del_trainer_set_sgd': (
-        del_status,
-        ((ctypes.c_void_p, 'trainer'), (ctypes.c_float, 'lr'), (ctypes.c_float, 'momentum'), (ctypes.c_float, 'weight_decay'), (ctypes.c_int, 'nesterov'),),
-    ),
-    'del_trainer_set_schedule': (
-        del_status,
-        ((ctypes.c_void_p, 'trainer'), (del_schedule, 'kind'),),
-    ),
-    'del_trainer_set_normalize': (
-        del_status,
-        ((ctypes.c_void_p, 'trainer'), (ctypes.POINTER(ctypes.c_float), 'mean'), (ctypes.POINTER(ctypes.c_float), 'std'), (ctypes.c_int, 'channels'),),
-    ),
-    'del_trainer_set_seed': (
-        del_status,
-        ((ctypes.c_void_p, 'trainer'), (ctypes.c_uint64, 'seed'),),
-    ),
-    'del_trainer_set_progress': (
-        del_status,
-        ((ctypes.c_void_p, 'trainer'), (del_progress_fn, 'fn'), (ctypes.c_int64, 'every'), (ctypes.c_void_p, 'user'),),
-    ),
-    'del_trainer_fit': (
-        del_status,
-        ((ctypes.c_void_p, 'trainer'), (ctypes.c_int64, 'steps'),),
-    ),
-    'del_trainer_evaluate': (
-        del_status,
-        ((ctypes.c_void_p, 'trainer'), (ctypes.c_void_p, 'test'), (ctypes.POINTER(ctypes.c_double), 'accuracy'),),
     ),
     'del_image_brightness_add': (
         del_status,
@@ -551,6 +491,82 @@ FUNCTIONS = {
     'del_augment_batch': (
         del_status,
         ((ctypes.c_void_p, 'aug'), (ctypes.c_void_p, 'ds'), (ctypes.POINTER(ctypes.c_int64), 'indices'), (ctypes.c_int64, 'n'), (ctypes.c_uint64, 'epoch'), (ctypes.c_uint64, 'batch_no'), (ctypes.POINTER(ctypes.c_float), 'mean'), (ctypes.POINTER(ctypes.c_float), 'std'), (ctypes.c_void_p, 'x'), (ctypes.c_void_p, 'soft_labels'), (ctypes.c_int, 'num_classes'),),
+    ),
+    'del_optimizer_new_sgd': (
+        del_status,
+        ((ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.c_void_p, 'model'), (ctypes.c_float, 'lr'), (ctypes.c_float, 'momentum'), (ctypes.c_float, 'weight_decay'), (ctypes.c_int, 'nesterov'),),
+    ),
+    'del_optimizer_free': (
+        None,
+        ((ctypes.c_void_p, 'opt'),),
+    ),
+    'del_optimizer_set_schedule': (
+        del_status,
+        ((ctypes.c_void_p, 'opt'), (del_schedule, 'kind'), (ctypes.c_int64, 'total_steps'), (ctypes.c_float, 'final_lr'),),
+    ),
+    'del_optimizer_step': (
+        del_status,
+        ((ctypes.c_void_p, 'opt'),),
+    ),
+    'del_optimizer_lr': (
+        ctypes.c_float,
+        ((ctypes.c_void_p, 'opt'),),
+    ),
+    'del_optimizer_steps': (
+        ctypes.c_int64,
+        ((ctypes.c_void_p, 'opt'),),
+    ),
+    'del_trainer_new_supervised': (
+        del_status,
+        ((ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.c_void_p, 'model'), (ctypes.c_void_p, 'labeled'),),
+    ),
+    'del_trainer_free': (
+        None,
+        ((ctypes.c_void_p, 'trainer'),),
+    ),
+    'del_trainer_set_batch_size': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_int, 'batch_size'),),
+    ),
+    'del_trainer_set_sgd': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_float, 'lr'), (ctypes.c_float, 'momentum'), (ctypes.c_float, 'weight_decay'), (ctypes.c_int, 'nesterov'),),
+    ),
+    'del_trainer_set_schedule': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (del_schedule, 'kind'),),
+    ),
+    'del_trainer_set_normalize': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.POINTER(ctypes.c_float), 'mean'), (ctypes.POINTER(ctypes.c_float), 'std'), (ctypes.c_int, 'channels'),),
+    ),
+    'del_trainer_set_seed': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_uint64, 'seed'),),
+    ),
+    'del_trainer_set_progress': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (del_progress_fn, 'fn'), (ctypes.c_int64, 'every'), (ctypes.c_void_p, 'user'),),
+    ),
+    'del_trainer_set_augment': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_void_p, 'aug'),),
+    ),
+    'del_trainer_set_augment_unlabeled': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_void_p, 'aug'),),
+    ),
+    'del_trainer_set_prefetch': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_int, 'depth'),),
+    ),
+    'del_trainer_fit': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_int64, 'steps'),),
+    ),
+    'del_trainer_evaluate': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_void_p, 'test'), (ctypes.POINTER(ctypes.c_double), 'accuracy'),),
     ),
     'del_image_write_png': (
         del_status,

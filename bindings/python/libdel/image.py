@@ -65,6 +65,13 @@ for _cname, (_restype, _params) in _ffi.FUNCTIONS.items():
         _OPS.append(_name)
 
 
+def write_png(img, path):
+    """Writes a uint8 [H, W, 1 or 3] image to path as an 8-bit PNG (atomically)."""
+    import os
+    img = as_tensor(img)
+    check(lib.del_image_write_png(img._h, os.fsencode(path)))
+
+
 def _from_points(cname, n_pts, n_out, src_pts, dst_pts):
     s = c_array(ctypes.c_float, src_pts, "%s: 'src_pts'" % cname)
     d = c_array(ctypes.c_float, dst_pts, "%s: 'dst_pts'" % cname)
@@ -202,4 +209,4 @@ class Augment(Handle):
         return x, y
 
 
-__all__ = _OPS + ["affine_from_points", "perspective_from_points", "Augment"]
+__all__ = _OPS + ["affine_from_points", "perspective_from_points", "write_png", "Augment"]

@@ -1,12 +1,13 @@
 """del_model: a sequence of layers over float32 NCHW input; losses."""
 
 import ctypes
+import os
 import weakref
 
 from ._lib import Handle, check, invalid, lib, new_handle, view_memory
 from .tensor import Tensor, as_tensor
 
-__all__ = ["Model", "cross_entropy", "softmax"]
+__all__ = ["Model", "cross_entropy", "soft_cross_entropy", "softmax"]
 
 
 class Model(Handle):
@@ -54,6 +55,31 @@ class Model(Handle):
     def from_spec(cls, spec):
         """A model from a spec string, e.g. "input 1 28 28; flatten; linear 10"."""
         return cls(_handle=new_handle(lib.del_model_from_spec, spec.encode("utf-8")))
+
+    @classmethod
+    def load(cls, path):
+        """Loads a model saved by save() (or del_model_save)."""
+        return cls(_handle=new_handle(lib.del_model_load, os.fsencode(path)))
+
+    @classmethod
+    def from_bytes(cls, data):
+        """Loads a model from the bytes of a saved model file."""
+        mv = memoryview(data).cast("B")
+        buf = (ctypes.c_char * mv.nbytes).from_buffer_copy(mv)
+        return cls(_handle=new_handle(lib.del_model_load_buffer, buf, mv.nbytes))
+
+    def save(self, path):
+        """Saves the model to path (written to a temp file, then renamed)."""
+        check(lib.del_model_save(self._h, os.fsencode(path)))
+
+    def to_bytes(self):
+        """The model file's bytes."""
+        ptr, size = ctypes.c_void_p(), ctypes.c_size_t()
+        check(lib.del_model_save_buffer(self._h, ctypes.byref(ptr), ctypes.byref(size)))
+        try:
+            return ctypes.string_at(ptr, size.value)
+        finally:
+            lib.del_buffer_free(ptr)
 
     def add_conv2d(self, out_channels, kernel=3, stride=1, pad=0, bias=True):
         check(lib.del_model_add_conv2d(self._h, int(out_channels), int(kernel), int(stride),
@@ -205,6 +231,20 @@ def cross_entropy(logits, labels, grad=False):
     g = Tensor.zeros(logits.shape, "float32") if grad else None
     check(lib.del_loss_cross_entropy(logits._h, labels._h, ctypes.byref(loss),
                                      g._h if g is not None else None))
+    return (loss.value, g) if grad else loss.value
+
+
+def soft_cross_entropy(logits, targets, grad=False):
+    """Mean cross-entropy of logits [N, K] against soft targets [N, K] (rows of
+    probabilities, e.g. CutMix labels). Returns the loss, or (loss, grad)."""
+    logits = as_tensor(logits)
+    if isinstance(targets, (list, tuple)):
+        targets = Tensor.from_list(targets)
+    targets = as_tensor(targets)
+    loss = ctypes.c_float()
+    g = Tensor.zeros(logits.shape, "float32") if grad else None
+    check(lib.del_loss_soft_cross_entropy(logits._h, targets._h, ctypes.byref(loss),
+                                          g._h if g is not None else None))
     return (loss.value, g) if grad else loss.value
 
 

@@ -58,7 +58,8 @@ class Trainer(Handle):
 
     Settings (keyword arguments of the constructors and of set()):
     batch_size, lr, momentum, weight_decay, nesterov, schedule ('cosine' or
-    'constant'), mean and std (one value or one per channel), seed."""
+    'constant'), mean and std (one value or one per channel), seed, augment
+    and augment_unlabeled (Augment pipelines), prefetch (0..4)."""
 
     _free_name = "del_trainer_free"
     # The C defaults (include/del/train.h), so a partial SGD change keeps the rest.
@@ -68,6 +69,8 @@ class Trainer(Handle):
         super().__init__(handle)
         self.model = model
         self.dataset = dataset
+        self.augment = None
+        self.augment_unlabeled = None
         self._sgd = dict(self._SGD_DEFAULTS)
         self._callback = None
         self._callback_error = None
@@ -80,9 +83,21 @@ class Trainer(Handle):
         return t
 
     def set(self, batch_size=None, lr=None, momentum=None, weight_decay=None, nesterov=None,
-            schedule=None, mean=None, std=None, seed=None):
-        """Changes settings; those left None keep their value. Returns self."""
+            schedule=None, mean=None, std=None, seed=None, augment=None,
+            augment_unlabeled=None, prefetch=None):
+        """Changes settings; those left None keep their value. Returns self.
+        augment / augment_unlabeled: an Augment pipeline (kept alive by the
+        trainer), or False to remove it. prefetch: batches prepared ahead (0..4)."""
         h = self._h
+        for key, fn in (("augment", lib.del_trainer_set_augment),
+                        ("augment_unlabeled", lib.del_trainer_set_augment_unlabeled)):
+            aug = augment if key == "augment" else augment_unlabeled
+            if aug is None:
+                continue
+            check(fn(h, None if aug is False else aug._h))
+            setattr(self, key, None if aug is False else aug)
+        if prefetch is not None:
+            check(lib.del_trainer_set_prefetch(h, int(prefetch)))
         if batch_size is not None:
             check(lib.del_trainer_set_batch_size(h, int(batch_size)))
         sgd = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay,

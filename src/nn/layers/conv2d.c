@@ -97,9 +97,9 @@ static del_status conv2d_backward(del_layer *l, const del_layer_ctx *ctx, const 
         return st;
     del_conv2d_shape s;
     conv_shape(l, n, &s);
-    float *dbias = l->cfg.bias ? ctx->grads + conv_weight_count(l) : NULL;
-    del_backend_get()->conv2d_backward(&s, x->data, ctx->params, dy->data, l->dx->data, ctx->grads,
-                                       dbias, ctx->ws);
+    float *dw = ctx->grads, *dbias = l->cfg.bias && dw ? dw + conv_weight_count(l) : NULL;
+    del_backend_get()->conv2d_backward(&s, x->data, ctx->params, dy->data, ctx->need_dx ? l->dx->data : NULL,
+                                       dw, dbias, ctx->ws);
     return DEL_OK;
 }
 

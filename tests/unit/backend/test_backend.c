@@ -83,6 +83,11 @@ static const del_conv2d_shape conv_shapes[] = {
     {1, 1, 28, 28, 8, 28, 28, 3, 1, 1},
     {5, 16, 14, 14, 12, 14, 14, 3, 1, 1},
     {3, 2, 6, 5, 3, 4, 3, 3, 1, 0},
+    /* c_in >= 8, stride 1: the shifted path (per-tap gemms on the padded plane) */
+    {3, 8, 9, 7, 5, 9, 7, 3, 1, 1},
+    {2, 9, 8, 8, 3, 4, 4, 5, 1, 0},
+    {2, 8, 6, 7, 4, 6, 7, 5, 1, 2},
+    {9, 8, 5, 5, 3, 3, 3, 3, 1, 0},
 };
 #define N_CONV_SHAPES (int)(sizeof conv_shapes / sizeof conv_shapes[0])
 

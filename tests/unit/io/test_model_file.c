@@ -819,20 +819,21 @@ END_TEST
 
 START_TEST(test_null_arguments_are_einval)
 {
-    del_model *m = NULL;
+    del_model *m = NULL, *loaded = NULL;
     void *buf = NULL;
     size_t size = 0;
     ck_assert_del_ok(del_model_new(&m, 1, 2, 2));
     ck_assert_del_err(del_model_save(NULL, "x"), DEL_EINVAL, "'model'");
     ck_assert_del_err(del_model_save(m, NULL), DEL_EINVAL, "'path'");
     ck_assert_del_err(del_model_load(NULL, "x"), DEL_EINVAL, "'out'");
-    ck_assert_del_err(del_model_load(&m, NULL), DEL_EINVAL, "'path'");
-    ck_assert_ptr_null(m);
+    ck_assert_del_err(del_model_load(&loaded, NULL), DEL_EINVAL, "'path'");
+    ck_assert_ptr_null(loaded);
     ck_assert_del_err(del_model_save_buffer(NULL, &buf, &size), DEL_EINVAL, "'model'");
     ck_assert_del_err(del_model_load_buffer(NULL, "x", 1), DEL_EINVAL, "'out'");
-    ck_assert_del_err(del_model_load_buffer(&m, NULL, 1), DEL_EINVAL, "'data'");
-    ck_assert_del_err(del_model_load_buffer(&m, NULL, 0), DEL_EFORMAT, "empty");
+    ck_assert_del_err(del_model_load_buffer(&loaded, NULL, 1), DEL_EINVAL, "'data'");
+    ck_assert_del_err(del_model_load_buffer(&loaded, NULL, 0), DEL_EFORMAT, "empty");
     del_buffer_free(NULL);
+    del_model_free(m);
 }
 END_TEST
 

@@ -1,4 +1,4 @@
-/* Softmax with temperature and softmax cross-entropy. */
+/* Softmax with temperature and softmax cross-entropy (hard and soft targets). */
 #include <math.h>
 
 #include "testutil.h"
@@ -145,6 +145,146 @@ START_TEST(test_cross_entropy_rejects_shape_mismatch)
 }
 END_TEST
 
+/* Row 0: z = (1, 2, 3), t = (0.2, 0.3, 0.5): loss = lse - sum_k t_k z_k
+ * = 3.40760596 - 2.3 = 1.10760596, with lse = log(e + e^2 + e^3).
+ * Row 1: z = (0, 0, 0), t = (0.5, 0.5, 0): loss = log 3 = 1.09861229.
+ * Mean 1.10310913; grad = (softmax - t) / 2 with the softmax values of the
+ * hard-label case above. */
+START_TEST(test_soft_cross_entropy_matches_hand_worked_case)
+{
+    const float z[6] = {1, 2, 3, 0, 0, 0};
+    const float t[6] = {0.2f, 0.3f, 0.5f, 0.5f, 0.5f, 0.0f};
+    del_tensor *logits = f32_2d(2, 3, z), *targets = f32_2d(2, 3, t), *grad = f32_2d(2, 3, NULL);
+    float loss = 0.0f;
+    ck_assert_del_ok(del_loss_soft_cross_entropy(logits, targets, &loss, grad));
+    ck_assert_float_eq_tol(loss, 1.10310913f, 1e-6f);
+    const float want[6] = {(0.09003057f - 0.2f) / 2, (0.24472847f - 0.3f) / 2, (0.66524096f - 0.5f) / 2,
+                           (1.0f / 3 - 0.5f) / 2,    (1.0f / 3 - 0.5f) / 2,    1.0f / 6};
+    const float *g = del_tensor_data(grad);
+    for (int i = 0; i < 6; i++)
+        ck_assert_float_eq_tol(g[i], want[i], 1e-6f);
+    float loss2 = 0.0f;
+    ck_assert_del_ok(del_loss_soft_cross_entropy(logits, targets, &loss2, NULL));
+    ck_assert_float_eq(loss, loss2);
+    del_tensor_free(logits);
+    del_tensor_free(targets);
+    del_tensor_free(grad);
+}
+END_TEST
+
+/* Trainers feed one-hot rows through the soft loss when a pipeline could
+ * mix labels; without mixing the result must not change by a single bit. */
+START_TEST(test_soft_cross_entropy_equals_hard_for_one_hot_targets)
+{
+    enum { N = 4, K = 5 };
+    float z[N * K], t[N * K] = {0};
+    const int32_t y[N] = {3, 0, 4, 1};
+    for (int i = 0; i < N * K; i++)
+        z[i] = (float)((i * 37) % 11) * 0.7f - 3.0f + (i == 7 ? 40.0f : 0.0f);
+    for (int r = 0; r < N; r++)
+        t[r * K + y[r]] = 1.0f;
+    del_tensor *logits = f32_2d(N, K, z), *targets = f32_2d(N, K, t), *labels = i32_1d(N, y);
+    del_tensor *g_soft = f32_2d(N, K, NULL), *g_hard = f32_2d(N, K, NULL);
+    float l_soft = 0.0f, l_hard = 1.0f;
+    ck_assert_del_ok(del_loss_soft_cross_entropy(logits, targets, &l_soft, g_soft));
+    ck_assert_del_ok(del_loss_cross_entropy(logits, labels, &l_hard, g_hard));
+    ck_assert_msg(memcmp(&l_soft, &l_hard, sizeof l_soft) == 0, "soft %.9g != hard %.9g", (double)l_soft,
+                  (double)l_hard);
+    ck_assert_msg(memcmp(del_tensor_data(g_soft), del_tensor_data(g_hard), sizeof z) == 0, "gradients differ");
+    del_tensor_free(logits);
+    del_tensor_free(targets);
+    del_tensor_free(labels);
+    del_tensor_free(g_soft);
+    del_tensor_free(g_hard);
+}
+END_TEST
+
+/* Loss in double from the definition, independent of the library:
+ * mean_r sum_k -t_rk log(exp(z_rk) / sum_j exp(z_rj)). */
+static double soft_ce_reference(const double *z, const float *t, int n, int k)
+{
+    double total = 0.0;
+    for (int r = 0; r < n; r++) {
+        double sum = 0.0;
+        for (int j = 0; j < k; j++)
+            sum += exp(z[r * k + j]);
+        for (int j = 0; j < k; j++)
+            total -= (double)t[r * k + j] * log(exp(z[r * k + j]) / sum);
+    }
+    return total / n;
+}
+
+START_TEST(test_soft_cross_entropy_gradient_matches_finite_differences)
+{
+    enum { N = 3, K = 4 };
+    const float z[N * K] = {0.3f, -1.2f, 2.0f, 0.5f, 1.5f, 1.4f, -0.7f, 0.0f, -2.0f, 0.9f, 0.1f, 3.1f};
+    const float t[N * K] = {0.1f, 0.2f, 0.3f, 0.4f, 0.0f, 0.75f, 0.25f, 0.0f, 0.5f, 0.0f, 0.0f, 0.5f};
+    del_tensor *logits = f32_2d(N, K, z), *targets = f32_2d(N, K, t), *grad = f32_2d(N, K, NULL);
+    float loss = 0.0f;
+    ck_assert_del_ok(del_loss_soft_cross_entropy(logits, targets, &loss, grad));
+    double zd[N * K];
+    for (int i = 0; i < N * K; i++)
+        zd[i] = z[i];
+    ck_assert_double_eq_tol(loss, soft_ce_reference(zd, t, N, K), 1e-6);
+    const float *g = del_tensor_data(grad);
+    const double h = 1e-5;
+    for (int i = 0; i < N * K; i++) {
+        double saved = zd[i];
+        zd[i] = saved + h;
+        double up = soft_ce_reference(zd, t, N, K);
+        zd[i] = saved - h;
+        double down = soft_ce_reference(zd, t, N, K);
+        zd[i] = saved;
+        double numeric = (up - down) / (2 * h);
+        ck_assert_msg(fabs(numeric - g[i]) < 1e-6, "grad[%d] = %.8f, finite difference %.8f", i, (double)g[i],
+                      numeric);
+    }
+    del_tensor_free(logits);
+    del_tensor_free(targets);
+    del_tensor_free(grad);
+}
+END_TEST
+
+START_TEST(test_soft_cross_entropy_rejects_bad_arguments)
+{
+    const float good[6] = {1, 0, 0, 0.5f, 0.25f, 0.25f};
+    const float negative[6] = {1, 0, 0, 1.25f, -0.25f, 0};
+    const float short_row[6] = {1, 0, 0, 0.5f, 0.25f, 0.2f};
+    const float nan_row[6] = {NAN, 1, 0, 0, 1, 0};
+    del_tensor *logits = f32_2d(2, 3, NULL), *targets = f32_2d(2, 3, good), *neg = f32_2d(2, 3, negative);
+    del_tensor *sum = f32_2d(2, 3, short_row), *nan_t = f32_2d(2, 3, nan_row), *wide = f32_2d(2, 4, NULL);
+    const int32_t y[2] = {0, 1};
+    del_tensor *labels = i32_1d(2, y);
+    int64_t six = 6;
+    del_tensor *flat = NULL;
+    ck_assert_del_ok(del_tensor_new(&flat, DEL_DTYPE_F32, 1, &six));
+    float loss;
+    ck_assert_del_err(del_loss_soft_cross_entropy(NULL, targets, &loss, NULL), DEL_EINVAL, "'logits'");
+    ck_assert_del_err(del_loss_soft_cross_entropy(flat, targets, &loss, NULL), DEL_EINVAL, "'logits'");
+    ck_assert_del_err(del_loss_soft_cross_entropy(logits, NULL, &loss, NULL), DEL_EINVAL, "'targets'");
+    ck_assert_del_err(del_loss_soft_cross_entropy(logits, targets, NULL, NULL), DEL_EINVAL, "'loss'");
+    ck_assert_del_err(del_loss_soft_cross_entropy(logits, wide, &loss, NULL), DEL_EINVAL, "'targets'");
+    ck_assert_del_err(del_loss_soft_cross_entropy(logits, labels, &loss, NULL), DEL_EINVAL, "'targets'");
+    ck_assert_del_err(del_loss_soft_cross_entropy(logits, targets, &loss, wide), DEL_EINVAL, "'grad'");
+    ck_assert_del_err(del_loss_soft_cross_entropy(logits, neg, &loss, NULL), DEL_EINVAL, "row 1");
+    ck_assert_del_err(del_loss_soft_cross_entropy(logits, sum, &loss, NULL), DEL_EINVAL, "row 1");
+    ck_assert_del_err(del_loss_soft_cross_entropy(logits, nan_t, &loss, NULL), DEL_EINVAL, "row 0");
+    /* within the 1e-3 tolerance */
+    const float almost[6] = {0.9995f, 0, 0, 0.5f, 0.25f, 0.25f};
+    del_tensor *ok = f32_2d(2, 3, almost);
+    ck_assert_del_ok(del_loss_soft_cross_entropy(logits, ok, &loss, NULL));
+    del_tensor_free(ok);
+    del_tensor_free(logits);
+    del_tensor_free(targets);
+    del_tensor_free(neg);
+    del_tensor_free(sum);
+    del_tensor_free(nan_t);
+    del_tensor_free(wide);
+    del_tensor_free(labels);
+    del_tensor_free(flat);
+}
+END_TEST
+
 static Suite *loss_suite(void)
 {
     Suite *s = suite_create("nn_loss");
@@ -156,6 +296,10 @@ static Suite *loss_suite(void)
     tcase_add_test(tc, test_cross_entropy_matches_hand_worked_case);
     tcase_add_test(tc, test_cross_entropy_rejects_label_out_of_range);
     tcase_add_test(tc, test_cross_entropy_rejects_shape_mismatch);
+    tcase_add_test(tc, test_soft_cross_entropy_matches_hand_worked_case);
+    tcase_add_test(tc, test_soft_cross_entropy_equals_hard_for_one_hot_targets);
+    tcase_add_test(tc, test_soft_cross_entropy_gradient_matches_finite_differences);
+    tcase_add_test(tc, test_soft_cross_entropy_rejects_bad_arguments);
     suite_add_tcase(s, tc);
     return s;
 }

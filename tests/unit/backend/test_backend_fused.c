@@ -1,0 +1,298 @@
+/* Backend: the fused batchnorm + relu entries and the vectorised 2x2 max
+ * pooling, against naive double-precision loops written here, and
+ * bit-identical across thread counts. */
+#include <math.h>
+#include <stdint.h>
+
+#include "backend/backend.h"
+#include "core/rng.h"
+#include "testutil.h"
+
+static float *rand_buf(size_t n, uint64_t seed)
+{
+    del_rng r;
+    del_rng_seed(&r, seed);
+    float *p = malloc(n * sizeof *p + 1);
+    for (size_t i = 0; i < n; i++)
+        p[i] = 2.0f * del_rng_uniform(&r) - 1.0f;
+    return p;
+}
+
+static float *fill_buf(size_t n, float v)
+{
+    float *p = malloc(n * sizeof *p + 1);
+    for (size_t i = 0; i < n; i++)
+        p[i] = v;
+    return p;
+}
+
+typedef struct bn_case {
+    int n, c, hw;
+} bn_case;
+
+/* hw below, at and above the 8-lane blocks, and a 2-d (hw = 1) case */
+static const bn_case cases[] = {{4, 3, 5}, {2, 4, 16}, {3, 5, 49}, {16, 3, 1}};
+#define N_CASES (int)(sizeof cases / sizeof cases[0])
+
+static size_t at(const bn_case *b, int i, int ch, int j)
+{
+    return ((size_t)i * b->c + ch) * b->hw + j;
+}
+
+/* per-channel batch mean and biased variance, in double */
+static void stats_ref(const bn_case *b, const float *x, double *mean, double *var)
+{
+    double cnt = (double)b->n * b->hw;
+    for (int ch = 0; ch < b->c; ch++) {
+        double s = 0, s2 = 0;
+        for (int i = 0; i < b->n; i++)
+            for (int j = 0; j < b->hw; j++)
+                s += x[at(b, i, ch, j)];
+        mean[ch] = s / cnt;
+        for (int i = 0; i < b->n; i++)
+            for (int j = 0; j < b->hw; j++) {
+                double d = x[at(b, i, ch, j)] - mean[ch];
+                s2 += d * d;
+            }
+        var[ch] = s2 / cnt;
+    }
+}
+
+START_TEST(test_bn_relu_train_forward_is_max_of_zero_and_normalised_input)
+{
+    const bn_case *b = &cases[_i];
+    const del_backend *be = del_backend_get();
+    size_t len = (size_t)b->n * b->c * b->hw;
+    float *x = rand_buf(len, 10 + _i), *y = fill_buf(len, 9.0f);
+    float *gamma = rand_buf((size_t)b->c, 20), *beta = rand_buf((size_t)b->c, 21);
+    float *rm = fill_buf((size_t)b->c, 0.0f), *rv = fill_buf((size_t)b->c, 1.0f);
+    float *sm = fill_buf((size_t)b->c, 0.0f), *si = fill_buf((size_t)b->c, 0.0f);
+    double mean[8], var[8];
+    stats_ref(b, x, mean, var);
+    be->batchnorm_forward_train(b->n, b->c, b->hw, x, gamma, beta, 1e-5f, 0.1f, rm, rv, 1, y, sm, si);
+    int zeros = 0;
+    for (int i = 0; i < b->n; i++)
+        for (int ch = 0; ch < b->c; ch++)
+            for (int j = 0; j < b->hw; j++) {
+                size_t k = at(b, i, ch, j);
+                double v = gamma[ch] * (x[k] - mean[ch]) / sqrt(var[ch] + 1e-5) + beta[ch];
+                double want = v > 0 ? v : 0;
+                ck_assert_double_eq_tol(y[k], want, 1e-4);
+                ck_assert(y[k] >= 0.0f);
+                zeros += y[k] == 0.0f;
+            }
+    ck_assert_int_gt(zeros, 0);
+    for (int ch = 0; ch < b->c; ch++)
+        ck_assert_double_eq_tol(sm[ch], mean[ch], 1e-5);
+    free(x);
+    free(y);
+    free(gamma);
+    free(beta);
+    free(rm);
+    free(rv);
+    free(sm);
+    free(si);
+}
+END_TEST
+
+START_TEST(test_bn_relu_eval_applies_running_stats_then_relu)
+{
+    const del_backend *be = del_backend_get();
+    const bn_case b = {3, 4, 10};
+    size_t len = (size_t)b.n * b.c * b.hw;
+    float *x = rand_buf(len, 30), *y = fill_buf(len, 9.0f);
+    float gamma[4] = {1.0f, 2.0f, -0.5f, 0.0f}, beta[4] = {0.0f, 1.0f, 0.2f, -3.0f};
+    float rm[4] = {0.5f, -1.0f, 0.0f, 2.0f}, rv[4] = {1.0f, 4.0f, 0.25f, 9.0f};
+    be->batchnorm_forward_eval(b.n, b.c, b.hw, x, gamma, beta, rm, rv, 1e-5f, 1, y);
+    for (int i = 0; i < b.n; i++)
+        for (int ch = 0; ch < b.c; ch++)
+            for (int j = 0; j < b.hw; j++) {
+                size_t k = at(&b, i, ch, j);
+                double v = gamma[ch] * (x[k] - rm[ch]) / sqrt(rv[ch] + 1e-5) + beta[ch];
+                ck_assert_double_eq_tol(y[k], v > 0 ? v : 0, 1e-5);
+            }
+    free(x);
+    free(y);
+}
+END_TEST
+
+/* The textbook batchnorm gradient with g = (relu output > 0) ? dy : 0:
+ * dbeta = sum g, dgamma = sum g xhat,
+ * dx = gamma invstd / N (N g - sum g - xhat sum g xhat). */
+START_TEST(test_bn_relu_backward_matches_masked_textbook_gradient)
+{
+    const bn_case *b = &cases[_i];
+    const del_backend *be = del_backend_get();
+    size_t len = (size_t)b->n * b->c * b->hw;
+    float *x = rand_buf(len, 40 + _i), *dy = rand_buf(len, 50 + _i), *y = fill_buf(len, 0.0f);
+    float *gamma = rand_buf((size_t)b->c, 41), *beta = rand_buf((size_t)b->c, 42);
+    float *rm = fill_buf((size_t)b->c, 0.0f), *rv = fill_buf((size_t)b->c, 1.0f);
+    float *sm = fill_buf((size_t)b->c, 0.0f), *si = fill_buf((size_t)b->c, 0.0f);
+    float *dx = fill_buf(len, 77.0f), *dg = fill_buf((size_t)b->c, 1.0f), *db = fill_buf((size_t)b->c, 2.0f);
+    be->batchnorm_forward_train(b->n, b->c, b->hw, x, gamma, beta, 1e-5f, 0.1f, rm, rv, 1, y, sm, si);
+    be->batchnorm_backward(b->n, b->c, b->hw, x, dy, y, gamma, sm, si, dx, dg, db);
+
+    double mean[8], var[8], cnt = (double)b->n * b->hw;
+    stats_ref(b, x, mean, var);
+    for (int ch = 0; ch < b->c; ch++) {
+        double is = 1.0 / sqrt(var[ch] + 1e-5), sg = 0, sgx = 0;
+        for (int i = 0; i < b->n; i++)
+            for (int j = 0; j < b->hw; j++) {
+                size_t k = at(b, i, ch, j);
+                double xhat = (x[k] - mean[ch]) * is;
+                double g = gamma[ch] * xhat + beta[ch] > 0 ? dy[k] : 0.0;
+                sg += g;
+                sgx += g * xhat;
+            }
+        ck_assert_double_eq_tol(db[ch], 2.0 + sg, 1e-4);
+        ck_assert_double_eq_tol(dg[ch], 1.0 + sgx, 1e-4);
+        for (int i = 0; i < b->n; i++)
+            for (int j = 0; j < b->hw; j++) {
+                size_t k = at(b, i, ch, j);
+                double xhat = (x[k] - mean[ch]) * is;
+                double g = gamma[ch] * xhat + beta[ch] > 0 ? dy[k] : 0.0;
+                double want = gamma[ch] * is / cnt * (cnt * g - sg - xhat * sgx);
+                ck_assert_double_eq_tol(dx[k], want, 2e-4 * (1 + fabs(gamma[ch] * is)));
+            }
+    }
+    free(x);
+    free(dy);
+    free(y);
+    free(gamma);
+    free(beta);
+    free(rm);
+    free(rv);
+    free(sm);
+    free(si);
+    free(dx);
+    free(dg);
+    free(db);
+}
+END_TEST
+
+/* 2x2 windows over an odd width (floor mode drops the last column), values
+ * from {0, 1, 2} so most windows hold ties: the first maximum in window
+ * order (row-major) must win, in the vector body and in the tail. */
+START_TEST(test_maxpool2x2_first_max_wins_in_vector_body_and_tail)
+{
+    const del_backend *be = del_backend_get();
+    const del_pool_shape s = {2, 3, 8, 19, 4, 9, 2, 2};
+    size_t planes = (size_t)s.n * s.c, in = (size_t)s.h_in * s.w_in, out = (size_t)s.h_out * s.w_out;
+    float *x = malloc(planes * in * sizeof *x), *y = fill_buf(planes * out, -9.0f);
+    int32_t *am = malloc(planes * out * sizeof *am);
+    del_rng r;
+    del_rng_seed(&r, 60);
+    for (size_t i = 0; i < planes * in; i++)
+        x[i] = (float)(int)(3.0f * del_rng_uniform(&r));
+    be->maxpool2d_forward(&s, x, y, am);
+    for (size_t p = 0; p < planes; p++)
+        for (int oh = 0; oh < s.h_out; oh++)
+            for (int ow = 0; ow < s.w_out; ow++) {
+                const float *xp = x + p * in;
+                int best = 2 * oh * s.w_in + 2 * ow;
+                for (int kh = 0; kh < 2; kh++)
+                    for (int kw = 0; kw < 2; kw++) {
+                        int idx = (2 * oh + kh) * s.w_in + 2 * ow + kw;
+                        if (xp[idx] > xp[best])
+                            best = idx;
+                    }
+                size_t o = p * out + (size_t)oh * s.w_out + ow;
+                ck_assert_msg(am[o] == best, "plane %zu window (%d, %d): argmax %d, want %d", p, oh, ow,
+                              am[o], best);
+                ck_assert(y[o] == xp[best]);
+            }
+    free(x);
+    free(y);
+    free(am);
+}
+END_TEST
+
+START_TEST(test_relu_over_many_blocks_in_place_and_not)
+{
+    const del_backend *be = del_backend_get();
+    const int64_t n = 70001; /* several parallel blocks and a ragged end */
+    float *x = rand_buf((size_t)n, 70), *y = fill_buf((size_t)n, 9.0f), *dy = rand_buf((size_t)n, 71);
+    float *dx = fill_buf((size_t)n, 9.0f);
+    be->relu_forward(n, x, y);
+    be->relu_backward(n, y, dy, dx);
+    for (int64_t i = 0; i < n; i++) {
+        ck_assert(y[i] == (x[i] > 0.0f ? x[i] : 0.0f));
+        ck_assert(dx[i] == (x[i] > 0.0f ? dy[i] : 0.0f));
+    }
+    be->relu_backward(n, y, dy, dy);
+    be->relu_forward(n, x, x);
+    ck_assert_mem_eq(dy, dx, (size_t)n * sizeof *dx);
+    ck_assert_mem_eq(x, y, (size_t)n * sizeof *y);
+    free(x);
+    free(y);
+    free(dy);
+    free(dx);
+}
+END_TEST
+
+typedef struct fused_out {
+    float *y, *dx, *dgb, *stats;
+} fused_out;
+
+static void run_fused(int threads, fused_out *o)
+{
+    const del_backend *be = del_backend_get();
+    ck_assert_del_ok(del_set_num_threads(threads));
+    const int n = 5, c = 7, hw = 53;
+    size_t len = (size_t)n * c * hw;
+    float *x = rand_buf(len, 80), *dy = rand_buf(len, 81), *g = rand_buf(7, 82), *b = rand_buf(7, 83);
+    o->y = fill_buf(len, 0.0f);
+    o->dx = fill_buf(len, 0.0f);
+    o->dgb = fill_buf(14, 0.0f);
+    o->stats = fill_buf(28, 0.0f); /* running mean, var, save mean, invstd */
+    float *st = o->stats;
+    be->batchnorm_forward_train(n, c, hw, x, g, b, 1e-5f, 0.1f, st, st + 7, 1, o->y, st + 14, st + 21);
+    be->batchnorm_backward(n, c, hw, x, dy, o->y, g, st + 14, st + 21, o->dx, o->dgb, o->dgb + 7);
+    free(x);
+    free(dy);
+    free(g);
+    free(b);
+}
+
+START_TEST(test_fused_bn_relu_bit_identical_for_1_2_3_threads)
+{
+    fused_out ref, other;
+    size_t len = 5 * 7 * 53;
+    run_fused(1, &ref);
+    for (int t = 2; t <= 3; t++) {
+        run_fused(t, &other);
+        ck_assert_mem_eq(ref.y, other.y, len * sizeof(float));
+        ck_assert_mem_eq(ref.dx, other.dx, len * sizeof(float));
+        ck_assert_mem_eq(ref.dgb, other.dgb, 14 * sizeof(float));
+        ck_assert_mem_eq(ref.stats, other.stats, 28 * sizeof(float));
+        free(other.y);
+        free(other.dx);
+        free(other.dgb);
+        free(other.stats);
+    }
+    free(ref.y);
+    free(ref.dx);
+    free(ref.dgb);
+    free(ref.stats);
+}
+END_TEST
+
+static Suite *fused_suite(void)
+{
+    Suite *s = suite_create("backend_fused");
+    TCase *t = tcase_create("fused");
+    tcase_set_timeout(t, 60);
+    tcase_add_loop_test(t, test_bn_relu_train_forward_is_max_of_zero_and_normalised_input, 0, N_CASES);
+    tcase_add_test(t, test_bn_relu_eval_applies_running_stats_then_relu);
+    tcase_add_loop_test(t, test_bn_relu_backward_matches_masked_textbook_gradient, 0, N_CASES);
+    tcase_add_test(t, test_maxpool2x2_first_max_wins_in_vector_body_and_tail);
+    tcase_add_test(t, test_relu_over_many_blocks_in_place_and_not);
+    tcase_add_test(t, test_fused_bn_relu_bit_identical_for_1_2_3_threads);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+int main(void)
+{
+    return test_run_suite(fused_suite());
+}
