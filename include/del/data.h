@@ -17,8 +17,10 @@ extern "C" {
 #define DEL_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
 
 typedef enum del_split {
-    DEL_SPLIT_TRAIN = 0, /* train-images-idx3-ubyte(.gz), 60,000 images */
-    DEL_SPLIT_TEST = 1   /* t10k-images-idx3-ubyte(.gz), 10,000 images */
+    DEL_SPLIT_TRAIN = 0, /* Fashion-MNIST train-images-idx3-ubyte(.gz), 60,000 images;
+                            CIFAR-10 data_batch_1..5.bin, 50,000 images */
+    DEL_SPLIT_TEST = 1   /* Fashion-MNIST t10k-images-idx3-ubyte(.gz), 10,000 images;
+                            CIFAR-10 test_batch.bin, 10,000 images */
 } del_split;
 
 typedef struct del_dataset del_dataset;
@@ -36,6 +38,24 @@ DEL_API del_status del_dataset_load_idx(del_dataset **out, const char *images_pa
  * DEL_FASHION_MNIST_DIR. Errors: as del_dataset_load_idx; DEL_EINVAL for
  * an unknown split. */
 DEL_API del_status del_dataset_load_fashion_mnist(del_dataset **out, const char *dir, del_split split);
+
+/* Loads one file of the CIFAR-10 binary version (data_batch_N.bin or
+ * test_batch.bin), plain or gzip-compressed (detected from the content):
+ * records of 1 label byte (0..9) and 3072 pixel bytes, the 32x32 planes
+ * R, G, B in turn (CHW), converted to 32x32x3 HWC images in file order.
+ * Errors: DEL_EINVAL (NULL or empty argument), DEL_EIO (cannot open or
+ * read; the message names the file), DEL_EFORMAT (empty file, size not a
+ * multiple of 3073 bytes, a label above 9, invalid gzip data; the message
+ * names the file and, for a label, the record), DEL_ENOMEM. */
+DEL_API del_status del_dataset_load_cifar10(del_dataset **out, const char *path);
+
+/* Loads a CIFAR-10 split from dir (the cifar-10-batches-bin folder of the
+ * binary archive): data_batch_1.bin .. data_batch_5.bin concatenated in
+ * that order for DEL_SPLIT_TRAIN, test_batch.bin for DEL_SPLIT_TEST;
+ * each name is tried with ".gz" appended first.
+ * Errors: as del_dataset_load_cifar10; DEL_EINVAL for a NULL or empty dir
+ * or an unknown split. */
+DEL_API del_status del_dataset_load_cifar10_dir(del_dataset **out, const char *dir, del_split split);
 
 /* Creates a dataset by copying n images (n*height*width*channels bytes,
  * HWC per image) and n labels (labels NULL: all -1). Labels must be -1 or

@@ -18,9 +18,13 @@
 extern "C" {
 #endif
 
+/* Learning-rate schedules, t = steps taken since the warm-up ended (see
+ * del_optimizer_set_warmup), T = total_steps minus the warm-up steps. */
 typedef enum del_schedule {
     DEL_SCHEDULE_CONSTANT = 0, /* lr stays at the base value */
-    DEL_SCHEDULE_COSINE = 1    /* lr_t = final + (base - final) * (1 + cos(pi * t / T)) / 2 */
+    DEL_SCHEDULE_COSINE = 1,   /* lr_t = final + (base - final) * (1 + cos(pi * t / T)) / 2 */
+    DEL_SCHEDULE_STEP = 2      /* lr_t = base * gamma^floor(t / step_size), as torch's StepLR
+                                  (set with del_optimizer_set_step_schedule) */
 } del_schedule;
 
 typedef struct del_optimizer del_optimizer;
@@ -34,14 +38,50 @@ typedef struct del_optimizer del_optimizer;
  * DEL_ENOMEM. */
 DEL_API del_status del_optimizer_new_sgd(del_optimizer **out, del_model *model, float lr, float momentum, float weight_decay, int nesterov);
 
+/* Creates an AdamW optimizer over all parameters of model (same rules as
+ * del_optimizer_new_sgd), as PyTorch's torch.optim.AdamW (amsgrad off):
+ * at step t = 1, 2, ...
+ *   p *= 1 - lr * weight_decay;  m = beta1 * m + (1 - beta1) * g;
+ *   v = beta2 * v + (1 - beta2) * g^2;
+ *   p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps).
+ * Errors: DEL_EINVAL (NULL argument, model without parameters, lr <= 0,
+ * beta1 or beta2 outside [0, 1), eps <= 0, weight_decay < 0), DEL_ENOMEM. */
+DEL_API del_status del_optimizer_new_adamw(del_optimizer **out, del_model *model, float lr, float beta1, float beta2, float eps, float weight_decay);
+
 /* Frees opt. del_optimizer_free(NULL) is a no-op. */
 DEL_API void del_optimizer_free(del_optimizer *opt);
 
-/* Sets the learning-rate schedule over total_steps steps, ending at
- * final_lr (ignored for DEL_SCHEDULE_CONSTANT). After total_steps the lr
- * stays at final_lr. Errors: DEL_EINVAL (NULL opt, unknown kind,
- * total_steps < 1, final_lr < 0). */
+/* Sets the learning-rate schedule over total_steps steps (warm-up
+ * included), ending at final_lr (ignored for DEL_SCHEDULE_CONSTANT). After
+ * total_steps the lr stays at final_lr. DEL_SCHEDULE_STEP has its own
+ * setter. Errors: DEL_EINVAL (NULL opt, unknown kind or
+ * DEL_SCHEDULE_STEP, total_steps < 1, final_lr < 0). */
 DEL_API del_status del_optimizer_set_schedule(del_optimizer *opt, del_schedule kind, int64_t total_steps, float final_lr);
+
+/* Selects DEL_SCHEDULE_STEP: the lr is multiplied by gamma every step_size
+ * steps (counted after the warm-up) and never stops decaying.
+ * Errors: DEL_EINVAL (NULL opt, step_size < 1, gamma <= 0 or not finite). */
+DEL_API del_status del_optimizer_set_step_schedule(del_optimizer *opt, int64_t step_size, float gamma);
+
+/* Linear warm-up over the first warmup_steps steps: step t (0-based) uses
+ * base * (t + 1) / warmup_steps, so the last warm-up step uses the full
+ * base lr; the schedule then runs over the remaining steps. 0 (the
+ * default) turns it off. Errors: DEL_EINVAL (NULL opt, warmup_steps < 0). */
+DEL_API del_status del_optimizer_set_warmup(del_optimizer *opt, int64_t warmup_steps);
+
+/* Clips gradients by their global norm inside each step, as
+ * torch.nn.utils.clip_grad_norm_: norm = the L2 norm over all gradients
+ * (summed in double, in parameter order); if max_norm / (norm + 1e-6) < 1
+ * the step uses the gradients times that factor. The model's gradients
+ * are not modified. Non-finite gradients are not repaired. max_norm 0 (the
+ * default) turns clipping off.
+ * Errors: DEL_EINVAL (NULL opt, max_norm < 0 or not finite). */
+DEL_API del_status del_optimizer_set_clip_norm(del_optimizer *opt, float max_norm);
+
+/* The global gradient norm measured by the last step, before clipping
+ * (what clip_grad_norm_ returns); 0 if clipping is off, before the first
+ * step, or if opt is NULL. */
+DEL_API double del_optimizer_grad_norm(const del_optimizer *opt);
 
 /* Applies one update from the model's current gradients with the learning
  * rate of the current step, then advances the step. Gradients are left as

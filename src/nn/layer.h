@@ -112,6 +112,17 @@ int64_t del_layer_shape_numel(int ndim, const int64_t *shape);
  * del_model_add_* entries and the spec parser. */
 del_status del_model_add_layer(del_model *model, const del_layer_ops *ops, const del_layer_cfg *cfg, const char *func);
 
+/* Evaluation mode only: the conv2d layer l followed by the batchnorm bn
+ * (and bn's fused relu) in one pass, written to bn->out; l->out is left
+ * alone. Saves the batchnorm pass and the conv's activation memory. */
+del_status del_conv2d_forward_folded(del_layer *l, const del_layer_ctx *ctx, const del_tensor *x, del_layer *bn,
+                                     const del_layer_ctx *bn_ctx);
+
+/* The eval-mode batchnorm bn as y = x * scale[c] + shift[c]; both point
+ * into bn->aux (reused: aux only matters after a training forward). */
+del_status del_batchnorm_eval_affine(del_layer *l, const del_layer_ctx *ctx, const float **scale,
+                                     const float **shift);
+
 /* Uniform in [-bound, bound) for n floats (PyTorch's default init). */
 void del_layer_init_uniform(float *p, int64_t n, float bound, del_rng *r);
 

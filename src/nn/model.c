@@ -346,6 +346,14 @@ static del_layer_ctx layer_ctx(del_model *m, const del_layer *l, int training)
     return c;
 }
 
+/* In evaluation mode a conv2d followed by a batchnorm runs as one pass
+ * (layer.h); the conv's own output is then not computed. */
+static int folds_next_batchnorm(const del_model *m, int i)
+{
+    return !m->training && i + 1 < m->n_layers && m->layers[i].ops == &del_layer_conv2d &&
+           m->layers[i + 1].ops == &del_layer_batchnorm;
+}
+
 DEL_API del_status del_model_forward(del_model *model, const del_tensor *x)
 {
     if (!model)
@@ -379,6 +387,16 @@ DEL_API del_status del_model_forward(del_model *model, const del_tensor *x)
     for (int i = 0; i < model->n_layers; i++) {
         del_layer *l = &model->layers[i];
         del_layer_ctx c = layer_ctx(model, l, model->training);
+        if (folds_next_batchnorm(model, i)) {
+            del_layer *bn = &model->layers[i + 1];
+            del_layer_ctx bc = layer_ctx(model, bn, 0);
+            st = del_conv2d_forward_folded(l, &c, cur, bn, &bc);
+            if (st != DEL_OK)
+                return st;
+            cur = bn->out;
+            i++;
+            continue;
+        }
         st = l->ops->forward(l, &c, cur);
         if (st != DEL_OK)
             return st;

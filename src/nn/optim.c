@@ -1,25 +1,102 @@
-/* SGD as torch.optim.SGD (dampening 0), over the model's contiguous
- * parameter buffer:
- *   g = grad + wd * p;  v = momentum * v + g  (v = g at the first step);
- *   p -= lr * (nesterov ? g + momentum * v : v).
- * Schedules follow PyTorch's closed forms, with t the number of steps taken. */
+/* Optimizers over the model's contiguous parameter buffer, with PyTorch's
+ * update rules:
+ *   SGD (torch.optim.SGD, dampening 0):
+ *     g = grad + wd * p;  v = momentum * v + g  (v = g at the first step);
+ *     p -= lr * (nesterov ? g + momentum * v : v).
+ *   AdamW (torch.optim.AdamW, amsgrad off), t = 1, 2, ...:
+ *     p *= 1 - lr * wd;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
+ *     p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+ * Schedules follow PyTorch's closed forms, with t the number of steps taken
+ * after an optional linear warm-up. Gradient clipping scales the gradients
+ * the update reads, as clip_grad_norm_ would before optimizer.step(). */
 #include <math.h>
 #include <stdlib.h>
 
 #include "core/error.h"
 #include "del/train.h"
 
+typedef enum optim_kind { OPTIM_SGD, OPTIM_ADAMW } optim_kind;
+
+/* A run of parameters updated with lr * lr_scale. One range covers the
+ * whole buffer today; parameter groups (per-group lr multipliers) will
+ * split it, and leave frozen parameters out of every range so that
+ * neither they nor their state change, as with requires_grad=False. */
+typedef struct optim_range {
+    int64_t begin, count;
+    float lr_scale;
+} optim_range;
+
 struct del_optimizer {
     del_model *model;
-    int64_t n;        /* parameter count when created */
-    float *velocity;  /* momentum buffers, NULL without momentum */
-    float base_lr, momentum, weight_decay;
-    int nesterov;
+    int64_t n; /* parameter count when created */
+    optim_kind kind;
+    /* SGD: momentum buffers (NULL without momentum), AdamW: first moments */
+    float *state1;
+    float *state2; /* AdamW: second moments; NULL for SGD */
+    float base_lr, weight_decay;
+    float momentum; /* SGD */
+    int nesterov;   /* SGD */
+    float beta1, beta2, eps; /* AdamW */
+    optim_range *ranges;
+    int num_ranges;
+
     del_schedule schedule;
-    int64_t total_steps;
+    int64_t total_steps; /* cosine: warm-up included */
     float final_lr;
+    int64_t step_size; /* step schedule */
+    float gamma;       /* step schedule */
+    int64_t warmup;
+    float clip_norm; /* 0 = off */
+    double grad_norm; /* measured by the last step when clipping */
     int64_t step;
 };
+
+static int is_finite_ge0(float x)
+{
+    return x >= 0.0f && isfinite(x);
+}
+
+/* The part of both constructors that does not depend on the rule. */
+static del_status optim_new(del_optimizer **out, del_model *model, optim_kind kind, float lr, float weight_decay,
+                            int num_states, const char *func)
+{
+    int64_t n = del_model_num_params(model);
+    if (n < 1)
+        return del_error(DEL_EINVAL, "%s: 'model' has no parameters", func);
+    if (!(lr > 0.0f) || !isfinite(lr))
+        return del_error(DEL_EINVAL, "%s: 'lr' must be > 0, got %g", func, (double)lr);
+    if (!is_finite_ge0(weight_decay))
+        return del_error(DEL_EINVAL, "%s: 'weight_decay' must be >= 0, got %g", func, (double)weight_decay);
+    del_optimizer *o = calloc(1, sizeof *o);
+    if (!o)
+        return del_error(DEL_ENOMEM, "%s: out of memory", func);
+    o->ranges = malloc(sizeof *o->ranges);
+    if (!o->ranges)
+        goto nomem;
+    if (num_states >= 1 && !(o->state1 = calloc((size_t)n, sizeof(float))))
+        goto nomem;
+    if (num_states >= 2 && !(o->state2 = calloc((size_t)n, sizeof(float))))
+        goto nomem;
+    o->ranges[0] = (optim_range){.begin = 0, .count = n, .lr_scale = 1.0f};
+    o->num_ranges = 1;
+    o->model = model;
+    o->n = n;
+    o->kind = kind;
+    o->base_lr = lr;
+    o->weight_decay = weight_decay;
+    o->schedule = DEL_SCHEDULE_CONSTANT;
+    o->total_steps = 1;
+    o->final_lr = lr;
+    o->step_size = 1;
+    o->gamma = 1.0f;
+    *out = o;
+    return DEL_OK;
+
+nomem:
+    del_optimizer_free(o);
+    return del_error(DEL_ENOMEM, "%s: out of memory (%d state buffers of %lld floats)", func, num_states,
+                     (long long)n);
+}
 
 DEL_API del_status del_optimizer_new_sgd(del_optimizer **out, del_model *model, float lr, float momentum,
                                          float weight_decay, int nesterov)
@@ -30,38 +107,41 @@ DEL_API del_status del_optimizer_new_sgd(del_optimizer **out, del_model *model, 
     *out = NULL;
     if (!model)
         return del_error_null(func, "model");
-    int64_t n = del_model_num_params(model);
-    if (n < 1)
-        return del_error(DEL_EINVAL, "%s: 'model' has no parameters", func);
-    if (!(lr > 0.0f) || !isfinite(lr))
-        return del_error(DEL_EINVAL, "%s: 'lr' must be > 0, got %g", func, (double)lr);
     if (!(momentum >= 0.0f && momentum < 1.0f))
         return del_error(DEL_EINVAL, "%s: 'momentum' must be in [0, 1), got %g", func, (double)momentum);
-    if (!(weight_decay >= 0.0f) || !isfinite(weight_decay))
-        return del_error(DEL_EINVAL, "%s: 'weight_decay' must be >= 0, got %g", func,
-                         (double)weight_decay);
     if (nesterov && momentum == 0.0f)
         return del_error(DEL_EINVAL, "%s: 'nesterov' needs momentum > 0", func);
-    del_optimizer *o = calloc(1, sizeof *o);
-    if (!o)
-        return del_error(DEL_ENOMEM, "%s: out of memory", func);
-    if (momentum > 0.0f) {
-        o->velocity = calloc((size_t)n, sizeof(float));
-        if (!o->velocity) {
-            free(o);
-            return del_error(DEL_ENOMEM, "%s: out of memory (%lld momentum buffers)", func, (long long)n);
-        }
-    }
-    o->model = model;
-    o->n = n;
-    o->base_lr = lr;
-    o->momentum = momentum;
-    o->weight_decay = weight_decay;
-    o->nesterov = nesterov != 0;
-    o->schedule = DEL_SCHEDULE_CONSTANT;
-    o->total_steps = 1;
-    o->final_lr = lr;
-    *out = o;
+    del_status st = optim_new(out, model, OPTIM_SGD, lr, weight_decay, momentum > 0.0f ? 1 : 0, func);
+    if (st != DEL_OK)
+        return st;
+    (*out)->momentum = momentum;
+    (*out)->nesterov = nesterov != 0;
+    return DEL_OK;
+}
+
+DEL_API del_status del_optimizer_new_adamw(del_optimizer **out, del_model *model, float lr, float beta1, float beta2,
+                                           float eps, float weight_decay)
+{
+    static const char *func = "del_optimizer_new_adamw";
+    if (!out)
+        return del_error_null(func, "out");
+    *out = NULL;
+    if (!model)
+        return del_error_null(func, "model");
+    if (!(beta1 >= 0.0f && beta1 < 1.0f))
+        return del_error(DEL_EINVAL, "%s: 'beta1' must be in [0, 1), got %g", func, (double)beta1);
+    if (!(beta2 >= 0.0f && beta2 < 1.0f))
+        return del_error(DEL_EINVAL, "%s: 'beta2' must be in [0, 1), got %g", func, (double)beta2);
+    /* torch accepts eps = 0, but then a parameter whose gradient has always
+     * been 0 divides 0 by 0. */
+    if (!(eps > 0.0f) || !isfinite(eps))
+        return del_error(DEL_EINVAL, "%s: 'eps' must be > 0, got %g", func, (double)eps);
+    del_status st = optim_new(out, model, OPTIM_ADAMW, lr, weight_decay, 2, func);
+    if (st != DEL_OK)
+        return st;
+    (*out)->beta1 = beta1;
+    (*out)->beta2 = beta2;
+    (*out)->eps = eps;
     return DEL_OK;
 }
 
@@ -69,7 +149,9 @@ DEL_API void del_optimizer_free(del_optimizer *opt)
 {
     if (!opt)
         return;
-    free(opt->velocity);
+    free(opt->state1);
+    free(opt->state2);
+    free(opt->ranges);
     free(opt);
 }
 
@@ -79,12 +161,16 @@ DEL_API del_status del_optimizer_set_schedule(del_optimizer *opt, del_schedule k
     static const char *func = "del_optimizer_set_schedule";
     if (!opt)
         return del_error_null(func, "opt");
+    if (kind == DEL_SCHEDULE_STEP)
+        return del_error(DEL_EINVAL, "%s: 'kind' DEL_SCHEDULE_STEP takes its settings from "
+                         "del_optimizer_set_step_schedule", func);
     if (kind != DEL_SCHEDULE_CONSTANT && kind != DEL_SCHEDULE_COSINE)
-        return del_error(DEL_EINVAL, "%s: 'kind' must be a del_schedule (0..1), got %d", func, (int)kind);
+        return del_error(DEL_EINVAL, "%s: 'kind' must be DEL_SCHEDULE_CONSTANT (0) or DEL_SCHEDULE_COSINE (1), "
+                         "got %d", func, (int)kind);
     if (total_steps < 1)
         return del_error(DEL_EINVAL, "%s: 'total_steps' must be >= 1, got %lld", func,
                          (long long)total_steps);
-    if (kind == DEL_SCHEDULE_COSINE && (!(final_lr >= 0.0f) || !isfinite(final_lr)))
+    if (kind == DEL_SCHEDULE_COSINE && !is_finite_ge0(final_lr))
         return del_error(DEL_EINVAL, "%s: 'final_lr' must be >= 0, got %g", func, (double)final_lr);
     opt->schedule = kind;
     opt->total_steps = total_steps;
@@ -92,23 +178,139 @@ DEL_API del_status del_optimizer_set_schedule(del_optimizer *opt, del_schedule k
     return DEL_OK;
 }
 
+DEL_API del_status del_optimizer_set_step_schedule(del_optimizer *opt, int64_t step_size, float gamma)
+{
+    static const char *func = "del_optimizer_set_step_schedule";
+    if (!opt)
+        return del_error_null(func, "opt");
+    if (step_size < 1)
+        return del_error(DEL_EINVAL, "%s: 'step_size' must be >= 1, got %lld", func, (long long)step_size);
+    if (!(gamma > 0.0f) || !isfinite(gamma))
+        return del_error(DEL_EINVAL, "%s: 'gamma' must be > 0, got %g", func, (double)gamma);
+    opt->schedule = DEL_SCHEDULE_STEP;
+    opt->step_size = step_size;
+    opt->gamma = gamma;
+    return DEL_OK;
+}
+
+DEL_API del_status del_optimizer_set_warmup(del_optimizer *opt, int64_t warmup_steps)
+{
+    static const char *func = "del_optimizer_set_warmup";
+    if (!opt)
+        return del_error_null(func, "opt");
+    if (warmup_steps < 0)
+        return del_error(DEL_EINVAL, "%s: 'warmup_steps' must be >= 0, got %lld", func, (long long)warmup_steps);
+    opt->warmup = warmup_steps;
+    return DEL_OK;
+}
+
+DEL_API del_status del_optimizer_set_clip_norm(del_optimizer *opt, float max_norm)
+{
+    static const char *func = "del_optimizer_set_clip_norm";
+    if (!opt)
+        return del_error_null(func, "opt");
+    if (!is_finite_ge0(max_norm))
+        return del_error(DEL_EINVAL, "%s: 'max_norm' must be >= 0 (0 = off), got %g", func, (double)max_norm);
+    opt->clip_norm = max_norm;
+    return DEL_OK;
+}
+
+DEL_API double del_optimizer_grad_norm(const del_optimizer *opt)
+{
+    return opt ? opt->grad_norm : 0.0;
+}
+
 DEL_API float del_optimizer_lr(const del_optimizer *opt)
 {
     if (!opt)
         return 0.0f;
-    if (opt->schedule == DEL_SCHEDULE_CONSTANT)
+    int64_t t = opt->step;
+    if (t < opt->warmup)
+        return (float)((double)opt->base_lr * (double)(t + 1) / (double)opt->warmup);
+    t -= opt->warmup;
+    switch (opt->schedule) {
+    case DEL_SCHEDULE_COSINE: {
+        int64_t span = opt->total_steps - opt->warmup;
+        if (t >= span)
+            return opt->final_lr;
+        const double pi = 3.14159265358979323846;
+        double frac = (double)t / (double)span;
+        return (float)(opt->final_lr + ((double)opt->base_lr - opt->final_lr) * (1.0 + cos(pi * frac)) / 2.0);
+    }
+    case DEL_SCHEDULE_STEP:
+        return (float)((double)opt->base_lr * pow((double)opt->gamma, (double)(t / opt->step_size)));
+    case DEL_SCHEDULE_CONSTANT:
+    default:
         return opt->base_lr;
-    if (opt->step >= opt->total_steps)
-        return opt->final_lr;
-    const double pi = 3.14159265358979323846;
-    double frac = (double)opt->step / (double)opt->total_steps;
-    double lr = opt->final_lr + ((double)opt->base_lr - opt->final_lr) * (1.0 + cos(pi * frac)) / 2.0;
-    return (float)lr;
+    }
 }
 
 DEL_API int64_t del_optimizer_steps(const del_optimizer *opt)
 {
     return opt ? opt->step : 0;
+}
+
+/* The factor clip_grad_norm_ would scale the gradients by (1 when clipping
+ * is off or the norm is within bounds); records the norm. The sum runs in
+ * parameter order in double, so it does not depend on threads. */
+static float clip_factor(del_optimizer *opt, const float *grad)
+{
+    if (opt->clip_norm == 0.0f) {
+        opt->grad_norm = 0.0;
+        return 1.0f;
+    }
+    double sum = 0.0;
+    for (int64_t i = 0; i < opt->n; i++)
+        sum += (double)grad[i] * (double)grad[i];
+    opt->grad_norm = sqrt(sum);
+    double coef = (double)opt->clip_norm / (opt->grad_norm + 1e-6);
+    return coef < 1.0 ? (float)coef : 1.0f;
+}
+
+static void sgd_update(del_optimizer *opt, const optim_range *r, float lr, float gscale)
+{
+    float *p = del_model_params(opt->model) + r->begin;
+    const float *grad = del_model_grads(opt->model) + r->begin;
+    float *v = opt->state1 ? opt->state1 + r->begin : NULL;
+    float wd = opt->weight_decay, mu = opt->momentum;
+    int first = opt->step == 0;
+    for (int64_t i = 0; i < r->count; i++) {
+        float g = grad[i] * gscale;
+        if (wd != 0.0f)
+            g = g + wd * p[i];
+        float d = g;
+        if (v) {
+            v[i] = first ? g : mu * v[i] + g;
+            d = opt->nesterov ? g + mu * v[i] : v[i];
+        }
+        p[i] = p[i] - lr * d;
+    }
+}
+
+static void adamw_update(del_optimizer *opt, const optim_range *r, float lr, float gscale)
+{
+    float *p = del_model_params(opt->model) + r->begin;
+    const float *grad = del_model_grads(opt->model) + r->begin;
+    float *m = opt->state1 + r->begin, *v = opt->state2 + r->begin;
+    /* The scalars are formed in double and rounded once, as torch does in
+     * Python before handing them to its float kernels. */
+    double t = (double)(opt->step + 1);
+    double bc1 = 1.0 - pow((double)opt->beta1, t), bc2 = 1.0 - pow((double)opt->beta2, t);
+    float step_size = (float)((double)lr / bc1);
+    float bc2_sqrt = (float)sqrt(bc2);
+    float decay = (float)(1.0 - (double)lr * (double)opt->weight_decay);
+    float b1 = opt->beta1, b2 = opt->beta2, eps = opt->eps;
+    float one_b1 = (float)(1.0 - (double)b1), one_b2 = (float)(1.0 - (double)b2);
+    int decays = opt->weight_decay != 0.0f;
+    for (int64_t i = 0; i < r->count; i++) {
+        float g = grad[i] * gscale;
+        if (decays)
+            p[i] = p[i] * decay;
+        m[i] = b1 * m[i] + one_b1 * g;
+        v[i] = b2 * v[i] + one_b2 * g * g;
+        float denom = sqrtf(v[i]) / bc2_sqrt + eps;
+        p[i] = p[i] - step_size * m[i] / denom;
+    }
 }
 
 DEL_API del_status del_optimizer_step(del_optimizer *opt)
@@ -121,21 +323,15 @@ DEL_API del_status del_optimizer_step(del_optimizer *opt)
                          "del_optimizer_step: the model has %lld parameters, the optimizer was made for %lld "
                          "(layers were added; make a new optimizer)",
                          (long long)n, (long long)opt->n);
-    float *p = del_model_params(opt->model);
-    const float *grad = del_model_grads(opt->model);
-    float lr = del_optimizer_lr(opt), wd = opt->weight_decay, mu = opt->momentum;
-    float *v = opt->velocity;
-    int first = opt->step == 0;
-    for (int64_t i = 0; i < n; i++) {
-        float g = grad[i];
-        if (wd != 0.0f)
-            g = g + wd * p[i];
-        float d = g;
-        if (v) {
-            v[i] = first ? g : mu * v[i] + g;
-            d = opt->nesterov ? g + mu * v[i] : v[i];
-        }
-        p[i] = p[i] - lr * d;
+    float gscale = clip_factor(opt, del_model_grads(opt->model));
+    float lr = del_optimizer_lr(opt);
+    for (int k = 0; k < opt->num_ranges; k++) {
+        const optim_range *r = &opt->ranges[k];
+        float range_lr = lr * r->lr_scale;
+        if (opt->kind == OPTIM_ADAMW)
+            adamw_update(opt, r, range_lr, gscale);
+        else
+            sgd_update(opt, r, range_lr, gscale);
     }
     opt->step++;
     return DEL_OK;

@@ -6,7 +6,7 @@
 
 /* Pins the table's size: a new entry in del_backend must be added here too
  * (and in every other backend). */
-_Static_assert(sizeof(del_backend) == 15 * sizeof(void *), "del_backend changed: update del_cpu_backend");
+_Static_assert(sizeof(del_backend) == 16 * sizeof(void *), "del_backend changed: update del_cpu_backend");
 
 /* OpenBLAS always runs single-threaded: the library's pool parallelises
  * around it over a decomposition fixed by the shapes, which keeps results
@@ -82,8 +82,9 @@ const del_backend del_cpu_backend = {
     .set_num_threads = del_cpu_set_num_threads,                       /* OpenBLAS's own pool */
     .gemm = del_cpu_gemm,                                             /* cblas_sgemm, row-major */
     .conv2d_workspace = del_cpu_conv2d_workspace,                     /* im2col buffers */
-    .conv2d_forward = del_cpu_conv2d_forward,                         /* im2col + sgemm */
-    .conv2d_backward = del_cpu_conv2d_backward,                       /* sgemm + col2im */
+    .conv2d_forward = del_cpu_conv2d_forward,                         /* per-tap sgemm or im2col + sgemm */
+    .conv2d_forward_affine = del_cpu_conv2d_forward_affine,           /* same, epilogue on the copy-out */
+    .conv2d_backward = del_cpu_conv2d_backward,                       /* per-tap sgemm or sgemm + col2im */
     .maxpool2d_forward = del_cpu_maxpool2d_forward,                   /* cpu_pool.c */
     .maxpool2d_backward = del_cpu_maxpool2d_backward,                 /* scatter through argmax */
     .batchnorm_forward_train = del_cpu_batchnorm_forward_train,       /* cpu_norm.c */

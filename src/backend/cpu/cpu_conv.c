@@ -278,7 +278,8 @@ static void permute_weights(const del_conv2d_shape *s, const float *w, float *wp
 typedef struct conv_job {
     const del_conv2d_shape *s;
     slot_layout l;
-    const float *x, *w, *wperm, *bias, *dy;
+    const float *x, *w, *wperm, *bias, *scale, *shift, *dy;
+    int relu;
     float *y, *dx;
     int want_dw, want_db;
     void *ws;
@@ -292,6 +293,24 @@ static void slot_images(const conv_job *j, int slot, int *first, int *last)
     *last = *first + q + (slot < r ? 1 : 0);
 }
 
+/* dst[p] = f(src[p]) for one row: + bias, then * scale + shift if
+ * affine, then max(., 0) if relu; src == dst allowed (no restrict) */
+static void epilogue_row(const float *src, float *dst, int len, float bias, int affine, float scale, float shift,
+                         int relu)
+{
+    if (!affine && !relu) {
+        for (int p = 0; p < len; p++)
+            dst[p] = src[p] + bias;
+        return;
+    }
+    if (!affine)
+        scale = 1.0f, shift = 0.0f;
+    for (int p = 0; p < len; p++) {
+        float v = (src[p] + bias) * scale + shift;
+        dst[p] = relu && !(v > 0.0f) ? 0.0f : v;
+    }
+}
+
 static void forward_image(const conv_job *j, float *base, int i)
 {
     const del_conv2d_shape *s = j->s;
@@ -299,6 +318,7 @@ static void forward_image(const conv_job *j, float *base, int i)
     int cik = s->c_in * s->kernel * s->kernel, hw = s->h_out * s->w_out;
     const float *xi = j->x + (size_t)i * s->c_in * s->h_in * s->w_in;
     float *yi = j->y + (size_t)i * s->c_out * hw, *col = base + l->col;
+    int affine = j->scale != NULL, post = j->bias || affine || j->relu;
     if (is_pointwise(s)) {
         del_cpu_sgemm(0, 0, s->c_out, hw, cik, 1.0f, j->w, cik, xi, hw, 0.0f, yi, hw);
     } else if (is_wide(s)) {
@@ -315,19 +335,27 @@ static void forward_image(const conv_job *j, float *base, int i)
             del_cpu_sgemm(0, 0, s->c_out, (int)l->nw, cik, 1.0f, j->w, cik, col, (int)l->nw, 0.0f, wide,
                           (int)l->nw);
         }
+        /* the copy out of the wide grid doubles as the epilogue */
         for (int co = 0; co < s->c_out; co++)
-            for (int oh = 0; oh < s->h_out; oh++)
-                memcpy(yi + (size_t)co * hw + (size_t)oh * s->w_out, wide + co * l->nw + (size_t)oh * l->wp,
-                       (size_t)s->w_out * sizeof(float));
+            for (int oh = 0; oh < s->h_out; oh++) {
+                const float *src = wide + co * l->nw + (size_t)oh * l->wp;
+                float *dst = yi + (size_t)co * hw + (size_t)oh * s->w_out;
+                if (post)
+                    epilogue_row(src, dst, s->w_out, j->bias ? j->bias[co] : 0.0f, affine,
+                                 affine ? j->scale[co] : 1.0f, affine ? j->shift[co] : 0.0f, j->relu);
+                else
+                    memcpy(dst, src, (size_t)s->w_out * sizeof(float));
+            }
+        return;
     } else {
         im2col(s, xi, col);
         del_cpu_sgemm(0, 0, s->c_out, hw, cik, 1.0f, j->w, cik, col, hw, 0.0f, yi, hw);
     }
-    if (j->bias)
+    if (post)
         for (int co = 0; co < s->c_out; co++) {
-            float b = j->bias[co], *row = yi + (size_t)co * hw;
-            for (int p = 0; p < hw; p++)
-                row[p] += b;
+            float *row = yi + (size_t)co * hw;
+            epilogue_row(row, row, hw, j->bias ? j->bias[co] : 0.0f, affine, affine ? j->scale[co] : 1.0f,
+                         affine ? j->shift[co] : 0.0f, j->relu);
         }
 }
 
@@ -345,8 +373,14 @@ static void forward_slots(void *ctx, int64_t begin, int64_t end)
 void del_cpu_conv2d_forward(const del_conv2d_shape *s, const float *x, const float *w, const float *bias,
                             float *y, void *ws)
 {
-    conv_job j = {.s = s, .l = layout_of(s), .x = x, .w = w, .bias = bias, .y = y, .ws = ws,
-                  .slots = conv_slots(s)};
+    del_cpu_conv2d_forward_affine(s, x, w, bias, NULL, NULL, 0, y, ws);
+}
+
+void del_cpu_conv2d_forward_affine(const del_conv2d_shape *s, const float *x, const float *w, const float *bias,
+                                   const float *scale, const float *shift, int relu, float *y, void *ws)
+{
+    conv_job j = {.s = s, .l = layout_of(s), .x = x, .w = w, .bias = bias, .scale = scale, .shift = shift,
+                  .relu = relu != 0, .y = y, .ws = ws, .slots = conv_slots(s)};
     if (is_shifted(s)) {
         permute_weights(s, w, ws_base(ws));
         j.wperm = ws_base(ws);

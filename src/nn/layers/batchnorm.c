@@ -80,6 +80,26 @@ static del_status batchnorm_forward(del_layer *l, const del_layer_ctx *ctx, cons
     return DEL_OK;
 }
 
+del_status del_batchnorm_eval_affine(del_layer *l, const del_layer_ctx *ctx, const float **scale,
+                                     const float **shift)
+{
+    int c = bn_channels(l);
+    int64_t aux_shape[1] = {2 * (int64_t)c};
+    del_status st = del_tensor_ensure(l->aux, DEL_DTYPE_F32, 1, aux_shape);
+    if (st != DEL_OK)
+        return st;
+    const float *gamma = ctx->params, *beta = ctx->params + c, *rmean = ctx->state, *rvar = ctx->state + c;
+    float *sc = l->aux->data, *sh = sc + c;
+    /* the same float expressions as the backend's eval kernel */
+    for (int ch = 0; ch < c; ch++) {
+        sc[ch] = gamma[ch] / sqrtf(rvar[ch] + l->cfg.eps);
+        sh[ch] = beta[ch] - rmean[ch] * sc[ch];
+    }
+    *scale = sc;
+    *shift = sh;
+    return DEL_OK;
+}
+
 static del_status batchnorm_backward(del_layer *l, const del_layer_ctx *ctx, const del_tensor *x,
                                      const del_tensor *dy)
 {

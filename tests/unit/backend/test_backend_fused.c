@@ -230,6 +230,73 @@ START_TEST(test_relu_over_many_blocks_in_place_and_not)
 }
 END_TEST
 
+/* One shape per conv path: per-tap gemms (c_in >= 8), wide im2col (c_in
+ * 1), strided im2col, pointwise. */
+static const del_conv2d_shape affine_shapes[] = {
+    /* n, c_in, h_in, w_in, c_out, h_out, w_out, kernel, stride, pad */
+    {3, 8, 7, 6, 5, 7, 6, 3, 1, 1},
+    {2, 1, 9, 9, 4, 9, 9, 3, 1, 1},
+    {2, 3, 8, 7, 4, 4, 4, 3, 2, 1},
+    {2, 9, 4, 5, 3, 4, 5, 1, 1, 0},
+};
+#define N_AFFINE (int)(sizeof affine_shapes / sizeof affine_shapes[0])
+
+/* naive conv + bias, then * scale + shift (if scale), then relu (if relu) */
+static double conv_affine_ref(const del_conv2d_shape *s, const float *x, const float *w, const float *bias,
+                              const float *scale, const float *shift, int relu, int i, int co, int oh, int ow)
+{
+    double acc = bias ? bias[co] : 0.0;
+    for (int ci = 0; ci < s->c_in; ci++)
+        for (int kh = 0; kh < s->kernel; kh++)
+            for (int kw = 0; kw < s->kernel; kw++) {
+                int ih = oh * s->stride - s->pad + kh, iw = ow * s->stride - s->pad + kw;
+                if (ih < 0 || ih >= s->h_in || iw < 0 || iw >= s->w_in)
+                    continue;
+                acc += (double)w[((co * s->c_in + ci) * s->kernel + kh) * s->kernel + kw] *
+                       x[(((size_t)i * s->c_in + ci) * s->h_in + ih) * s->w_in + iw];
+            }
+    if (scale)
+        acc = acc * scale[co] + shift[co];
+    return relu && acc < 0 ? 0.0 : acc;
+}
+
+START_TEST(test_conv2d_forward_affine_matches_naive_conv_then_affine_then_relu)
+{
+    const del_conv2d_shape *s = &affine_shapes[_i];
+    const del_backend *be = del_backend_get();
+    size_t xl = (size_t)s->n * s->c_in * s->h_in * s->w_in, yl = (size_t)s->n * s->c_out * s->h_out * s->w_out;
+    size_t wl = (size_t)s->c_out * s->c_in * s->kernel * s->kernel;
+    float *x = rand_buf(xl, 90 + _i), *w = rand_buf(wl, 91), *bias = rand_buf((size_t)s->c_out, 92);
+    float *scale = rand_buf((size_t)s->c_out, 93), *shift = rand_buf((size_t)s->c_out, 94);
+    float *y = fill_buf(yl, 9.0f);
+    void *ws = malloc(be->conv2d_workspace(s) + 1);
+    /* (bias, affine, relu) in every useful combination */
+    static const int combos[][3] = {{1, 1, 1}, {0, 1, 0}, {1, 0, 1}, {0, 0, 1}};
+    for (int k = 0; k < 4; k++) {
+        const float *b = combos[k][0] ? bias : NULL, *sc = combos[k][1] ? scale : NULL;
+        const float *sh = combos[k][1] ? shift : NULL;
+        int relu = combos[k][2];
+        be->conv2d_forward_affine(s, x, w, b, sc, sh, relu, y, (char *)ws + 1);
+        for (int i = 0; i < s->n; i++)
+            for (int co = 0; co < s->c_out; co++)
+                for (int oh = 0; oh < s->h_out; oh++)
+                    for (int ow = 0; ow < s->w_out; ow++) {
+                        double want = conv_affine_ref(s, x, w, b, sc, sh, relu, i, co, oh, ow);
+                        size_t o = (((size_t)i * s->c_out + co) * s->h_out + oh) * s->w_out + ow;
+                        ck_assert_msg(fabs(y[o] - want) <= 1e-4 * (1 + fabs(want)),
+                                      "combo %d y[%zu] = %.7g, want %.7g", k, o, y[o], want);
+                    }
+    }
+    free(x);
+    free(w);
+    free(bias);
+    free(scale);
+    free(shift);
+    free(y);
+    free(ws);
+}
+END_TEST
+
 typedef struct fused_out {
     float *y, *dx, *dgb, *stats;
 } fused_out;
@@ -285,6 +352,7 @@ static Suite *fused_suite(void)
     tcase_add_loop_test(t, test_bn_relu_train_forward_is_max_of_zero_and_normalised_input, 0, N_CASES);
     tcase_add_test(t, test_bn_relu_eval_applies_running_stats_then_relu);
     tcase_add_loop_test(t, test_bn_relu_backward_matches_masked_textbook_gradient, 0, N_CASES);
+    tcase_add_loop_test(t, test_conv2d_forward_affine_matches_naive_conv_then_affine_then_relu, 0, N_AFFINE);
     tcase_add_test(t, test_maxpool2x2_first_max_wins_in_vector_body_and_tail);
     tcase_add_test(t, test_relu_over_many_blocks_in_place_and_not);
     tcase_add_test(t, test_fused_bn_relu_bit_identical_for_1_2_3_threads);
