@@ -11,7 +11,7 @@
  * depend on the dataset. W untimed steps, then B timed blocks of S steps;
  * the reported rate is the median over blocks (robust to a neighbour's
  * compile job stealing a core for a moment). Timing stops early, after at
- * least 3 blocks, once a measurement has taken S seconds (default 20).
+ * least 3 blocks, once a measurement has taken S seconds (default 10).
  *
  * stdout: one JSON line per measurement; details on stderr; exit 1 on any
  * libdel error. Public API only, as any user program. */
@@ -199,7 +199,7 @@ static int parse_int(const char *flag, const char *text, int lo, int hi, int *ou
 static int parse_args(int argc, char **argv, options *o)
 {
     *o = (options){.threads = 1, .warmup = 3, .blocks = 5, .block_steps = 4,
-                   .train_batch = 128, .infer_batch = 512, .max_seconds = 20,
+                   .train_batch = 128, .infer_batch = 512, .max_seconds = 10,
                    .do_train = 1, .do_infer = 1, .seed = 42};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;

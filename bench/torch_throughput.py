@@ -91,7 +91,7 @@ def main():
     p.add_argument("--warmup", type=int, default=3, help="untimed steps per format")
     p.add_argument("--blocks", type=int, default=5, help="timed blocks per format")
     p.add_argument("--block-steps", type=int, default=4, help="steps per timed block")
-    p.add_argument("--max-seconds", type=float, default=40,
+    p.add_argument("--max-seconds", type=float, default=20,
                    help="stop after 3 blocks once this much time has passed (both formats)")
     p.add_argument("--formats", default="contiguous,channels_last")
     p.add_argument("--seed", type=int, default=0)

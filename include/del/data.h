@@ -45,8 +45,9 @@ DEL_API del_status del_dataset_load_fashion_mnist(del_dataset **out, const char 
  * R, G, B in turn (CHW), converted to 32x32x3 HWC images in file order.
  * Errors: DEL_EINVAL (NULL or empty argument), DEL_EIO (cannot open or
  * read; the message names the file), DEL_EFORMAT (empty file, size not a
- * multiple of 3073 bytes, a label above 9, invalid gzip data; the message
- * names the file and, for a label, the record), DEL_ENOMEM. */
+ * multiple of 3073 bytes, a label above 9, invalid or truncated gzip
+ * data; the message names the file and, for a label, the record),
+ * DEL_ENOMEM. */
 DEL_API del_status del_dataset_load_cifar10(del_dataset **out, const char *path);
 
 /* Loads a CIFAR-10 split from dir (the cifar-10-batches-bin folder of the

@@ -90,11 +90,14 @@ typedef struct del_backend {
                                    const float *running_var, float eps, int relu, float *y);
 
     /* training-mode batchnorm backward: dx overwritten (may be NULL),
-     * dgamma and dbeta accumulate. relu_y non-NULL means a fused relu whose
-     * output was relu_y: the incoming gradient is dy where relu_y > 0 and 0
-     * elsewhere. dx must not overlap any input */
-    void (*batchnorm_backward)(int n, int c, int hw, const float *x, const float *dy,
-                               const float *relu_y, const float *gamma, const float *save_mean,
+     * dgamma and dbeta accumulate. relu non-zero means the forward had a
+     * fused relu: the incoming gradient is dy where the forward output was
+     * > 0 and 0 elsewhere, the sign recomputed from x, gamma, beta and the
+     * saved statistics with the forward's float expressions (bit-exact, and
+     * one stream less to read than the output); beta is only read then
+     * (may be NULL otherwise). dx must not overlap any input */
+    void (*batchnorm_backward)(int n, int c, int hw, const float *x, const float *dy, const float *gamma,
+                               const float *beta, int relu, const float *save_mean,
                                const float *save_invstd, float *dx, float *dgamma, float *dbeta);
 
     /* y = max(x, 0) elementwise (x == y allowed) */

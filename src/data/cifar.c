@@ -39,8 +39,16 @@ static del_status read_record(gzFile f, uint8_t *rec, size_t *got, const char *p
                 return del_error(DEL_ENOMEM, "%s: out of memory while reading '%s'", func, path);
             return del_error(DEL_EFORMAT, "%s: '%s' is not valid gzip data (%s)", func, path, msg);
         }
-        if (r == 0)
+        if (r == 0) {
+            /* zlib treats a stream cut short as a file still being
+             * written: no read error, only this state, and the trailer's
+             * CRC was never checked. */
+            int errnum = 0;
+            gzerror(f, &errnum);
+            if (errnum == Z_BUF_ERROR)
+                return del_error(DEL_EFORMAT, "%s: '%s' is a truncated gzip stream", func, path);
             break;
+        }
         total += (size_t)r;
     }
     *got = total;

@@ -33,9 +33,9 @@ void del_cpu_batchnorm_forward_train(int n, int c, int hw, const float *x, const
 void del_cpu_batchnorm_forward_eval(int n, int c, int hw, const float *x, const float *gamma,
                                     const float *beta, const float *running_mean, const float *running_var,
                                     float eps, int relu, float *y);
-void del_cpu_batchnorm_backward(int n, int c, int hw, const float *x, const float *dy, const float *relu_y,
-                                const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
-                                float *dgamma, float *dbeta);
+void del_cpu_batchnorm_backward(int n, int c, int hw, const float *x, const float *dy, const float *gamma,
+                                const float *beta, int relu, const float *save_mean, const float *save_invstd,
+                                float *dx, float *dgamma, float *dbeta);
 
 void del_cpu_relu_forward(int64_t count, const float *x, float *y);
 void del_cpu_relu_backward(int64_t count, const float *y, const float *dy, float *dx);

@@ -218,16 +218,34 @@ static void col2im(const del_conv2d_shape *s, const float *col, float *dx)
 
 /* ---- the wide stride-1 path ---- */
 
-/* padded[ci, pad + h, pad + w] = x[ci, h, w], zero border */
+static inline void copy_row(float *restrict dst, const float *restrict src, int len)
+{
+    memcpy(dst, src, (size_t)len * sizeof(float));
+}
+
+static inline void zero_row(float *dst, int len)
+{
+    memset(dst, 0, (size_t)len * sizeof(float));
+}
+
+/* padded[ci, pad + h, pad + w] = x[ci, h, w], zero border (and the slack
+ * after the last plane); every element is written once */
 static void pad_planes(const del_conv2d_shape *s, const slot_layout *l, const float *x, float *padded)
 {
-    memset(padded, 0, ((size_t)s->c_in * l->pad_plane + (size_t)s->kernel) * sizeof(float));
+    int p = s->pad, right = l->wp - p - s->w_in;
     for (int ci = 0; ci < s->c_in; ci++) {
         const float *src = x + (size_t)ci * s->h_in * s->w_in;
-        float *dst = padded + (size_t)ci * l->pad_plane + (size_t)s->pad * l->wp + s->pad;
-        for (int h = 0; h < s->h_in; h++)
-            memcpy(dst + (size_t)h * l->wp, src + (size_t)h * s->w_in, (size_t)s->w_in * sizeof(float));
+        float *plane = padded + (size_t)ci * l->pad_plane;
+        zero_row(plane, p * l->wp + p);
+        for (int h = 0; h < s->h_in; h++) {
+            float *row = plane + (size_t)(h + p) * l->wp + p;
+            copy_row(row, src + (size_t)h * s->w_in, s->w_in);
+            /* the right border of this row and the left border of the next */
+            zero_row(row + s->w_in, h + 1 < s->h_in ? right + p : right);
+        }
+        zero_row(plane + (size_t)(s->h_in + p) * l->wp, (l->hp - s->h_in - p) * l->wp);
     }
+    zero_row(padded + (size_t)s->c_in * l->pad_plane, s->kernel);
 }
 
 /* col[(ci*k + kh)*k + kw, j] = padded[ci, kh*wp + kw + j] for j < h_out*wp */
@@ -344,7 +362,7 @@ static void forward_image(const conv_job *j, float *base, int i)
                     epilogue_row(src, dst, s->w_out, j->bias ? j->bias[co] : 0.0f, affine,
                                  affine ? j->scale[co] : 1.0f, affine ? j->shift[co] : 0.0f, j->relu);
                 else
-                    memcpy(dst, src, (size_t)s->w_out * sizeof(float));
+                    copy_row(dst, src, s->w_out);
             }
         return;
     } else {
@@ -397,11 +415,12 @@ static void backward_image_wide(const conv_job *j, float *base, int i)
     int cik = s->c_in * s->kernel * s->kernel, hw = s->h_out * s->w_out, nw = (int)l->nw;
     const float *xi = j->x + (size_t)i * s->c_in * s->h_in * s->w_in, *dyi = j->dy + (size_t)i * s->c_out * hw;
     float *col = base + l->col, *padded = base + l->padded, *wdy = base + l->wide_y;
-    memset(wdy, 0, (size_t)s->c_out * l->nw * sizeof(float));
     for (int co = 0; co < s->c_out; co++)
-        for (int oh = 0; oh < s->h_out; oh++)
-            memcpy(wdy + co * l->nw + (size_t)oh * l->wp, dyi + (size_t)co * hw + (size_t)oh * s->w_out,
-                   (size_t)s->w_out * sizeof(float));
+        for (int oh = 0; oh < s->h_out; oh++) {
+            float *row = wdy + co * l->nw + (size_t)oh * l->wp;
+            copy_row(row, dyi + (size_t)co * hw + (size_t)oh * s->w_out, s->w_out);
+            zero_row(row + s->w_out, l->wp - s->w_out);
+        }
     int kk = s->kernel * s->kernel, tap_w = s->c_out * s->c_in, pp = (int)l->pad_plane;
     if (j->want_dw) {
         pad_planes(s, l, xi, padded);
@@ -434,9 +453,8 @@ static void backward_image_wide(const conv_job *j, float *base, int i)
     float *dxi = j->dx + (size_t)i * s->c_in * s->h_in * s->w_in;
     for (int ci = 0; ci < s->c_in; ci++)
         for (int h = 0; h < s->h_in; h++)
-            memcpy(dxi + ((size_t)ci * s->h_in + h) * s->w_in,
-                   padded + (size_t)ci * l->pad_plane + (size_t)(h + s->pad) * l->wp + s->pad,
-                   (size_t)s->w_in * sizeof(float));
+            copy_row(dxi + ((size_t)ci * s->h_in + h) * s->w_in,
+                     padded + (size_t)ci * l->pad_plane + (size_t)(h + s->pad) * l->wp + s->pad, s->w_in);
 }
 
 static void backward_image(const conv_job *j, float *base, int i)

@@ -55,10 +55,17 @@ static double plane_sq(const float *restrict p, int hw, float m)
     return s;
 }
 
-/* sum_j g[j] and sum_j g[j] * (p[j] - m), where g = ry > 0 ? dy : 0 if
- * ry (a fused relu's output) is given, else dy */
-static void plane_grad_sums(const float *restrict p, const float *restrict dy, const float *restrict ry,
-                            int hw, float m, double *sg, double *sgx)
+/* The gradient reaching the batchnorm: dy, or with a fused relu dy where
+ * the forward output p * sc + sh (the same float expression as
+ * plane_affine, so the same sign) was > 0 and 0 elsewhere. */
+typedef struct relu_mask {
+    int on;
+    float sc, sh;
+} relu_mask;
+
+/* sum_j g[j] and sum_j g[j] * (p[j] - m) */
+static void plane_grad_sums(const float *restrict p, const float *restrict dy, relu_mask rm, int hw, float m,
+                            double *sg, double *sgx)
 {
     /* explicit vectors: gcc does not if-convert the select in a lane
      * loop; the mask as an AND gives the same +0.0 for masked lanes */
@@ -68,9 +75,8 @@ static void plane_grad_sums(const float *restrict p, const float *restrict dy, c
         v8f gv, pv;
         memcpy(&gv, dy + j, sizeof gv);
         memcpy(&pv, p + j, sizeof pv);
-        if (ry) {
-            v8f yv;
-            memcpy(&yv, ry + j, sizeof yv);
+        if (rm.on) {
+            v8f yv = pv * rm.sc + rm.sh;
             gv = (v8f)((v8i)gv & (yv > 0.0f));
         }
         a += gv;
@@ -82,7 +88,9 @@ static void plane_grad_sums(const float *restrict p, const float *restrict dy, c
         t += b[l];
     }
     for (; j < hw; j++) {
-        float g = ry && !(ry[j] > 0.0f) ? 0.0f : dy[j];
+        float g = dy[j];
+        if (rm.on && !(p[j] * rm.sc + rm.sh > 0.0f))
+            g = 0.0f;
         s += g;
         t += (double)g * (p[j] - m);
     }
@@ -104,13 +112,13 @@ static void plane_affine(const float *restrict p, float *restrict q, int hw, flo
 }
 
 /* d = k * g + a * p + b with g as in plane_grad_sums */
-static void plane_dx(const float *restrict p, const float *restrict dy, const float *restrict ry,
-                     float *restrict d, int hw, float k, float a, float b)
+static void plane_dx(const float *restrict p, const float *restrict dy, relu_mask rm, float *restrict d, int hw,
+                     float k, float a, float b)
 {
-    if (ry)
+    if (rm.on)
         for (int j = 0; j < hw; j++) {
-            float g = dy[j];
-            g = ry[j] > 0.0f ? g : 0.0f;
+            float g = dy[j], v = p[j] * rm.sc + rm.sh;
+            g = v > 0.0f ? g : 0.0f;
             d[j] = k * g + a * p[j] + b;
         }
     else
@@ -120,7 +128,7 @@ static void plane_dx(const float *restrict p, const float *restrict dy, const fl
 
 typedef struct bn_job {
     int n, c, hw;
-    const float *x, *dy, *relu_y, *gamma, *beta, *rmean_in, *rvar_in, *save_mean, *save_invstd;
+    const float *x, *dy, *gamma, *beta, *rmean_in, *rvar_in, *save_mean, *save_invstd;
     float eps, momentum;
     int relu;
     float *y, *dx, *rmean, *rvar, *out_mean, *out_invstd, *dgamma, *dbeta;
@@ -199,10 +207,16 @@ static void bn_backward_channels(void *ctx, int64_t begin, int64_t end)
     double count = (double)j->n * j->hw;
     for (int ch = (int)begin; ch < (int)end; ch++) {
         float m = j->save_mean[ch], is = j->save_invstd[ch];
+        relu_mask rm = {0, 0.0f, 0.0f};
+        if (j->relu) {
+            /* exactly as bn_train_channels computed them */
+            rm.on = 1;
+            rm.sc = j->gamma[ch] * is;
+            rm.sh = j->beta[ch] - m * rm.sc;
+        }
         double sdy = 0.0, sdyx = 0.0; /* sum dy, sum dy * (x - mean) */
         for (int i = 0; i < j->n; i++)
-            plane_grad_sums(plane(j, j->x, i, ch), plane(j, j->dy, i, ch),
-                            j->relu_y ? plane(j, j->relu_y, i, ch) : NULL, j->hw, m, &sdy, &sdyx);
+            plane_grad_sums(plane(j, j->x, i, ch), plane(j, j->dy, i, ch), rm, j->hw, m, &sdy, &sdyx);
         j->dgamma[ch] += (float)(sdyx * is);
         j->dbeta[ch] += (float)sdy;
         if (!j->dx)
@@ -212,17 +226,16 @@ static void bn_backward_channels(void *ctx, int64_t begin, int64_t end)
         double k = (double)j->gamma[ch] * is, mdy = sdy / count, mdyx = sdyx * is / count;
         float fk = (float)k, a = (float)(-k * is * mdyx), b = (float)(-k * mdy + k * is * mdyx * m);
         for (int i = 0; i < j->n; i++)
-            plane_dx(plane(j, j->x, i, ch), plane(j, j->dy, i, ch),
-                     j->relu_y ? plane(j, j->relu_y, i, ch) : NULL, (float *)plane(j, j->dx, i, ch), j->hw,
+            plane_dx(plane(j, j->x, i, ch), plane(j, j->dy, i, ch), rm, (float *)plane(j, j->dx, i, ch), j->hw,
                      fk, a, b);
     }
 }
 
-void del_cpu_batchnorm_backward(int n, int c, int hw, const float *x, const float *dy, const float *relu_y,
-                                const float *gamma, const float *save_mean, const float *save_invstd, float *dx,
-                                float *dgamma, float *dbeta)
+void del_cpu_batchnorm_backward(int n, int c, int hw, const float *x, const float *dy, const float *gamma,
+                                const float *beta, int relu, const float *save_mean, const float *save_invstd,
+                                float *dx, float *dgamma, float *dbeta)
 {
-    bn_job j = {.n = n, .c = c, .hw = hw, .x = x, .dy = dy, .relu_y = relu_y, .gamma = gamma, .save_mean = save_mean,
-                .save_invstd = save_invstd, .dx = dx, .dgamma = dgamma, .dbeta = dbeta};
+    bn_job j = {.n = n, .c = c, .hw = hw, .x = x, .dy = dy, .gamma = gamma, .beta = beta, .relu = relu != 0,
+                .save_mean = save_mean, .save_invstd = save_invstd, .dx = dx, .dgamma = dgamma, .dbeta = dbeta};
     del_parallel_for(c, bn_backward_channels, &j);
 }

@@ -108,10 +108,9 @@ static del_status batchnorm_backward(del_layer *l, const del_layer_ctx *ctx, con
     if (st != DEL_OK)
         return st;
     const float *save = l->aux->data;
-    /* with a fused relu, l->out holds the relu's output: its sign is the mask */
-    const float *relu_y = l->fused_relu ? l->out->data : NULL;
-    del_backend_get()->batchnorm_backward(n, c, hw, x->data, dy->data, relu_y, ctx->params, save, save + c,
-                                          l->dx->data, ctx->grads, ctx->grads + c);
+    del_backend_get()->batchnorm_backward(n, c, hw, x->data, dy->data, ctx->params, ctx->params + c,
+                                          l->fused_relu, save, save + c, l->dx->data, ctx->grads,
+                                          ctx->grads + c);
     return DEL_OK;
 }
 

@@ -498,7 +498,7 @@ START_TEST(test_batchnorm_backward_matches_finite_differences)
     for (size_t j = 0; j < len; j++)
         xd[j] = x[j];
     be->batchnorm_forward_train(n, c, hw, x, gamma, beta, 1e-5f, 0.1f, rm, rv, 0, y, sm, si);
-    be->batchnorm_backward(n, c, hw, x, r, NULL, gamma, sm, si, dx, dg, dbeta);
+    be->batchnorm_backward(n, c, hw, x, r, gamma, NULL, 0, sm, si, dx, dg, dbeta);
 
     const double h = 1e-5;
     /* checking every element of the big case is slow; a stride covers all channels */
@@ -531,7 +531,7 @@ START_TEST(test_batchnorm_backward_matches_finite_differences)
 
     /* dx may be NULL: the parameter gradients are still accumulated */
     float *dg2 = fill_buf((size_t)c, 0.0f), *db2 = fill_buf((size_t)c, 0.0f);
-    be->batchnorm_backward(n, c, hw, x, r, NULL, gamma, sm, si, NULL, dg2, db2);
+    be->batchnorm_backward(n, c, hw, x, r, gamma, NULL, 0, sm, si, NULL, dg2, db2);
     for (int ch = 0; ch < c; ch++) {
         ck_assert_double_eq_tol(dg2[ch], dg[ch] - 1.0, 1e-5 * (1 + fabs(dg[ch])));
         ck_assert_double_eq_tol(db2[ch], dbeta[ch] - 2.0, 1e-5 * (1 + fabs(dbeta[ch])));
@@ -640,7 +640,7 @@ static void run_all(int threads, run_out *o)
     o->bndx = malloc(yl * sizeof(float));
     o->bndg = fill_buf(32, 0);
     be->batchnorm_forward_train(9, 16, 196, o->y, g, b, 1e-5f, 0.1f, rm, rv, 0, o->bny, sm, si);
-    be->batchnorm_backward(9, 16, 196, o->y, dy, NULL, g, sm, si, o->bndx, o->bndg, o->bndg + 16);
+    be->batchnorm_backward(9, 16, 196, o->y, dy, g, NULL, 0, sm, si, o->bndx, o->bndg, o->bndg + 16);
     be->relu_forward((int64_t)yl, o->bny, o->bny);
 
     const del_pool_shape ps = {9, 16, 14, 14, 7, 7, 2, 2};

@@ -116,7 +116,7 @@ START_TEST(test_bn_relu_eval_applies_running_stats_then_relu)
 }
 END_TEST
 
-/* The textbook batchnorm gradient with g = (relu output > 0) ? dy : 0:
+/* The textbook batchnorm gradient with g = (forward output > 0) ? dy : 0:
  * dbeta = sum g, dgamma = sum g xhat,
  * dx = gamma invstd / N (N g - sum g - xhat sum g xhat). */
 START_TEST(test_bn_relu_backward_matches_masked_textbook_gradient)
@@ -130,7 +130,7 @@ START_TEST(test_bn_relu_backward_matches_masked_textbook_gradient)
     float *sm = fill_buf((size_t)b->c, 0.0f), *si = fill_buf((size_t)b->c, 0.0f);
     float *dx = fill_buf(len, 77.0f), *dg = fill_buf((size_t)b->c, 1.0f), *db = fill_buf((size_t)b->c, 2.0f);
     be->batchnorm_forward_train(b->n, b->c, b->hw, x, gamma, beta, 1e-5f, 0.1f, rm, rv, 1, y, sm, si);
-    be->batchnorm_backward(b->n, b->c, b->hw, x, dy, y, gamma, sm, si, dx, dg, db);
+    be->batchnorm_backward(b->n, b->c, b->hw, x, dy, gamma, beta, 1, sm, si, dx, dg, db);
 
     double mean[8], var[8], cnt = (double)b->n * b->hw;
     stats_ref(b, x, mean, var);
@@ -140,7 +140,7 @@ START_TEST(test_bn_relu_backward_matches_masked_textbook_gradient)
             for (int j = 0; j < b->hw; j++) {
                 size_t k = at(b, i, ch, j);
                 double xhat = (x[k] - mean[ch]) * is;
-                double g = gamma[ch] * xhat + beta[ch] > 0 ? dy[k] : 0.0;
+                double g = y[k] > 0.0f ? dy[k] : 0.0; /* the forward output's sign */
                 sg += g;
                 sgx += g * xhat;
             }
@@ -150,7 +150,7 @@ START_TEST(test_bn_relu_backward_matches_masked_textbook_gradient)
             for (int j = 0; j < b->hw; j++) {
                 size_t k = at(b, i, ch, j);
                 double xhat = (x[k] - mean[ch]) * is;
-                double g = gamma[ch] * xhat + beta[ch] > 0 ? dy[k] : 0.0;
+                double g = y[k] > 0.0f ? dy[k] : 0.0; /* the forward output's sign */
                 double want = gamma[ch] * is / cnt * (cnt * g - sg - xhat * sgx);
                 ck_assert_double_eq_tol(dx[k], want, 2e-4 * (1 + fabs(gamma[ch] * is)));
             }
@@ -314,7 +314,7 @@ static void run_fused(int threads, fused_out *o)
     o->stats = fill_buf(28, 0.0f); /* running mean, var, save mean, invstd */
     float *st = o->stats;
     be->batchnorm_forward_train(n, c, hw, x, g, b, 1e-5f, 0.1f, st, st + 7, 1, o->y, st + 14, st + 21);
-    be->batchnorm_backward(n, c, hw, x, dy, o->y, g, st + 14, st + 21, o->dx, o->dgb, o->dgb + 7);
+    be->batchnorm_backward(n, c, hw, x, dy, g, b, 1, st + 14, st + 21, o->dx, o->dgb, o->dgb + 7);
     free(x);
     free(dy);
     free(g);
