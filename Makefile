@@ -194,8 +194,9 @@ sanitize:
 # CK_RUN_CASE; Check 0.15 has no way to exclude a case). train/test_supervised's
 # fashion_mnist case trains real models for hundreds of steps: more than ten
 # minutes under valgrind's ~50x slowdown. Its "small" case still runs here and
-# `make sanitize` covers the whole program.
-VALGRIND_ONLY ?= train/test_supervised:small
+# `make sanitize` covers the whole program. The same holds for
+# train/test_train_augment.
+VALGRIND_ONLY ?= train/test_supervised:small train/test_train_augment:small
 VALGRIND := valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect -q
 
 valgrind: $(TEST_BINS)

@@ -49,7 +49,7 @@ steps_arg=()
 [[ -n $STEPS ]] && steps_arg=(--steps "$STEPS")
 
 with_threads() {
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE PYTHONDONTWRITEBYTECODE=1 \
         OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS" "$@"
 }
 

@@ -28,7 +28,7 @@ say() { echo "bench: $*" >&2; }
 with_threads() {
     local t=$1
     shift
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE PYTHONDONTWRITEBYTECODE=1 \
         OMP_NUM_THREADS="$t" MKL_NUM_THREADS="$t" OPENBLAS_NUM_THREADS="$t" "$@"
 }
 

@@ -95,6 +95,35 @@ START_TEST(test_bn_relu_train_forward_is_max_of_zero_and_normalised_input)
 }
 END_TEST
 
+/* mean / std = 1000, and the first image shifted by 5 std from the
+ * others: the single statistics pass must still get the variance */
+START_TEST(test_bn_train_variance_survives_a_large_mean)
+{
+    const del_backend *be = del_backend_get();
+    const bn_case b = {6, 2, 49};
+    size_t len = (size_t)b.n * b.c * b.hw;
+    float *x = rand_buf(len, 15), *y = fill_buf(len, 0.0f);
+    for (int i = 0; i < b.n; i++)
+        for (int ch = 0; ch < b.c; ch++)
+            for (int j = 0; j < b.hw; j++) {
+                size_t k = at(&b, i, ch, j);
+                x[k] = 100.0f + 0.1f * x[k] + (i == 0 ? 0.5f : 0.0f);
+            }
+    float gamma[2] = {1.0f, 1.0f}, beta[2] = {0.0f, 0.0f}, rm[2] = {0, 0}, rv[2] = {0, 0}, sm[2], si[2];
+    double mean[2], var[2];
+    stats_ref(&b, x, mean, var);
+    be->batchnorm_forward_train(b.n, b.c, b.hw, x, gamma, beta, 1e-5f, 1.0f, rm, rv, 0, y, sm, si);
+    double cnt = (double)b.n * b.hw;
+    for (int ch = 0; ch < b.c; ch++) {
+        ck_assert_double_eq_tol(sm[ch], mean[ch], 1e-4);
+        ck_assert_double_eq_tol(rv[ch], var[ch] * cnt / (cnt - 1), 1e-3 * var[ch]);
+        ck_assert_double_eq_tol(si[ch], 1.0 / sqrt(var[ch] + 1e-5), 1e-3 / sqrt(var[ch] + 1e-5));
+    }
+    free(x);
+    free(y);
+}
+END_TEST
+
 START_TEST(test_bn_relu_eval_applies_running_stats_then_relu)
 {
     const del_backend *be = del_backend_get();
@@ -350,6 +379,7 @@ static Suite *fused_suite(void)
     TCase *t = tcase_create("fused");
     tcase_set_timeout(t, 60);
     tcase_add_loop_test(t, test_bn_relu_train_forward_is_max_of_zero_and_normalised_input, 0, N_CASES);
+    tcase_add_test(t, test_bn_train_variance_survives_a_large_mean);
     tcase_add_test(t, test_bn_relu_eval_applies_running_stats_then_relu);
     tcase_add_loop_test(t, test_bn_relu_backward_matches_masked_textbook_gradient, 0, N_CASES);
     tcase_add_loop_test(t, test_conv2d_forward_affine_matches_naive_conv_then_affine_then_relu, 0, N_AFFINE);
