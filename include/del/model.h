@@ -151,6 +151,29 @@ DEL_API del_status del_loss_cross_entropy(const del_tensor *logits, const del_te
  * names the row). */
 DEL_API del_status del_loss_soft_cross_entropy(const del_tensor *logits, const del_tensor *targets, float *loss, del_tensor *grad);
 
+/* Mean softmax cross-entropy with label smoothing, as torch's
+ * F.cross_entropy(logits, labels, label_smoothing=smoothing): the target
+ * of row r is (1 - s) onehot(y_r) + s / K. *loss receives
+ * mean_r -sum_k t_rk log softmax(z_r)_k; if grad is not NULL (f32 [N, K])
+ * it receives (softmax - t) / N. smoothing is in [0, 1); 0 gives exactly
+ * del_loss_cross_entropy's loss and gradient.
+ * Errors: DEL_EINVAL (as del_loss_cross_entropy; smoothing outside [0, 1)). */
+DEL_API del_status del_loss_cross_entropy_smooth(const del_tensor *logits, const del_tensor *labels, float smoothing, float *loss, del_tensor *grad);
+
+/* Knowledge-distillation loss (Hinton et al. 2015) at temperature T:
+ * T^2 KL(softmax_T(teacher) || softmax_T(student)), the mean over rows of
+ * each row's sum, as torch's F.kl_div(F.log_softmax(s / T, 1),
+ * F.softmax(t / T, 1), reduction='batchmean') * T * T. Both inputs are
+ * logits, f32 [N, K] (a teacher's stored probabilities p can be passed as
+ * log p: softmax_T(log p) is p sharpened or softened by T). If grad is not
+ * NULL (f32 [N, K]) it receives d loss / d student_logits
+ * = T (softmax_T(student) - softmax_T(teacher)) / N, whose scale does not
+ * shrink as T grows. Computed in double. grad may be the same tensor as an
+ * input. Errors: DEL_EINVAL (NULL argument, wrong dtype or shape, the two
+ * logits of different shapes, temperature not a finite value > 0),
+ * DEL_ENOMEM (more than 256 classes and no memory for two rows). */
+DEL_API del_status del_loss_distill(const del_tensor *student_logits, const del_tensor *teacher_logits, float temperature, float *loss, del_tensor *grad);
+
 /* Row-wise softmax with temperature: probs_i = exp(z_i/T) / sum_j exp(z_j/T),
  * computed stably. logits and probs are f32 [N, K] (may be the same tensor).
  * Errors: DEL_EINVAL (NULL argument, shape mismatch, temperature <= 0). */

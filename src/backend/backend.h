@@ -52,13 +52,16 @@ typedef struct del_backend {
     void (*conv2d_forward)(const del_conv2d_shape *s, const float *x, const float *w,
                            const float *bias, float *y, void *ws);
 
-    /* conv2d_forward followed by a per-channel affine map and an optional
-     * relu in the same pass (an eval-mode batchnorm folded into the conv):
-     * y = (conv + bias[co]) * scale[co] + shift[co], then max(y, 0) if relu;
-     * scale and shift are both NULL (no affine map) or both [c_out] */
+    /* conv2d_forward followed by a per-channel affine map, an optional relu
+     * and an optional 2x2 / stride 2 max pooling in the same pass (an
+     * eval-mode batchnorm, relu and maxpool folded into the conv):
+     * y = (conv + bias[co]) * scale[co] + shift[co], then max(y, 0) if relu,
+     * then if pool the max over each 2x2 window (floor mode), compared as
+     * maxpool2d_forward does, so y is [n, c_out, h_out/2, w_out/2]; scale
+     * and shift are both NULL (no affine map) or both [c_out] */
     void (*conv2d_forward_affine)(const del_conv2d_shape *s, const float *x, const float *w,
                                   const float *bias, const float *scale, const float *shift, int relu,
-                                  float *y, void *ws);
+                                  int pool, float *y, void *ws);
 
     /* from dy [n, c_out, h_out, w_out]: dx (overwritten; may be NULL = not needed),
      * dw (accumulate, [c_out, c_in, k, k]), dbias (accumulate, may be NULL) */

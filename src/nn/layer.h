@@ -113,10 +113,12 @@ int64_t del_layer_shape_numel(int ndim, const int64_t *shape);
 del_status del_model_add_layer(del_model *model, const del_layer_ops *ops, const del_layer_cfg *cfg, const char *func);
 
 /* Evaluation mode only: the conv2d layer l followed by the batchnorm bn
- * (and bn's fused relu) in one pass, written to bn->out; l->out is left
- * alone. Saves the batchnorm pass and the conv's activation memory. */
+ * (and bn's fused relu) and, if pool is not NULL, a 2x2 / stride 2
+ * maxpool, in one pass written to pool->out (else bn->out); the skipped
+ * layers' outputs are left alone. Saves the batchnorm and pooling passes
+ * and their activation memory. */
 del_status del_conv2d_forward_folded(del_layer *l, const del_layer_ctx *ctx, const del_tensor *x, del_layer *bn,
-                                     const del_layer_ctx *bn_ctx);
+                                     const del_layer_ctx *bn_ctx, del_layer *pool);
 
 /* The eval-mode batchnorm bn as y = x * scale[c] + shift[c]; both point
  * into bn->aux (reused: aux only matters after a training forward). */

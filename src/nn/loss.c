@@ -1,8 +1,10 @@
-/* Softmax with temperature and softmax cross-entropy (hard and soft
- * targets), row-wise over [N, K].
+/* Softmax with temperature, softmax cross-entropy (hard targets, smoothed
+ * hard targets, soft targets) and the distillation loss, row-wise over
+ * [N, K].
  * N x K is small (a batch of logits), so these are plain loops; sums run in
  * double for accuracy and a fixed order. */
 #include <math.h>
+#include <stdlib.h>
 
 #include "core/error.h"
 #include "core/tensor_internal.h"
@@ -75,10 +77,13 @@ DEL_API del_status del_softmax(const del_tensor *logits, float temperature, del_
     return DEL_OK;
 }
 
-DEL_API del_status del_loss_cross_entropy(const del_tensor *logits, const del_tensor *labels, float *loss,
-                                          del_tensor *grad)
+/* Hard-label cross-entropy against the smoothed target
+ * (1 - s) onehot(y) + s / K, the body of both hard-label losses. With
+ * s = 0 every smoothing term is an exact 0 or 1 factor, so the result is
+ * the plain cross-entropy bit for bit. */
+static del_status hard_cross_entropy(const char *func, const del_tensor *logits, const del_tensor *labels,
+                                     double smoothing, float *loss, del_tensor *grad)
 {
-    static const char *func = "del_loss_cross_entropy";
     del_status st = check_logits(func, "logits", logits);
     if (st != DEL_OK)
         return st;
@@ -105,6 +110,7 @@ DEL_API del_status del_loss_cross_entropy(const del_tensor *logits, const del_te
                              (long long)r, (long long)(k - 1), (int)y[r]);
     const float *z = logits->data;
     float *g = grad ? grad->data : NULL;
+    const double keep = 1.0 - smoothing, spread = smoothing / (double)k;
     double total = 0.0;
     for (int64_t r = 0; r < n; r++) {
         const float *zr = z + r * k;
@@ -112,22 +118,44 @@ DEL_API del_status del_loss_cross_entropy(const del_tensor *logits, const del_te
         for (int64_t j = 1; j < k; j++)
             if (zr[j] > zmax)
                 zmax = zr[j];
-        double sum = 0.0;
-        for (int64_t j = 0; j < k; j++)
+        double sum = 0.0, shifted_sum = 0.0;
+        for (int64_t j = 0; j < k; j++) {
             sum += exp((double)zr[j] - zmax);
+            shifted_sum += (double)zr[j] - zmax;
+        }
         double log_sum = log(sum);
-        /* -log softmax_y = log sum_j exp(z_j - max) - (z_y - max) */
-        total += log_sum - ((double)zr[y[r]] - zmax);
+        /* -sum_j t_j log softmax_j = log sum_j exp(z_j - max)
+         *   - [(1 - s)(z_y - max) + (s / K) sum_j (z_j - max)] */
+        double target_dot = keep * ((double)zr[y[r]] - zmax);
+        if (spread != 0.0) /* 0 * -inf would turn a finite plain loss into NaN */
+            target_dot += spread * shifted_sum;
+        total += log_sum - target_dot;
         if (g) {
             float *gr = g + r * k;
             for (int64_t j = 0; j < k; j++) {
                 double pj = exp((double)zr[j] - zmax - log_sum);
-                gr[j] = (float)((pj - (j == y[r] ? 1.0 : 0.0)) / (double)n);
+                gr[j] = (float)((pj - ((j == y[r] ? keep : 0.0) + spread)) / (double)n);
             }
         }
     }
     *loss = (float)(total / (double)n);
     return DEL_OK;
+}
+
+DEL_API del_status del_loss_cross_entropy(const del_tensor *logits, const del_tensor *labels, float *loss,
+                                          del_tensor *grad)
+{
+    return hard_cross_entropy("del_loss_cross_entropy", logits, labels, 0.0, loss, grad);
+}
+
+DEL_API del_status del_loss_cross_entropy_smooth(const del_tensor *logits, const del_tensor *labels,
+                                                 float smoothing, float *loss, del_tensor *grad)
+{
+    static const char *func = "del_loss_cross_entropy_smooth";
+    /* torch also takes s = 1, but then the label no longer matters. */
+    if (!(smoothing >= 0.0f && smoothing < 1.0f))
+        return del_error(DEL_EINVAL, "%s: 'smoothing' must be in [0, 1), got %g", func, (double)smoothing);
+    return hard_cross_entropy(func, logits, labels, (double)smoothing, loss, grad);
 }
 
 /* Rows of targets must be probability vectors; the tolerance admits the
@@ -196,5 +224,92 @@ DEL_API del_status del_loss_soft_cross_entropy(const del_tensor *logits, const d
         }
     }
     *loss = (float)(total / (double)n);
+    return DEL_OK;
+}
+
+/* Row r of softmax_T as log-probabilities in double: lp[j] = (z_j - max) / T
+ * - log sum_i exp((z_i - max) / T). */
+static void log_softmax_row(const float *zr, int64_t k, double inv_t, double *lp)
+{
+    float zmax = zr[0];
+    for (int64_t j = 1; j < k; j++)
+        if (zr[j] > zmax)
+            zmax = zr[j];
+    double sum = 0.0;
+    for (int64_t j = 0; j < k; j++) {
+        lp[j] = ((double)zr[j] - zmax) * inv_t;
+        sum += exp(lp[j]);
+    }
+    double log_sum = log(sum);
+    for (int64_t j = 0; j < k; j++)
+        lp[j] -= log_sum;
+}
+
+/* Rows longer than this take their two log-probability rows from the heap. */
+#define DISTILL_STACK_CLASSES 256
+
+DEL_API del_status del_loss_distill(const del_tensor *student_logits, const del_tensor *teacher_logits,
+                                    float temperature, float *loss, del_tensor *grad)
+{
+    static const char *func = "del_loss_distill";
+    del_status st = check_logits(func, "student_logits", student_logits);
+    if (st != DEL_OK)
+        return st;
+    if (!teacher_logits)
+        return del_error_null(func, "teacher_logits");
+    if (!loss)
+        return del_error_null(func, "loss");
+    if (!del_tensor_has_shape(teacher_logits, DEL_DTYPE_F32, 2, student_logits->shape)) {
+        char want[96], got[96];
+        del_tensor_shape_str(student_logits, want, sizeof want);
+        del_tensor_shape_str(teacher_logits, got, sizeof got);
+        return del_error(DEL_EINVAL, "%s: 'teacher_logits' must be f32 %s like 'student_logits', got %s %s", func,
+                         want, dtype_name(teacher_logits->dtype), got);
+    }
+    if (grad && !del_tensor_has_shape(grad, DEL_DTYPE_F32, 2, student_logits->shape)) {
+        char want[96], got[96];
+        del_tensor_shape_str(student_logits, want, sizeof want);
+        del_tensor_shape_str(grad, got, sizeof got);
+        return del_error(DEL_EINVAL, "%s: 'grad' must be f32 %s like 'student_logits', got %s %s", func, want,
+                         dtype_name(grad->dtype), got);
+    }
+    if (!(temperature > 0.0f) || !isfinite(temperature))
+        return del_error(DEL_EINVAL, "%s: 'temperature' must be a finite value > 0, got %g", func,
+                         (double)temperature);
+    int64_t n = student_logits->shape[0], k = student_logits->shape[1];
+    double stack_rows[2 * DISTILL_STACK_CLASSES];
+    double *rows = stack_rows;
+    if (k > DISTILL_STACK_CLASSES) {
+        rows = malloc(2 * (size_t)k * sizeof *rows);
+        if (!rows)
+            return del_error(DEL_ENOMEM, "%s: out of memory for %lld classes", func, (long long)k);
+    }
+    double *ls = rows, *lt = rows + k;
+    const double t = (double)temperature, inv_t = 1.0 / t;
+    const float *zs = student_logits->data, *zt = teacher_logits->data;
+    float *g = grad ? grad->data : NULL;
+    double total = 0.0;
+    for (int64_t r = 0; r < n; r++) {
+        log_softmax_row(zs + r * k, k, inv_t, ls);
+        log_softmax_row(zt + r * k, k, inv_t, lt);
+        /* KL(p_t || p_s) = sum_j p_t,j (log p_t,j - log p_s,j); a teacher
+         * probability that underflows to 0 adds 0, as torch's xlogy. */
+        double row = 0.0;
+        for (int64_t j = 0; j < k; j++) {
+            double pt = exp(lt[j]);
+            if (pt != 0.0)
+                row += pt * (lt[j] - ls[j]);
+        }
+        total += row;
+        if (g) {
+            /* d/dz_s of T^2 KL = T^2 (1/T)(p_s - p_t) */
+            float *gr = g + r * k;
+            for (int64_t j = 0; j < k; j++)
+                gr[j] = (float)(t * (exp(ls[j]) - exp(lt[j])) / (double)n);
+        }
+    }
+    *loss = (float)(t * t * total / (double)n);
+    if (rows != stack_rows)
+        free(rows);
     return DEL_OK;
 }

@@ -346,12 +346,24 @@ static del_layer_ctx layer_ctx(del_model *m, const del_layer *l, int training)
     return c;
 }
 
-/* In evaluation mode a conv2d followed by a batchnorm runs as one pass
- * (layer.h); the conv's own output is then not computed. */
+/* In evaluation mode a conv2d followed by a batchnorm (its relu folded
+ * in or not) and possibly a 2x2 / stride 2 maxpool runs as one pass
+ * (layer.h); the outputs of the layers in between are then not computed,
+ * which nothing reads: backward needs a training-mode forward. */
 static int folds_next_batchnorm(const del_model *m, int i)
 {
     return !m->training && i + 1 < m->n_layers && m->layers[i].ops == &del_layer_conv2d &&
            m->layers[i + 1].ops == &del_layer_batchnorm;
+}
+
+/* The index of the maxpool folded into the conv2d at i, or -1. */
+static int folded_pool_index(const del_model *m, int i)
+{
+    int p = i + 2 + (m->layers[i + 1].fused_relu ? 1 : 0);
+    if (p >= m->n_layers || m->layers[p].ops != &del_layer_maxpool)
+        return -1;
+    const del_layer *l = &m->layers[p];
+    return l->cfg.kernel == 2 && l->cfg.stride == 2 ? p : -1;
 }
 
 DEL_API del_status del_model_forward(del_model *model, const del_tensor *x)
@@ -390,11 +402,15 @@ DEL_API del_status del_model_forward(del_model *model, const del_tensor *x)
         if (folds_next_batchnorm(model, i)) {
             del_layer *bn = &model->layers[i + 1];
             del_layer_ctx bc = layer_ctx(model, bn, 0);
-            st = del_conv2d_forward_folded(l, &c, cur, bn, &bc);
+            int last = folded_pool_index(model, i);
+            del_layer *pool = last > i + 1 ? &model->layers[last] : NULL;
+            if (!pool)
+                last = i + 1;
+            st = del_conv2d_forward_folded(l, &c, cur, bn, &bc, pool);
             if (st != DEL_OK)
                 return st;
-            cur = bn->out;
-            i++;
+            cur = model->layers[last].out;
+            i = last;
             continue;
         }
         st = l->ops->forward(l, &c, cur);

@@ -1,4 +1,5 @@
-"""Datasets: caller arrays, Fashion-MNIST from the Debian package, splits, batches."""
+"""Datasets: caller arrays, Fashion-MNIST from the Debian package, CIFAR-10
+files, splits, batches."""
 
 import array
 import gzip
@@ -121,6 +122,78 @@ class TestIdxErrors(unittest.TestCase):
     def test_unknown_split_raises(self):
         with self.assertRaises(libdel.InvalidArgument):
             libdel.Dataset.fashion_mnist("validation")
+
+
+def cifar_pixel(record, channel, y, x):
+    return (record * 7 + channel * 50 + y * 3 + x) % 256
+
+
+def cifar_records(labels, first=0):
+    """CIFAR-10 binary records: a label byte, then the R, G and B 32x32 planes."""
+    out = bytearray()
+    for r, label in enumerate(labels, first):
+        out.append(label)
+        for c in range(3):
+            out += bytes(cifar_pixel(r, c, y, x) for y in range(32) for x in range(32))
+    return bytes(out)
+
+
+class TestCifar10(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.addCleanup(self.dir.cleanup)
+
+    def write(self, name, data, gz=False):
+        path = os.path.join(self.dir.name, name)
+        with (gzip.open if gz else open)(path, "wb") as f:
+            f.write(data)
+        return path
+
+    def test_planes_become_hwc_images_in_file_order(self):
+        path = self.write("test_batch.bin", cifar_records([3, 9, 0]))
+        ds = libdel.Dataset.cifar10(path)
+        self.assertEqual((len(ds), ds.shape), (3, (32, 32, 3)))
+        self.assertEqual(ds.labels.tolist(), [3, 9, 0])
+        img = ds.images
+        for r, y, x, c in ((0, 0, 0, 0), (1, 5, 31, 2), (2, 31, 7, 1), (1, 12, 0, 1)):
+            self.assertEqual(img[r, y, x, c], cifar_pixel(r, c, y, x))
+        expected = bytes(cifar_pixel(1, c, y, x) for y in range(32) for x in range(32)
+                         for c in range(3))
+        self.assertEqual(ds.image(1).tobytes(), expected)
+
+    def test_gzip_file_gives_the_same_dataset(self):
+        plain = libdel.Dataset.cifar10(self.write("a.bin", cifar_records([1, 2])))
+        packed = libdel.Dataset.cifar10(self.write("a.bin.gz", cifar_records([1, 2]), gz=True))
+        self.assertEqual(packed.images.tobytes(), plain.images.tobytes())
+        self.assertEqual(packed.labels.tolist(), [1, 2])
+
+    def test_dir_concatenates_the_five_training_batches_in_order(self):
+        for i in range(1, 6):
+            self.write("data_batch_%d.bin" % i, cifar_records([i], first=i))
+        self.write("test_batch.bin", cifar_records([0, 0]))
+        train = libdel.Dataset.cifar10_dir(self.dir.name, "train")
+        self.assertEqual(train.labels.tolist(), [1, 2, 3, 4, 5])
+        self.assertEqual(train.images[4, 0, 0, 0], cifar_pixel(5, 0, 0, 0))
+        self.assertEqual(len(libdel.Dataset.cifar10_dir(self.dir.name, "test")), 2)
+
+    def test_size_not_a_multiple_of_a_record_is_a_format_error(self):
+        path = self.write("bad.bin", cifar_records([1])[:-1])
+        with self.assertRaises(libdel.FormatError) as cm:
+            libdel.Dataset.cifar10(path)
+        self.assertIn("bad.bin", str(cm.exception))
+
+    def test_label_above_nine_is_a_format_error(self):
+        path = self.write("label.bin", cifar_records([4, 10]))
+        with self.assertRaises(libdel.FormatError) as cm:
+            libdel.Dataset.cifar10(path)
+        self.assertIn("label.bin", str(cm.exception))
+
+    def test_missing_batch_raises_file_error(self):
+        with self.assertRaises(libdel.FileError) as cm:
+            libdel.Dataset.cifar10_dir(self.dir.name, "test")
+        self.assertIn("test_batch", str(cm.exception))
+        with self.assertRaises(libdel.InvalidArgument):
+            libdel.Dataset.cifar10_dir(self.dir.name, "validation")
 
 
 @unittest.skipUnless(_util.HAVE_FMNIST, "Fashion-MNIST not installed (dataset-fashion-mnist)")

@@ -71,6 +71,66 @@ class TestTrainerAugment(unittest.TestCase):
         self.assertIn("del_trainer_set_prefetch", str(cm.exception))
 
 
+def sided_dataset():
+    """Eight 2x2 images: class 0 bright on the left, class 1 bright on the right,
+    so a horizontal flip swaps the classes."""
+    left, right = [230, 20, 230, 20], [20, 230, 20, 230]
+    return libdel.Dataset.from_arrays(bytes(left * 4 + right * 4), [0] * 4 + [1] * 4,
+                                      8, 2, 2, 1)
+
+
+class TestTrainingWithAugmentation(unittest.TestCase):
+    def fit(self, augment=None, steps=40, **settings):
+        model = tiny_model().init(1)
+        t = libdel.Trainer.supervised(model, sided_dataset(), batch_size=4, lr=0.1,
+                                      schedule="constant", mean=0.0, std=1.0, **settings)
+        if augment is not None:
+            t.set(augment=augment)
+        t.fit(steps)
+        return t, model
+
+    def test_certain_flip_teaches_the_mirrored_rule(self):
+        plain, _ = self.fit()
+        self.assertEqual(plain.evaluate(sided_dataset()), 1.0)
+        # Every training image is mirrored, evaluation never augments: all wrong.
+        flipped, _ = self.fit(libdel.Augment(seed=0).add_flip_h(1.0))
+        self.assertEqual(flipped.evaluate(sided_dataset()), 0.0)
+
+    def test_weights_do_not_depend_on_prefetch_or_threads(self):
+        def run(prefetch, threads):
+            old = libdel.get_num_threads()
+            libdel.set_num_threads(threads)
+            try:
+                aug = libdel.Augment(seed=5).add_flip_h(0.5).add_cutout(0.5, 1).add_mixup(0.5)
+                _, model = self.fit(aug, steps=12, prefetch=prefetch, seed=3)
+                return model.params.tobytes()
+            finally:
+                libdel.set_num_threads(old)
+
+        base = run(0, 1)
+        self.assertEqual(run(2, 1), base)
+        self.assertEqual(run(4, 2), base)
+
+    def test_pipeline_seed_changes_the_weights(self):
+        def run(seed):
+            _, model = self.fit(libdel.Augment(seed=seed).add_flip_h(0.5), steps=6)
+            return model.params.tobytes()
+
+        self.assertEqual(run(1), run(1))
+        self.assertNotEqual(run(1), run(2))
+
+    def test_unlabeled_pipeline_is_stored_and_checked(self):
+        t, _ = self.fit(steps=1)
+        aug = libdel.Augment().add_flip_h()
+        t.set(augment_unlabeled=aug)
+        self.assertIs(t.augment_unlabeled, aug)
+        with self.assertRaises(libdel.InvalidArgument) as cm:
+            t.set(augment_unlabeled=libdel.Augment().add_random_crop(1, 1))
+        self.assertIn("del_trainer_set_augment_unlabeled", str(cm.exception))
+        t.set(augment_unlabeled=False)
+        self.assertIsNone(t.augment_unlabeled)
+
+
 class TestProgress(unittest.TestCase):
     def setUp(self):
         self.trainer = libdel.Trainer.supervised(tiny_model(), tiny_dataset(), batch_size=4)

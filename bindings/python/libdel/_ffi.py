@@ -34,13 +34,14 @@ DEL_INTERP_BILINEAR = 1
 del_schedule = ctypes.c_int
 DEL_SCHEDULE_CONSTANT = 0
 DEL_SCHEDULE_COSINE = 1
+DEL_SCHEDULE_STEP = 2
 
 ENUMS = {
     'del_status': {'DEL_OK': 0, 'DEL_EINVAL': -1, 'DEL_ENOMEM': -2, 'DEL_EIO': -3, 'DEL_EFORMAT': -4, 'DEL_ECANCELED': -5, 'DEL_ESTATE': -6},
     'del_dtype': {'DEL_DTYPE_F32': 0, 'DEL_DTYPE_U8': 1, 'DEL_DTYPE_I32': 2},
     'del_split': {'DEL_SPLIT_TRAIN': 0, 'DEL_SPLIT_TEST': 1},
     'del_interp': {'DEL_INTERP_NEAREST': 0, 'DEL_INTERP_BILINEAR': 1},
-    'del_schedule': {'DEL_SCHEDULE_CONSTANT': 0, 'DEL_SCHEDULE_COSINE': 1},
+    'del_schedule': {'DEL_SCHEDULE_CONSTANT': 0, 'DEL_SCHEDULE_COSINE': 1, 'DEL_SCHEDULE_STEP': 2},
 }
 
 # ---- opaque handles (passed as void pointers) ----
@@ -137,6 +138,14 @@ FUNCTIONS = {
         ((ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.c_char_p, 'images_path'), (ctypes.c_char_p, 'labels_path'),),
     ),
     'del_dataset_load_fashion_mnist': (
+        del_status,
+        ((ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.c_char_p, 'dir'), (del_split, 'split'),),
+    ),
+    'del_dataset_load_cifar10': (
+        del_status,
+        ((ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.c_char_p, 'path'),),
+    ),
+    'del_dataset_load_cifar10_dir': (
         del_status,
         ((ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.c_char_p, 'dir'), (del_split, 'split'),),
     ),
@@ -496,6 +505,10 @@ FUNCTIONS = {
         del_status,
         ((ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.c_void_p, 'model'), (ctypes.c_float, 'lr'), (ctypes.c_float, 'momentum'), (ctypes.c_float, 'weight_decay'), (ctypes.c_int, 'nesterov'),),
     ),
+    'del_optimizer_new_adamw': (
+        del_status,
+        ((ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.c_void_p, 'model'), (ctypes.c_float, 'lr'), (ctypes.c_float, 'beta1'), (ctypes.c_float, 'beta2'), (ctypes.c_float, 'eps'), (ctypes.c_float, 'weight_decay'),),
+    ),
     'del_optimizer_free': (
         None,
         ((ctypes.c_void_p, 'opt'),),
@@ -503,6 +516,22 @@ FUNCTIONS = {
     'del_optimizer_set_schedule': (
         del_status,
         ((ctypes.c_void_p, 'opt'), (del_schedule, 'kind'), (ctypes.c_int64, 'total_steps'), (ctypes.c_float, 'final_lr'),),
+    ),
+    'del_optimizer_set_step_schedule': (
+        del_status,
+        ((ctypes.c_void_p, 'opt'), (ctypes.c_int64, 'step_size'), (ctypes.c_float, 'gamma'),),
+    ),
+    'del_optimizer_set_warmup': (
+        del_status,
+        ((ctypes.c_void_p, 'opt'), (ctypes.c_int64, 'warmup_steps'),),
+    ),
+    'del_optimizer_set_clip_norm': (
+        del_status,
+        ((ctypes.c_void_p, 'opt'), (ctypes.c_float, 'max_norm'),),
+    ),
+    'del_optimizer_grad_norm': (
+        ctypes.c_double,
+        ((ctypes.c_void_p, 'opt'),),
     ),
     'del_optimizer_step': (
         del_status,

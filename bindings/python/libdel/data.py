@@ -52,6 +52,22 @@ class Dataset(Handle):
         return cls(new_handle(lib.del_dataset_load_fashion_mnist, _path(dir), code))
 
     @classmethod
+    def cifar10(cls, path):
+        """Loads one CIFAR-10 binary batch file (data_batch_N.bin or
+        test_batch.bin, plain or gzip): 32x32x3 HWC images, labels 0..9."""
+        return cls(new_handle(lib.del_dataset_load_cifar10, _path(path)))
+
+    @classmethod
+    def cifar10_dir(cls, dir, split="train"):
+        """Loads a CIFAR-10 split from the cifar-10-batches-bin folder:
+        "train" (data_batch_1..5, 50,000 images) or "test" (10,000)."""
+        code = _SPLITS.get(split, split)
+        if not isinstance(code, int):
+            raise invalid("Dataset.cifar10_dir: 'split' must be 'train' or 'test', got %r"
+                          % (split,))
+        return cls(new_handle(lib.del_dataset_load_cifar10_dir, _path(dir), code))
+
+    @classmethod
     def from_arrays(cls, images, labels, n, height, width, channels=1):
         """Copies n images (bytes-like, n*height*width*channels bytes, HWC per
         image) and n labels (a sequence or int32 buffer; None: all -1)."""

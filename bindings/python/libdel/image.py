@@ -10,6 +10,7 @@ DEL_INTERP_* values; matrix arguments take a sequence of floats.
 """
 
 import ctypes
+import os
 
 from . import _ffi
 from ._lib import Handle, c_array, check, invalid, lib, new_handle
@@ -67,9 +68,33 @@ for _cname, (_restype, _params) in _ffi.FUNCTIONS.items():
 
 def write_png(img, path):
     """Writes a uint8 [H, W, 1 or 3] image to path as an 8-bit PNG (atomically)."""
-    import os
     img = as_tensor(img)
     check(lib.del_image_write_png(img._h, os.fsencode(path)))
+
+
+def grid_size(n, height, width, cols=8, pad=2):
+    """(height, width) of the grid that grid() makes of n images of
+    height x width pixels, cols per row, pad pixels between and around them."""
+    gh, gw = ctypes.c_int(), ctypes.c_int()
+    check(lib.del_image_grid_size(int(n), int(height), int(width), int(cols), int(pad),
+                                  ctypes.byref(gh), ctypes.byref(gw)))
+    return gh.value, gw.value
+
+
+def grid(images, cols=8, pad=2, fill=0, out=None):
+    """Tiles uint8 images [N, H, W, C] (a Tensor, or a buffer such as
+    Dataset.images or Tensor.memoryview()) row by row into one uint8 image
+    [H', W', C], cols per row, with pad pixels of value fill between and
+    around them; returns it (or out)."""
+    images = as_tensor(images)
+    if out is None:
+        shape = images.shape
+        if len(shape) != 4:
+            raise invalid("grid: 'images' must be uint8 [N, H, W, C], got shape %s" % (shape,))
+        gh, gw = grid_size(shape[0], shape[1], shape[2], cols, pad)
+        out = Tensor.zeros((gh, gw, shape[3]), "uint8")
+    check(lib.del_image_grid(out._h, images._h, int(cols), int(pad), int(fill)))
+    return out
 
 
 def _from_points(cname, n_pts, n_out, src_pts, dst_pts):
@@ -209,4 +234,5 @@ class Augment(Handle):
         return x, y
 
 
-__all__ = _OPS + ["affine_from_points", "perspective_from_points", "write_png", "Augment"]
+__all__ = _OPS + ["affine_from_points", "perspective_from_points", "write_png", "grid",
+                  "grid_size", "Augment"]

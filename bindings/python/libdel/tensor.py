@@ -174,6 +174,11 @@ class Tensor(Handle):
     def nbytes(self):
         return lib.del_tensor_nbytes(self._h)
 
+    @property
+    def itemsize(self):
+        """Bytes per element (4, 1 or 4)."""
+        return lib.del_dtype_size(lib.del_tensor_dtype(self._h))
+
     def __len__(self):
         return self.shape[0]
 
@@ -192,6 +197,13 @@ class Tensor(Handle):
 
     def tolist(self):
         return self.memoryview().tolist()
+
+    def tobytes(self):
+        """A copy of the data as bytes (C order)."""
+        h = self._h
+        buf = ctypes.create_string_buffer(max(lib.del_tensor_nbytes(h), 1))
+        check(lib.del_tensor_copy_to(h, buf, lib.del_tensor_nbytes(h)))
+        return buf.raw[:lib.del_tensor_nbytes(h)]
 
     def copy(self):
         """An owning deep copy."""

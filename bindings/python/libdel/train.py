@@ -20,7 +20,12 @@ def _schedule(kind, where):
 
 
 class Optimizer(Handle):
-    """SGD over all parameters of a model (which it keeps alive)."""
+    """SGD or AdamW over all parameters of a model (which it keeps alive).
+
+    The learning rate of step t comes from an optional linear warm-up
+    (set_warmup) followed by a schedule (set_schedule or set_step_schedule);
+    set_clip_norm clips the gradients by their global norm inside each step.
+    The setters return self."""
 
     _free_name = "del_optimizer_free"
 
@@ -34,11 +39,48 @@ class Optimizer(Handle):
         return cls(new_handle(lib.del_optimizer_new_sgd, model._h, float(lr), float(momentum),
                               float(weight_decay), 1 if nesterov else 0), model)
 
+    @classmethod
+    def adamw(cls, model, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        """torch.optim.AdamW semantics (decoupled weight decay, no amsgrad);
+        the defaults are PyTorch's."""
+        try:
+            beta1, beta2 = (float(b) for b in betas)
+        except (TypeError, ValueError):
+            raise invalid("Optimizer.adamw: 'betas' must be two numbers, got %r" % (betas,))
+        return cls(new_handle(lib.del_optimizer_new_adamw, model._h, float(lr), beta1, beta2,
+                              float(eps), float(weight_decay)), model)
+
     def set_schedule(self, kind, total_steps, final_lr=0.0):
-        """kind 'constant' or 'cosine' (to final_lr over total_steps)."""
+        """kind 'constant' or 'cosine' (to final_lr over total_steps, warm-up
+        included)."""
         check(lib.del_optimizer_set_schedule(self._h, _schedule(kind, "Optimizer.set_schedule"),
                                              int(total_steps), float(final_lr)))
         return self
+
+    def set_step_schedule(self, step_size, gamma=0.1):
+        """torch's StepLR: the lr is multiplied by gamma every step_size steps
+        (counted after the warm-up)."""
+        check(lib.del_optimizer_set_step_schedule(self._h, int(step_size), float(gamma)))
+        return self
+
+    def set_warmup(self, steps):
+        """Linear warm-up: step t (0-based) of the first `steps` uses
+        lr * (t + 1) / steps. 0 turns it off."""
+        check(lib.del_optimizer_set_warmup(self._h, int(steps)))
+        return self
+
+    def set_clip_norm(self, max_norm):
+        """Clips the gradients by their global L2 norm, as
+        torch.nn.utils.clip_grad_norm_ (the model's gradients are left as
+        they are). 0 turns it off."""
+        check(lib.del_optimizer_set_clip_norm(self._h, float(max_norm)))
+        return self
+
+    @property
+    def grad_norm(self):
+        """The global gradient norm measured by the last step, before
+        clipping (0.0 when clipping is off or before the first step)."""
+        return lib.del_optimizer_grad_norm(self._h)
 
     def step(self):
         check(lib.del_optimizer_step(self._h))

@@ -19,7 +19,7 @@ size_t del_cpu_conv2d_workspace(const del_conv2d_shape *s);
 void del_cpu_conv2d_forward(const del_conv2d_shape *s, const float *x, const float *w, const float *bias,
                             float *y, void *ws);
 void del_cpu_conv2d_forward_affine(const del_conv2d_shape *s, const float *x, const float *w, const float *bias,
-                                   const float *scale, const float *shift, int relu, float *y, void *ws);
+                                   const float *scale, const float *shift, int relu, int pool, float *y, void *ws);
 void del_cpu_conv2d_backward(const del_conv2d_shape *s, const float *x, const float *w, const float *dy,
                              float *dx, float *dw, float *dbias, void *ws);
 

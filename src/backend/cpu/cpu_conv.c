@@ -106,8 +106,10 @@ static slot_layout layout_of(const del_conv2d_shape *s)
     /* the last rows of the wide column matrix read up to kernel - 1
      * floats past the last plane (only for discarded columns) */
     at += is_wide(s) ? round16((size_t)s->c_in * l.pad_plane + (size_t)s->kernel) : 0;
+    /* the wide output grid; for the other paths an output-sized scratch
+     * used only when the forward pools (conv2d_forward_affine) */
     l.wide_y = at;
-    at += is_wide(s) ? round16((size_t)s->c_out * l.nw) : 0;
+    at += round16((size_t)s->c_out * l.nw);
     l.dw = at;
     at += round16(w_floats(s));
     l.db = at;
@@ -297,7 +299,7 @@ typedef struct conv_job {
     const del_conv2d_shape *s;
     slot_layout l;
     const float *x, *w, *wperm, *bias, *scale, *shift, *dy;
-    int relu;
+    int relu, pool;
     float *y, *dx;
     int want_dw, want_db;
     void *ws;
@@ -329,52 +331,85 @@ static void epilogue_row(const float *src, float *dst, int len, float bias, int 
     }
 }
 
+/* 2x2 / stride 2 max pooling of rows r0, r1 into dst (w = pooled width),
+ * with the comparisons of the maxpool kernel (first max wins, same NaN
+ * handling), so a pooled forward equals conv, then maxpool. */
+static void pool_rows(const float *r0, const float *r1, float *dst, int w)
+{
+    for (int q = 0; q < w; q++) {
+        float a = r0[2 * q], b = r0[2 * q + 1], c = r1[2 * q], d = r1[2 * q + 1];
+        float ab = b > a ? b : a, cd = d > c ? d : c;
+        dst[q] = cd > ab ? cd : ab;
+    }
+}
+
+/* From the conv result of one image, c_out planes at src + co*cstride with
+ * rows rstride apart: the epilogue, then the pooling if asked, into yi. */
+static void write_output(const conv_job *j, float *src, size_t cstride, int rstride, float *yi)
+{
+    const del_conv2d_shape *s = j->s;
+    int affine = j->scale != NULL, post = j->bias || affine || j->relu;
+    int ho = j->pool ? s->h_out / 2 : s->h_out, wo = j->pool ? s->w_out / 2 : s->w_out;
+    for (int co = 0; co < s->c_out; co++) {
+        float b = j->bias ? j->bias[co] : 0.0f, sc = affine ? j->scale[co] : 1.0f;
+        float sh = affine ? j->shift[co] : 0.0f, *plane = src + co * cstride, *out = yi + (size_t)co * ho * wo;
+        if (!j->pool) {
+            for (int oh = 0; oh < s->h_out; oh++) {
+                float *row = plane + (size_t)oh * rstride, *dst = out + (size_t)oh * wo;
+                if (post)
+                    epilogue_row(row, dst, wo, b, affine, sc, sh, j->relu);
+                else if (row != dst)
+                    copy_row(dst, row, wo);
+            }
+            continue;
+        }
+        /* in place on the scratch grid, then pooled out of it */
+        for (int oh = 0; oh < 2 * ho; oh++)
+            if (post)
+                epilogue_row(plane + (size_t)oh * rstride, plane + (size_t)oh * rstride, s->w_out, b, affine, sc,
+                             sh, j->relu);
+        for (int r = 0; r < ho; r++)
+            pool_rows(plane + (size_t)(2 * r) * rstride, plane + (size_t)(2 * r + 1) * rstride,
+                      out + (size_t)r * wo, wo);
+    }
+}
+
 static void forward_image(const conv_job *j, float *base, int i)
 {
     const del_conv2d_shape *s = j->s;
     const slot_layout *l = &j->l;
     int cik = s->c_in * s->kernel * s->kernel, hw = s->h_out * s->w_out;
     const float *xi = j->x + (size_t)i * s->c_in * s->h_in * s->w_in;
-    float *yi = j->y + (size_t)i * s->c_out * hw, *col = base + l->col;
-    int affine = j->scale != NULL, post = j->bias || affine || j->relu;
-    if (is_pointwise(s)) {
-        del_cpu_sgemm(0, 0, s->c_out, hw, cik, 1.0f, j->w, cik, xi, hw, 0.0f, yi, hw);
-    } else if (is_wide(s)) {
-        float *padded = base + l->padded, *wide = base + l->wide_y;
+    size_t y_img = j->pool ? (size_t)s->c_out * (s->h_out / 2) * (s->w_out / 2) : (size_t)s->c_out * hw;
+    float *yi = j->y + (size_t)i * y_img, *col = base + l->col, *scratch = base + l->wide_y;
+    if (is_wide(s)) {
+        float *padded = base + l->padded;
         pad_planes(s, l, xi, padded);
         if (is_shifted(s)) {
             /* wide[co, j] = sum_tap sum_ci wperm[tap, co, ci] * padded[ci, shift(tap) + j] */
             int kk = s->kernel * s->kernel, tap_w = s->c_out * s->c_in;
             for (int t = 0; t < kk; t++)
                 del_cpu_sgemm(0, 0, s->c_out, (int)l->nw, s->c_in, 1.0f, j->wperm + (size_t)t * tap_w, s->c_in,
-                              padded + tap_shift(s, l, t), (int)l->pad_plane, t ? 1.0f : 0.0f, wide, (int)l->nw);
+                              padded + tap_shift(s, l, t), (int)l->pad_plane, t ? 1.0f : 0.0f, scratch,
+                              (int)l->nw);
         } else {
             wide_im2col(s, l, padded, col);
-            del_cpu_sgemm(0, 0, s->c_out, (int)l->nw, cik, 1.0f, j->w, cik, col, (int)l->nw, 0.0f, wide,
+            del_cpu_sgemm(0, 0, s->c_out, (int)l->nw, cik, 1.0f, j->w, cik, col, (int)l->nw, 0.0f, scratch,
                           (int)l->nw);
         }
         /* the copy out of the wide grid doubles as the epilogue */
-        for (int co = 0; co < s->c_out; co++)
-            for (int oh = 0; oh < s->h_out; oh++) {
-                const float *src = wide + co * l->nw + (size_t)oh * l->wp;
-                float *dst = yi + (size_t)co * hw + (size_t)oh * s->w_out;
-                if (post)
-                    epilogue_row(src, dst, s->w_out, j->bias ? j->bias[co] : 0.0f, affine,
-                                 affine ? j->scale[co] : 1.0f, affine ? j->shift[co] : 0.0f, j->relu);
-                else
-                    copy_row(dst, src, s->w_out);
-            }
+        write_output(j, scratch, l->nw, l->wp, yi);
         return;
+    }
+    /* the other paths write the NCHW output directly, unless it is pooled */
+    float *dst = j->pool ? scratch : yi;
+    if (is_pointwise(s)) {
+        del_cpu_sgemm(0, 0, s->c_out, hw, cik, 1.0f, j->w, cik, xi, hw, 0.0f, dst, hw);
     } else {
         im2col(s, xi, col);
-        del_cpu_sgemm(0, 0, s->c_out, hw, cik, 1.0f, j->w, cik, col, hw, 0.0f, yi, hw);
+        del_cpu_sgemm(0, 0, s->c_out, hw, cik, 1.0f, j->w, cik, col, hw, 0.0f, dst, hw);
     }
-    if (post)
-        for (int co = 0; co < s->c_out; co++) {
-            float *row = yi + (size_t)co * hw;
-            epilogue_row(row, row, hw, j->bias ? j->bias[co] : 0.0f, affine, affine ? j->scale[co] : 1.0f,
-                         affine ? j->shift[co] : 0.0f, j->relu);
-        }
+    write_output(j, dst, (size_t)hw, s->w_out, yi);
 }
 
 static void forward_slots(void *ctx, int64_t begin, int64_t end)
@@ -391,14 +426,14 @@ static void forward_slots(void *ctx, int64_t begin, int64_t end)
 void del_cpu_conv2d_forward(const del_conv2d_shape *s, const float *x, const float *w, const float *bias,
                             float *y, void *ws)
 {
-    del_cpu_conv2d_forward_affine(s, x, w, bias, NULL, NULL, 0, y, ws);
+    del_cpu_conv2d_forward_affine(s, x, w, bias, NULL, NULL, 0, 0, y, ws);
 }
 
 void del_cpu_conv2d_forward_affine(const del_conv2d_shape *s, const float *x, const float *w, const float *bias,
-                                   const float *scale, const float *shift, int relu, float *y, void *ws)
+                                   const float *scale, const float *shift, int relu, int pool, float *y, void *ws)
 {
     conv_job j = {.s = s, .l = layout_of(s), .x = x, .w = w, .bias = bias, .scale = scale, .shift = shift,
-                  .relu = relu != 0, .y = y, .ws = ws, .slots = conv_slots(s)};
+                  .relu = relu != 0, .pool = pool != 0, .y = y, .ws = ws, .slots = conv_slots(s)};
     if (is_shifted(s)) {
         permute_weights(s, w, ws_base(ws));
         j.wperm = ws_base(ws);

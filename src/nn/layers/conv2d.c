@@ -89,11 +89,12 @@ static del_status conv2d_forward(del_layer *l, const del_layer_ctx *ctx, const d
 }
 
 del_status del_conv2d_forward_folded(del_layer *l, const del_layer_ctx *ctx, const del_tensor *x, del_layer *bn,
-                                     const del_layer_ctx *bn_ctx)
+                                     const del_layer_ctx *bn_ctx, del_layer *pool)
 {
     int n = (int)x->shape[0];
     const float *scale, *shift;
-    del_status st = del_layer_ensure_out(bn, n);
+    del_layer *dst = pool ? pool : bn;
+    del_status st = del_layer_ensure_out(dst, n);
     if (st == DEL_OK)
         st = del_batchnorm_eval_affine(bn, bn_ctx, &scale, &shift);
     if (st != DEL_OK)
@@ -102,7 +103,7 @@ del_status del_conv2d_forward_folded(del_layer *l, const del_layer_ctx *ctx, con
     conv_shape(l, n, &s);
     const float *bias = l->cfg.bias ? ctx->params + conv_weight_count(l) : NULL;
     del_backend_get()->conv2d_forward_affine(&s, x->data, ctx->params, bias, scale, shift, bn->fused_relu,
-                                             bn->out->data, ctx->ws);
+                                             pool != NULL, dst->out->data, ctx->ws);
     return DEL_OK;
 }
 

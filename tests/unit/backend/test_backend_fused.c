@@ -305,7 +305,7 @@ START_TEST(test_conv2d_forward_affine_matches_naive_conv_then_affine_then_relu)
         const float *b = combos[k][0] ? bias : NULL, *sc = combos[k][1] ? scale : NULL;
         const float *sh = combos[k][1] ? shift : NULL;
         int relu = combos[k][2];
-        be->conv2d_forward_affine(s, x, w, b, sc, sh, relu, y, (char *)ws + 1);
+        be->conv2d_forward_affine(s, x, w, b, sc, sh, relu, 0, y, (char *)ws + 1);
         for (int i = 0; i < s->n; i++)
             for (int co = 0; co < s->c_out; co++)
                 for (int oh = 0; oh < s->h_out; oh++)
@@ -314,6 +314,54 @@ START_TEST(test_conv2d_forward_affine_matches_naive_conv_then_affine_then_relu)
                         size_t o = (((size_t)i * s->c_out + co) * s->h_out + oh) * s->w_out + ow;
                         ck_assert_msg(fabs(y[o] - want) <= 1e-4 * (1 + fabs(want)),
                                       "combo %d y[%zu] = %.7g, want %.7g", k, o, y[o], want);
+                    }
+    }
+    free(x);
+    free(w);
+    free(bias);
+    free(scale);
+    free(shift);
+    free(y);
+    free(ws);
+}
+END_TEST
+
+/* conv + affine + relu, then 2x2 / stride 2 max pooling (odd output sizes
+ * drop their last row and column) against the naive value of each
+ * window's four inputs */
+START_TEST(test_conv2d_forward_affine_pools_2x2_windows)
+{
+    static const del_conv2d_shape shapes[] = {
+        {3, 8, 7, 6, 5, 7, 6, 3, 1, 1},
+        {2, 1, 9, 9, 4, 9, 9, 3, 1, 1},
+        {2, 3, 9, 7, 4, 5, 4, 3, 2, 1},
+        {2, 9, 4, 5, 3, 4, 5, 1, 1, 0},
+    };
+    const del_conv2d_shape *s = &shapes[_i];
+    const del_backend *be = del_backend_get();
+    int ph = s->h_out / 2, pw = s->w_out / 2;
+    size_t xl = (size_t)s->n * s->c_in * s->h_in * s->w_in, yl = (size_t)s->n * s->c_out * ph * pw;
+    size_t wl = (size_t)s->c_out * s->c_in * s->kernel * s->kernel;
+    float *x = rand_buf(xl, 95 + _i), *w = rand_buf(wl, 96), *bias = rand_buf((size_t)s->c_out, 97);
+    float *scale = rand_buf((size_t)s->c_out, 98), *shift = rand_buf((size_t)s->c_out, 99);
+    float *y = fill_buf(yl, 9.0f);
+    void *ws = malloc(be->conv2d_workspace(s));
+    for (int relu = 0; relu < 2; relu++) {
+        be->conv2d_forward_affine(s, x, w, bias, scale, shift, relu, 1, y, ws);
+        for (int i = 0; i < s->n; i++)
+            for (int co = 0; co < s->c_out; co++)
+                for (int r = 0; r < ph; r++)
+                    for (int q = 0; q < pw; q++) {
+                        double want = -INFINITY;
+                        for (int dh = 0; dh < 2; dh++)
+                            for (int dw = 0; dw < 2; dw++) {
+                                double v = conv_affine_ref(s, x, w, bias, scale, shift, relu, i, co, 2 * r + dh,
+                                                           2 * q + dw);
+                                want = v > want ? v : want;
+                            }
+                        size_t o = (((size_t)i * s->c_out + co) * ph + r) * pw + q;
+                        ck_assert_msg(fabs(y[o] - want) <= 1e-4 * (1 + fabs(want)), "relu %d y[%zu] = %.7g, want %.7g",
+                                      relu, o, y[o], want);
                     }
     }
     free(x);
@@ -383,6 +431,7 @@ static Suite *fused_suite(void)
     tcase_add_test(t, test_bn_relu_eval_applies_running_stats_then_relu);
     tcase_add_loop_test(t, test_bn_relu_backward_matches_masked_textbook_gradient, 0, N_CASES);
     tcase_add_loop_test(t, test_conv2d_forward_affine_matches_naive_conv_then_affine_then_relu, 0, N_AFFINE);
+    tcase_add_loop_test(t, test_conv2d_forward_affine_pools_2x2_windows, 0, 4);
     tcase_add_test(t, test_maxpool2x2_first_max_wins_in_vector_body_and_tail);
     tcase_add_test(t, test_relu_over_many_blocks_in_place_and_not);
     tcase_add_test(t, test_fused_bn_relu_bit_identical_for_1_2_3_threads);
