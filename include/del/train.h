@@ -104,14 +104,15 @@ typedef struct del_trainer del_trainer;
  * after that step). */
 typedef int (*del_progress_fn)(int64_t step, int64_t total, float loss, void *user);
 
-/* Creates a supervised trainer: minibatch SGD with softmax cross-entropy on
- * the labeled images of `labeled` (images labeled -1 are skipped), on the
- * images as they are or through an augmentation pipeline
+/* Creates a supervised trainer: minibatch SGD (or AdamW) with softmax
+ * cross-entropy on the labeled images of `labeled` (images labeled -1 are
+ * skipped), on the images as they are or through an augmentation pipeline
  * (del_trainer_set_augment).
  * model and labeled are borrowed and must outlive the trainer.
- * Defaults (FMNIST-1k, SPEC §5): batch 64, lr 0.05, momentum 0.9, Nesterov,
- * weight decay 5e-4, cosine schedule to 0 over each fit, seed 0,
- * normalisation mean 0.2860 / std 0.3530 for every channel.
+ * Defaults (FMNIST-1k, SPEC §5): batch 64, SGD with lr 0.05, momentum 0.9,
+ * Nesterov, weight decay 5e-4, cosine schedule to 0 over each fit, no
+ * warm-up, no clipping, no label smoothing, seed 0, normalisation mean
+ * 0.2860 / std 0.3530 for every channel.
  * Batches are drawn without replacement from a fresh permutation each
  * epoch (derived from the seed and the epoch), continuing across fits.
  * Errors: DEL_EINVAL (NULL argument, the dataset has no labeled image, its
@@ -126,10 +127,37 @@ DEL_API void del_trainer_free(del_trainer *trainer);
  * range (named in the message), DEL_ESTATE if called during a fit. */
 /* batch_size >= 1 (at most the number of labeled images). */
 DEL_API del_status del_trainer_set_batch_size(del_trainer *trainer, int batch_size);
-/* SGD settings, as del_optimizer_new_sgd. */
+/* Each fit makes a fresh optimizer from these settings: its state
+ * (momentum, Adam moments), the schedule and the warm-up start again at
+ * every fit. */
+/* Selects SGD with these settings, as del_optimizer_new_sgd (nesterov 0/1);
+ * also switches back from AdamW. */
 DEL_API del_status del_trainer_set_sgd(del_trainer *trainer, float lr, float momentum, float weight_decay, int nesterov);
-/* Schedule over each fit's steps; final lr 0 for cosine. */
+/* Selects AdamW with these settings, as del_optimizer_new_adamw (torch's
+ * defaults are lr 1e-3, betas 0.9 / 0.999, eps 1e-8, weight_decay 1e-2);
+ * del_trainer_set_sgd switches back. */
+DEL_API del_status del_trainer_set_adamw(del_trainer *trainer, float lr, float beta1, float beta2, float eps, float weight_decay);
+/* Schedule over each fit's steps: constant, cosine (to 0 at the fit's last
+ * step) or step (the settings of del_trainer_set_step_schedule, by default
+ * gamma 0.1 every 1000 steps). */
 DEL_API del_status del_trainer_set_schedule(del_trainer *trainer, del_schedule kind);
+/* Selects DEL_SCHEDULE_STEP: the lr is multiplied by gamma every step_size
+ * steps of a fit, counted after its warm-up (step_size >= 1, gamma a finite
+ * value > 0). */
+DEL_API del_status del_trainer_set_step_schedule(del_trainer *trainer, int64_t step_size, float gamma);
+/* Linear warm-up over the first warmup_steps steps of each fit, as
+ * del_optimizer_set_warmup (>= 0; 0, the default, turns it off); a cosine
+ * schedule then runs over the fit's remaining steps. */
+DEL_API del_status del_trainer_set_warmup(del_trainer *trainer, int64_t warmup_steps);
+/* Clips each step's gradients by their global norm, as
+ * del_optimizer_set_clip_norm (max_norm >= 0; 0, the default, turns it off). */
+DEL_API del_status del_trainer_set_clip_norm(del_trainer *trainer, float max_norm);
+/* Label smoothing s in [0, 1) (default 0). With hard labels the loss is
+ * del_loss_cross_entropy_smooth, i.e. targets (1 - s) onehot + s / K. With a
+ * pipeline (soft labels) each target row t becomes (1 - s) t + s / K
+ * (rounded to f32) before del_loss_soft_cross_entropy, so both paths agree
+ * up to rounding; s = 0 changes nothing. */
+DEL_API del_status del_trainer_set_label_smoothing(del_trainer *trainer, float smoothing);
 /* Per-channel mean and std (channels must equal the dataset's; std > 0). */
 DEL_API del_status del_trainer_set_normalize(del_trainer *trainer, const float *mean, const float *std, int channels);
 /* Seed of the batch order (restarts the order at epoch 0). Dropout draws
@@ -148,9 +176,10 @@ DEL_API del_status del_trainer_set_progress(del_trainer *trainer, del_progress_f
  * trainer was made or its seed set (0-based, continuing across fits).
  * With a pipeline the loss is always del_loss_soft_cross_entropy on the
  * pipeline's soft labels: mixed by CutMix/MixUp steps, one-hot otherwise,
- * where it equals the hard cross-entropy bit for bit. The pipeline's
- * random streams come from its own seed (del_augment_set_seed), not the
- * trainer's. Evaluation never augments.
+ * where it equals the hard cross-entropy bit for bit (label smoothing, if
+ * set, applies to these labels: see del_trainer_set_label_smoothing). The
+ * pipeline's random streams come from its own seed (del_augment_set_seed),
+ * not the trainer's. Evaluation never augments.
  * Errors: DEL_EINVAL (NULL trainer; the pipeline cannot run on the
  * dataset's images, or its output size differs from the model's input:
  * the message gives both; checked again when a fit starts), DEL_ESTATE

@@ -1,6 +1,7 @@
-/* The supervised trainer: minibatch SGD with softmax cross-entropy on the
- * labeled images of a dataset, optionally augmented, with batches prepared
- * ahead by the prefetcher. Built on the public API only (plus the internal
+/* The supervised trainer: minibatch SGD or AdamW with softmax
+ * cross-entropy (optionally label-smoothed) on the labeled images of a
+ * dataset, optionally augmented, with batches prepared ahead by the
+ * prefetcher. Built on the public API only (plus the internal
  * error and random-stream helpers and the trainers' own prefetcher), as
  * every trainer is. */
 #include <math.h>
@@ -16,6 +17,8 @@
 #define MAX_CHANNELS 3
 #define EVAL_BATCH 500
 #define DEFAULT_PREFETCH 2
+#define DEFAULT_STEP_SIZE 1000
+#define DEFAULT_STEP_GAMMA 0.1f
 
 /* Third coordinate of the batch-order stream: keeps it apart from streams
  * keyed by (seed, epoch, image index), e.g. augmentation. */
@@ -60,9 +63,16 @@ struct del_trainer {
 
     del_augment *aug, *aug_unlabeled;
 
+    int use_adamw; /* else SGD; the adam_* fields are set with it */
     float lr, momentum, weight_decay;
     int nesterov;
+    float adam_lr, beta1, beta2, adam_eps, adam_weight_decay;
     del_schedule schedule;
+    int64_t step_size;
+    float gamma;
+    int64_t warmup;
+    float clip_norm;
+    float smoothing;
     float mean[MAX_CHANNELS], std[MAX_CHANNELS];
     uint64_t seed;
 
@@ -242,6 +252,8 @@ DEL_API del_status del_trainer_new_supervised(del_trainer **out, del_model *mode
     tr->weight_decay = 5e-4f;
     tr->nesterov = 1;
     tr->schedule = DEL_SCHEDULE_COSINE;
+    tr->step_size = DEFAULT_STEP_SIZE;
+    tr->gamma = DEFAULT_STEP_GAMMA;
     for (int c = 0; c < MAX_CHANNELS; c++) {
         tr->mean[c] = 0.2860f;
         tr->std[c] = 0.3530f;
@@ -298,10 +310,38 @@ DEL_API del_status del_trainer_set_sgd(del_trainer *trainer, float lr, float mom
         return del_error(DEL_EINVAL, "%s: 'nesterov' must be 0 or 1, got %d", fn, nesterov);
     if (nesterov && momentum == 0.0f)
         return del_error(DEL_EINVAL, "%s: 'nesterov' needs 'momentum' > 0", fn);
+    trainer->use_adamw = 0;
     trainer->lr = lr;
     trainer->momentum = momentum;
     trainer->weight_decay = weight_decay;
     trainer->nesterov = nesterov;
+    return DEL_OK;
+}
+
+DEL_API del_status del_trainer_set_adamw(del_trainer *trainer, float lr, float beta1, float beta2, float eps,
+                                         float weight_decay)
+{
+    static const char fn[] = "del_trainer_set_adamw";
+    del_status st = check_settable(trainer, fn);
+    if (st != DEL_OK)
+        return st;
+    if (!(lr > 0.0f) || !isfinite(lr))
+        return del_error(DEL_EINVAL, "%s: 'lr' must be a finite value > 0, got %g", fn, (double)lr);
+    if (!(beta1 >= 0.0f && beta1 < 1.0f))
+        return del_error(DEL_EINVAL, "%s: 'beta1' must be in [0, 1), got %g", fn, (double)beta1);
+    if (!(beta2 >= 0.0f && beta2 < 1.0f))
+        return del_error(DEL_EINVAL, "%s: 'beta2' must be in [0, 1), got %g", fn, (double)beta2);
+    if (!(eps > 0.0f) || !isfinite(eps))
+        return del_error(DEL_EINVAL, "%s: 'eps' must be a finite value > 0, got %g", fn, (double)eps);
+    if (!(weight_decay >= 0.0f) || !isfinite(weight_decay))
+        return del_error(DEL_EINVAL, "%s: 'weight_decay' must be a finite value >= 0, got %g", fn,
+                         (double)weight_decay);
+    trainer->use_adamw = 1;
+    trainer->adam_lr = lr;
+    trainer->beta1 = beta1;
+    trainer->beta2 = beta2;
+    trainer->adam_eps = eps;
+    trainer->adam_weight_decay = weight_decay;
     return DEL_OK;
 }
 
@@ -311,10 +351,64 @@ DEL_API del_status del_trainer_set_schedule(del_trainer *trainer, del_schedule k
     del_status st = check_settable(trainer, fn);
     if (st != DEL_OK)
         return st;
-    if (kind != DEL_SCHEDULE_CONSTANT && kind != DEL_SCHEDULE_COSINE)
-        return del_error(DEL_EINVAL, "%s: 'kind' must be DEL_SCHEDULE_CONSTANT (0) or DEL_SCHEDULE_COSINE (1), got %d",
-                         fn, (int)kind);
+    if (kind != DEL_SCHEDULE_CONSTANT && kind != DEL_SCHEDULE_COSINE && kind != DEL_SCHEDULE_STEP)
+        return del_error(DEL_EINVAL, "%s: 'kind' must be DEL_SCHEDULE_CONSTANT (0), DEL_SCHEDULE_COSINE (1) or "
+                         "DEL_SCHEDULE_STEP (2), got %d", fn, (int)kind);
     trainer->schedule = kind;
+    return DEL_OK;
+}
+
+DEL_API del_status del_trainer_set_step_schedule(del_trainer *trainer, int64_t step_size, float gamma)
+{
+    static const char fn[] = "del_trainer_set_step_schedule";
+    del_status st = check_settable(trainer, fn);
+    if (st != DEL_OK)
+        return st;
+    if (step_size < 1)
+        return del_error(DEL_EINVAL, "%s: 'step_size' must be >= 1, got %lld", fn, (long long)step_size);
+    if (!(gamma > 0.0f) || !isfinite(gamma))
+        return del_error(DEL_EINVAL, "%s: 'gamma' must be a finite value > 0, got %g", fn, (double)gamma);
+    trainer->schedule = DEL_SCHEDULE_STEP;
+    trainer->step_size = step_size;
+    trainer->gamma = gamma;
+    return DEL_OK;
+}
+
+DEL_API del_status del_trainer_set_warmup(del_trainer *trainer, int64_t warmup_steps)
+{
+    static const char fn[] = "del_trainer_set_warmup";
+    del_status st = check_settable(trainer, fn);
+    if (st != DEL_OK)
+        return st;
+    if (warmup_steps < 0)
+        return del_error(DEL_EINVAL, "%s: 'warmup_steps' must be >= 0 (0 = off), got %lld", fn,
+                         (long long)warmup_steps);
+    trainer->warmup = warmup_steps;
+    return DEL_OK;
+}
+
+DEL_API del_status del_trainer_set_clip_norm(del_trainer *trainer, float max_norm)
+{
+    static const char fn[] = "del_trainer_set_clip_norm";
+    del_status st = check_settable(trainer, fn);
+    if (st != DEL_OK)
+        return st;
+    if (!(max_norm >= 0.0f) || !isfinite(max_norm))
+        return del_error(DEL_EINVAL, "%s: 'max_norm' must be a finite value >= 0 (0 = off), got %g", fn,
+                         (double)max_norm);
+    trainer->clip_norm = max_norm;
+    return DEL_OK;
+}
+
+DEL_API del_status del_trainer_set_label_smoothing(del_trainer *trainer, float smoothing)
+{
+    static const char fn[] = "del_trainer_set_label_smoothing";
+    del_status st = check_settable(trainer, fn);
+    if (st != DEL_OK)
+        return st;
+    if (!(smoothing >= 0.0f && smoothing < 1.0f))
+        return del_error(DEL_EINVAL, "%s: 'smoothing' must be in [0, 1), got %g", fn, (double)smoothing);
+    trainer->smoothing = smoothing;
     return DEL_OK;
 }
 
@@ -465,13 +559,28 @@ static del_status fill_batch(void *ctx, int slot, int64_t step)
     return del_dataset_batch(tr->data, b->idx, tr->batch, tr->mean, tr->std, b->x, b->y);
 }
 
-/* One SGD step on a prepared batch. */
+/* Smooths the soft labels of a batch in place: t' = (1 - s) t + s / K. The
+ * slot belongs to the fitting thread until it is released, and the
+ * producer rewrites its labels before using it again. */
+static void smooth_soft_labels(const del_trainer *tr, del_tensor *soft)
+{
+    float *t = del_tensor_data(soft);
+    const int64_t count = del_tensor_numel(soft);
+    const float keep = 1.0f - tr->smoothing, spread = tr->smoothing / (float)tr->num_outputs;
+    for (int64_t i = 0; i < count; i++)
+        t[i] = keep * t[i] + spread;
+}
+
+/* One optimizer step on a prepared batch. */
 static del_status train_step(del_trainer *tr, del_optimizer *opt, const batch_slot *b, float *loss)
 {
     del_status st = del_model_forward(tr->model, b->x);
+    if (st == DEL_OK && b->soft && tr->smoothing != 0.0f)
+        smooth_soft_labels(tr, b->soft);
     if (st == DEL_OK)
         st = b->soft ? del_loss_soft_cross_entropy(del_model_output(tr->model), b->soft, loss, tr->grad)
-                     : del_loss_cross_entropy(del_model_output(tr->model), b->y, loss, tr->grad);
+                     : del_loss_cross_entropy_smooth(del_model_output(tr->model), b->y, tr->smoothing, loss,
+                                                     tr->grad);
     if (st == DEL_OK)
         st = del_model_zero_grad(tr->model);
     if (st == DEL_OK)
@@ -479,6 +588,29 @@ static del_status train_step(del_trainer *tr, del_optimizer *opt, const batch_sl
     if (st == DEL_OK)
         st = del_optimizer_step(opt);
     return st;
+}
+
+/* A fresh optimizer for a fit of `steps` steps, from the trainer's settings. */
+static del_status make_optimizer(const del_trainer *tr, int64_t steps, del_optimizer **out)
+{
+    del_optimizer *opt = NULL;
+    del_status st = tr->use_adamw ? del_optimizer_new_adamw(&opt, tr->model, tr->adam_lr, tr->beta1, tr->beta2,
+                                                            tr->adam_eps, tr->adam_weight_decay)
+                                  : del_optimizer_new_sgd(&opt, tr->model, tr->lr, tr->momentum, tr->weight_decay,
+                                                          tr->nesterov);
+    if (st == DEL_OK)
+        st = tr->schedule == DEL_SCHEDULE_STEP ? del_optimizer_set_step_schedule(opt, tr->step_size, tr->gamma)
+                                               : del_optimizer_set_schedule(opt, tr->schedule, steps, 0.0f);
+    if (st == DEL_OK)
+        st = del_optimizer_set_warmup(opt, tr->warmup);
+    if (st == DEL_OK)
+        st = del_optimizer_set_clip_norm(opt, tr->clip_norm);
+    if (st != DEL_OK) {
+        del_optimizer_free(opt);
+        return st;
+    }
+    *out = opt;
+    return DEL_OK;
 }
 
 DEL_API del_status del_trainer_fit(del_trainer *trainer, int64_t steps)
@@ -503,9 +635,7 @@ DEL_API del_status del_trainer_fit(del_trainer *trainer, int64_t steps)
     if (st == DEL_OK)
         st = ensure_slots(tr, del_prefetch_slots(tr->prefetch), tr->aug != NULL, fn);
     if (st == DEL_OK)
-        st = del_optimizer_new_sgd(&opt, tr->model, tr->lr, tr->momentum, tr->weight_decay, tr->nesterov);
-    if (st == DEL_OK)
-        st = del_optimizer_set_schedule(opt, tr->schedule, steps, 0.0f);
+        st = make_optimizer(tr, steps, &opt);
     if (st != DEL_OK)
         goto cleanup;
     tr->fitting = 1;

@@ -39,16 +39,17 @@ def float32(v):
 class TestModelFilesAcrossLanguages(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="libdel-interop-")
         cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("cc")
         lib_path = libdel.library_path
         if cc is None:
             raise unittest.SkipTest("no C compiler")
         if not os.path.exists(os.path.join(HEADER_DIR, "del.h")) or not os.path.isfile(lib_path):
             raise unittest.SkipTest("needs the source tree's headers and a library file")
+        cls.tmp = tempfile.mkdtemp(prefix="libdel-interop-")
         cls.helper = os.path.join(cls.tmp, "model_io_helper")
         lib_dir = os.path.dirname(os.path.abspath(lib_path))
-        cmd = [cc, "-std=c11", "-Wall", "-Wextra", "-Werror", "-I", HEADER_DIR, HELPER_SOURCE,
+        cmd = [cc, "-std=c11", "-Wall", "-Wextra", "-Wshadow", "-Wstrict-prototypes",
+               "-Wmissing-prototypes", "-Werror", "-I", HEADER_DIR, HELPER_SOURCE,
                os.path.abspath(lib_path), "-Wl,-rpath," + lib_dir, "-o", cls.helper]
         done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               universal_newlines=True)

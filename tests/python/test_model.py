@@ -182,6 +182,70 @@ class TestLosses(unittest.TestCase):
         self.assertIn("del_loss_cross_entropy", str(cm.exception))
 
 
+def ref_softmax(z, t=1.0):
+    e = [math.exp(v / t) for v in z]
+    return [v / sum(e) for v in e]
+
+
+class TestSmoothingAndDistillation(unittest.TestCase):
+    LOGITS = [[1.0, 2.0, 0.5], [-1.0, 0.0, 3.0]]
+    TEACHER = [[0.5, 3.0, -1.0], [0.0, 0.0, 1.0]]
+
+    def test_label_smoothing_follows_torchs_definition(self):
+        labels, s, k = [1, 0], 0.1, 3
+        loss, grad = libdel.cross_entropy(libdel.Tensor.from_list(self.LOGITS), labels,
+                                          grad=True, label_smoothing=s)
+        want, want_grad = 0.0, []
+        for z, y in zip(self.LOGITS, labels):
+            p = ref_softmax(z)
+            t = [(1 - s) * (j == y) + s / k for j in range(k)]
+            want -= sum(tj * math.log(pj) for tj, pj in zip(t, p)) / 2
+            want_grad.append([(pj - tj) / 2 for pj, tj in zip(p, t)])
+        self.assertAlmostEqual(loss, want, places=5)
+        for row, wrow in zip(grad.tolist(), want_grad):
+            for g, w in zip(row, wrow):
+                self.assertAlmostEqual(g, w, places=6)
+
+    def test_zero_smoothing_is_plain_cross_entropy(self):
+        logits = libdel.Tensor.from_list(self.LOGITS)
+        self.assertEqual(libdel.cross_entropy(logits, [2, 1], label_smoothing=0.0),
+                         libdel.cross_entropy(logits, [2, 1]))
+
+    def test_smoothing_of_one_raises_with_c_message(self):
+        with self.assertRaises(libdel.InvalidArgument) as cm:
+            libdel.cross_entropy(libdel.Tensor.from_list(self.LOGITS), [0, 1],
+                                 label_smoothing=1.0)
+        self.assertIn("del_loss_cross_entropy_smooth", str(cm.exception))
+
+    def test_distill_loss_is_t_squared_kl_with_t_scaled_gradient(self):
+        temp = 4.0
+        loss, grad = libdel.distill_loss(libdel.Tensor.from_list(self.LOGITS),
+                                         libdel.Tensor.from_list(self.TEACHER), temp, grad=True)
+        want, want_grad = 0.0, []
+        for zs, zt in zip(self.LOGITS, self.TEACHER):
+            p, q = ref_softmax(zs, temp), ref_softmax(zt, temp)
+            want += temp * temp * sum(qk * (math.log(qk) - math.log(pk))
+                                      for qk, pk in zip(q, p)) / 2
+            want_grad.append([temp * (pk - qk) / 2 for pk, qk in zip(p, q)])
+        self.assertAlmostEqual(loss, want, places=6)
+        for row, wrow in zip(grad.tolist(), want_grad):
+            for g, w in zip(row, wrow):
+                self.assertAlmostEqual(g, w, places=6)
+
+    def test_distill_loss_of_identical_logits_is_zero(self):
+        logits = libdel.Tensor.from_list(self.LOGITS)
+        self.assertAlmostEqual(libdel.distill_loss(logits, logits, 2.0), 0.0, places=7)
+
+    def test_distill_shape_mismatch_raises_with_c_message(self):
+        with self.assertRaises(libdel.InvalidArgument) as cm:
+            libdel.distill_loss(libdel.Tensor.from_list(self.LOGITS),
+                                libdel.Tensor.from_list([[1.0, 2.0]]), 2.0)
+        self.assertIn("del_loss_distill", str(cm.exception))
+        with self.assertRaises(libdel.InvalidArgument):
+            libdel.distill_loss(libdel.Tensor.from_list(self.LOGITS),
+                                libdel.Tensor.from_list(self.LOGITS), 0.0)
+
+
 class TestOptimizer(unittest.TestCase):
     def test_plain_sgd_step(self):
         m = tiny_linear()

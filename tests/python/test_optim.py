@@ -98,6 +98,11 @@ class TestSchedules(unittest.TestCase):
         self.assertAlmostEqual(got[7], 0.1, places=6)
         self.assertAlmostEqual(opt.lr, 0.0, places=7)
 
+    def test_step_kind_of_set_schedule_points_to_set_step_schedule(self):
+        with self.assertRaises(libdel.InvalidArgument) as cm:
+            libdel.Optimizer.sgd(tiny_linear()).set_schedule("step", 10)
+        self.assertIn("del_optimizer_set_step_schedule", str(cm.exception))
+
     def test_step_schedule_errors_carry_the_c_message(self):
         opt = libdel.Optimizer.sgd(tiny_linear())
         with self.assertRaises(libdel.InvalidArgument) as cm:

@@ -1,5 +1,6 @@
 """The supervised trainer: accuracy, settings, progress callbacks, determinism."""
 
+import math
 import unittest
 
 import _util
@@ -129,6 +130,93 @@ class TestTrainingWithAugmentation(unittest.TestCase):
         self.assertIn("del_trainer_set_augment_unlabeled", str(cm.exception))
         t.set(augment_unlabeled=False)
         self.assertIsNone(t.augment_unlabeled)
+
+
+class TestTrainerOptimization(unittest.TestCase):
+    """One full-batch step from zero weights on sided_dataset(), worked by hand.
+
+    Inputs are x/255: x_a = (230, 20, 230, 20)/255 for class 0, x_b its mirror.
+    At zero weights softmax is (1/2, 1/2), so with label smoothing s the
+    logit gradient of a class-0 image is (-(1-s)/2, (1-s)/2) / 8 and the
+    reverse for class 1: dW_0 = (1-s)/4 (x_b - x_a), dW_1 = -dW_0, db = 0.
+    Each entry of dW has magnitude (1-s)/4 * 210/255."""
+
+    D = 210 / 255  # |x_a - x_b| per pixel
+    SIGNS = [1, -1, 1, -1, -1, 1, -1, 1]  # sign of -dW for W_0 then W_1
+
+    def step(self, steps=1, **settings):
+        model = tiny_model()
+        p = model.params
+        for i in range(len(p)):
+            p[i] = 0.0
+        base = dict(batch_size=8, mean=0.0, std=1.0, prefetch=0)
+        if "step_size" not in settings:
+            base["schedule"] = "constant"
+        base.update(settings)
+        libdel.Trainer.supervised(model, sided_dataset(), **base).fit(steps)
+        return model.params.tolist()
+
+    def assert_weights(self, got, magnitude, places=6):
+        for g, sign in zip(got[:8], self.SIGNS):
+            self.assertAlmostEqual(g, sign * magnitude, places=places)
+        self.assertEqual(got[8:], [0.0, 0.0])
+
+    def test_sgd_step_is_minus_lr_times_the_gradient(self):
+        got = self.step(lr=1.0, momentum=0.0, weight_decay=0.0, nesterov=False)
+        self.assert_weights(got, self.D / 4)
+
+    def test_label_smoothing_scales_the_gradient_by_one_minus_s(self):
+        got = self.step(lr=1.0, momentum=0.0, weight_decay=0.0, nesterov=False,
+                        label_smoothing=0.2)
+        self.assert_weights(got, 0.8 * self.D / 4)
+
+    def test_clip_norm_limits_the_step_to_lr_times_max_norm(self):
+        # ||dW|| = sqrt(8) * D / 4 = 0.58 > 0.1, so the step is scaled to norm 0.1.
+        got = self.step(lr=1.0, momentum=0.0, weight_decay=0.0, nesterov=False, clip_norm=0.1)
+        self.assert_weights(got, 0.1 / math.sqrt(8), places=5)
+
+    def test_adamw_first_step_moves_each_weight_by_lr(self):
+        # m_hat / sqrt(v_hat) = sign(g) at step 1; zero gradients do not move.
+        got = self.step(optimizer="adamw", lr=0.01, weight_decay=0.0)
+        self.assert_weights(got, 0.01)
+
+    def test_warmup_starts_at_a_quarter_of_the_lr(self):
+        got = self.step(optimizer="adamw", lr=0.01, weight_decay=0.0, warmup=4)
+        self.assert_weights(got, 0.0025)
+
+    def test_step_schedule_decays_after_step_size(self):
+        # The second step's lr is gamma = 1e-6: the weights stay where step 1 left them.
+        got = self.step(steps=2, lr=1.0, momentum=0.0, weight_decay=0.0, nesterov=False,
+                        step_size=1, gamma=1e-6)
+        self.assert_weights(got, self.D / 4, places=5)
+        moved = self.step(steps=2, lr=1.0, momentum=0.0, weight_decay=0.0, nesterov=False,
+                          step_size=1, gamma=1.0)
+        self.assertGreater(abs(moved[0] - got[0]), 1e-3)
+
+    def test_optimizer_settings_are_kept_per_optimizer(self):
+        t = libdel.Trainer.supervised(tiny_model(), sided_dataset(), optimizer="adamw",
+                                      lr=0.01, betas=(0.8, 0.9))
+        self.assertEqual(t.optimizer, "adamw")
+        t.set(optimizer="sgd", momentum=0.5)
+        self.assertEqual(t.optimizer, "sgd")
+        with self.assertRaises(libdel.InvalidArgument) as cm:
+            t.set(betas=(0.9, 0.99))
+        self.assertIn("betas", str(cm.exception))
+        with self.assertRaises(libdel.InvalidArgument):
+            t.set(optimizer="rmsprop")
+
+    def test_trainer_optimizer_errors_carry_the_c_message(self):
+        t = libdel.Trainer.supervised(tiny_model(), sided_dataset())
+        for settings, name in ((dict(optimizer="adamw", eps=0.0), "del_trainer_set_adamw"),
+                               (dict(step_size=0), "del_trainer_set_step_schedule"),
+                               (dict(warmup=-1), "del_trainer_set_warmup"),
+                               (dict(clip_norm=-1.0), "del_trainer_set_clip_norm"),
+                               (dict(label_smoothing=1.0), "del_trainer_set_label_smoothing")):
+            with self.assertRaises(libdel.InvalidArgument) as cm:
+                t.set(**settings)
+            self.assertIn(name, str(cm.exception))
+        with self.assertRaises(libdel.InvalidArgument):
+            t.set(schedule="cosine", step_size=10)
 
 
 class TestProgress(unittest.TestCase):

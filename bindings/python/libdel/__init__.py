@@ -14,15 +14,15 @@ from ._lib import (Canceled, Error, FileError, FormatError, InvalidArgument, Out
                    StateError, check, lib, library_path)
 from .image import Augment
 from .data import FMNIST_MEAN, FMNIST_STD, Dataset
-from .model import Model, cross_entropy, soft_cross_entropy, softmax
+from .model import Model, cross_entropy, distill_loss, soft_cross_entropy, softmax
 from .tensor import Tensor
 from .train import Optimizer, Trainer
 
 __all__ = ["Error", "InvalidArgument", "OutOfMemory", "FileError", "FormatError", "Canceled",
            "StateError", "image", "Augment", "Tensor", "Dataset", "Model", "Optimizer", "Trainer",
-           "cross_entropy", "soft_cross_entropy", "softmax", "set_num_threads", "get_num_threads", "version",
-           "version_number", "status_str", "last_error", "library_path",
-           "FMNIST_MEAN", "FMNIST_STD", "FASHION_MNIST_DIR"]
+           "cross_entropy", "distill_loss", "soft_cross_entropy", "softmax", "set_num_threads",
+           "get_num_threads", "version", "version_number", "status_str", "last_error",
+           "library_path", "FMNIST_MEAN", "FMNIST_STD", "FASHION_MNIST_DIR"]
 
 FASHION_MNIST_DIR = _ffi.DEL_FASHION_MNIST_DIR
 __version__ = "%d.%d.%d" % (_ffi.DEL_VERSION_MAJOR, _ffi.DEL_VERSION_MINOR,

@@ -309,6 +309,14 @@ FUNCTIONS = {
         del_status,
         ((ctypes.c_void_p, 'logits'), (ctypes.c_void_p, 'targets'), (ctypes.POINTER(ctypes.c_float), 'loss'), (ctypes.c_void_p, 'grad'),),
     ),
+    'del_loss_cross_entropy_smooth': (
+        del_status,
+        ((ctypes.c_void_p, 'logits'), (ctypes.c_void_p, 'labels'), (ctypes.c_float, 'smoothing'), (ctypes.POINTER(ctypes.c_float), 'loss'), (ctypes.c_void_p, 'grad'),),
+    ),
+    'del_loss_distill': (
+        del_status,
+        ((ctypes.c_void_p, 'student_logits'), (ctypes.c_void_p, 'teacher_logits'), (ctypes.c_float, 'temperature'), (ctypes.POINTER(ctypes.c_float), 'loss'), (ctypes.c_void_p, 'grad'),),
+    ),
     'del_softmax': (
         del_status,
         ((ctypes.c_void_p, 'logits'), (ctypes.c_float, 'temperature'), (ctypes.c_void_p, 'probs'),),
@@ -561,9 +569,29 @@ FUNCTIONS = {
         del_status,
         ((ctypes.c_void_p, 'trainer'), (ctypes.c_float, 'lr'), (ctypes.c_float, 'momentum'), (ctypes.c_float, 'weight_decay'), (ctypes.c_int, 'nesterov'),),
     ),
+    'del_trainer_set_adamw': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_float, 'lr'), (ctypes.c_float, 'beta1'), (ctypes.c_float, 'beta2'), (ctypes.c_float, 'eps'), (ctypes.c_float, 'weight_decay'),),
+    ),
     'del_trainer_set_schedule': (
         del_status,
         ((ctypes.c_void_p, 'trainer'), (del_schedule, 'kind'),),
+    ),
+    'del_trainer_set_step_schedule': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_int64, 'step_size'), (ctypes.c_float, 'gamma'),),
+    ),
+    'del_trainer_set_warmup': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_int64, 'warmup_steps'),),
+    ),
+    'del_trainer_set_clip_norm': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_float, 'max_norm'),),
+    ),
+    'del_trainer_set_label_smoothing': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_float, 'smoothing'),),
     ),
     'del_trainer_set_normalize': (
         del_status,

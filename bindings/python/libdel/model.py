@@ -7,7 +7,7 @@ import weakref
 from ._lib import Handle, check, invalid, lib, new_handle, view_memory
 from .tensor import Tensor, as_tensor
 
-__all__ = ["Model", "cross_entropy", "soft_cross_entropy", "softmax"]
+__all__ = ["Model", "cross_entropy", "distill_loss", "soft_cross_entropy", "softmax"]
 
 
 class Model(Handle):
@@ -218,19 +218,41 @@ class Model(Handle):
         check(lib.del_model_zero_grad(self._h))
 
 
-def cross_entropy(logits, labels, grad=False):
-    """Mean softmax cross-entropy of logits [N, K] against int32 labels [N].
+def _labels_tensor(labels):
+    if isinstance(labels, Tensor):
+        return labels
+    if isinstance(labels, (list, tuple)):
+        return Tensor.from_list(labels, dtype="int32")
+    return Tensor.from_buffer(labels, dtype="int32")
+
+
+def cross_entropy(logits, labels, grad=False, label_smoothing=0.0):
+    """Mean softmax cross-entropy of logits [N, K] against int32 labels [N],
+    with torch's label_smoothing s in [0, 1) (target (1-s) onehot + s/K).
     Returns the loss, or (loss, d loss / d logits) with grad=True."""
     logits = as_tensor(logits)
-    if not isinstance(labels, Tensor):
-        if isinstance(labels, (list, tuple)):
-            labels = Tensor.from_list(labels, dtype="int32")
-        else:
-            labels = Tensor.from_buffer(labels, dtype="int32")
+    labels = _labels_tensor(labels)
     loss = ctypes.c_float()
     g = Tensor.zeros(logits.shape, "float32") if grad else None
-    check(lib.del_loss_cross_entropy(logits._h, labels._h, ctypes.byref(loss),
-                                     g._h if g is not None else None))
+    gh = g._h if g is not None else None
+    if label_smoothing == 0.0:
+        check(lib.del_loss_cross_entropy(logits._h, labels._h, ctypes.byref(loss), gh))
+    else:
+        check(lib.del_loss_cross_entropy_smooth(logits._h, labels._h, float(label_smoothing),
+                                                ctypes.byref(loss), gh))
+    return (loss.value, g) if grad else loss.value
+
+
+def distill_loss(student_logits, teacher_logits, temperature, grad=False):
+    """Hinton's distillation loss T^2 KL(softmax_T(teacher) || softmax_T(student)),
+    the batch mean, for logits [N, K] (stored teacher probabilities p can be
+    passed as log p). Returns the loss, or (loss, d loss / d student_logits)."""
+    student = as_tensor(student_logits)
+    teacher = as_tensor(teacher_logits)
+    loss = ctypes.c_float()
+    g = Tensor.zeros(student.shape, "float32") if grad else None
+    check(lib.del_loss_distill(student._h, teacher._h, float(temperature), ctypes.byref(loss),
+                               g._h if g is not None else None))
     return (loss.value, g) if grad else loss.value
 
 

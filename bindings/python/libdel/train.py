@@ -8,14 +8,14 @@ from ._lib import Canceled, Handle, c_array, check, invalid, lib, new_handle
 __all__ = ["Optimizer", "Trainer"]
 
 _SCHEDULES = {"constant": _ffi.DEL_SCHEDULE_CONSTANT, "cosine": _ffi.DEL_SCHEDULE_COSINE,
-              _ffi.DEL_SCHEDULE_CONSTANT: _ffi.DEL_SCHEDULE_CONSTANT,
-              _ffi.DEL_SCHEDULE_COSINE: _ffi.DEL_SCHEDULE_COSINE}
+              "step": _ffi.DEL_SCHEDULE_STEP}
+_SCHEDULES.update({code: code for code in list(_SCHEDULES.values())})
 
 
 def _schedule(kind, where):
     code = _SCHEDULES.get(kind)
     if code is None:
-        raise invalid("%s: 'kind' must be 'constant' or 'cosine', got %r" % (where, kind))
+        raise invalid("%s: 'kind' must be 'constant', 'cosine' or 'step', got %r" % (where, kind))
     return code
 
 
@@ -52,7 +52,7 @@ class Optimizer(Handle):
 
     def set_schedule(self, kind, total_steps, final_lr=0.0):
         """kind 'constant' or 'cosine' (to final_lr over total_steps, warm-up
-        included)."""
+        included); the step schedule has its own setter, set_step_schedule."""
         check(lib.del_optimizer_set_schedule(self._h, _schedule(kind, "Optimizer.set_schedule"),
                                              int(total_steps), float(final_lr)))
         return self
@@ -96,16 +96,23 @@ class Optimizer(Handle):
 
 
 class Trainer(Handle):
-    """A training loop. Keeps its model and dataset alive.
+    """A training loop. Keeps its model, dataset and pipelines alive.
 
     Settings (keyword arguments of the constructors and of set()):
-    batch_size, lr, momentum, weight_decay, nesterov, schedule ('cosine' or
-    'constant'), mean and std (one value or one per channel), seed, augment
-    and augment_unlabeled (Augment pipelines), prefetch (0..4)."""
+    batch_size; optimizer ('sgd' or 'adamw') with lr and weight_decay (for
+    the optimizer in use), momentum and nesterov (SGD), betas and eps
+    (AdamW); schedule ('cosine', 'constant' or 'step'), step_size and gamma
+    (select 'step'), warmup (steps), clip_norm, label_smoothing; mean and
+    std (one value or one per channel); seed; augment and augment_unlabeled
+    (Augment pipelines, False removes); prefetch (0..4)."""
 
     _free_name = "del_trainer_free"
-    # The C defaults (include/del/train.h), so a partial SGD change keeps the rest.
-    _SGD_DEFAULTS = {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "nesterov": True}
+    # The C defaults (include/del/train.h), so a partial change keeps the rest.
+    _DEFAULTS = {
+        "sgd": {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "nesterov": True},
+        "adamw": {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2},
+    }
+    _STEP_DEFAULTS = {"step_size": 1000, "gamma": 0.1}
 
     def __init__(self, handle, model, dataset):
         super().__init__(handle)
@@ -113,23 +120,72 @@ class Trainer(Handle):
         self.dataset = dataset
         self.augment = None
         self.augment_unlabeled = None
-        self._sgd = dict(self._SGD_DEFAULTS)
+        self.optimizer = "sgd"
+        self._opt = {k: dict(v) for k, v in self._DEFAULTS.items()}
+        self._step = dict(self._STEP_DEFAULTS)
         self._callback = None
         self._callback_error = None
 
     @classmethod
     def supervised(cls, model, labeled, **settings):
-        """Minibatch SGD with cross-entropy on the labeled images of `labeled`."""
+        """Minibatch SGD (or AdamW) with cross-entropy on the labeled images
+        of `labeled`."""
         t = cls(new_handle(lib.del_trainer_new_supervised, model._h, labeled._h), model, labeled)
         t.set(**settings)
         return t
 
-    def set(self, batch_size=None, lr=None, momentum=None, weight_decay=None, nesterov=None,
-            schedule=None, mean=None, std=None, seed=None, augment=None,
-            augment_unlabeled=None, prefetch=None):
+    def _set_optimizer(self, optimizer, values):
+        kind = self.optimizer if optimizer is None else optimizer
+        if kind not in self._opt:
+            raise invalid("Trainer.set: 'optimizer' must be 'sgd' or 'adamw', got %r" % (kind,))
+        for key, value in values.items():
+            if value is not None and key not in self._opt[kind]:
+                raise invalid("Trainer.set: '%s' is not a setting of %s" % (key, kind))
+        if optimizer is None and all(v is None for v in values.values()):
+            return
+        new = dict(self._opt[kind])
+        new.update({k: v for k, v in values.items() if v is not None})
+        if kind == "sgd":
+            check(lib.del_trainer_set_sgd(self._h, float(new["lr"]), float(new["momentum"]),
+                                          float(new["weight_decay"]),
+                                          1 if new["nesterov"] else 0))
+        else:
+            try:
+                beta1, beta2 = (float(b) for b in new["betas"])
+            except (TypeError, ValueError):
+                raise invalid("Trainer.set: 'betas' must be two numbers, got %r"
+                              % (new["betas"],))
+            check(lib.del_trainer_set_adamw(self._h, float(new["lr"]), beta1, beta2,
+                                            float(new["eps"]), float(new["weight_decay"])))
+        self._opt[kind] = new
+        self.optimizer = kind
+
+    def _set_schedule(self, schedule, step_size, gamma):
+        h = self._h
+        if step_size is not None or gamma is not None:
+            if schedule not in (None, "step", _ffi.DEL_SCHEDULE_STEP):
+                raise invalid("Trainer.set: 'step_size' and 'gamma' need schedule='step', got %r"
+                              % (schedule,))
+            new = dict(self._step)
+            if step_size is not None:
+                new["step_size"] = step_size
+            if gamma is not None:
+                new["gamma"] = gamma
+            check(lib.del_trainer_set_step_schedule(h, int(new["step_size"]),
+                                                    float(new["gamma"])))
+            self._step = new
+        elif schedule is not None:
+            check(lib.del_trainer_set_schedule(h, _schedule(schedule, "Trainer.set")))
+
+    def set(self, batch_size=None, optimizer=None, lr=None, momentum=None, weight_decay=None,
+            nesterov=None, betas=None, eps=None, schedule=None, step_size=None, gamma=None,
+            warmup=None, clip_norm=None, label_smoothing=None, mean=None, std=None, seed=None,
+            augment=None, augment_unlabeled=None, prefetch=None):
         """Changes settings; those left None keep their value. Returns self.
-        augment / augment_unlabeled: an Augment pipeline (kept alive by the
-        trainer), or False to remove it. prefetch: batches prepared ahead (0..4)."""
+        lr and weight_decay apply to the optimizer selected (now or before);
+        each optimizer keeps its own values. augment / augment_unlabeled: an
+        Augment pipeline (kept alive by the trainer), or False to remove it.
+        prefetch: batches prepared ahead (0..4)."""
         h = self._h
         for key, fn in (("augment", lib.del_trainer_set_augment),
                         ("augment_unlabeled", lib.del_trainer_set_augment_unlabeled)):
@@ -142,17 +198,16 @@ class Trainer(Handle):
             check(lib.del_trainer_set_prefetch(h, int(prefetch)))
         if batch_size is not None:
             check(lib.del_trainer_set_batch_size(h, int(batch_size)))
-        sgd = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay,
-               "nesterov": nesterov}
-        if any(v is not None for v in sgd.values()):
-            new = dict(self._sgd)
-            new.update({k: v for k, v in sgd.items() if v is not None})
-            check(lib.del_trainer_set_sgd(h, float(new["lr"]), float(new["momentum"]),
-                                          float(new["weight_decay"]),
-                                          1 if new["nesterov"] else 0))
-            self._sgd = new
-        if schedule is not None:
-            check(lib.del_trainer_set_schedule(h, _schedule(schedule, "Trainer.set")))
+        self._set_optimizer(optimizer, {"lr": lr, "momentum": momentum,
+                                        "weight_decay": weight_decay, "nesterov": nesterov,
+                                        "betas": betas, "eps": eps})
+        self._set_schedule(schedule, step_size, gamma)
+        if warmup is not None:
+            check(lib.del_trainer_set_warmup(h, int(warmup)))
+        if clip_norm is not None:
+            check(lib.del_trainer_set_clip_norm(h, float(clip_norm)))
+        if label_smoothing is not None:
+            check(lib.del_trainer_set_label_smoothing(h, float(label_smoothing)))
         if mean is not None or std is not None:
             if mean is None or std is None:
                 raise invalid("Trainer.set: 'mean' and 'std' go together")

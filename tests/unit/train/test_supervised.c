@@ -430,7 +430,8 @@ START_TEST(test_setters_reject_bad_values)
     ck_assert_del_ok(del_trainer_set_sgd(tr, 0.1f, 0.0f, 0.0f, 0));
 
     ck_assert_del_err(del_trainer_set_schedule(NULL, DEL_SCHEDULE_COSINE), DEL_EINVAL, "'trainer'");
-    ck_assert_del_err(del_trainer_set_schedule(tr, (del_schedule)2), DEL_EINVAL, "'kind'");
+    ck_assert_del_err(del_trainer_set_schedule(tr, (del_schedule)3), DEL_EINVAL, "'kind'");
+    ck_assert_del_err(del_trainer_set_schedule(tr, (del_schedule)-1), DEL_EINVAL, "'kind'");
     ck_assert_del_ok(del_trainer_set_schedule(tr, DEL_SCHEDULE_CONSTANT));
 
     const float mean[3] = {0.5f, 0.5f, 0.5f}, stdv[3] = {0.5f, 0.5f, 0.5f}, zero[1] = {0.0f}, nan_mean[1] = {NAN};
