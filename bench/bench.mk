@@ -1,7 +1,9 @@
 # Benchmarks (included by the top Makefile).
-#   make bench                        sgemm check, then libdel vs PyTorch throughput
+#   make bench                        sgemm check, libdel vs PyTorch throughput, then
+#                                     libdel vs torchvision augmentation speed
 #                                     (JSON lines on stdout; BENCH_THREADS="1 2",
 #                                     BENCH_ROUNDS=3 in the environment adjust it)
+#   make bench-augment                the augmentation part alone
 #   make bench-fmnist1k RECIPES="R0"  FMNIST-1k accuracy, libdel vs PyTorch
 #                       [SEEDS="0 1 2"] [STEPS=N, a shorter smoke run] [THREADS=T]
 
@@ -16,10 +18,13 @@ build/bench/sgemm_check: bench/sgemm_check.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_APP) $(BLAS_CFLAGS) $< -o $@ $(BLAS_LIBS) -lm
 
-bench: build/bench/sgemm_check build/bench/throughput
+bench: build/bench/sgemm_check build/bench/throughput build/bench/augment
 	bench/run.sh
+
+bench-augment: build/bench/augment
+	BENCH_SUITES=augment bench/run.sh
 
 bench-fmnist1k: build/bench/fmnist1k
 	RECIPES="$(RECIPES)" SEEDS="$(SEEDS)" STEPS="$(STEPS)" THREADS="$(THREADS)" bench/fmnist1k.sh
 
-.PHONY: bench bench-fmnist1k
+.PHONY: bench bench-augment bench-fmnist1k

@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# make bench: libdel vs PyTorch throughput on fmnist-cnn, side by side.
+# make bench: libdel vs PyTorch throughput on fmnist-cnn, and libdel vs
+# torchvision augmentation speed, side by side.
 #
 # stdout: JSON lines only (sgemm_peak per thread count, then
-# train_fmnist_cnn / infer_fmnist_cnn per thread count with libdel, the
-# PyTorch reference and ratio = libdel / reference, > 1 = libdel faster).
+# train_fmnist_cnn / infer_fmnist_cnn per thread count, then
+# randaugment_32/_224 and cropflip_32/_224 with 1 thread, each with libdel,
+# the reference and ratio = libdel / reference, > 1 = libdel faster).
 # stderr: progress and per-run details.
 #
-# Environment: BENCH_THREADS (default "1 2"), BENCH_ROUNDS (default 3; each
-# round runs libdel and PyTorch once, in alternating order, so that noise
-# from other work on the machine hits both), PYTHON (default
-# /usr/bin/python3, the interpreter with Debian's python3-torch).
+# Environment: BENCH_SUITES (default "throughput augment"; "throughput"
+# includes the sgemm check), BENCH_THREADS (default "1 2", throughput
+# only: augmentation is timed with 1 thread, one data-loading worker),
+# BENCH_ROUNDS (default 3; each round runs libdel and the reference once,
+# in alternating order, so that noise from other work on the machine hits
+# both), PYTHON (default /usr/bin/python3, the interpreter with Debian's
+# python3-torch and python3-torchvision).
 #
 # Both sides run without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE: users'
 # machines do not set them, and on this one they pin OpenBLAS to Haswell
@@ -21,6 +26,7 @@ BIN=build/bench
 PYTHON=${PYTHON:-/usr/bin/python3}
 THREADS_LIST=${BENCH_THREADS:-"1 2"}
 ROUNDS=${BENCH_ROUNDS:-3}
+SUITES=${BENCH_SUITES:-"throughput augment"}
 
 # glibc returns every freed block over 32 MiB (and the top of the heap) to
 # the kernel, and PyTorch frees and reallocates its 50 MB activations every
@@ -41,7 +47,16 @@ with_threads() {
         OMP_NUM_THREADS="$t" MKL_NUM_THREADS="$t" OPENBLAS_NUM_THREADS="$t" "$@"
 }
 
-for exe in "$BIN/sgemm_check" "$BIN/throughput"; do
+want() { [[ " $SUITES " == *" $1 "* ]]; }
+
+for suite in $SUITES; do
+    [[ $suite == throughput || $suite == augment ]] ||
+        { say "BENCH_SUITES: unknown suite '$suite' (known: throughput augment)"; exit 1; }
+done
+exes=()
+want throughput && exes+=("$BIN/sgemm_check" "$BIN/throughput")
+want augment && exes+=("$BIN/augment")
+for exe in "${exes[@]}"; do
     [[ -x $exe ]] || { say "$exe is missing: run 'make bench'"; exit 1; }
 done
 if ! [[ $ROUNDS =~ ^[1-9][0-9]*$ ]]; then
@@ -57,15 +72,22 @@ if ! "$PYTHON" -c 'import torch' 2>/dev/null; then
     say "PyTorch is not importable by $PYTHON: reporting libdel alone"
     have_torch=0
 fi
+have_torchvision=$have_torch
+if [[ $have_torch == 1 ]] && want augment && ! "$PYTHON" -c 'import torchvision' 2>/dev/null; then
+    say "torchvision is not importable by $PYTHON: reporting libdel's augmentation speed alone"
+    have_torchvision=0
+fi
 
-say "sgemm correctness and speed"
-for t in $THREADS_LIST; do
-    if ! with_threads "$t" "$BIN/sgemm_check" -t "$t" >"$tmp/sgemm_$t.json"; then
-        say "sgemm_check failed with $t thread(s): OpenBLAS gives wrong results, numbers would be meaningless"
-        exit 1
-    fi
-    cat "$tmp/sgemm_$t.json"
-done
+if want throughput; then
+    say "sgemm correctness and speed"
+    for t in $THREADS_LIST; do
+        if ! with_threads "$t" "$BIN/sgemm_check" -t "$t" >"$tmp/sgemm_$t.json"; then
+            say "sgemm_check failed with $t thread(s): OpenBLAS gives wrong results, numbers would be meaningless"
+            exit 1
+        fi
+        cat "$tmp/sgemm_$t.json"
+    done
+fi
 
 run_libdel() {
     with_threads "$1" "$BIN/throughput" -t "$1" >>"$tmp/libdel.jsonl" ||
@@ -77,19 +99,38 @@ run_torch() {
         { say "PyTorch throughput failed with $1 thread(s)"; exit 1; }
 }
 
+# Augmentation is a single-image call, timed with one thread as one
+# data-loading worker runs it (torchvision's PIL transforms use one anyway).
+run_libdel_augment() {
+    with_threads 1 "$BIN/augment" -t 1 >>"$tmp/libdel.jsonl" ||
+        { say "libdel augmentation benchmark failed"; exit 1; }
+}
+run_torch_augment() {
+    [[ $have_torchvision == 1 ]] || return 0
+    with_threads 1 "$PYTHON" bench/augment_torch.py --threads 1 >>"$tmp/torch.jsonl" ||
+        { say "torchvision augmentation benchmark failed"; exit 1; }
+}
+
+# Runs "$1" then "$2" in odd rounds and the other way round in even ones.
+alternate() {
+    if (($3 % 2)); then "$1" "${@:4}"; "$2" "${@:4}"; else "$2" "${@:4}"; "$1" "${@:4}"; fi
+}
+
 : >"$tmp/libdel.jsonl"
 : >"$tmp/torch.jsonl"
-for t in $THREADS_LIST; do
-    for ((r = 1; r <= ROUNDS; r++)); do
-        say "threads $t, round $r/$ROUNDS"
-        if ((r % 2)); then
-            run_libdel "$t"
-            run_torch "$t"
-        else
-            run_torch "$t"
-            run_libdel "$t"
-        fi
+if want throughput; then
+    for t in $THREADS_LIST; do
+        for ((r = 1; r <= ROUNDS; r++)); do
+            say "throughput: threads $t, round $r/$ROUNDS"
+            alternate run_libdel run_torch "$r" "$t"
+        done
     done
-done
+fi
+if want augment; then
+    for ((r = 1; r <= ROUNDS; r++)); do
+        say "augmentation: 1 thread, round $r/$ROUNDS"
+        alternate run_libdel_augment run_torch_augment "$r"
+    done
+fi
 
 "$PYTHON" bench/report.py throughput "$tmp/libdel.jsonl" "$tmp/torch.jsonl"
