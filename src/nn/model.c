@@ -86,7 +86,9 @@ static void layer_init(const del_model *m, int i)
         return;
     del_rng r;
     del_rng_seed_stream(&r, m->seed, DEL_MODEL_STREAM_INIT, (uint64_t)i);
-    l->ops->init(l, m->params + l->param_off, m->state + l->state_off, &r);
+    /* Layers without parameters or state get NULL, never NULL + offset. */
+    l->ops->init(l, m->params ? m->params + l->param_off : NULL,
+                 m->state ? m->state + l->state_off : NULL, &r);
 }
 
 /* Grows *buf to n floats; on failure *buf keeps its old block. */

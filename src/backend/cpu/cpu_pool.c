@@ -21,6 +21,16 @@ typedef struct pool_job {
 typedef float v4f __attribute__((vector_size(16)));
 typedef int32_t v4i __attribute__((vector_size(16)));
 
+/* Even and odd lanes of the 8-float concatenation (a, b): GCC and clang
+ * spell the vector shuffle differently. */
+#if defined(__clang__)
+#define SHUFFLE_EVEN(a, b) __builtin_shufflevector((a), (b), 0, 2, 4, 6)
+#define SHUFFLE_ODD(a, b) __builtin_shufflevector((a), (b), 1, 3, 5, 7)
+#else
+#define SHUFFLE_EVEN(a, b) __builtin_shuffle((a), (b), (v4i){0, 2, 4, 6})
+#define SHUFFLE_ODD(a, b) __builtin_shuffle((a), (b), (v4i){1, 3, 5, 7})
+#endif
+
 /* m ? a : b lane by lane (m all ones or all zeros) */
 static inline v4f sel_f(v4i m, v4f a, v4f b)
 {
@@ -38,7 +48,6 @@ static inline v4i sel_i(v4i m, v4i a, v4i b)
  * hence same ties and NaN behaviour, as the scalar loop for the tail. */
 static void pool2x2_plane(const del_pool_shape *s, const float *xp, float *yp, int32_t *ap)
 {
-    const v4i even = {0, 2, 4, 6}, odd = {1, 3, 5, 7};
     for (int oh = 0; oh < s->h_out; oh++) {
         const float *r0 = xp + (size_t)(2 * oh) * s->w_in, *r1 = r0 + s->w_in;
         int i0 = 2 * oh * s->w_in, i1 = i0 + s->w_in, ow = 0;
@@ -50,8 +59,8 @@ static void pool2x2_plane(const del_pool_shape *s, const float *xp, float *yp, i
             memcpy(&p1, r0 + 2 * ow + 4, sizeof p1);
             memcpy(&q0, r1 + 2 * ow, sizeof q0);
             memcpy(&q1, r1 + 2 * ow + 4, sizeof q1);
-            v4f a = __builtin_shuffle(p0, p1, even), b = __builtin_shuffle(p0, p1, odd);
-            v4f c = __builtin_shuffle(q0, q1, even), d = __builtin_shuffle(q0, q1, odd);
+            v4f a = SHUFFLE_EVEN(p0, p1), b = SHUFFLE_ODD(p0, p1);
+            v4f c = SHUFFLE_EVEN(q0, q1), d = SHUFFLE_ODD(q0, q1);
             v4i ia = (v4i){0, 2, 4, 6} + (i0 + 2 * ow), ic = ia + (i1 - i0);
             v4i mab = b > a, mcd = d > c;
             v4f ab = sel_f(mab, b, a), cd = sel_f(mcd, d, c);

@@ -43,7 +43,13 @@ static del_status conv2d_setup(del_layer *l, const char *func)
         return del_error(DEL_EINVAL,
                          "%s: 'kernel' %d is larger than the padded input %lldx%lld", func,
                          c->kernel, (long long)h, (long long)w);
-    int64_t per_out = l->in_shape[0] * c->kernel * c->kernel;
+    /* kernel*kernel fits int64 (kernel < 2^31); compare before multiplying
+     * by the channel count so absurd arguments cannot overflow. */
+    int64_t taps = (int64_t)c->kernel * c->kernel;
+    if (taps > INT32_MAX / l->in_shape[0] || taps * l->in_shape[0] > INT32_MAX / c->out)
+        return del_error(DEL_EINVAL, "%s: conv2d with kernel %d on %lld channels is too large", func,
+                         c->kernel, (long long)l->in_shape[0]);
+    int64_t per_out = l->in_shape[0] * taps;
     if (per_out > INT32_MAX / c->out)
         return del_error(DEL_EINVAL, "%s: conv2d with %d output channels is too large", func, c->out);
     l->out_ndim = 3;
