@@ -6,21 +6,29 @@ For each recipe and seed prints one JSON line
   {"recipe": "R0", "seed": 0, "reference_acc": 0.xx, "reference_s": ...,
    "reference_name": "pytorch 1.13", "steps": N}
 where reference_s is the wall time of training plus test evaluation (data
-loading excluded). Adding a recipe is one entry in RECIPES."""
+loading excluded). Adding a recipe is one entry in RECIPES (its
+augmentation, if any, a function returning the per-image transform and the
+batch step)."""
 
 import argparse
 import collections
+import math
 import sys
 import time
 
 import torch
 import torch.nn.functional as F
+import torchvision.transforms as T
+import torchvision.transforms.functional as TF
+from PIL import Image
 from torch.utils.data import RandomSampler
 
-from torch_common import (REFERENCE_NAME, emit, first_per_class, fmnist_cnn,
-                          load_fmnist, log, normalise, set_threads, sgd)
+from torch_common import (MEAN, REFERENCE_NAME, STD, emit, first_per_class,
+                          fmnist_cnn, load_fmnist, log, normalise, set_threads, sgd)
 
-Recipe = collections.namedtuple("Recipe", "about steps run")
+# augment: None, or a function of no argument returning (per-image PIL
+# transform, batch function on (x normalised, soft targets) or None).
+Recipe = collections.namedtuple("Recipe", "about steps run augment")
 
 
 def batches(n, batch, generator):
@@ -48,21 +56,70 @@ def evaluate(model, x, y, batch=1000):
     return correct / len(x)
 
 
-def run_supervised(data, steps, seed, name):
+def std_aug():
+    """SPEC section 5 "std aug": random 28x28 crop of the image zero-padded
+    by 2, horizontal flip p = 0.5 (libdel: random_crop(28, 28, 2, 0), flip_h(0.5))."""
+    return [T.RandomCrop(28, padding=2), T.RandomHorizontalFlip()]
+
+
+def cutmix(x, targets, p=0.5, alpha=1.0):
+    """CutMix as SPEC section 5 and libdel define it (timm's batch mode):
+    with probability p, lambda ~ Beta(alpha, alpha); a box of sides
+    int(H sqrt(1 - lambda)) x int(W sqrt(1 - lambda)) around a uniform
+    integer centre, clipped, is taken from the partner image n-1-i (the
+    flipped batch); lambda is corrected to the pasted area and the soft
+    targets become lambda y + (1 - lambda) y_partner. Uses torch's global
+    generator. x is the normalised batch [n, C, H, W]."""
+    if torch.rand(()).item() >= p:
+        return x, targets
+    lam = torch.distributions.Beta(alpha, alpha).sample().item()
+    h, w = x.shape[2], x.shape[3]
+    ratio = math.sqrt(1.0 - lam)
+    cut_h, cut_w = int(h * ratio), int(w * ratio)
+    cy, cx = torch.randint(h, ()).item(), torch.randint(w, ()).item()
+    y0, y1 = min(max(cy - cut_h // 2, 0), h), min(max(cy + cut_h // 2, 0), h)
+    x0, x1 = min(max(cx - cut_w // 2, 0), w), min(max(cx + cut_w // 2, 0), w)
+    x = x.clone()
+    x[:, :, y0:y1, x0:x1] = x.flip(0)[:, :, y0:y1, x0:x1]
+    lam = 1.0 - (y1 - y0) * (x1 - x0) / (h * w)
+    return x, lam * targets + (1.0 - lam) * targets.flip(0)
+
+
+def augment_batch(data, idx, transform, batch_fn):
+    """Runs transform on each PIL image of the batch (uint8 in, uint8 out),
+    then normalises as libdel does and applies the batch step, if any.
+    Returns (x, targets): soft targets [n, 10] or hard labels [n]."""
+    images = [TF.pil_to_tensor(transform(data["pil"][i])) for i in idx.tolist()]
+    x = torch.stack(images).float().div_(255.0).sub_(MEAN).div_(STD)
+    y = data["ly"][idx]
+    if batch_fn is None:
+        return x, y
+    return batch_fn(x, F.one_hot(y, 10).float())
+
+
+def run_supervised(data, steps, seed, name, augment=None):
     """R0: fmnist-cnn with PyTorch's default init, SGD 0.05 momentum 0.9
     Nesterov wd 5e-4, CosineAnnealingLR(T_max=steps) stepped per step,
-    batch 64, no augmentation."""
+    batch 64, no augmentation. R1-R3: the same with the recipe's
+    torchvision transforms applied to each PIL image at every step (torch's
+    global generator, seeded with the seed) and its batch step; CutMix's
+    soft targets go to F.cross_entropy's probability form."""
     torch.manual_seed(seed)
     model = fmnist_cnn().train()
     opt = sgd(model, lr=0.05)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     stream = batches(len(data["lx"]), 64, torch.Generator().manual_seed(seed))
+    transform, batch_fn = augment() if augment else (None, None)
     every = 500 if steps >= 1000 else 100
     running = 0.0
     for step in range(1, steps + 1):
         idx = next(stream)
+        if transform is None:
+            x, y = data["lx"][idx], data["ly"][idx]
+        else:
+            x, y = augment_batch(data, idx, transform, batch_fn)
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(data["lx"][idx]), data["ly"][idx])
+        loss = F.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
         sched.step()
@@ -74,7 +131,14 @@ def run_supervised(data, steps, seed, name):
 
 
 RECIPES = {
-    "R0": Recipe("supervised on L, no augmentation, 3000 steps", 3000, run_supervised),
+    "R0": Recipe("supervised on L, no augmentation, 3000 steps", 3000, run_supervised, None),
+    "R1": Recipe("R0 + std aug (pad-2 random crop 28x28, flip p=0.5)", 3000, run_supervised,
+                 lambda: (T.Compose(std_aug()), None)),
+    # torchvision's classification reference order: crop, flip, then the policy.
+    "R2": Recipe("R1 + RandAugment(2, 9) after crop and flip", 3000, run_supervised,
+                 lambda: (T.Compose(std_aug() + [T.RandAugment(2, 9)]), None)),
+    "R3": Recipe("R1 + CutMix (p=0.5, alpha=1), soft-target CE", 3000, run_supervised,
+                 lambda: (T.Compose(std_aug()), cutmix)),
 }
 
 
@@ -83,6 +147,7 @@ def load_data(directory):
     test_x, test_y = load_fmnist("t10k", directory)
     keep = first_per_class(train_y, 100)
     return {"lx": normalise(train_x[keep]), "ly": torch.from_numpy(train_y[keep]),
+            "pil": [Image.fromarray(img, mode="L") for img in train_x[keep]],
             "tx": normalise(test_x), "ty": torch.from_numpy(test_y)}
 
 
@@ -123,7 +188,7 @@ def main():
         for seed in seeds:
             log("fmnist1k_torch: %s seed %d, %d steps" % (name, seed, steps))
             t0 = time.perf_counter()
-            acc = recipe.run(data, steps, seed, name)
+            acc = recipe.run(data, steps, seed, name, recipe.augment)
             emit({"recipe": name, "seed": seed, "reference_acc": round(acc, 4),
                   "reference_s": round(time.perf_counter() - t0, 1),
                   "reference_name": REFERENCE_NAME, "steps": steps})
