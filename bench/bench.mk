@@ -19,12 +19,12 @@ build/bench/sgemm_check: bench/sgemm_check.c
 	$(CC) $(CFLAGS_APP) $(BLAS_CFLAGS) $< -o $@ $(BLAS_LIBS) -lm
 
 bench: build/bench/sgemm_check build/bench/throughput build/bench/augment
-	bench/run.sh
+	@bench/run.sh
 
 bench-augment: build/bench/augment
-	BENCH_SUITES=augment bench/run.sh
+	@BENCH_SUITES=augment bench/run.sh
 
 bench-fmnist1k: build/bench/fmnist1k
-	RECIPES="$(RECIPES)" SEEDS="$(SEEDS)" STEPS="$(STEPS)" THREADS="$(THREADS)" bench/fmnist1k.sh
+	@RECIPES="$(RECIPES)" SEEDS="$(SEEDS)" STEPS="$(STEPS)" THREADS="$(THREADS)" bench/fmnist1k.sh
 
 .PHONY: bench bench-augment bench-fmnist1k
