@@ -1,7 +1,8 @@
 /* libdel — models: a sequence of layers over f32 NCHW input, with all
  * parameters in one contiguous buffer (and their gradients in another).
  *
- * Layers: linear, conv2d, batchnorm, relu, maxpool, flatten, dropout.
+ * Layers: linear, conv2d, batchnorm, relu, maxpool, flatten, dropout,
+ * avgpool, global_avgpool, residual (a ResNet basic block).
  * Weights are initialised as PyTorch does by default (conv/linear weight
  * and bias uniform in +-1/sqrt(fan_in); batchnorm gamma 1, beta 0).
  * Threading: a model is used by one thread at a time; distinct models are
@@ -43,6 +44,28 @@ DEL_API del_status del_model_add_maxpool(del_model *model, int kernel, int strid
 DEL_API del_status del_model_add_flatten(del_model *model);
 /* dropout with drop probability p in [0, 1): inverted scaling, identity in eval mode. */
 DEL_API del_status del_model_add_dropout(del_model *model, float p);
+/* avgpool on a 4-d output: the mean of each kernel x kernel window
+ * (divisor kernel*kernel), kernel >= 1, stride >= 1, floor mode, no
+ * padding (torch's AvgPool2d(kernel, stride)). */
+DEL_API del_status del_model_add_avgpool(del_model *model, int kernel, int stride);
+/* global average pooling of a 4-d output: [N, C, H, W] -> [N, C], the mean
+ * of each plane (torch's AdaptiveAvgPool2d(1) then flatten). */
+DEL_API del_status del_model_add_global_avgpool(del_model *model);
+/* residual on a 4-d output [N, Cin, H, W]: the basic block of He et al.'s
+ * CIFAR ResNets, y = relu(branch(x) + shortcut(x)) with
+ * branch = BN(conv3x3(relu(BN(conv3x3(x, stride, pad 1))), 1, pad 1)),
+ * convs without bias, BNs with eps 1e-5 and momentum 0.1. The shortcut is x
+ * if out_channels == Cin and stride == 1, else a projection
+ * BN(conv1x1(x, stride)) (option B). Output [N, out_channels,
+ * (H-1)/stride + 1, (W-1)/stride + 1]. Stochastic depth (Huang et al.
+ * 2016) per image, as torchvision's stochastic_depth(mode="row"): in
+ * training mode each image's branch is kept with probability
+ * survival_prob and then scaled by 1/survival_prob, else dropped (one draw
+ * per image from the model's stream, none if survival_prob is 1); in
+ * evaluation mode the branch is always kept, unscaled. out_channels >= 1,
+ * stride >= 1, survival_prob in (0, 1]. Weights initialised as PyTorch's
+ * Conv2d/BatchNorm2d defaults. */
+DEL_API del_status del_model_add_residual(del_model *model, int out_channels, int stride, float survival_prob);
 
 /* Builds a model from a spec string: items separated by ';' or newlines,
  * each a layer name, positional numbers, then key=value options:
@@ -53,6 +76,9 @@ DEL_API del_status del_model_add_dropout(del_model *model, float p);
  *   relu | flatten
  *   maxpool K [s=K]
  *   dropout P
+ *   avgpool K [s=K]
+ *   gap                               (global average pooling)
+ *   residual OUT [s=1] [survival=1]
  * e.g. "input 1 28 28; flatten; linear 256; relu; linear 10".
  * Errors: DEL_EINVAL (NULL argument), DEL_EFORMAT (unknown layer or option,
  * missing or malformed number: the message gives the item number and the
@@ -64,6 +90,14 @@ DEL_API del_status del_model_from_spec(del_model **out, const char *spec);
  *                 [conv3x3(64,p1,no bias) BN ReLU] x2, maxpool 2, flatten,
  *                 linear 128, ReLU, dropout 0.5, linear num_classes
  *   "mlp"         flatten, linear 256, ReLU, linear num_classes
+ *   "resnet20"    He et al.'s CIFAR ResNet-20: conv3x3(16, p1, no bias) BN
+ *                 ReLU, 3 stages x 3 residual blocks of 16/32/64 channels
+ *                 (stride 2 at the first block of stages 2 and 3), global
+ *                 average pooling, linear num_classes (0.27 M parameters
+ *                 on 3x32x32 with 10 classes)
+ *   "wrn-16-K"    wide ResNet WRN-16-K, K = 1..10 (e.g. "wrn-16-4"): as
+ *                 resnet20 with 2 blocks per stage of 16K/32K/64K channels
+ *                 (the post-activation block above, no dropout)
  * Errors: DEL_EINVAL (NULL argument, unknown name: the message lists the
  * presets, a size < 1, num_classes < 2), DEL_ENOMEM. */
 DEL_API del_status del_model_preset(del_model **out, const char *name, int channels, int height, int width, int num_classes);
@@ -132,6 +166,53 @@ DEL_API del_tensor *del_model_input_grad(del_model *model);
 
 /* Sets every gradient to zero. Errors: DEL_EINVAL (NULL model). */
 DEL_API del_status del_model_zero_grad(del_model *model);
+
+/* ---- Parameter groups (transfer learning, SPEC 1.2) ----
+ * Every layer is trainable (the default) or frozen, and has a learning-rate
+ * multiplier (default 1). A frozen layer behaves as a PyTorch module whose
+ * parameters have requires_grad=False: backward adds no gradient to its
+ * parameters (they stay as they are, normally 0) but still passes the
+ * gradient through it to earlier trainable layers, and optimizers leave
+ * its parameters and their optimizer state (momentum, Adam moments, weight
+ * decay) alone. A frozen batchnorm also normalises with its running
+ * statistics in training mode and does not update them, so it computes
+ * exactly what it computes in evaluation mode (a linear probe's backbone);
+ * so does a frozen residual block (its batchnorms, and no stochastic
+ * depth). Dropout in a frozen range stays active in training mode.
+ * Backward skips every layer below the lowest trainable one until
+ * del_model_input_grad asks for the input gradient, so training only a
+ * head costs one layer's backward.
+ * Optimizers read the groups at every step: a change applies from the
+ * next del_optimizer_step (see del_optimizer_new_sgd). Groups are not
+ * saved in model files: a loaded model has every layer trainable at 1x.
+ * Layer ranges are inclusive; a negative index counts from the end (-1 is
+ * the last layer), so del_model_freeze(model, 0, -2) freezes all but the
+ * last layer. Ranges may include layers without parameters (freezing them
+ * does nothing). */
+
+/* Freezes layers first..last. Freezing or unfreezing a batchnorm or a
+ * residual block between a forward and its backward makes that backward
+ * fail (DEL_ESTATE): the forward normalised with other statistics.
+ * Errors: DEL_EINVAL (NULL model, a model without layers, an index out of
+ * range, first after last). */
+DEL_API del_status del_model_freeze(del_model *model, int first, int last);
+
+/* Makes layers first..last trainable again. Errors: as del_model_freeze. */
+DEL_API del_status del_model_unfreeze(del_model *model, int first, int last);
+
+/* Sets the learning-rate multiplier of layers first..last: their
+ * parameters are updated with the optimizer's current lr times mult (e.g.
+ * 0.1 for a fine-tuned backbone). mult must be finite and > 0 (freeze a
+ * layer to stop training it). Errors: as del_model_freeze; mult out of
+ * range. */
+DEL_API del_status del_model_set_lr_mult(del_model *model, int first, int last, float mult);
+
+/* 1 if layer i is frozen, 0 if trainable, NULL model or i out of range. */
+DEL_API int del_model_layer_frozen(const del_model *model, int i);
+
+/* The learning-rate multiplier of layer i; 0 if model is NULL or i is out
+ * of range. */
+DEL_API float del_model_layer_lr_mult(const del_model *model, int i);
 
 /* Mean softmax cross-entropy of logits (f32 [N, K]) against labels (i32
  * [N], each in 0..K-1). *loss receives the mean; if grad is not NULL

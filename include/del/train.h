@@ -29,6 +29,17 @@ typedef enum del_schedule {
 
 typedef struct del_optimizer del_optimizer;
 
+/* Optimizers follow the model's parameter groups (del_model_freeze,
+ * del_model_set_lr_mult): each step updates only the parameters of
+ * trainable layers, each with the step's lr times its layer's multiplier;
+ * frozen parameters, their state (momentum, Adam moments) and their weight
+ * decay are left alone, and gradient clipping measures the trainable
+ * gradients only. The groups are read at every step, so freezing,
+ * unfreezing or changing multipliers applies from the next step; a layer
+ * unfrozen after it was frozen at creation starts from zero state (for SGD
+ * exactly torch's first step; AdamW's bias correction counts this
+ * optimizer's steps). */
+
 /* Creates an SGD optimizer over all parameters of model (which must outlive
  * it and must not gain layers afterwards), as PyTorch's torch.optim.SGD:
  *   g = grad + weight_decay * p;  v = momentum * v + g  (v = g at step 0);

@@ -114,6 +114,36 @@ typedef struct del_backend {
 
     /* out[j] += sum_r x[r, j] (fixed summation order) */
     void (*sum_rows)(int rows, int cols, const float *x, float *out);
+
+    /* average pooling over square windows, floor mode, no padding (torch's
+     * AvgPool2d): y = sum of each kernel x kernel window / (kernel*kernel) */
+    void (*avgpool2d_forward)(const del_pool_shape *s, const float *x, float *y);
+
+    /* dx (overwritten) = sum over the windows holding each input of
+     * dy / (kernel*kernel), windows taken in output order */
+    void (*avgpool2d_backward)(const del_pool_shape *s, const float *dy, float *dx);
+
+    /* y[p] = sum_i x[p, i] / hw for planes p < planes (global average
+     * pooling: [n, c, h, w] -> [n, c] with planes = n*c) */
+    void (*global_avgpool_forward)(int64_t planes, int hw, const float *x, float *y);
+
+    /* dx[p, i] = dy[p] / hw (overwritten) */
+    void (*global_avgpool_backward)(int64_t planes, int hw, const float *dy, float *dx);
+
+    /* the join of a residual block, per row (image) r < rows of cols values:
+     * y[r, i] = max(scale[r] * a[r, i] + b[r, i], 0); scale NULL means 1
+     * (no stochastic depth); y may be a (not b) */
+    void (*residual_join_forward)(int rows, int64_t cols, const float *a, const float *scale, const float *b,
+                                  float *y);
+
+    /* its gradient from the forward output y: db = y > 0 ? dy : 0 (the
+     * shortcut's), da = scale[r] * db (the branch's; with scale NULL, da
+     * may be NULL, since it would equal db); outputs overwritten, no overlap */
+    void (*residual_join_backward)(int rows, int64_t cols, const float *y, const float *dy, const float *scale,
+                                   float *db, float *da);
+
+    /* y[i] += x[i] (no overlap) */
+    void (*add)(int64_t count, const float *x, float *y);
 } del_backend;
 
 /* The active backend (the CPU one). Never NULL. */

@@ -20,7 +20,10 @@
 #include "io/format.h"
 #include "nn/model_internal.h"
 
-static const del_format model_format = {{'D', 'E', 'L', 'M'}, 1, "model"};
+/* Version 2 added the avgpool, global_avgpool and residual records. A
+ * file is written with the oldest version that holds its layers, so models
+ * without them stay readable by version-1 readers. */
+static const del_format model_format = {{'D', 'E', 'L', 'M'}, 2, "model"};
 
 /* Sanity limits of the reader, far above any real model; they keep every
  * product of sizes inside int64 before the layer code sees it. */
@@ -50,6 +53,8 @@ typedef struct layer_def {
     int n_fields;
     /* Appends the layer through the public API. */
     del_status (*build)(del_model *m, const del_layer_cfg *c);
+    /* The format version that introduced the type. */
+    uint32_t since;
 } layer_def;
 
 static del_status build_conv2d(del_model *m, const del_layer_cfg *c)
@@ -89,6 +94,22 @@ static del_status build_dropout(del_model *m, const del_layer_cfg *c)
     return del_model_add_dropout(m, c->p);
 }
 
+static del_status build_avgpool(del_model *m, const del_layer_cfg *c)
+{
+    return del_model_add_avgpool(m, c->kernel, c->stride);
+}
+
+static del_status build_global_avgpool(del_model *m, const del_layer_cfg *c)
+{
+    (void)c;
+    return del_model_add_global_avgpool(m);
+}
+
+static del_status build_residual(del_model *m, const del_layer_cfg *c)
+{
+    return del_model_add_residual(m, c->out, c->stride, c->survival);
+}
+
 #define INT_FIELD(key, member, max) {key, FIELD_I32, offsetof(del_layer_cfg, member), max}
 #define F32_FIELD(key, member) {key, FIELD_F32, offsetof(del_layer_cfg, member), 0}
 
@@ -112,19 +133,31 @@ static const field_def maxpool_fields[] = {
 static const field_def dropout_fields[] = {
     F32_FIELD("p", p),
 };
+static const field_def avgpool_fields[] = {
+    INT_FIELD("kernel", kernel, MAX_KERNEL),
+    INT_FIELD("stride", stride, MAX_SETTING),
+};
+static const field_def residual_fields[] = {
+    INT_FIELD("out", out, MAX_SETTING),
+    INT_FIELD("stride", stride, MAX_SETTING),
+    F32_FIELD("survival", survival),
+};
 
-#define LAYER_DEF(name, fields, build) {name, fields, (int)(sizeof fields / sizeof fields[0]), build}
+#define LAYER_DEF(name, fields, build, since) {name, fields, (int)(sizeof fields / sizeof fields[0]), build, since}
 
 /* Every layer type the format holds. A new type adds a row here and bumps
  * the format version (an older reader must refuse what it cannot build). */
 static const layer_def layer_defs[] = {
-    LAYER_DEF("conv2d", conv2d_fields, build_conv2d),
-    LAYER_DEF("linear", linear_fields, build_linear),
-    LAYER_DEF("batchnorm", batchnorm_fields, build_batchnorm),
-    {"relu", NULL, 0, build_relu},
-    LAYER_DEF("maxpool", maxpool_fields, build_maxpool),
-    {"flatten", NULL, 0, build_flatten},
-    LAYER_DEF("dropout", dropout_fields, build_dropout),
+    LAYER_DEF("conv2d", conv2d_fields, build_conv2d, 1),
+    LAYER_DEF("linear", linear_fields, build_linear, 1),
+    LAYER_DEF("batchnorm", batchnorm_fields, build_batchnorm, 1),
+    {"relu", NULL, 0, build_relu, 1},
+    LAYER_DEF("maxpool", maxpool_fields, build_maxpool, 1),
+    {"flatten", NULL, 0, build_flatten, 1},
+    LAYER_DEF("dropout", dropout_fields, build_dropout, 1),
+    LAYER_DEF("avgpool", avgpool_fields, build_avgpool, 2),
+    {"global_avgpool", NULL, 0, build_global_avgpool, 2},
+    LAYER_DEF("residual", residual_fields, build_residual, 2),
 };
 
 static const layer_def *find_layer_def(const char *name)
@@ -182,10 +215,15 @@ static del_status serialize(const del_model *m, const char *func, uint8_t **out,
     del_writer_u32(&w, (uint32_t)m->in_w);
     int n = del_model_num_layers(m);
     del_writer_u32(&w, (uint32_t)n);
+    del_format fmt = model_format;
+    fmt.version = 1;
     for (int i = 0; i < n; i++) {
         st = write_layer(&w, m, i, func);
         if (st != DEL_OK)
             goto cleanup;
+        uint32_t since = find_layer_def(del_model_layer_type(m, i))->since;
+        if (since > fmt.version)
+            fmt.version = since;
     }
     del_writer_u64(&w, (uint64_t)m->n_params);
     del_writer_f32_array(&w, m->params, (size_t)m->n_params);
@@ -195,7 +233,7 @@ static del_status serialize(const del_model *m, const char *func, uint8_t **out,
         st = del_error(DEL_ENOMEM, "%s: out of memory", func);
         goto cleanup;
     }
-    st = del_format_pack(&model_format, w.data, w.len, func, out, len);
+    st = del_format_pack(&fmt, w.data, w.len, func, out, len);
 cleanup:
     del_writer_free(&w);
     return st;

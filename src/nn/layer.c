@@ -8,7 +8,8 @@
 
 const del_layer_ops *const del_layer_types[] = {
     &del_layer_conv2d, &del_layer_linear,  &del_layer_batchnorm, &del_layer_relu,
-    &del_layer_maxpool, &del_layer_flatten, &del_layer_dropout,   NULL,
+    &del_layer_maxpool, &del_layer_flatten, &del_layer_dropout,   &del_layer_avgpool,
+    &del_layer_global_avgpool, &del_layer_residual, NULL,
 };
 
 const del_layer_ops *del_layer_find(const char *name)

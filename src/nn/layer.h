@@ -19,14 +19,15 @@
 /* Hyper-parameters, the union of what every layer type needs; each type
  * reads only its own fields. */
 typedef struct del_layer_cfg {
-    int out;      /* conv2d: out channels; linear: out features */
-    int kernel;   /* conv2d, maxpool */
-    int stride;   /* conv2d, maxpool */
+    int out;      /* conv2d, residual: out channels; linear: out features */
+    int kernel;   /* conv2d, maxpool, avgpool */
+    int stride;   /* conv2d, maxpool, avgpool, residual */
     int pad;      /* conv2d */
     int bias;     /* conv2d, linear: 0/1 */
     float eps;    /* batchnorm */
     float momentum; /* batchnorm */
     float p;      /* dropout: drop probability */
+    float survival; /* residual: stochastic-depth survival probability */
 } del_layer_cfg;
 
 typedef struct del_layer del_layer;
@@ -87,6 +88,9 @@ extern const del_layer_ops del_layer_relu;
 extern const del_layer_ops del_layer_maxpool;
 extern const del_layer_ops del_layer_flatten;
 extern const del_layer_ops del_layer_dropout;
+extern const del_layer_ops del_layer_avgpool;
+extern const del_layer_ops del_layer_global_avgpool;
+extern const del_layer_ops del_layer_residual;
 
 /* The registry: every layer type, NULL-terminated, in a fixed order. */
 extern const del_layer_ops *const del_layer_types[];

@@ -2,6 +2,7 @@
  * buffer (and every gradient in another), so optimizers, snapshots and
  * teacher copies are a loop or a memcpy. */
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,8 @@ DEL_API void del_model_free(del_model *model)
     for (int i = 0; i < model->n_layers; i++)
         layer_release(&model->layers[i]);
     free(model->layers);
+    free(model->groups);
+    free(model->scratch_grads);
     free(model->params);
     free(model->grads);
     free(model->state);
@@ -126,6 +129,10 @@ del_status del_model_add_layer(del_model *m, const del_layer_ops *ops, const del
     if (!layers)
         return del_error(DEL_ENOMEM, "%s: out of memory", func);
     m->layers = layers;
+    del_layer_group *groups = realloc(m->groups, (size_t)(m->n_layers + 1) * sizeof *groups);
+    if (!groups)
+        return del_error(DEL_ENOMEM, "%s: out of memory", func);
+    m->groups = groups;
     l.out = del_tensor_empty();
     l.dx = del_tensor_empty();
     l.aux = del_tensor_empty();
@@ -143,7 +150,9 @@ del_status del_model_add_layer(del_model *m, const del_layer_ops *ops, const del
     l.state_off = m->n_state;
     m->n_params = np;
     m->n_state = ns;
+    m->groups[m->n_layers] = (del_layer_group){.frozen = 0, .lr_mult = 1.0f};
     m->layers[m->n_layers++] = l;
+    m->groups_version++;
     if (l.n_params > 0)
         memset(m->grads + l.param_off, 0, (size_t)l.n_params * sizeof(float));
     layer_init(m, m->n_layers - 1);
@@ -348,6 +357,43 @@ static del_layer_ctx layer_ctx(del_model *m, const del_layer *l, int training)
     return c;
 }
 
+/* A frozen layer with batchnorm statistics (a batchnorm, a residual
+ * block) normalises with its running statistics even in training mode and
+ * leaves them alone (SPEC 1.2: a linear probe's backbone computes what it
+ * computes in evaluation mode), so it runs as in evaluation mode, and its
+ * backward is that of the evaluation-mode layer, which computes no
+ * parameter gradients. A frozen residual block thus also drops no
+ * branch; frozen dropout stays active. */
+static int runs_as_eval(const del_model *m, int i)
+{
+    return m->groups[i].frozen && m->layers[i].n_state > 0;
+}
+
+/* Points c->grads at where the backward of layer i may write parameter
+ * gradients nobody wants (a frozen layer, or one whose gradients were
+ * already taken): NULL for conv2d, which then skips its weight-gradient
+ * gemm, and for evaluation-mode backwards, which write none; else zeroed
+ * scratch that is thrown away (linear.c always computes its weight
+ * gradient). */
+static del_status discard_grads(del_model *m, int i, del_layer_ctx *c)
+{
+    const del_layer *l = &m->layers[i];
+    c->grads = NULL;
+    if (l->n_params == 0 || l->ops == &del_layer_conv2d || runs_as_eval(m, i))
+        return DEL_OK;
+    if (l->n_params > m->scratch_size) {
+        float *p = malloc((size_t)l->n_params * sizeof(float));
+        if (!p)
+            return del_error(DEL_ENOMEM, "del_model_backward: out of memory");
+        free(m->scratch_grads);
+        m->scratch_grads = p;
+        m->scratch_size = l->n_params;
+    }
+    memset(m->scratch_grads, 0, (size_t)l->n_params * sizeof(float));
+    c->grads = m->scratch_grads;
+    return DEL_OK;
+}
+
 /* In evaluation mode a conv2d followed by a batchnorm (its relu folded
  * in or not) and possibly a 2x2 / stride 2 maxpool runs as one pass
  * (layer.h); the outputs of the layers in between are then not computed,
@@ -389,6 +435,7 @@ DEL_API del_status del_model_forward(del_model *model, const del_tensor *x)
     int n = (int)x->shape[0];
     model->fwd_mode = -1;
     model->have_grad = 0;
+    model->bn_groups_changed = 0;
     del_status st = del_tensor_ensure(model->input, DEL_DTYPE_F32, 4, x->shape);
     if (st != DEL_OK)
         return st;
@@ -400,7 +447,7 @@ DEL_API del_status del_model_forward(del_model *model, const del_tensor *x)
     const del_tensor *cur = model->input;
     for (int i = 0; i < model->n_layers; i++) {
         del_layer *l = &model->layers[i];
-        del_layer_ctx c = layer_ctx(model, l, model->training);
+        del_layer_ctx c = layer_ctx(model, l, model->training && !runs_as_eval(model, i));
         if (folds_next_batchnorm(model, i)) {
             del_layer *bn = &model->layers[i + 1];
             del_layer_ctx bc = layer_ctx(model, bn, 0);
@@ -440,6 +487,32 @@ static int skips_input_grad(const del_model *m)
     return !m->want_input_grad && m->n_layers > 1 && m->layers[0].ops == &del_layer_conv2d;
 }
 
+/* The lowest layer with parameters to train (n_layers if none): nothing
+ * below it needs a gradient unless someone asked for the input gradient,
+ * which makes a linear probe's backward one layer deep. */
+static int lowest_trainable(const del_model *m)
+{
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].n_params > 0 && !m->groups[i].frozen)
+            return i;
+    return m->n_layers;
+}
+
+/* The backward of layer i from dy, with or without its parameter gradients. */
+static del_status layer_backward(del_model *m, int i, const del_tensor *dy, int param_grads, int need_dx)
+{
+    del_layer *l = &m->layers[i];
+    const del_tensor *x = i > 0 ? m->layers[i - 1].out : m->input;
+    del_layer_ctx c = layer_ctx(m, l, !runs_as_eval(m, i));
+    c.need_dx = need_dx;
+    if (!param_grads) {
+        del_status st = discard_grads(m, i, &c);
+        if (st != DEL_OK)
+            return st;
+    }
+    return l->ops->backward(l, &c, x, dy);
+}
+
 DEL_API del_status del_model_backward(del_model *model, const del_tensor *grad_output)
 {
     if (!model)
@@ -452,6 +525,9 @@ DEL_API del_status del_model_backward(del_model *model, const del_tensor *grad_o
     if (model->fwd_mode == 0)
         return del_error(DEL_ESTATE, "del_model_backward: the last forward was in evaluation mode "
                                      "(call del_model_set_training(model, 1) and forward again)");
+    if (model->bn_groups_changed)
+        return del_error(DEL_ESTATE, "del_model_backward: a layer with batchnorm statistics was frozen or "
+                                     "unfrozen since the last forward (forward again)");
     const del_tensor *y = del_model_output(model);
     if (!del_tensor_has_shape(grad_output, DEL_DTYPE_F32, y->ndim, y->shape)) {
         char want[96], got[96];
@@ -470,46 +546,47 @@ DEL_API del_status del_model_backward(del_model *model, const del_tensor *grad_o
         model->have_grad = 1;
         return DEL_OK;
     }
+    int n = model->n_layers;
+    int lowest = model->want_input_grad ? 0 : lowest_trainable(model);
     const del_tensor *dy = grad_output;
-    model->input_grad_pending = 0;
-    for (int i = model->n_layers - 1; i >= 0; i--) {
-        del_layer *l = &model->layers[i];
-        const del_tensor *x = i > 0 ? model->layers[i - 1].out : model->input;
-        del_layer_ctx c = layer_ctx(model, l, 1);
-        if (i == 0 && skips_input_grad(model) && model->layers[1].dx->owned) {
-            c.need_dx = 0;
-            model->input_grad_pending = 1;
-        }
-        del_status st = l->ops->backward(l, &c, x, dy);
+    int i;
+    for (i = n - 1; i >= 0; i--) {
+        /* Stops only where del_model_input_grad can take over later. */
+        if (i < lowest && i + 1 < n && model->layers[i + 1].dx->owned)
+            break;
+        int need_dx = !(i == 0 && skips_input_grad(model) && model->layers[1].dx->owned);
+        del_status st = layer_backward(model, i, dy, !model->groups[i].frozen, need_dx);
         if (st != DEL_OK)
             return st;
-        dy = l->dx;
+        if (!need_dx)
+            break;
+        dy = model->layers[i].dx;
     }
+    model->dx_valid_from = i + 1;
     model->have_grad = 1;
     return DEL_OK;
 }
 
-/* The first call after a backward computes the skipped gradient from the
- * second layer's dx (still held by the model) and the current weights, so
- * it matches the backward as long as no optimizer step ran in between;
- * every later backward computes it eagerly. */
+/* The first call after a backward computes the gradients that backward
+ * skipped, from the dx of the lowest layer it reached (still held by the
+ * model) and the current weights, without touching parameter gradients.
+ * Frozen layers keep their weights, so this matches the backward even
+ * after optimizer steps, except for a trainable first conv2d whose weights
+ * a step changed. Every later backward computes it eagerly. */
 DEL_API del_tensor *del_model_input_grad(del_model *model)
 {
     if (!model || !model->have_grad)
         return NULL;
     if (!model->n_layers)
         return model->input_grad;
-    del_layer *l = &model->layers[0];
     model->want_input_grad = 1;
-    if (model->input_grad_pending) {
-        del_layer_ctx c = layer_ctx(model, l, 1);
-        c.grads = NULL;
-        /* the tensors were sized by the backward, so this cannot fail */
-        if (l->ops->backward(l, &c, model->input, model->layers[1].dx) != DEL_OK)
+    /* the tensors were sized by the backward, so only scratch can fail */
+    for (int i = model->dx_valid_from - 1; i >= 0; i--) {
+        if (layer_backward(model, i, model->layers[i + 1].dx, 0, 1) != DEL_OK)
             return NULL;
-        model->input_grad_pending = 0;
+        model->dx_valid_from = i;
     }
-    return l->dx;
+    return model->layers[0].dx;
 }
 
 DEL_API del_status del_model_zero_grad(del_model *model)
@@ -519,4 +596,84 @@ DEL_API del_status del_model_zero_grad(del_model *model)
     if (model->n_params > 0)
         memset(model->grads, 0, (size_t)model->n_params * sizeof(float));
     return DEL_OK;
+}
+
+/* Resolves an inclusive layer range where negative indices count from the
+ * end (-1 is the last layer), as Python slices do. */
+static del_status layer_range(const del_model *m, int *first, int *last, const char *func)
+{
+    if (!m)
+        return del_error_null(func, "model");
+    int n = m->n_layers;
+    int f = *first < 0 ? *first + n : *first, l = *last < 0 ? *last + n : *last;
+    if (n == 0)
+        return del_error(DEL_EINVAL, "%s: 'model' has no layers", func);
+    if (f < 0 || f >= n)
+        return del_error(DEL_EINVAL, "%s: 'first' must be a layer index in %d..%d (or %d..-1 from the end), got %d",
+                         func, 0, n - 1, -n, *first);
+    if (l < 0 || l >= n)
+        return del_error(DEL_EINVAL, "%s: 'last' must be a layer index in %d..%d (or %d..-1 from the end), got %d",
+                         func, 0, n - 1, -n, *last);
+    if (f > l)
+        return del_error(DEL_EINVAL, "%s: 'first' (layer %d) must not come after 'last' (layer %d)", func, f, l);
+    *first = f;
+    *last = l;
+    return DEL_OK;
+}
+
+static del_status set_frozen(del_model *model, int first, int last, int frozen, const char *func)
+{
+    del_status st = layer_range(model, &first, &last, func);
+    if (st != DEL_OK)
+        return st;
+    for (int i = first; i <= last; i++) {
+        if (model->groups[i].frozen == frozen)
+            continue;
+        model->groups[i].frozen = frozen;
+        model->groups_version++;
+        if (model->layers[i].n_state > 0) {
+            model->bn_groups_changed = 1;
+            model->have_grad = 0;
+        }
+    }
+    return DEL_OK;
+}
+
+DEL_API del_status del_model_freeze(del_model *model, int first, int last)
+{
+    return set_frozen(model, first, last, 1, "del_model_freeze");
+}
+
+DEL_API del_status del_model_unfreeze(del_model *model, int first, int last)
+{
+    return set_frozen(model, first, last, 0, "del_model_unfreeze");
+}
+
+DEL_API del_status del_model_set_lr_mult(del_model *model, int first, int last, float mult)
+{
+    static const char *func = "del_model_set_lr_mult";
+    del_status st = layer_range(model, &first, &last, func);
+    if (st != DEL_OK)
+        return st;
+    if (!(mult > 0.0f) || !isfinite(mult))
+        return del_error(DEL_EINVAL, "%s: 'mult' must be a finite value > 0 (freeze a layer to stop "
+                         "training it), got %g", func, (double)mult);
+    for (int i = first; i <= last; i++)
+        model->groups[i].lr_mult = mult;
+    model->groups_version++;
+    return DEL_OK;
+}
+
+DEL_API int del_model_layer_frozen(const del_model *model, int i)
+{
+    if (!model || i < 0 || i >= model->n_layers)
+        return 0;
+    return model->groups[i].frozen;
+}
+
+DEL_API float del_model_layer_lr_mult(const del_model *model, int i)
+{
+    if (!model || i < 0 || i >= model->n_layers)
+        return 0.0f;
+    return model->groups[i].lr_mult;
 }

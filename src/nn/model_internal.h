@@ -12,10 +12,27 @@
 #define DEL_MODEL_STREAM_INIT 1
 #define DEL_MODEL_STREAM_DROPOUT 2
 
+/* A layer's parameter group: frozen layers get no parameter gradients and
+ * no optimizer updates (a frozen batchnorm or residual block also
+ * normalises with its running statistics, as in evaluation mode); lr_mult
+ * scales the optimizer's learning rate for the layer's parameters. */
+typedef struct del_layer_group {
+    int frozen;
+    float lr_mult;
+} del_layer_group;
+
 struct del_model {
     int in_c, in_h, in_w;
     del_layer *layers;
+    del_layer_group *groups; /* one per layer */
     int n_layers;
+    /* Bumped by every change of a group, so that optimizers notice and
+     * rebuild their parameter ranges. */
+    uint64_t groups_version;
+    /* A layer with batchnorm statistics (model.c: runs_as_eval) changed
+     * frozen state since the last forward: that forward normalised with
+     * other statistics than backward would assume. */
+    int bn_groups_changed;
     float *params;   /* n_params floats, in layer order */
     float *grads;    /* n_params floats */
     int64_t n_params;
@@ -26,11 +43,17 @@ struct del_model {
     int training;
     int fwd_mode;    /* -1: no usable forward, 0: last forward in eval mode, 1: in training mode */
     int have_grad;   /* a backward ran since the last forward */
-    /* The first layer's input gradient is only computed once someone asked
-     * for it (del_model_input_grad sets want_input_grad); until then a
-     * backward through a first conv2d skips it (input_grad_pending). */
+    /* The input gradient is only computed once someone asked for it
+     * (del_model_input_grad sets want_input_grad); until then backward stops
+     * below the lowest trainable layer and skips a first conv2d's input
+     * gradient. dx_valid_from is the lowest layer whose dx the last backward
+     * computed (n_layers: none); del_model_input_grad computes the rest. */
     int want_input_grad;
-    int input_grad_pending;
+    int dx_valid_from;
+    /* Parameter-gradient scratch for frozen layers whose backward always
+     * writes parameter gradients (all but conv2d and batchnorm). */
+    float *scratch_grads;
+    int64_t scratch_size;
     del_tensor *input;      /* copy of the last forward's input */
     del_tensor *input_grad; /* input gradient of a model without layers */
     void *ws;        /* conv scratch shared by all layers */

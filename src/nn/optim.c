@@ -8,19 +8,24 @@
  *     p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
  * Schedules follow PyTorch's closed forms, with t the number of steps taken
  * after an optional linear warm-up. Gradient clipping scales the gradients
- * the update reads, as clip_grad_norm_ would before optimizer.step(). */
+ * the update reads, as clip_grad_norm_ would before optimizer.step().
+ * Parameter groups (model.h) become ranges of the parameter buffer: frozen
+ * layers are left out of every range, so neither they nor their state
+ * change (requires_grad=False); each range has its layers' lr multiplier.
+ * The ranges are rebuilt whenever the model's groups changed, so a layer
+ * unfrozen mid-run starts from zero state: for SGD that is torch's
+ * behaviour (its momentum buffer starts at the gradient), for AdamW the
+ * bias correction counts the optimizer's steps, not the layer's. */
 #include <math.h>
 #include <stdlib.h>
 
 #include "core/error.h"
 #include "del/train.h"
+#include "nn/model_internal.h"
 
 typedef enum optim_kind { OPTIM_SGD, OPTIM_ADAMW } optim_kind;
 
-/* A run of parameters updated with lr * lr_scale. One range covers the
- * whole buffer today; parameter groups (per-group lr multipliers) will
- * split it, and leave frozen parameters out of every range so that
- * neither they nor their state change, as with requires_grad=False. */
+/* A run of trainable parameters updated with lr * lr_scale. */
 typedef struct optim_range {
     int64_t begin, count;
     float lr_scale;
@@ -37,8 +42,9 @@ struct del_optimizer {
     float momentum; /* SGD */
     int nesterov;   /* SGD */
     float beta1, beta2, eps; /* AdamW */
-    optim_range *ranges;
+    optim_range *ranges; /* room for one per layer with parameters */
     int num_ranges;
+    uint64_t groups_version; /* of the model, when the ranges were built */
 
     del_schedule schedule;
     int64_t total_steps; /* cosine: warm-up included */
@@ -56,6 +62,27 @@ static int is_finite_ge0(float x)
     return x >= 0.0f && isfinite(x);
 }
 
+/* One range per run of trainable layers with the same multiplier, in
+ * parameter order. */
+static void build_ranges(del_optimizer *o)
+{
+    const del_model *m = o->model;
+    int k = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        const del_layer *l = &m->layers[i];
+        if (l->n_params == 0 || m->groups[i].frozen)
+            continue;
+        float mult = m->groups[i].lr_mult;
+        optim_range *prev = k > 0 ? &o->ranges[k - 1] : NULL;
+        if (prev && prev->lr_scale == mult && prev->begin + prev->count == l->param_off)
+            prev->count += l->n_params;
+        else
+            o->ranges[k++] = (optim_range){.begin = l->param_off, .count = l->n_params, .lr_scale = mult};
+    }
+    o->num_ranges = k;
+    o->groups_version = m->groups_version;
+}
+
 /* The part of both constructors that does not depend on the rule. */
 static del_status optim_new(del_optimizer **out, del_model *model, optim_kind kind, float lr, float weight_decay,
                             int num_states, const char *func)
@@ -70,16 +97,18 @@ static del_status optim_new(del_optimizer **out, del_model *model, optim_kind ki
     del_optimizer *o = calloc(1, sizeof *o);
     if (!o)
         return del_error(DEL_ENOMEM, "%s: out of memory", func);
-    o->ranges = malloc(sizeof *o->ranges);
+    int with_params = 0;
+    for (int i = 0; i < model->n_layers; i++)
+        with_params += model->layers[i].n_params > 0;
+    o->ranges = malloc((size_t)with_params * sizeof *o->ranges);
     if (!o->ranges)
         goto nomem;
     if (num_states >= 1 && !(o->state1 = calloc((size_t)n, sizeof(float))))
         goto nomem;
     if (num_states >= 2 && !(o->state2 = calloc((size_t)n, sizeof(float))))
         goto nomem;
-    o->ranges[0] = (optim_range){.begin = 0, .count = n, .lr_scale = 1.0f};
-    o->num_ranges = 1;
     o->model = model;
+    build_ranges(o);
     o->n = n;
     o->kind = kind;
     o->base_lr = lr;
@@ -251,8 +280,10 @@ DEL_API int64_t del_optimizer_steps(const del_optimizer *opt)
 }
 
 /* The factor clip_grad_norm_ would scale the gradients by (1 when clipping
- * is off or the norm is within bounds); records the norm. The sum runs in
- * parameter order in double, so it does not depend on threads. */
+ * is off or the norm is within bounds); records the norm of the trainable
+ * parameters' gradients (torch skips those of frozen parameters, which
+ * have none). The sum runs in parameter order in double, so it does not
+ * depend on threads. */
 static float clip_factor(del_optimizer *opt, const float *grad)
 {
     if (opt->clip_norm == 0.0f) {
@@ -260,8 +291,11 @@ static float clip_factor(del_optimizer *opt, const float *grad)
         return 1.0f;
     }
     double sum = 0.0;
-    for (int64_t i = 0; i < opt->n; i++)
-        sum += (double)grad[i] * (double)grad[i];
+    for (int k = 0; k < opt->num_ranges; k++) {
+        const optim_range *r = &opt->ranges[k];
+        for (int64_t i = r->begin; i < r->begin + r->count; i++)
+            sum += (double)grad[i] * (double)grad[i];
+    }
     opt->grad_norm = sqrt(sum);
     double coef = (double)opt->clip_norm / (opt->grad_norm + 1e-6);
     return coef < 1.0 ? (float)coef : 1.0f;
@@ -323,6 +357,8 @@ DEL_API del_status del_optimizer_step(del_optimizer *opt)
                          "del_optimizer_step: the model has %lld parameters, the optimizer was made for %lld "
                          "(layers were added; make a new optimizer)",
                          (long long)n, (long long)opt->n);
+    if (opt->groups_version != opt->model->groups_version)
+        build_ranges(opt);
     float gscale = clip_factor(opt, del_model_grads(opt->model));
     float lr = del_optimizer_lr(opt);
     for (int k = 0; k < opt->num_ranges; k++) {

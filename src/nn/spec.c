@@ -49,6 +49,10 @@ static const spec_layer spec_layers[] = {
     /* stride 0 stands for "same as the kernel", filled in after parsing. */
     {"maxpool", &del_layer_maxpool, {.stride = 0}, 1, {INT_FIELD("K", kernel)}, 1, {INT_FIELD("s", stride)}},
     {"dropout", &del_layer_dropout, {0}, 1, {FLOAT_FIELD("P", p)}, 0, {{0}}},
+    {"avgpool", &del_layer_avgpool, {.stride = 0}, 1, {INT_FIELD("K", kernel)}, 1, {INT_FIELD("s", stride)}},
+    {"gap", &del_layer_global_avgpool, {0}, 0, {{0}}, 0, {{0}}},
+    {"residual", &del_layer_residual, {.stride = 1, .survival = 1.0f}, 1, {INT_FIELD("OUT", out)},
+     2, {INT_FIELD("s", stride), FLOAT_FIELD("survival", survival)}},
 };
 
 #define N_SPEC_LAYERS ((int)(sizeof spec_layers / sizeof spec_layers[0]))
@@ -172,7 +176,7 @@ static del_status parse_layer(del_model *m, const spec_layer *sl, char **tok, in
     }
     if (npos < sl->n_pos)
         return item_error(DEL_EFORMAT, it, "expected a number for %s", sl->pos[npos].name);
-    if (sl->ops == &del_layer_maxpool && !(seen & 1u))
+    if ((sl->ops == &del_layer_maxpool || sl->ops == &del_layer_avgpool) && !(seen & 1u))
         cfg.stride = cfg.kernel;
     del_status st = del_model_add_layer(m, sl->ops, &cfg, SPEC_FUNC);
     return st == DEL_OK ? st : rephrase(st, it);
@@ -302,8 +306,9 @@ cleanup:
 
 /* ---- presets ---- */
 
-static del_status preset_fmnist_cnn(del_model *m, int num_classes)
+static del_status preset_fmnist_cnn(del_model *m, int num_classes, int k)
 {
+    (void)k;
     static const int widths[4] = {32, 32, 64, 64};
     del_status st = DEL_OK;
     for (int i = 0; i < 4 && st == DEL_OK; i++) {
@@ -328,8 +333,9 @@ static del_status preset_fmnist_cnn(del_model *m, int num_classes)
     return st;
 }
 
-static del_status preset_mlp(del_model *m, int num_classes)
+static del_status preset_mlp(del_model *m, int num_classes, int k)
 {
+    (void)k;
     del_status st = del_model_add_flatten(m);
     if (st == DEL_OK)
         st = del_model_add_linear(m, 256, 1);
@@ -340,17 +346,77 @@ static del_status preset_mlp(del_model *m, int num_classes)
     return st;
 }
 
+/* The CIFAR ResNet layout (He et al. 2016, section 4.2): conv3x3 16 (no
+ * bias) BN ReLU, three stages of `blocks` residual blocks of widths w, 2w,
+ * 4w with stride 2 at the first block of stages 2 and 3, global average
+ * pooling, linear. Blocks that change the shape use a projection shortcut
+ * (residual.c). */
+static del_status cifar_resnet(del_model *m, int blocks, int width, int num_classes)
+{
+    del_status st = del_model_add_conv2d(m, 16, 3, 1, 1, 0);
+    if (st == DEL_OK)
+        st = del_model_add_batchnorm(m, 1e-5f, 0.1f);
+    if (st == DEL_OK)
+        st = del_model_add_relu(m);
+    for (int stage = 0; stage < 3 && st == DEL_OK; stage++)
+        for (int b = 0; b < blocks && st == DEL_OK; b++)
+            st = del_model_add_residual(m, width << stage, stage > 0 && b == 0 ? 2 : 1, 1.0f);
+    if (st == DEL_OK)
+        st = del_model_add_global_avgpool(m);
+    if (st == DEL_OK)
+        st = del_model_add_linear(m, num_classes, 1);
+    return st;
+}
+
+/* ResNet-20: depth 6n + 2 with n = 3 blocks per stage, widths 16/32/64. */
+static del_status preset_resnet20(del_model *m, int num_classes, int k)
+{
+    (void)k;
+    return cifar_resnet(m, 3, 16, num_classes);
+}
+
+/* WRN-16-k (Zagoruyko & Komodakis 2016): depth 16 = 6n + 4, n = 2 blocks
+ * per stage, widths 16k/32k/64k. Built from the post-activation block of
+ * the ResNets above, not the paper's pre-activation one, and without its
+ * dropout. */
+static del_status preset_wrn16(del_model *m, int num_classes, int k)
+{
+    return cifar_resnet(m, 2, 16 * k, num_classes);
+}
+
 typedef struct preset {
+    /* a family when kmax > 0: the name ends in "K", an integer in kmin..kmax */
     const char *name;
-    del_status (*build)(del_model *m, int num_classes);
+    del_status (*build)(del_model *m, int num_classes, int k);
+    int kmin, kmax;
 } preset;
 
 static const preset presets[] = {
-    {"fmnist-cnn", preset_fmnist_cnn},
-    {"mlp", preset_mlp},
+    {"fmnist-cnn", preset_fmnist_cnn, 0, 0},
+    {"mlp", preset_mlp, 0, 0},
+    {"resnet20", preset_resnet20, 0, 0},
+    {"wrn-16-K", preset_wrn16, 1, 10},
 };
 
 #define N_PRESETS ((int)(sizeof presets / sizeof presets[0]))
+
+/* 1 if name is preset p (*k receives a family's K), -1 if it is of p's
+ * family with a bad K, 0 otherwise. */
+static int preset_match(const preset *p, const char *name, int *k)
+{
+    *k = 0;
+    if (p->kmax == 0)
+        return strcmp(p->name, name) == 0;
+    size_t plen = strlen(p->name) - 1;
+    if (strncmp(p->name, name, plen) != 0)
+        return 0;
+    const char *digits = name + plen;
+    size_t nd = strspn(digits, "0123456789");
+    if (nd == 0 || nd > 3 || digits[nd] != '\0' || digits[0] == '0')
+        return -1;
+    *k = atoi(digits);
+    return *k >= p->kmin && *k <= p->kmax ? 1 : -1;
+}
 
 DEL_API del_status del_model_preset(del_model **out, const char *name, int channels, int height,
                                     int width, int num_classes)
@@ -360,16 +426,24 @@ DEL_API del_status del_model_preset(del_model **out, const char *name, int chann
     *out = NULL;
     if (!name)
         return del_error_null("del_model_preset", "name");
-    int k = 0;
-    while (k < N_PRESETS && strcmp(presets[k].name, name) != 0)
+    int k = 0, arg = 0, match = 0;
+    while (k < N_PRESETS && (match = preset_match(&presets[k], name, &arg)) == 0)
         k++;
+    if (match < 0)
+        return del_error(DEL_EINVAL, "del_model_preset: 'name' %s needs K in %d..%d, got '%s'", presets[k].name,
+                         presets[k].kmin, presets[k].kmax, name);
     if (k == N_PRESETS) {
-        char names[128];
+        char names[160];
         size_t len = 0;
         names[0] = '\0';
-        for (int i = 0; i < N_PRESETS && len < sizeof names; i++)
-            len += (size_t)snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "",
-                                    presets[i].name);
+        for (int i = 0; i < N_PRESETS && len < sizeof names; i++) {
+            const preset *p = &presets[i];
+            if (p->kmax > 0)
+                len += (size_t)snprintf(names + len, sizeof names - len, "%s%s (K = %d..%d)", i ? ", " : "",
+                                        p->name, p->kmin, p->kmax);
+            else
+                len += (size_t)snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "", p->name);
+        }
         return del_error(DEL_EINVAL, "del_model_preset: 'name' must be one of %s, got '%s'", names, name);
     }
     if (num_classes < 2)
@@ -382,7 +456,7 @@ DEL_API del_status del_model_preset(del_model **out, const char *name, int chann
         const char *colon = strstr(msg, ": ");
         return del_error(st, "del_model_preset: %s", colon ? colon + 2 : msg);
     }
-    st = presets[k].build(m, num_classes);
+    st = presets[k].build(m, num_classes, arg);
     if (st != DEL_OK) {
         snprintf(msg, sizeof msg, "%s", del_last_error());
         del_model_free(m);

@@ -41,5 +41,15 @@ void del_cpu_relu_forward(int64_t count, const float *x, float *y);
 void del_cpu_relu_backward(int64_t count, const float *y, const float *dy, float *dx);
 void del_cpu_add_bias_rows(int rows, int cols, const float *bias, float *y);
 void del_cpu_sum_rows(int rows, int cols, const float *x, float *out);
+void del_cpu_residual_join_forward(int rows, int64_t cols, const float *a, const float *scale, const float *b,
+                                   float *y);
+void del_cpu_residual_join_backward(int rows, int64_t cols, const float *y, const float *dy, const float *scale,
+                                    float *db, float *da);
+void del_cpu_add(int64_t count, const float *x, float *y);
+
+void del_cpu_avgpool2d_forward(const del_pool_shape *s, const float *x, float *y);
+void del_cpu_avgpool2d_backward(const del_pool_shape *s, const float *dy, float *dx);
+void del_cpu_global_avgpool_forward(int64_t planes, int hw, const float *x, float *y);
+void del_cpu_global_avgpool_backward(int64_t planes, int hw, const float *dy, float *dx);
 
 #endif

@@ -6,7 +6,7 @@
 
 /* Pins the table's size: a new entry in del_backend must be added here too
  * (and in every other backend). */
-_Static_assert(sizeof(del_backend) == 16 * sizeof(void *), "del_backend changed: update del_cpu_backend");
+_Static_assert(sizeof(del_backend) == 23 * sizeof(void *), "del_backend changed: update del_cpu_backend");
 
 /* OpenBLAS always runs single-threaded: the library's pool parallelises
  * around it over a decomposition fixed by the shapes, which keeps results
@@ -94,4 +94,11 @@ const del_backend del_cpu_backend = {
     .relu_backward = del_cpu_relu_backward,                           /* mask from the output */
     .add_bias_rows = del_cpu_add_bias_rows,                           /* linear layer bias */
     .sum_rows = del_cpu_sum_rows,                                     /* linear layer bias gradient */
+    .avgpool2d_forward = del_cpu_avgpool2d_forward,                   /* cpu_pool.c */
+    .avgpool2d_backward = del_cpu_avgpool2d_backward,                 /* spread over each window */
+    .global_avgpool_forward = del_cpu_global_avgpool_forward,         /* plane means */
+    .global_avgpool_backward = del_cpu_global_avgpool_backward,       /* broadcast dy / hw */
+    .residual_join_forward = del_cpu_residual_join_forward,           /* cpu_eltwise.c */
+    .residual_join_backward = del_cpu_residual_join_backward,         /* relu mask, branch scale */
+    .add = del_cpu_add,                                               /* shortcut input gradient */
 };

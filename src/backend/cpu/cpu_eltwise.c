@@ -1,4 +1,4 @@
-/* Elementwise kernels: relu and the linear layer's bias helpers.
+/* Elementwise kernels: relu, the linear layer's bias helpers, the residual join.
  * Every output element is computed by exactly one task from the same
  * inputs, so any split over threads gives the same bits. */
 /* The build's -O2 leaves loops with a run-time trip count scalar (gcc's
@@ -80,4 +80,94 @@ void del_cpu_sum_rows(int rows, int cols, const float *x, float *out)
             acc += x[(size_t)r * cols + j];
         out[j] += acc;
     }
+}
+
+/* ---- the residual join: tasks are (row, block of ELT_BLOCK columns) ---- */
+
+typedef struct join_job {
+    int64_t cols, blocks_per_row;
+    const float *a, *b, *y, *dy, *scale;
+    float *out, *out2;
+} join_job;
+
+static void join_range(const join_job *j, int64_t task, int64_t *row, int64_t *lo, int64_t *hi)
+{
+    *row = task / j->blocks_per_row;
+    int64_t blk = task % j->blocks_per_row;
+    *lo = *row * j->cols + blk * ELT_BLOCK;
+    int64_t end = *row * j->cols + j->cols;
+    *hi = *lo + ELT_BLOCK < end ? *lo + ELT_BLOCK : end;
+}
+
+static void join_fwd_tasks(void *ctx, int64_t begin, int64_t end)
+{
+    const join_job *j = ctx;
+    for (int64_t t = begin; t < end; t++) {
+        int64_t r, lo, hi;
+        join_range(j, t, &r, &lo, &hi);
+        float m = j->scale ? j->scale[r] : 1.0f;
+        const float *a = j->a, *b = j->b;
+        float *y = j->out;
+        for (int64_t i = lo; i < hi; i++) {
+            float v = m * a[i] + b[i];
+            y[i] = v > 0.0f ? v : 0.0f;
+        }
+    }
+}
+
+static void join_bwd_tasks(void *ctx, int64_t begin, int64_t end)
+{
+    const join_job *j = ctx;
+    for (int64_t t = begin; t < end; t++) {
+        int64_t r, lo, hi;
+        join_range(j, t, &r, &lo, &hi);
+        const float *y = j->y, *dy = j->dy;
+        float *db = j->out, *da = j->out2;
+        for (int64_t i = lo; i < hi; i++) {
+            float g = dy[i];
+            db[i] = y[i] > 0.0f ? g : 0.0f;
+        }
+        if (da) {
+            float m = j->scale ? j->scale[r] : 1.0f;
+            for (int64_t i = lo; i < hi; i++)
+                da[i] = m * db[i];
+        }
+    }
+}
+
+static int64_t join_tasks(int rows, int64_t cols, join_job *j)
+{
+    j->cols = cols;
+    j->blocks_per_row = cols > 0 ? (cols + ELT_BLOCK - 1) / ELT_BLOCK : 1;
+    return cols > 0 ? (int64_t)rows * j->blocks_per_row : 0;
+}
+
+void del_cpu_residual_join_forward(int rows, int64_t cols, const float *a, const float *scale, const float *b,
+                                   float *y)
+{
+    join_job j = {.a = a, .b = b, .scale = scale, .out = y};
+    del_parallel_for(join_tasks(rows, cols, &j), join_fwd_tasks, &j);
+}
+
+void del_cpu_residual_join_backward(int rows, int64_t cols, const float *y, const float *dy, const float *scale,
+                                    float *db, float *da)
+{
+    join_job j = {.y = y, .dy = dy, .scale = scale, .out = db, .out2 = da};
+    del_parallel_for(join_tasks(rows, cols, &j), join_bwd_tasks, &j);
+}
+
+static void add_blocks(void *ctx, int64_t begin, int64_t end)
+{
+    const relu_job *j = ctx;
+    int64_t lo = begin * ELT_BLOCK, hi = end * ELT_BLOCK < j->count ? end * ELT_BLOCK : j->count;
+    const float *restrict x = j->x;
+    float *restrict y = j->out;
+    for (int64_t i = lo; i < hi; i++)
+        y[i] += x[i];
+}
+
+void del_cpu_add(int64_t count, const float *x, float *y)
+{
+    relu_job j = {.x = x, .out = y, .count = count};
+    del_parallel_for((count + ELT_BLOCK - 1) / ELT_BLOCK, add_blocks, &j);
 }

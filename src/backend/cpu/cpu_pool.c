@@ -1,4 +1,4 @@
-/* Max pooling over square windows, parallel over (image, channel) planes. */
+/* Max and average pooling, parallel over (image, channel) planes. */
 #include <string.h>
 
 /* The build's -O2 leaves loops with a run-time trip count scalar (gcc's
@@ -142,4 +142,102 @@ void del_cpu_maxpool2d_backward(const del_pool_shape *s, const float *dy, const 
 {
     pool_job j = {.s = s, .dy = dy, .argmax_in = argmax, .dx = dx};
     del_parallel_for((int64_t)s->n * s->c, pool_bwd_planes, &j);
+}
+
+/* ---- average pooling ---- */
+
+typedef struct avg_job {
+    const del_pool_shape *s;
+    const float *src;
+    float *dst;
+    int64_t hw; /* global pooling: values per plane */
+} avg_job;
+
+static void avg_fwd_planes(void *ctx, int64_t begin, int64_t end)
+{
+    const avg_job *j = ctx;
+    const del_pool_shape *s = j->s;
+    size_t in_sz = (size_t)s->h_in * s->w_in, out_sz = (size_t)s->h_out * s->w_out;
+    float div = (float)(s->kernel * s->kernel);
+    for (int64_t p = begin; p < end; p++) {
+        const float *xp = j->src + p * in_sz;
+        float *yp = j->dst + p * out_sz;
+        for (int oh = 0; oh < s->h_out; oh++)
+            for (int ow = 0; ow < s->w_out; ow++) {
+                const float *win = xp + (size_t)oh * s->stride * s->w_in + (size_t)ow * s->stride;
+                float acc = 0.0f;
+                for (int kh = 0; kh < s->kernel; kh++)
+                    for (int kw = 0; kw < s->kernel; kw++)
+                        acc += win[(size_t)kh * s->w_in + kw];
+                yp[(size_t)oh * s->w_out + ow] = acc / div;
+            }
+    }
+}
+
+void del_cpu_avgpool2d_forward(const del_pool_shape *s, const float *x, float *y)
+{
+    avg_job j = {.s = s, .src = x, .dst = y};
+    del_parallel_for((int64_t)s->n * s->c, avg_fwd_planes, &j);
+}
+
+static void avg_bwd_planes(void *ctx, int64_t begin, int64_t end)
+{
+    const avg_job *j = ctx;
+    const del_pool_shape *s = j->s;
+    size_t in_sz = (size_t)s->h_in * s->w_in, out_sz = (size_t)s->h_out * s->w_out;
+    float div = (float)(s->kernel * s->kernel);
+    for (int64_t p = begin; p < end; p++) {
+        const float *dyp = j->src + p * out_sz;
+        float *dxp = j->dst + p * in_sz;
+        memset(dxp, 0, in_sz * sizeof(float));
+        /* output order, so overlapping windows add up in a fixed order */
+        for (int oh = 0; oh < s->h_out; oh++)
+            for (int ow = 0; ow < s->w_out; ow++) {
+                float g = dyp[(size_t)oh * s->w_out + ow] / div;
+                float *win = dxp + (size_t)oh * s->stride * s->w_in + (size_t)ow * s->stride;
+                for (int kh = 0; kh < s->kernel; kh++)
+                    for (int kw = 0; kw < s->kernel; kw++)
+                        win[(size_t)kh * s->w_in + kw] += g;
+            }
+    }
+}
+
+void del_cpu_avgpool2d_backward(const del_pool_shape *s, const float *dy, float *dx)
+{
+    avg_job j = {.s = s, .src = dy, .dst = dx};
+    del_parallel_for((int64_t)s->n * s->c, avg_bwd_planes, &j);
+}
+
+static void gap_fwd_planes(void *ctx, int64_t begin, int64_t end)
+{
+    const avg_job *j = ctx;
+    for (int64_t p = begin; p < end; p++) {
+        const float *xp = j->src + p * j->hw;
+        float acc = 0.0f;
+        for (int64_t i = 0; i < j->hw; i++)
+            acc += xp[i];
+        j->dst[p] = acc / (float)j->hw;
+    }
+}
+
+void del_cpu_global_avgpool_forward(int64_t planes, int hw, const float *x, float *y)
+{
+    avg_job j = {.src = x, .dst = y, .hw = hw};
+    del_parallel_for(planes, gap_fwd_planes, &j);
+}
+
+static void gap_bwd_planes(void *ctx, int64_t begin, int64_t end)
+{
+    const avg_job *j = ctx;
+    for (int64_t p = begin; p < end; p++) {
+        float g = j->src[p] / (float)j->hw, *dxp = j->dst + p * j->hw;
+        for (int64_t i = 0; i < j->hw; i++)
+            dxp[i] = g;
+    }
+}
+
+void del_cpu_global_avgpool_backward(int64_t planes, int hw, const float *dy, float *dx)
+{
+    avg_job j = {.src = dy, .dst = dx, .hw = hw};
+    del_parallel_for(planes, gap_bwd_planes, &j);
 }

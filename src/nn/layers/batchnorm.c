@@ -5,7 +5,11 @@
  * Parameters: gamma[C], beta[C]; state: running_mean[C], running_var[C];
  * aux: the batch mean and 1/sqrt(var + eps) of the last training forward.
  * With fused_relu (layer.h) y = max(y, 0) in the same pass, and backward
- * masks dy by y > 0 before the batchnorm gradient. */
+ * masks dy by y > 0 before the batchnorm gradient.
+ * A frozen batchnorm (model.c) runs its training-mode forward as the
+ * evaluation-mode layer (ctx->training 0) and its backward is then that
+ * layer's: dx = dy gamma / sqrt(running_var + eps), no parameter
+ * gradients. */
 #include <math.h>
 
 #include "backend/backend.h"
@@ -100,6 +104,30 @@ del_status del_batchnorm_eval_affine(del_layer *l, const del_layer_ctx *ctx, con
     return DEL_OK;
 }
 
+/* The backward of the evaluation-mode forward, an affine map per channel:
+ * dx = dy * scale with the forward's scale = gamma / sqrt(var + eps). Only
+ * frozen layers get here, whose parameter gradients nobody wants, and a
+ * linear probe never does (model.c stops below the head), so plain loops
+ * suffice. */
+static void batchnorm_backward_eval(del_layer *l, const del_layer_ctx *ctx, const del_tensor *x,
+                                    const del_tensor *dy)
+{
+    int n = (int)x->shape[0], c = bn_channels(l), hw = bn_plane(l);
+    const float *gamma = ctx->params, *rvar = ctx->state + c;
+    const float *y = l->out->data, *g = dy->data;
+    float *dx = l->dx->data;
+    for (int ch = 0; ch < c; ch++) {
+        float scale = gamma[ch] / sqrtf(rvar[ch] + l->cfg.eps);
+        for (int i = 0; i < n; i++) {
+            int64_t base = ((int64_t)i * c + ch) * hw;
+            for (int k = 0; k < hw; k++) {
+                int64_t j = base + k;
+                dx[j] = l->fused_relu && !(y[j] > 0.0f) ? 0.0f : g[j] * scale;
+            }
+        }
+    }
+}
+
 static del_status batchnorm_backward(del_layer *l, const del_layer_ctx *ctx, const del_tensor *x,
                                      const del_tensor *dy)
 {
@@ -107,6 +135,10 @@ static del_status batchnorm_backward(del_layer *l, const del_layer_ctx *ctx, con
     del_status st = del_layer_ensure_dx(l, n);
     if (st != DEL_OK)
         return st;
+    if (!ctx->training) {
+        batchnorm_backward_eval(l, ctx, x, dy);
+        return DEL_OK;
+    }
     const float *save = l->aux->data;
     del_backend_get()->batchnorm_backward(n, c, hw, x->data, dy->data, ctx->params, ctx->params + c,
                                           l->fused_relu, save, save + c, l->dx->data, ctx->grads,

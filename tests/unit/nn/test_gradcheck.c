@@ -125,6 +125,9 @@ static void gc_check_values(gc *g, float *v, int64_t n, const float *ana, const 
     }
 }
 
+/* If set, moves the random parameters away from a layer's kinks. */
+static void (*gc_adjust_params)(del_model *m);
+
 /* Runs the check for every parameter (sampled) and the input. */
 static void gradcheck_eps(del_model *m, del_tensor *x, int reset_masks, double eps)
 {
@@ -133,6 +136,10 @@ static void gradcheck_eps(del_model *m, del_tensor *x, int reset_masks, double e
     int64_t np = del_model_num_params(m);
     for (int64_t i = 0; i < np; i++)
         del_model_params(m)[i] = (float)(test_uniform() * 2.0 - 1.0);
+    if (gc_adjust_params) {
+        gc_adjust_params(m);
+        gc_adjust_params = NULL; /* one call: a failed check leaves it set */
+    }
 
     ck_assert_del_ok(del_model_set_training(m, 1));
     gc_loss(&g);
@@ -311,6 +318,124 @@ START_TEST(test_gradcheck_dropout_with_fixed_mask)
 }
 END_TEST
 
+START_TEST(test_gradcheck_avgpool)
+{
+    del_model *m = NULL;
+    ck_assert_del_ok(del_model_new(&m, 2, 5, 6));
+    ck_assert_del_ok(del_model_add_avgpool(m, 2, 2));
+    del_tensor *x = make_input(2, 2, 5, 6, 0.0);
+    gradcheck(m, x, 0);
+    del_tensor_free(x);
+    del_model_free(m);
+
+    /* overlapping windows: kernel 3, stride 1 */
+    ck_assert_del_ok(del_model_new(&m, 1, 5, 4));
+    ck_assert_del_ok(del_model_add_avgpool(m, 3, 1));
+    x = make_input(2, 1, 5, 4, 0.0);
+    gradcheck(m, x, 0);
+    del_tensor_free(x);
+    del_model_free(m);
+}
+END_TEST
+
+START_TEST(test_gradcheck_global_avgpool)
+{
+    del_model *m = NULL;
+    ck_assert_del_ok(del_model_new(&m, 3, 4, 5));
+    ck_assert_del_ok(del_model_add_global_avgpool(m));
+    del_tensor *x = make_input(2, 3, 4, 5, 0.0);
+    gradcheck(m, x, 0);
+    del_tensor_free(x);
+    del_model_free(m);
+}
+END_TEST
+
+/* The residual block's relus (after bn1 and after the join) see batch-
+ * normalised values that cannot be steered away from 0 by the input, so
+ * the batchnorms are: gamma shrunk to [-0.5, 0.5] (bn1) or [-0.3, 0.3]
+ * (bn2, projection) and beta +6 on even channels, -6 on odd ones (|x_hat|
+ * <= sqrt(count - 1) < 10 here). Every relu input then lies well away
+ * from 0, on both sides (a dropped image's is the shortcut alone), so no
+ * perturbation crosses a kink while both branches of each relu are used. */
+static int gc_res_cin, gc_res_c;
+
+static void residual_away_from_kinks(del_model *m)
+{
+    int64_t c = gc_res_c, cin = gc_res_cin;
+    float *p = del_model_params(m);
+    int64_t bn[3] = {9 * c * cin, 9 * c * cin + 2 * c + 9 * c * c, 0};
+    float shrink[3] = {0.5f, 0.3f, 0.3f};
+    int n_bn = 2;
+    if (del_model_num_params(m) > bn[1] + 2 * c) { /* a projection follows bn2 */
+        bn[2] = bn[1] + 2 * c + c * cin;
+        n_bn = 3;
+    }
+    for (int k = 0; k < n_bn; k++)
+        for (int64_t ch = 0; ch < c; ch++) {
+            p[bn[k] + ch] *= shrink[k];
+            p[bn[k] + c + ch] = ch % 2 == 0 ? 6.0f : -6.0f;
+        }
+}
+
+static void run_residual(int c_in, int h, int w, int c_out, int stride, float survival, int n)
+{
+    del_model *m = NULL;
+    ck_assert_del_ok(del_model_new(&m, c_in, h, w));
+    ck_assert_del_ok(del_model_add_residual(m, c_out, stride, survival));
+    int64_t c = c_out, proj = stride != 1 || c_in != c_out;
+    ck_assert_int_eq(del_model_num_params(m), 9 * c * c_in + 9 * c * c + 4 * c + proj * (c * c_in + 2 * c));
+    /* |x| >= 0.05: a dropped image's output is relu(x) */
+    del_tensor *x = make_input(n, c_in, h, w, 0.05);
+    gc_res_cin = c_in;
+    gc_res_c = c_out;
+    gc_adjust_params = residual_away_from_kinks;
+    gradcheck(m, x, survival < 1.0f);
+    del_tensor_free(x);
+    del_model_free(m);
+}
+
+START_TEST(test_gradcheck_residual_identity_shortcut)
+{
+    run_residual(3, 5, 5, 3, 1, 1.0f, 4);
+}
+END_TEST
+
+START_TEST(test_gradcheck_residual_projection_shortcut)
+{
+    run_residual(2, 6, 5, 3, 2, 1.0f, 4); /* stride 2 and more channels */
+    run_residual(3, 4, 4, 2, 1, 1.0f, 3); /* fewer channels at stride 1 */
+}
+END_TEST
+
+/* With a fixed mask (the stream restarted at seed 42 before each forward):
+ * the first six draws of that stream keep two images of six at survival
+ * 0.3, so both kinds are checked. */
+START_TEST(test_gradcheck_residual_stochastic_depth_fixed_mask)
+{
+    run_residual(2, 4, 4, 2, 1, 0.3f, 6);
+    run_residual(2, 6, 6, 4, 2, 0.3f, 6); /* with a projection */
+
+    /* the mask really drops some images (output relu(x)) and keeps others */
+    del_model *m = NULL;
+    ck_assert_del_ok(del_model_new(&m, 2, 4, 4));
+    ck_assert_del_ok(del_model_add_residual(m, 2, 1, 0.3f));
+    del_tensor *x = make_input(6, 2, 4, 4, 0.05);
+    ck_assert_del_ok(del_model_init(m, 42));
+    ck_assert_del_ok(del_model_forward(m, x));
+    const float *y = del_tensor_data(del_model_output(m)), *xd = del_tensor_data(x);
+    int dropped = 0;
+    for (int i = 0; i < 6; i++) {
+        int same = 1;
+        for (int j = 0; j < 32; j++)
+            same &= y[i * 32 + j] == (xd[i * 32 + j] > 0.0f ? xd[i * 32 + j] : 0.0f);
+        dropped += same;
+    }
+    ck_assert_int_eq(dropped, 4);
+    del_tensor_free(x);
+    del_model_free(m);
+}
+END_TEST
+
 /* Every layer in one stack: the chain rule across layers. */
 START_TEST(test_gradcheck_small_network)
 {
@@ -375,6 +500,11 @@ static Suite *gradcheck_suite(void)
     tcase_add_test(tc, test_gradcheck_maxpool);
     tcase_add_test(tc, test_gradcheck_flatten);
     tcase_add_test(tc, test_gradcheck_dropout_with_fixed_mask);
+    tcase_add_test(tc, test_gradcheck_avgpool);
+    tcase_add_test(tc, test_gradcheck_global_avgpool);
+    tcase_add_test(tc, test_gradcheck_residual_identity_shortcut);
+    tcase_add_test(tc, test_gradcheck_residual_projection_shortcut);
+    tcase_add_test(tc, test_gradcheck_residual_stochastic_depth_fixed_mask);
     tcase_add_test(tc, test_gradcheck_small_network);
     tcase_add_test(tc, test_gradcheck_cross_entropy);
     suite_add_tcase(s, tc);
