@@ -1,10 +1,13 @@
-/* throughput — libdel fmnist-cnn training and inference speed, in img/s.
+/* throughput — libdel training and inference speed, in img/s.
  *
- *   throughput [-t THREADS] [--mode train|infer|both] [--warmup W]
+ *   throughput [-t THREADS] [--model fmnist-cnn|resnet20]
+ *              [--mode train|infer|both|steps] [--steps N] [--warmup W]
  *              [--blocks B] [--block-steps S] [--train-batch N] [--infer-batch N]
  *              [--max-seconds S]
  *
- * Training: one step = zero_grad, forward (training mode), softmax
+ * Models: fmnist-cnn on 1x28x28 (default) or resnet20 on 3x32x32, 10
+ * classes; the benchmark names end in the model (train_fmnist_cnn,
+ * infer_resnet20, ...). Training: one step = zero_grad, forward (training mode), softmax
  * cross-entropy, backward, SGD step (lr 0.05, momentum 0.9, Nesterov, weight
  * decay 5e-4), batch 128. Inference: evaluation-mode forward, batch 512.
  * Input is seeded random N(0,1) with random labels, so the numbers do not
@@ -14,7 +17,10 @@
  * least 3 blocks, once a measurement has taken S seconds (default 10).
  *
  * stdout: one JSON line per measurement; details on stderr; exit 1 on any
- * libdel error. Public API only, as any user program. */
+ * libdel error. Public API only, as any user program.
+ *
+ * --mode steps runs N training steps (--steps, default 20) untimed and
+ * prints nothing on stdout: a process for bench/peak_rss.py to measure. */
 #include <del.h>
 #include <math.h>
 #include <stdio.h>
@@ -24,7 +30,21 @@
 
 #define MAX_BLOCKS 256
 
+/* A preset and the input it is benchmarked on; suffix names the JSON benches. */
+typedef struct model_choice {
+    const char *preset, *suffix;
+    int channels, height, width;
+} model_choice;
+
+static const model_choice MODELS[] = {
+    {"fmnist-cnn", "fmnist_cnn", 1, 28, 28},
+    {"resnet20", "resnet20", 3, 32, 32},
+};
+#define N_MODELS ((int)(sizeof MODELS / sizeof MODELS[0]))
+
 typedef struct options {
+    const model_choice *model;
+    int steps, do_steps;
     int threads, warmup, blocks, block_steps, train_batch, infer_batch, max_seconds;
     int do_train, do_infer;
     uint64_t seed;
@@ -98,15 +118,16 @@ static void state_free(bench_state *s)
     memset(s, 0, sizeof *s);
 }
 
-/* A fresh fmnist-cnn with a seeded batch; with_training adds labels, a
+/* A fresh model with a seeded batch; with_training adds labels, a
  * gradient buffer and the optimizer. Returns 0 on success. */
-static int state_new(bench_state *s, int batch, int with_training, uint64_t seed)
+static int state_new(bench_state *s, const model_choice *mc, int batch, int with_training, uint64_t seed)
 {
-    int64_t xshape[4] = {batch, 1, 28, 28}, yshape[1] = {batch}, gshape[2] = {batch, 10};
+    int64_t xshape[4] = {batch, mc->channels, mc->height, mc->width}, yshape[1] = {batch},
+            gshape[2] = {batch, 10};
     uint64_t rng = seed;
 
     memset(s, 0, sizeof *s);
-    TRY(del_model_preset(&s->model, "fmnist-cnn", 1, 28, 28, 10));
+    TRY(del_model_preset(&s->model, mc->preset, mc->channels, mc->height, mc->width, 10));
     TRY(del_model_init(s->model, seed));
     TRY(del_tensor_new(&s->x, DEL_DTYPE_F32, 4, xshape));
     fill_normal(del_tensor_data(s->x), del_tensor_numel(s->x), &rng);
@@ -151,14 +172,16 @@ cleanup:
     return 1;
 }
 
-static int measure(const char *name, int training, int batch, const options *o)
+static int measure(const char *kind, int training, int batch, const options *o)
 {
     bench_state s;
     double rates[MAX_BLOCKS], sorted[MAX_BLOCKS];
     int (*step)(bench_state *) = training ? train_step : infer_step;
+    char name[64];
     int rc = 1;
 
-    if (state_new(&s, batch, training, o->seed)) return 1;
+    snprintf(name, sizeof name, "%s_%s", kind, o->model->suffix);
+    if (state_new(&s, o->model, batch, training, o->seed)) return 1;
     for (int i = 0; i < o->warmup; i++)
         if (step(&s)) goto done;
     int n = 0;
@@ -175,9 +198,27 @@ static int measure(const char *name, int training, int batch, const options *o)
     fprintf(stderr, "libdel %s threads=%d batch=%d: median %.1f img/s, blocks", name, o->threads, batch, med);
     for (int b = 0; b < n; b++) fprintf(stderr, " %.1f", rates[b]);
     fprintf(stderr, "\n");
-    printf("{\"bench\": \"%s\", \"threads\": %d, \"unit\": \"img/s\", \"libdel\": %.1f, \"batch\": %d}\n",
-           name, o->threads, med, batch);
+    printf("{\"bench\": \"%s\", \"threads\": %d, \"unit\": \"img/s\", \"libdel\": %.1f, \"batch\": %d, "
+           "\"params\": %lld}\n",
+           name, o->threads, med, batch, (long long)del_model_num_params(s.model));
     fflush(stdout);
+    rc = 0;
+done:
+    state_free(&s);
+    return rc;
+}
+
+/* Training steps only, no timing: the process bench/peak_rss.py measures. */
+static int run_steps(const options *o)
+{
+    bench_state s;
+    int rc = 1;
+
+    if (state_new(&s, o->model, o->train_batch, 1, o->seed)) return 1;
+    for (int i = 0; i < o->steps; i++)
+        if (train_step(&s)) goto done;
+    fprintf(stderr, "libdel %s: %d training steps at batch %d, %lld parameters\n", o->model->preset,
+            o->steps, o->train_batch, (long long)del_model_num_params(s.model));
     rc = 0;
 done:
     state_free(&s);
@@ -198,7 +239,7 @@ static int parse_int(const char *flag, const char *text, int lo, int hi, int *ou
 
 static int parse_args(int argc, char **argv, options *o)
 {
-    *o = (options){.threads = 1, .warmup = 3, .blocks = 5, .block_steps = 4,
+    *o = (options){.model = &MODELS[0], .steps = 20, .threads = 1, .warmup = 3, .blocks = 5, .block_steps = 4,
                    .train_batch = 128, .infer_batch = 512, .max_seconds = 10,
                    .do_train = 1, .do_infer = 1, .seed = 42};
     for (int i = 1; i < argc; i++) {
@@ -212,16 +253,27 @@ static int parse_args(int argc, char **argv, options *o)
         else if (!strcmp(a, "--train-batch")) bad = parse_int(a, v, 1, 65536, &o->train_batch);
         else if (!strcmp(a, "--infer-batch")) bad = parse_int(a, v, 1, 65536, &o->infer_batch);
         else if (!strcmp(a, "--max-seconds")) bad = parse_int(a, v, 1, 3600, &o->max_seconds);
+        else if (!strcmp(a, "--steps")) bad = parse_int(a, v, 1, 1000000, &o->steps);
         else if (!strcmp(a, "--mode")) {
+            o->do_steps = !strcmp(v, "steps");
             o->do_train = !strcmp(v, "train") || !strcmp(v, "both");
             o->do_infer = !strcmp(v, "infer") || !strcmp(v, "both");
-            if (!o->do_train && !o->do_infer) {
-                fprintf(stderr, "throughput: --mode must be train, infer or both, got '%s'\n", v);
+            if (!o->do_train && !o->do_infer && !o->do_steps) {
+                fprintf(stderr, "throughput: --mode must be train, infer, both or steps, got '%s'\n", v);
+                bad = 1;
+            }
+        } else if (!strcmp(a, "--model")) {
+            o->model = NULL;
+            for (int m = 0; m < N_MODELS; m++)
+                if (!strcmp(v, MODELS[m].preset)) o->model = &MODELS[m];
+            if (!o->model) {
+                fprintf(stderr, "throughput: --model must be fmnist-cnn or resnet20, got '%s'\n", v);
                 bad = 1;
             }
         } else bad = 1;
         if (bad) {
-            fprintf(stderr, "usage: throughput [-t THREADS] [--mode train|infer|both] [--warmup W] "
+            fprintf(stderr, "usage: throughput [-t THREADS] [--model fmnist-cnn|resnet20] "
+                            "[--mode train|infer|both|steps] [--steps N] [--warmup W] "
                             "[--blocks B] [--block-steps S] [--train-batch N] [--infer-batch N] "
                             "[--max-seconds S]\n");
             return 1;
@@ -240,7 +292,8 @@ int main(int argc, char **argv)
         return 1;
     }
     fprintf(stderr, "libdel %s, %d thread(s)\n", del_version_string(), del_get_num_threads());
-    if (o.do_train && measure("train_fmnist_cnn", 1, o.train_batch, &o)) return 1;
-    if (o.do_infer && measure("infer_fmnist_cnn", 0, o.infer_batch, &o)) return 1;
+    if (o.do_steps) return run_steps(&o);
+    if (o.do_train && measure("train", 1, o.train_batch, &o)) return 1;
+    if (o.do_infer && measure("infer", 0, o.infer_batch, &o)) return 1;
     return 0;
 }

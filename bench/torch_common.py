@@ -1,5 +1,5 @@
 """Shared pieces of the PyTorch reference benchmarks: the fmnist-cnn network
-(SPEC section 5), the FMNIST-1k data, thread setup and JSON output."""
+(SPEC section 5) and ResNet-20 as libdel builds them, the FMNIST-1k data, thread setup and JSON output."""
 
 import gzip
 import json
@@ -49,6 +49,57 @@ def fmnist_cnn(num_classes=10):
         nn.Flatten(),
         nn.Linear(64 * 7 * 7, 128), nn.ReLU(inplace=True), nn.Dropout(0.5),
         nn.Linear(128, num_classes))
+
+
+class BasicBlock(nn.Module):
+    """libdel's residual layer: relu(BN(conv3x3(relu(BN(conv3x3(x, s))))) +
+    shortcut(x)), convs without bias, shortcut x or BN(conv1x1(x, s)) when
+    the shape changes (option B)."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Identity()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False),
+                                          nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return torch.relu(out + self.shortcut(x))
+
+
+RESNET20_PARAMS = 272474  # libdel's preset on 3x32x32, 10 classes
+
+
+def resnet20(num_classes=10):
+    """He et al.'s CIFAR ResNet-20 as libdel's "resnet20" preset: stem
+    conv3x3 16 BN ReLU, 3 stages x 3 blocks of 16/32/64 channels (stride 2
+    at the first block of stages 2 and 3), global average pooling, linear."""
+    layers = [nn.Conv2d(3, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(inplace=True)]
+    cin = 16
+    for stage, width in enumerate((16, 32, 64)):
+        for b in range(3):
+            layers.append(BasicBlock(cin, width, 2 if stage > 0 and b == 0 else 1))
+            cin = width
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, num_classes)]
+    model = nn.Sequential(*layers)
+    if num_classes == 10:
+        n = num_params(model)
+        assert n == RESNET20_PARAMS, "torch resnet20 has %d parameters, libdel's %d" % (n, RESNET20_PARAMS)
+    return model
+
+
+def num_params(model):
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+# name -> (constructor, input shape of one image)
+MODELS = {"fmnist-cnn": (fmnist_cnn, (1, 28, 28)), "resnet20": (resnet20, (3, 32, 32))}
 
 
 def sgd(model, lr=0.05):

@@ -1,11 +1,14 @@
 #!/usr/bin/python3
-"""PyTorch reference for bench/throughput.c: fmnist-cnn training (forward,
-cross-entropy, backward, SGD step) at batch 128 and eval-mode inference at
-batch 512 on seeded random input, in img/s.
+"""PyTorch reference for bench/throughput.c: fmnist-cnn or resnet20 training
+(forward, cross-entropy, backward, SGD step) at batch 128 and eval-mode
+inference at batch 512 on seeded random input, in img/s.
 
 Both memory formats (contiguous NCHW and channels_last) are timed, block by
 block in turn so that machine noise hits both; the faster one is reported
-on stdout as the reference, both are logged on stderr."""
+on stdout as the reference, both are logged on stderr.
+
+--mode steps runs --steps training steps untimed in the first of --formats
+and prints nothing on stdout: a process for bench/peak_rss.py to measure."""
 
 import argparse
 import statistics
@@ -14,23 +17,24 @@ import time
 import torch
 import torch.nn.functional as F
 
-from torch_common import REFERENCE_NAME, emit, fmnist_cnn, log, set_threads, sgd
+from torch_common import MODELS, REFERENCE_NAME, emit, log, num_params, set_threads, sgd
 
 FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 
 
-def make_input(batch, seed):
+def make_input(batch, shape, seed):
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch, 1, 28, 28, generator=g)
+    x = torch.randn(batch, *shape, generator=g)
     y = torch.randint(0, 10, (batch,), generator=g)
     return x, y
 
 
-def train_runner(fmt, batch, seed):
+def train_runner(model_name, fmt, batch, seed):
+    build, shape = MODELS[model_name]
     torch.manual_seed(seed)
-    model = fmnist_cnn().to(memory_format=fmt).train()
+    model = build().to(memory_format=fmt).train()
     opt = sgd(model)
-    x, y = make_input(batch, seed)
+    x, y = make_input(batch, shape, seed)
     x = x.to(memory_format=fmt)
 
     def step():
@@ -42,10 +46,11 @@ def train_runner(fmt, batch, seed):
     return step
 
 
-def infer_runner(fmt, batch, seed):
+def infer_runner(model_name, fmt, batch, seed):
+    build, shape = MODELS[model_name]
     torch.manual_seed(seed)
-    model = fmnist_cnn().to(memory_format=fmt).eval()
-    x, _ = make_input(batch, seed)
+    model = build().to(memory_format=fmt).eval()
+    x, _ = make_input(batch, shape, seed)
     x = x.to(memory_format=fmt)
 
     def step():
@@ -55,8 +60,13 @@ def infer_runner(fmt, batch, seed):
     return step
 
 
-def measure(name, make_runner, batch, args):
-    runners = {f: make_runner(FORMATS[f], batch, args.seed) for f in args.formats}
+def bench_name(kind, model_name):
+    return kind + "_" + model_name.replace("-", "_")
+
+
+def measure(kind, make_runner, batch, args):
+    name = bench_name(kind, args.model)
+    runners = {f: make_runner(args.model, FORMATS[f], batch, args.seed) for f in args.formats}
     for run in runners.values():
         for _ in range(args.warmup):
             run()
@@ -78,14 +88,17 @@ def measure(name, make_runner, batch, args):
     best = max(medians, key=medians.get)
     emit({"bench": name, "threads": args.threads, "unit": "img/s",
           "reference": round(medians[best], 1), "reference_name": REFERENCE_NAME,
-          "memory_format": best,
+          "memory_format": best, "batch": batch,
+          "params": num_params(MODELS[args.model][0]()),
           "by_format": {f: round(m, 1) for f, m in medians.items()}})
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--mode", choices=("train", "infer", "both"), default="both")
+    p.add_argument("--model", choices=tuple(MODELS), default="fmnist-cnn")
+    p.add_argument("--mode", choices=("train", "infer", "both", "steps"), default="both")
+    p.add_argument("--steps", type=int, default=20, help="training steps of --mode steps")
     p.add_argument("--train-batch", type=int, default=128)
     p.add_argument("--infer-batch", type=int, default=512)
     p.add_argument("--warmup", type=int, default=3, help="untimed steps per format")
@@ -97,17 +110,25 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     args.formats = [f for f in args.formats.split(",") if f]
+    if not args.formats:
+        p.error("--formats names no memory format")
     for f in args.formats:
         if f not in FORMATS:
             p.error("unknown memory format %r (known: %s)" % (f, ", ".join(FORMATS)))
-    if min(args.threads, args.blocks, args.block_steps, args.train_batch, args.infer_batch) < 1:
+    if min(args.threads, args.steps, args.blocks, args.block_steps, args.train_batch, args.infer_batch) < 1:
         p.error("--threads, --blocks, --block-steps and the batch sizes must be >= 1")
 
     set_threads(args.threads)
+    if args.mode == "steps":
+        step = train_runner(args.model, FORMATS[args.formats[0]], args.train_batch, args.seed)
+        for _ in range(args.steps):
+            step()
+        log("torch %s %s: %d training steps at batch %d" % (
+            args.model, args.formats[0], args.steps, args.train_batch))
     if args.mode in ("train", "both"):
-        measure("train_fmnist_cnn", train_runner, args.train_batch, args)
+        measure("train", train_runner, args.train_batch, args)
     if args.mode in ("infer", "both"):
-        measure("infer_fmnist_cnn", infer_runner, args.infer_batch, args)
+        measure("infer", infer_runner, args.infer_batch, args)
 
 
 if __name__ == "__main__":

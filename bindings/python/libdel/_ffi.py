@@ -229,6 +229,18 @@ FUNCTIONS = {
         del_status,
         ((ctypes.c_void_p, 'model'), (ctypes.c_float, 'p'),),
     ),
+    'del_model_add_avgpool': (
+        del_status,
+        ((ctypes.c_void_p, 'model'), (ctypes.c_int, 'kernel'), (ctypes.c_int, 'stride'),),
+    ),
+    'del_model_add_global_avgpool': (
+        del_status,
+        ((ctypes.c_void_p, 'model'),),
+    ),
+    'del_model_add_residual': (
+        del_status,
+        ((ctypes.c_void_p, 'model'), (ctypes.c_int, 'out_channels'), (ctypes.c_int, 'stride'), (ctypes.c_float, 'survival_prob'),),
+    ),
     'del_model_from_spec': (
         del_status,
         ((ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.c_char_p, 'spec'),),
@@ -300,6 +312,26 @@ FUNCTIONS = {
     'del_model_zero_grad': (
         del_status,
         ((ctypes.c_void_p, 'model'),),
+    ),
+    'del_model_freeze': (
+        del_status,
+        ((ctypes.c_void_p, 'model'), (ctypes.c_int, 'first'), (ctypes.c_int, 'last'),),
+    ),
+    'del_model_unfreeze': (
+        del_status,
+        ((ctypes.c_void_p, 'model'), (ctypes.c_int, 'first'), (ctypes.c_int, 'last'),),
+    ),
+    'del_model_set_lr_mult': (
+        del_status,
+        ((ctypes.c_void_p, 'model'), (ctypes.c_int, 'first'), (ctypes.c_int, 'last'), (ctypes.c_float, 'mult'),),
+    ),
+    'del_model_layer_frozen': (
+        ctypes.c_int,
+        ((ctypes.c_void_p, 'model'), (ctypes.c_int, 'i'),),
+    ),
+    'del_model_layer_lr_mult': (
+        ctypes.c_float,
+        ((ctypes.c_void_p, 'model'), (ctypes.c_int, 'i'),),
     ),
     'del_loss_cross_entropy': (
         del_status,

@@ -111,6 +111,43 @@ class Model(Handle):
         check(lib.del_model_add_dropout(self._h, float(p)))
         return self
 
+    def add_avgpool(self, kernel, stride=None):
+        check(lib.del_model_add_avgpool(self._h, int(kernel),
+                                        int(kernel if stride is None else stride)))
+        return self
+
+    def add_global_avgpool(self):
+        check(lib.del_model_add_global_avgpool(self._h))
+        return self
+
+    def add_residual(self, out_channels, stride=1, survival_prob=1.0):
+        """ResNet basic block (projection shortcut when the shape changes),
+        with per-image stochastic depth when survival_prob < 1."""
+        check(lib.del_model_add_residual(self._h, int(out_channels), int(stride),
+                                         float(survival_prob)))
+        return self
+
+    def freeze(self, first=0, last=-1):
+        """Freezes layers first..last (inclusive; negative counts from the
+        end): no gradient, no update, batchnorm on running statistics."""
+        check(lib.del_model_freeze(self._h, int(first), int(last)))
+        return self
+
+    def unfreeze(self, first=0, last=-1):
+        check(lib.del_model_unfreeze(self._h, int(first), int(last)))
+        return self
+
+    def set_lr_mult(self, mult, first=0, last=-1):
+        """Learning-rate multiplier (> 0) of layers first..last."""
+        check(lib.del_model_set_lr_mult(self._h, int(first), int(last), float(mult)))
+        return self
+
+    def layer_frozen(self, i):
+        return bool(lib.del_model_layer_frozen(self._h, int(i)))
+
+    def layer_lr_mult(self, i):
+        return lib.del_model_layer_lr_mult(self._h, int(i))
+
     def init(self, seed=0):
         """Re-initialises every parameter from seed; returns self."""
         check(lib.del_model_init(self._h, ctypes.c_uint64(int(seed))))
