@@ -1,9 +1,12 @@
 # Benchmarks (included by the top Makefile).
-#   make bench                        sgemm check, libdel vs PyTorch throughput, then
-#                                     libdel vs torchvision augmentation speed
-#                                     (JSON lines on stdout; BENCH_THREADS="1 2",
-#                                     BENCH_ROUNDS=3 in the environment adjust it)
+#   make bench                        sgemm check, libdel vs PyTorch throughput
+#                                     (fmnist-cnn, resnet20), libdel vs torchvision
+#                                     augmentation speed, then peak memory of
+#                                     fmnist-cnn training (JSON lines on stdout;
+#                                     BENCH_THREADS="1 2", BENCH_ROUNDS=3,
+#                                     BENCH_MODELS, BENCH_RSS_STEPS=20 adjust it)
 #   make bench-augment                the augmentation part alone
+#   make bench-memory                 the peak-memory part alone
 #   make bench-fmnist1k RECIPES="R0"  FMNIST-1k accuracy, libdel vs PyTorch
 #                       [SEEDS="0 1 2"] [STEPS=N, a shorter smoke run] [THREADS=T]
 
@@ -24,7 +27,10 @@ bench: build/bench/sgemm_check build/bench/throughput build/bench/augment
 bench-augment: build/bench/augment
 	@BENCH_SUITES=augment bench/run.sh
 
+bench-memory: build/bench/throughput
+	@BENCH_SUITES=memory bench/run.sh
+
 bench-fmnist1k: build/bench/fmnist1k
 	@RECIPES="$(RECIPES)" SEEDS="$(SEEDS)" STEPS="$(STEPS)" THREADS="$(THREADS)" bench/fmnist1k.sh
 
-.PHONY: bench bench-augment bench-fmnist1k
+.PHONY: bench bench-augment bench-memory bench-fmnist1k

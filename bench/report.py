@@ -4,7 +4,10 @@
   report.py throughput FILE...   lines with "bench", "threads" and "libdel" or
                                  "reference" (one per run) -> one line per
                                  (bench, threads): medians over runs and
-                                 ratio = libdel / reference (> 1: libdel better)
+                                 ratio = libdel / reference, or reference / libdel
+                                 for rows marked "lower_is_better" (memory), so
+                                 > 1 always means libdel is better; fails if the
+                                 two sides report different "params"
   report.py fmnist1k FILE...     lines with "recipe", "seed" and libdel_* or
                                  reference_* -> one line per recipe: means
                                  over seeds, and the per-seed values
@@ -45,8 +48,19 @@ def throughput(rows):
                "libdel": round(statistics.median(ours), 1) if ours else None,
                "reference": round(statistics.median(ref), 1) if ref else None,
                "reference_name": names[0] if names else None}
-        out["ratio"] = round(out["libdel"] / out["reference"], 2) if ours and ref else None
+        lower = any(r.get("lower_is_better") for r in group)
+        if ours and ref:
+            num, den = (out["reference"], out["libdel"]) if lower else (out["libdel"], out["reference"])
+            out["ratio"] = round(num / den, 2)
+        else:
+            out["ratio"] = None
         out["runs"] = max(len(ours), len(ref))
+        params = sorted({r["params"] for r in group if "params" in r})
+        if len(params) > 1:
+            raise SystemExit("report.py: %s: the two sides' networks differ: %s parameters"
+                             % (bench, " vs ".join(map(str, params))))
+        if params:
+            out["params"] = params[0]
         print(json.dumps(out))
 
 

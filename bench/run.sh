@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# make bench: libdel vs PyTorch throughput on fmnist-cnn, and libdel vs
-# torchvision augmentation speed, side by side.
+# make bench: libdel vs PyTorch throughput on fmnist-cnn and resnet20, peak
+# memory of fmnist-cnn training, and libdel vs torchvision augmentation
+# speed, side by side.
 #
 # stdout: JSON lines only (sgemm_peak per thread count, then
-# train_fmnist_cnn / infer_fmnist_cnn per thread count, then
-# randaugment_32/_224 and cropflip_32/_224 with 1 thread, each with libdel,
-# the reference and ratio = libdel / reference, > 1 = libdel faster).
+# train_<model> / infer_<model> per thread count, then randaugment_32/_224
+# and cropflip_32/_224 with 1 thread, then peak_rss_train_fmnist_cnn per
+# thread count, each with libdel, the reference and ratio = libdel /
+# reference for speed, reference / libdel for memory: > 1 = libdel better).
 # stderr: progress and per-run details.
 #
-# Environment: BENCH_SUITES (default "throughput augment"; "throughput"
-# includes the sgemm check), BENCH_THREADS (default "1 2", throughput
-# only: augmentation is timed with 1 thread, one data-loading worker),
+# Environment: BENCH_SUITES (default "throughput augment memory";
+# "throughput" includes the sgemm check), BENCH_MODELS (default
+# "fmnist-cnn resnet20", throughput only), BENCH_RSS_STEPS (default 20,
+# training steps of the memory runs), BENCH_THREADS (default "1 2",
+# throughput and memory: augmentation is timed with 1 thread, one
+# data-loading worker),
 # BENCH_ROUNDS (default 3; each round runs libdel and the reference once,
 # in alternating order, so that noise from other work on the machine hits
 # both), PYTHON (default /usr/bin/python3, the interpreter with Debian's
@@ -26,7 +31,9 @@ BIN=build/bench
 PYTHON=${PYTHON:-/usr/bin/python3}
 THREADS_LIST=${BENCH_THREADS:-"1 2"}
 ROUNDS=${BENCH_ROUNDS:-3}
-SUITES=${BENCH_SUITES:-"throughput augment"}
+SUITES=${BENCH_SUITES:-"throughput augment memory"}
+MODELS=${BENCH_MODELS:-"fmnist-cnn resnet20"}
+RSS_STEPS=${BENCH_RSS_STEPS:-20}
 
 # glibc returns every freed block over 32 MiB (and the top of the heap) to
 # the kernel, and PyTorch frees and reallocates its 50 MB activations every
@@ -50,17 +57,26 @@ with_threads() {
 want() { [[ " $SUITES " == *" $1 "* ]]; }
 
 for suite in $SUITES; do
-    [[ $suite == throughput || $suite == augment ]] ||
-        { say "BENCH_SUITES: unknown suite '$suite' (known: throughput augment)"; exit 1; }
+    [[ $suite == throughput || $suite == augment || $suite == memory ]] ||
+        { say "BENCH_SUITES: unknown suite '$suite' (known: throughput augment memory)"; exit 1; }
+done
+for model in $MODELS; do
+    [[ $model == fmnist-cnn || $model == resnet20 ]] ||
+        { say "BENCH_MODELS: unknown model '$model' (known: fmnist-cnn resnet20)"; exit 1; }
 done
 exes=()
 want throughput && exes+=("$BIN/sgemm_check" "$BIN/throughput")
 want augment && exes+=("$BIN/augment")
+want memory && exes+=("$BIN/throughput")
 for exe in "${exes[@]}"; do
     [[ -x $exe ]] || { say "$exe is missing: run 'make bench'"; exit 1; }
 done
 if ! [[ $ROUNDS =~ ^[1-9][0-9]*$ ]]; then
     say "BENCH_ROUNDS must be a positive integer, got '$ROUNDS'"
+    exit 1
+fi
+if ! [[ $RSS_STEPS =~ ^[1-9][0-9]*$ ]]; then
+    say "BENCH_RSS_STEPS must be a positive integer, got '$RSS_STEPS'"
     exit 1
 fi
 
@@ -90,13 +106,25 @@ if want throughput; then
 fi
 
 run_libdel() {
-    with_threads "$1" "$BIN/throughput" -t "$1" >>"$tmp/libdel.jsonl" ||
-        { say "libdel throughput failed with $1 thread(s)"; exit 1; }
+    with_threads "$1" "$BIN/throughput" -t "$1" --model "$2" >>"$tmp/libdel.jsonl" ||
+        { say "libdel throughput failed with $1 thread(s) on $2"; exit 1; }
 }
 run_torch() {
     [[ $have_torch == 1 ]] || return 0
-    with_threads "$1" "$PYTHON" bench/torch_throughput.py --threads "$1" >>"$tmp/torch.jsonl" ||
-        { say "PyTorch throughput failed with $1 thread(s)"; exit 1; }
+    with_threads "$1" "$PYTHON" bench/torch_throughput.py --threads "$1" --model "$2" >>"$tmp/torch.jsonl" ||
+        { say "PyTorch throughput failed with $1 thread(s) on $2"; exit 1; }
+}
+
+# Peak RSS of fmnist-cnn training, each side in a fresh process (see
+# bench/peak_rss.py). Run with glibc's malloc defaults, as users have them:
+# the throughput setting keeps freed memory in the process, which is what
+# this measures.
+run_memory() {
+    local no_torch=()
+    [[ $have_torch == 1 ]] || no_torch=(--no-torch)
+    with_threads "$1" env -u GLIBC_TUNABLES "$PYTHON" bench/peak_rss.py --threads "$1" \
+        --model fmnist-cnn --steps "$RSS_STEPS" --python "$PYTHON" "${no_torch[@]}" >>"$tmp/memory.jsonl" ||
+        { say "peak RSS measurement failed with $1 thread(s)"; exit 1; }
 }
 
 # Augmentation is a single-image call, timed with one thread as one
@@ -118,11 +146,14 @@ alternate() {
 
 : >"$tmp/libdel.jsonl"
 : >"$tmp/torch.jsonl"
+: >"$tmp/memory.jsonl"
 if want throughput; then
     for t in $THREADS_LIST; do
         for ((r = 1; r <= ROUNDS; r++)); do
-            say "throughput: threads $t, round $r/$ROUNDS"
-            alternate run_libdel run_torch "$r" "$t"
+            for model in $MODELS; do
+                say "throughput: $model, threads $t, round $r/$ROUNDS"
+                alternate run_libdel run_torch "$r" "$t" "$model"
+            done
         done
     done
 fi
@@ -133,4 +164,13 @@ if want augment; then
     done
 fi
 
-"$PYTHON" bench/report.py throughput "$tmp/libdel.jsonl" "$tmp/torch.jsonl"
+if want memory; then
+    for t in $THREADS_LIST; do
+        for ((r = 1; r <= ROUNDS; r++)); do
+            say "peak memory: fmnist-cnn training, threads $t, round $r/$ROUNDS"
+            run_memory "$t"
+        done
+    done
+fi
+
+"$PYTHON" bench/report.py throughput "$tmp/libdel.jsonl" "$tmp/torch.jsonl" "$tmp/memory.jsonl"
