@@ -445,13 +445,7 @@ static void batch_range(void *arg, int64_t begin, int64_t end)
             atomic_store(&ctx->status, st);
             break;
         }
-        float *out = ctx->x + (size_t)i * (size_t)c * plane;
-        for (int k = 0; k < c; k++) {
-            const float *lut = ctx->lut[k];
-            float *o = out + (size_t)k * plane;
-            for (size_t p = 0; p < plane; p++)
-                o[p] = lut[im.cur[p * (size_t)c + (size_t)k]];
-        }
+        del_hwc_to_chw_normalized(ctx->x + (size_t)i * (size_t)c * plane, im.cur, plane, c, ctx->lut);
     }
     free(buf);
 }
@@ -519,11 +513,8 @@ DEL_API del_status del_augment_batch(del_augment *aug, const del_dataset *ds, co
     if (st != DEL_OK)
         return st;
     const int c = ds->channels;
-    /* The same float expression as torchvision's ToTensor + Normalize. */
     float lut[3][256];
-    for (int k = 0; k < c; k++)
-        for (int v = 0; v < 256; v++)
-            lut[k][v] = ((float)v / 255.0f - mean[k]) / std[k];
+    del_normalize_lut(lut, c, mean, std);
     batch_ctx ctx = {.aug = aug, .ds = ds, .indices = indices, .epoch = epoch, .oh = oh, .ow = ow,
                      .scratch_bytes = max_px * (size_t)c, .lut = (const float(*)[256])lut, .x = x->data};
     atomic_init(&ctx.status, DEL_OK);

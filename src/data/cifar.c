@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "core/error.h"
 #include "data/dataset.h"
+#include "data/gzio.h"
 
 #define CIFAR_SIDE 32
 #define CIFAR_PLANE (CIFAR_SIDE * CIFAR_SIDE)
@@ -22,38 +22,6 @@
 
 /* Records to allocate for first; a data_batch file holds 10,000. */
 #define CIFAR_FIRST_CAP 1024
-
-/* Fills rec with up to CIFAR_RECORD bytes; *got < CIFAR_RECORD means the
- * file ended first. */
-static del_status read_record(gzFile f, uint8_t *rec, size_t *got, const char *path, const char *func)
-{
-    size_t total = 0;
-    while (total < CIFAR_RECORD) {
-        int r = gzread(f, rec + total, (unsigned)(CIFAR_RECORD - total));
-        if (r < 0) {
-            int errnum = 0;
-            const char *msg = gzerror(f, &errnum);
-            if (errnum == Z_ERRNO)
-                return del_error(DEL_EIO, "%s: cannot read '%s': %s", func, path, strerror(errno));
-            if (errnum == Z_MEM_ERROR)
-                return del_error(DEL_ENOMEM, "%s: out of memory while reading '%s'", func, path);
-            return del_error(DEL_EFORMAT, "%s: '%s' is not valid gzip data (%s)", func, path, msg);
-        }
-        if (r == 0) {
-            /* zlib treats a stream cut short as a file still being
-             * written: no read error, only this state, and the trailer's
-             * CRC was never checked. */
-            int errnum = 0;
-            gzerror(f, &errnum);
-            if (errnum == Z_BUF_ERROR)
-                return del_error(DEL_EFORMAT, "%s: '%s' is a truncated gzip stream", func, path);
-            break;
-        }
-        total += (size_t)r;
-    }
-    *got = total;
-    return DEL_OK;
-}
 
 /* Makes room for one more image in ds, doubling its capacity *cap. */
 static del_status reserve_one(del_dataset *ds, int64_t *cap, const char *func)
@@ -101,7 +69,7 @@ static del_status append_file(del_dataset *ds, int64_t *cap, const char *path, c
     }
     for (;;) {
         size_t got = 0;
-        st = read_record(f, rec, &got, path, func);
+        st = del_gz_read(f, rec, CIFAR_RECORD, &got, true, path, func);
         if (st != DEL_OK)
             goto cleanup;
         if (got == 0)

@@ -217,6 +217,24 @@ DEL_API del_status del_dataset_subset(del_dataset **out, const del_dataset *src,
     return DEL_OK;
 }
 
+void del_normalize_lut(float lut[3][256], int channels, const float *mean, const float *std)
+{
+    assert(channels <= 3);
+    for (int c = 0; c < channels; c++)
+        for (int v = 0; v < 256; v++)
+            lut[c][v] = ((float)v / 255.0f - mean[c]) / std[c];
+}
+
+void del_hwc_to_chw_normalized(float *dst, const uint8_t *src, size_t plane, int channels, const float (*lut)[256])
+{
+    for (int c = 0; c < channels; c++) {
+        const float *lc = lut[c];
+        float *dc = dst + (size_t)c * plane;
+        for (size_t p = 0; p < plane; p++)
+            dc[p] = lc[src[p * (size_t)channels + (size_t)c]];
+    }
+}
+
 static const char *dtype_name(del_dtype dtype)
 {
     switch (dtype) {
@@ -260,26 +278,14 @@ DEL_API del_status del_dataset_batch(const del_dataset *ds, const int64_t *indic
             return del_error(DEL_EINVAL, "%s: 'indices[%lld]' must be in 0..%lld, got %lld", fn, (long long)i,
                              (long long)ds->n - 1, (long long)indices[i]);
 
-    /* A table per channel: the same float expression as torchvision's
-     * ToTensor (v / 255) followed by Normalize ((t - mean) / std), so the
-     * values match PyTorch bit for bit. */
-    assert(channels <= 3);
     float lut[3][256];
-    for (int c = 0; c < channels; c++)
-        for (int v = 0; v < 256; v++)
-            lut[c][v] = ((float)v / 255.0f - mean[c]) / std[c];
-
+    del_normalize_lut(lut, channels, mean, std);
     const size_t plane = (size_t)ds->height * (size_t)ds->width;
     float *xd = x->data;
-    for (int64_t i = 0; i < n; i++) {
-        const uint8_t *img = ds->images + (size_t)indices[i] * ds->image_bytes;
-        float *dst = xd + (size_t)i * (size_t)channels * plane;
-        for (int c = 0; c < channels; c++) {
-            float *dc = dst + (size_t)c * plane;
-            for (size_t p = 0; p < plane; p++)
-                dc[p] = lut[c][img[p * (size_t)channels + (size_t)c]];
-        }
-    }
+    for (int64_t i = 0; i < n; i++)
+        del_hwc_to_chw_normalized(xd + (size_t)i * (size_t)channels * plane,
+                                  ds->images + (size_t)indices[i] * ds->image_bytes, plane, channels,
+                                  (const float(*)[256])lut);
     if (y) {
         int32_t *yd = y->data;
         for (int64_t i = 0; i < n; i++)

@@ -27,6 +27,16 @@ del_status del_dataset_alloc(del_dataset **out, int64_t n, int height, int width
 /* Recomputes ds->num_classes from the labels. */
 void del_dataset_update_classes(del_dataset *ds);
 
+/* Fills lut[c][v] for c < channels with the normalised value of byte v:
+ * the same float expression as torchvision's ToTensor (v / 255) followed
+ * by Normalize ((t - mean) / std), so values match PyTorch bit for bit.
+ * channels <= 3. */
+void del_normalize_lut(float lut[3][256], int channels, const float *mean, const float *std);
+
+/* One u8 HWC image of plane = height * width pixels -> f32 CHW through a
+ * table from del_normalize_lut. */
+void del_hwc_to_chw_normalized(float *dst, const uint8_t *src, size_t plane, int channels, const float (*lut)[256]);
+
 /* Loads an IDX image/label pair; messages name func. The rest as
  * del_dataset_load_idx. */
 del_status del_idx_load_pair(del_dataset **out, const char *images_path, const char *labels_path, const char *func);

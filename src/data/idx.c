@@ -9,17 +9,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "core/error.h"
 #include "data/dataset.h"
+#include "data/gzio.h"
 
 #define IDX_TYPE_U8 0x08
 #define IDX_MAX_DIMS 4
 
-/* gzread takes an unsigned int; reading in bounded chunks also bounds the
- * first allocation, so a forged header announcing terabytes fails on the
- * truncated data instead of on a huge malloc. */
+/* Growing the buffer in bounded chunks bounds the first allocation, so a
+ * forged header announcing terabytes fails on the truncated data instead
+ * of on a huge malloc. */
 #define IDX_CHUNK ((size_t)1 << 26)
 
 typedef struct idx_file {
@@ -27,30 +27,6 @@ typedef struct idx_file {
     uint64_t dims[IDX_MAX_DIMS];
     uint8_t *data; /* malloc'd, the product of dims bytes */
 } idx_file;
-
-/* Reads up to len bytes; *got < len means the file ended first. */
-static del_status gz_read_up_to(gzFile f, uint8_t *buf, size_t len, size_t *got, const char *path, const char *func)
-{
-    size_t total = 0;
-    while (total < len) {
-        size_t want = len - total < IDX_CHUNK ? len - total : IDX_CHUNK;
-        int r = gzread(f, buf + total, (unsigned)want);
-        if (r < 0) {
-            int errnum = 0;
-            const char *msg = gzerror(f, &errnum);
-            if (errnum == Z_ERRNO)
-                return del_error(DEL_EIO, "%s: cannot read '%s': %s", func, path, strerror(errno));
-            if (errnum == Z_MEM_ERROR)
-                return del_error(DEL_ENOMEM, "%s: out of memory while reading '%s'", func, path);
-            return del_error(DEL_EFORMAT, "%s: '%s' is not valid gzip data (%s)", func, path, msg);
-        }
-        if (r == 0)
-            break;
-        total += (size_t)r;
-    }
-    *got = total;
-    return DEL_OK;
-}
 
 static uint64_t be32(const uint8_t *p)
 {
@@ -75,7 +51,7 @@ static del_status idx_read(idx_file *out, const char *path, int min_rank, int ma
             return del_error(DEL_ENOMEM, "%s: out of memory opening %s file '%s'", func, what, path);
         return del_error(DEL_EIO, "%s: cannot open %s file '%s': %s", func, what, path, strerror(errno));
     }
-    st = gz_read_up_to(f, head, 4, &got, path, func);
+    st = del_gz_read(f, head, 4, &got, false, path, func);
     if (st != DEL_OK)
         goto cleanup;
     if (got < 4) {
@@ -102,7 +78,7 @@ static del_status idx_read(idx_file *out, const char *path, int min_rank, int ma
                            ndim, min_rank, max_rank);
         goto cleanup;
     }
-    st = gz_read_up_to(f, head + 4, 4 * (size_t)ndim, &got, path, func);
+    st = del_gz_read(f, head + 4, 4 * (size_t)ndim, &got, false, path, func);
     if (st != DEL_OK)
         goto cleanup;
     if (got < 4 * (size_t)ndim) {
@@ -134,7 +110,7 @@ static del_status idx_read(idx_file *out, const char *path, int min_rank, int ma
         goto cleanup;
     }
     for (;;) {
-        st = gz_read_up_to(f, data + have, cap - have, &got, path, func);
+        st = del_gz_read(f, data + have, cap - have, &got, false, path, func);
         if (st != DEL_OK)
             goto cleanup;
         have += got;
@@ -155,7 +131,7 @@ static del_status idx_read(idx_file *out, const char *path, int min_rank, int ma
         goto cleanup;
     }
     uint8_t extra;
-    st = gz_read_up_to(f, &extra, 1, &got, path, func);
+    st = del_gz_read(f, &extra, 1, &got, false, path, func);
     if (st != DEL_OK)
         goto cleanup;
     if (got != 0) {

@@ -29,17 +29,41 @@ static del_status check_logits(const char *func, const char *arg, const del_tens
     return DEL_OK;
 }
 
-static del_status check_same(const char *func, const char *arg, const del_tensor *t,
+/* t must be f32 with the shape of like, called like_arg in the message. */
+static del_status check_like(const char *func, const char *arg, const del_tensor *t, const char *like_arg,
                              const del_tensor *like)
 {
     if (!del_tensor_has_shape(t, DEL_DTYPE_F32, like->ndim, like->shape)) {
         char want[96], got[96];
         del_tensor_shape_str(like, want, sizeof want);
         del_tensor_shape_str(t, got, sizeof got);
-        return del_error(DEL_EINVAL, "%s: '%s' must be f32 %s like 'logits', got %s %s", func, arg, want,
+        return del_error(DEL_EINVAL, "%s: '%s' must be f32 %s like '%s', got %s %s", func, arg, want, like_arg,
                          dtype_name(t->dtype), got);
     }
     return DEL_OK;
+}
+
+static del_status check_same(const char *func, const char *arg, const del_tensor *t, const del_tensor *like)
+{
+    return check_like(func, arg, t, "logits", like);
+}
+
+/* The losses that compare two logit-shaped tensors: a (checked as logits),
+ * b of a's shape, the loss pointer, and an optional grad of a's shape. */
+static del_status check_pair(const char *func, const char *a_arg, const del_tensor *a, const char *b_arg,
+                             const del_tensor *b, const float *loss, const del_tensor *grad)
+{
+    del_status st = check_logits(func, a_arg, a);
+    if (st != DEL_OK)
+        return st;
+    if (!b)
+        return del_error_null(func, b_arg);
+    if (!loss)
+        return del_error_null(func, "loss");
+    st = check_like(func, b_arg, b, a_arg, a);
+    if (st == DEL_OK && grad)
+        st = check_like(func, "grad", grad, a_arg, a);
+    return st;
 }
 
 DEL_API del_status del_softmax(const del_tensor *logits, float temperature, del_tensor *probs)
@@ -166,16 +190,7 @@ DEL_API del_status del_loss_soft_cross_entropy(const del_tensor *logits, const d
                                                del_tensor *grad)
 {
     static const char *func = "del_loss_soft_cross_entropy";
-    del_status st = check_logits(func, "logits", logits);
-    if (st != DEL_OK)
-        return st;
-    if (!targets)
-        return del_error_null(func, "targets");
-    if (!loss)
-        return del_error_null(func, "loss");
-    st = check_same(func, "targets", targets, logits);
-    if (st == DEL_OK && grad)
-        st = check_same(func, "grad", grad, logits);
+    del_status st = check_pair(func, "logits", logits, "targets", targets, loss, grad);
     if (st != DEL_OK)
         return st;
     int64_t n = logits->shape[0], k = logits->shape[1];
@@ -252,27 +267,10 @@ DEL_API del_status del_loss_distill(const del_tensor *student_logits, const del_
                                     float temperature, float *loss, del_tensor *grad)
 {
     static const char *func = "del_loss_distill";
-    del_status st = check_logits(func, "student_logits", student_logits);
+    del_status st =
+        check_pair(func, "student_logits", student_logits, "teacher_logits", teacher_logits, loss, grad);
     if (st != DEL_OK)
         return st;
-    if (!teacher_logits)
-        return del_error_null(func, "teacher_logits");
-    if (!loss)
-        return del_error_null(func, "loss");
-    if (!del_tensor_has_shape(teacher_logits, DEL_DTYPE_F32, 2, student_logits->shape)) {
-        char want[96], got[96];
-        del_tensor_shape_str(student_logits, want, sizeof want);
-        del_tensor_shape_str(teacher_logits, got, sizeof got);
-        return del_error(DEL_EINVAL, "%s: 'teacher_logits' must be f32 %s like 'student_logits', got %s %s", func,
-                         want, dtype_name(teacher_logits->dtype), got);
-    }
-    if (grad && !del_tensor_has_shape(grad, DEL_DTYPE_F32, 2, student_logits->shape)) {
-        char want[96], got[96];
-        del_tensor_shape_str(student_logits, want, sizeof want);
-        del_tensor_shape_str(grad, got, sizeof got);
-        return del_error(DEL_EINVAL, "%s: 'grad' must be f32 %s like 'student_logits', got %s %s", func, want,
-                         dtype_name(grad->dtype), got);
-    }
     if (!(temperature > 0.0f) || !isfinite(temperature))
         return del_error(DEL_EINVAL, "%s: 'temperature' must be a finite value > 0, got %g", func,
                          (double)temperature);

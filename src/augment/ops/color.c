@@ -19,6 +19,16 @@ static inline uint8_t pil_blend(int in1, int in2, float alpha)
     return (uint8_t)t;
 }
 
+/* The checks every enhance-style op (a blend factor) starts with. */
+static del_status factor_args(del_img *d, del_img *s, const char *fn, del_tensor *dst, const del_tensor *src,
+                              int may_alias, float factor)
+{
+    del_status st = del_img_same(d, s, fn, dst, src, may_alias);
+    if (st == DEL_OK)
+        st = del_img_check_factor(fn, factor);
+    return st;
+}
+
 DEL_API del_status del_image_brightness_add(del_tensor *dst, const del_tensor *src, int delta)
 {
     static const char fn[] = "del_image_brightness_add";
@@ -41,9 +51,7 @@ DEL_API del_status del_image_brightness(del_tensor *dst, const del_tensor *src, 
 {
     static const char fn[] = "del_image_brightness";
     del_img d, s;
-    del_status st = del_img_same(&d, &s, fn, dst, src, 1);
-    if (st == DEL_OK)
-        st = del_img_check_factor(fn, factor);
+    del_status st = factor_args(&d, &s, fn, dst, src, 1, factor);
     if (st != DEL_OK)
         return st;
     uint8_t lut[256];
@@ -57,9 +65,7 @@ DEL_API del_status del_image_contrast(del_tensor *dst, const del_tensor *src, fl
 {
     static const char fn[] = "del_image_contrast";
     del_img d, s;
-    del_status st = del_img_same(&d, &s, fn, dst, src, 1);
-    if (st == DEL_OK)
-        st = del_img_check_factor(fn, factor);
+    del_status st = factor_args(&d, &s, fn, dst, src, 1, factor);
     if (st != DEL_OK)
         return st;
     size_t npix = (size_t)s.h * (size_t)s.w;
@@ -84,9 +90,7 @@ DEL_API del_status del_image_color(del_tensor *dst, const del_tensor *src, float
 {
     static const char fn[] = "del_image_color";
     del_img d, s;
-    del_status st = del_img_same(&d, &s, fn, dst, src, 1);
-    if (st == DEL_OK)
-        st = del_img_check_factor(fn, factor);
+    del_status st = factor_args(&d, &s, fn, dst, src, 1, factor);
     if (st != DEL_OK)
         return st;
     size_t npix = (size_t)s.h * (size_t)s.w;
@@ -113,9 +117,7 @@ DEL_API del_status del_image_sharpness(del_tensor *dst, const del_tensor *src, f
 {
     static const char fn[] = "del_image_sharpness";
     del_img d, s;
-    del_status st = del_img_same(&d, &s, fn, dst, src, 0);
-    if (st == DEL_OK)
-        st = del_img_check_factor(fn, factor);
+    del_status st = factor_args(&d, &s, fn, dst, src, 0, factor);
     if (st != DEL_OK)
         return st;
     size_t n = (size_t)s.h * (size_t)s.w * (size_t)s.c;
@@ -194,9 +196,65 @@ static void histograms(const del_img *s, uint32_t hist[3][256])
     }
 }
 
-DEL_API del_status del_image_autocontrast(del_tensor *dst, const del_tensor *src)
+/* The identity map, for channels an op leaves alone. */
+static void identity_lut(uint8_t *l)
 {
-    static const char fn[] = "del_image_autocontrast";
+    for (int v = 0; v < 256; v++)
+        l[v] = (uint8_t)v;
+}
+
+static void autocontrast_lut(const uint32_t *hist, uint8_t *l)
+{
+    int lo = 0, hi = 255;
+    while (lo < 255 && !hist[lo])
+        lo++;
+    while (hi > 0 && !hist[hi])
+        hi--;
+    if (hi <= lo) {
+        identity_lut(l);
+        return;
+    }
+    /* ImageOps.autocontrast's double arithmetic, truncated by int(). */
+    double scale = 255.0 / (double)(hi - lo);
+    double offset = (double)(-lo) * scale;
+    for (int v = 0; v < 256; v++) {
+        double t = (double)v * scale + offset;
+        int iv = (int)t;
+        l[v] = (uint8_t)(iv < 0 ? 0 : iv > 255 ? 255 : iv);
+    }
+}
+
+static void equalize_lut(const uint32_t *hist, uint8_t *l)
+{
+    uint64_t total = 0, last = 0;
+    int nonzero = 0;
+    for (int v = 0; v < 256; v++) {
+        if (hist[v]) {
+            nonzero++;
+            last = hist[v];
+        }
+        total += hist[v];
+    }
+    uint64_t step = nonzero > 1 ? (total - last) / 255 : 0;
+    if (step == 0) {
+        identity_lut(l);
+        return;
+    }
+    /* lut[v] = (step/2 + count below v) / step; it can exceed 255 only
+     * past the last occupied bin, where no sample maps. */
+    uint64_t acc = step / 2;
+    for (int v = 0; v < 256; v++) {
+        uint64_t q = acc / step;
+        l[v] = (uint8_t)(q > 255 ? 255 : q);
+        acc += hist[v];
+    }
+}
+
+/* The ImageOps that map each channel through a table built from that
+ * channel's histogram alone. */
+static del_status histogram_op(del_tensor *dst, const del_tensor *src, const char *fn,
+                               void (*make_lut)(const uint32_t *hist, uint8_t *lut))
+{
     del_img d, s;
     del_status st = del_img_same(&d, &s, fn, dst, src, 1);
     if (st != DEL_OK)
@@ -204,67 +262,18 @@ DEL_API del_status del_image_autocontrast(del_tensor *dst, const del_tensor *src
     uint32_t hist[3][256];
     uint8_t lut[3 * 256];
     histograms(&s, hist);
-    for (int k = 0; k < s.c; k++) {
-        uint8_t *l = lut + 256 * k;
-        int lo = 0, hi = 255;
-        while (lo < 255 && !hist[k][lo])
-            lo++;
-        while (hi > 0 && !hist[k][hi])
-            hi--;
-        if (hi <= lo) {
-            for (int v = 0; v < 256; v++)
-                l[v] = (uint8_t)v;
-            continue;
-        }
-        /* ImageOps.autocontrast's double arithmetic, truncated by int(). */
-        double scale = 255.0 / (double)(hi - lo);
-        double offset = (double)(-lo) * scale;
-        for (int v = 0; v < 256; v++) {
-            double t = (double)v * scale + offset;
-            int iv = (int)t;
-            l[v] = (uint8_t)(iv < 0 ? 0 : iv > 255 ? 255 : iv);
-        }
-    }
+    for (int k = 0; k < s.c; k++)
+        make_lut(hist[k], lut + 256 * k);
     del_img_apply_lut(&d, &s, lut, 1);
     return DEL_OK;
 }
 
+DEL_API del_status del_image_autocontrast(del_tensor *dst, const del_tensor *src)
+{
+    return histogram_op(dst, src, "del_image_autocontrast", autocontrast_lut);
+}
+
 DEL_API del_status del_image_equalize(del_tensor *dst, const del_tensor *src)
 {
-    static const char fn[] = "del_image_equalize";
-    del_img d, s;
-    del_status st = del_img_same(&d, &s, fn, dst, src, 1);
-    if (st != DEL_OK)
-        return st;
-    uint32_t hist[3][256];
-    uint8_t lut[3 * 256];
-    histograms(&s, hist);
-    for (int k = 0; k < s.c; k++) {
-        uint8_t *l = lut + 256 * k;
-        uint64_t total = 0, last = 0;
-        int nonzero = 0;
-        for (int v = 0; v < 256; v++) {
-            if (hist[k][v]) {
-                nonzero++;
-                last = hist[k][v];
-            }
-            total += hist[k][v];
-        }
-        uint64_t step = nonzero > 1 ? (total - last) / 255 : 0;
-        if (step == 0) {
-            for (int v = 0; v < 256; v++)
-                l[v] = (uint8_t)v;
-            continue;
-        }
-        /* lut[v] = (step/2 + count below v) / step; it can exceed 255 only
-         * past the last occupied bin, where no sample maps. */
-        uint64_t acc = step / 2;
-        for (int v = 0; v < 256; v++) {
-            uint64_t q = acc / step;
-            l[v] = (uint8_t)(q > 255 ? 255 : q);
-            acc += hist[k][v];
-        }
-    }
-    del_img_apply_lut(&d, &s, lut, 1);
-    return DEL_OK;
+    return histogram_op(dst, src, "del_image_equalize", equalize_lut);
 }

@@ -95,33 +95,11 @@ DEL_API del_status del_image_rotate270(del_tensor *dst, const del_tensor *src)
     return quarter_turn(dst, src, 0, "del_image_rotate270");
 }
 
-/* dst's shape gives the window size; checks src, dst, channels and aliasing. */
-static del_status window_args(del_img *d, del_img *s, const char *fn, del_tensor *dst, const del_tensor *src)
-{
-    del_status st = del_img_src(s, fn, src);
-    if (st != DEL_OK)
-        return st;
-    if (!dst)
-        return del_error_null(fn, "dst");
-    if (dst->dtype != DEL_DTYPE_U8 || dst->ndim != 3 || dst->shape[2] != s->c || dst->shape[0] > INT32_MAX / 4 ||
-        dst->shape[1] > INT32_MAX / 4) {
-        char buf[96];
-        return del_error(DEL_EINVAL, "%s: 'dst' must be a u8 tensor of shape [h, w, %d], got %s", fn, s->c,
-                         del_tensor_shape_str(dst, buf, sizeof buf));
-    }
-    st = del_img_dst(d, fn, dst, (int)dst->shape[0], (int)dst->shape[1], s->c);
-    if (st != DEL_OK)
-        return st;
-    if (del_img_overlap(dst, src))
-        return del_error(DEL_EINVAL, "%s: 'dst' must not share memory with 'src' (not an in-place op)", fn);
-    return DEL_OK;
-}
-
 DEL_API del_status del_image_crop(del_tensor *dst, const del_tensor *src, int y, int x)
 {
     static const char fn[] = "del_image_crop";
     del_img d, s;
-    del_status st = window_args(&d, &s, fn, dst, src);
+    del_status st = del_img_window(&d, &s, fn, dst, src);
     if (st != DEL_OK)
         return st;
     if (y < 0 || y > s.h - d.h)
@@ -164,7 +142,7 @@ DEL_API del_status del_image_pad_crop(del_tensor *dst, const del_tensor *src, in
 {
     static const char fn[] = "del_image_pad_crop";
     del_img d, s;
-    del_status st = window_args(&d, &s, fn, dst, src);
+    del_status st = del_img_window(&d, &s, fn, dst, src);
     if (st == DEL_OK)
         st = del_img_check_fill(fn, fill);
     if (st != DEL_OK)

@@ -75,6 +75,27 @@ del_status del_img_same(del_img *d, del_img *s, const char *fn, del_tensor *dst,
     return DEL_OK;
 }
 
+del_status del_img_window(del_img *d, del_img *s, const char *fn, del_tensor *dst, const del_tensor *src)
+{
+    del_status st = del_img_src(s, fn, src);
+    if (st != DEL_OK)
+        return st;
+    if (!dst)
+        return del_error_null(fn, "dst");
+    if (dst->dtype != DEL_DTYPE_U8 || dst->ndim != 3 || dst->shape[2] != s->c || dst->shape[0] > INT32_MAX / 4 ||
+        dst->shape[1] > INT32_MAX / 4) {
+        char buf[96];
+        return del_error(DEL_EINVAL, "%s: 'dst' must be a u8 tensor of shape [h, w, %d], got %s", fn, s->c,
+                         del_tensor_shape_str(dst, buf, sizeof buf));
+    }
+    st = del_img_dst(d, fn, dst, (int)dst->shape[0], (int)dst->shape[1], s->c);
+    if (st != DEL_OK)
+        return st;
+    if (del_img_overlap(dst, src))
+        return del_error(DEL_EINVAL, "%s: 'dst' must not share memory with 'src' (not an in-place op)", fn);
+    return DEL_OK;
+}
+
 del_status del_img_check_fill(const char *fn, int fill)
 {
     if (fill < 0 || fill > 255)

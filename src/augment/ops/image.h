@@ -23,6 +23,10 @@ del_status del_img_dst(del_img *view, const char *fn, del_tensor *dst, int h, in
 del_status del_img_same(del_img *d, del_img *s, const char *fn, del_tensor *dst, const del_tensor *src,
                         int may_alias);
 
+/* Checks src, then dst as u8 [h, w, src's c] with h and w its own (the
+ * window or output size); dst may not share memory with src. */
+del_status del_img_window(del_img *d, del_img *s, const char *fn, del_tensor *dst, const del_tensor *src);
+
 /* 1 if the two tensors' data ranges overlap. */
 int del_img_overlap(const del_tensor *a, const del_tensor *b);
 

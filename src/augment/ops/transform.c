@@ -117,29 +117,20 @@ static del_status finite_values(const char *fn, const float *m, int n)
     return DEL_OK;
 }
 
-/* The output size comes from dst: its channels must match src's. */
-static del_status resize_args(del_img *d, del_img *s, const char *fn, del_tensor *dst, const del_tensor *src,
-                              del_interp interp, int fill)
+/* The output size comes from dst; m holds n finite coefficients. */
+static del_status matrix_args(del_img *d, del_img *s, const char *fn, del_tensor *dst, const del_tensor *src,
+                              const float *m, int n, del_interp interp, int fill)
 {
-    del_status st = del_img_src(s, fn, src);
-    if (st != DEL_OK)
-        return st;
-    if (!dst)
-        return del_error_null(fn, "dst");
-    if (dst->dtype != DEL_DTYPE_U8 || dst->ndim != 3 || dst->shape[2] != s->c || dst->shape[0] > INT32_MAX / 4 ||
-        dst->shape[1] > INT32_MAX / 4) {
-        char buf[96];
-        return del_error(DEL_EINVAL, "%s: 'dst' must be a u8 tensor of shape [h, w, %d], got %s", fn, s->c,
-                         del_tensor_shape_str(dst, buf, sizeof buf));
-    }
-    st = del_img_dst(d, fn, dst, (int)dst->shape[0], (int)dst->shape[1], s->c);
-    if (st == DEL_OK && del_img_overlap(dst, src))
-        st = del_error(DEL_EINVAL, "%s: 'dst' must not share memory with 'src' (not an in-place op)", fn);
+    del_status st = del_img_window(d, s, fn, dst, src);
     if (st == DEL_OK)
         st = del_img_check_interp(fn, interp);
     if (st == DEL_OK)
         st = del_img_check_fill(fn, fill);
-    return st;
+    if (st != DEL_OK)
+        return st;
+    if (!m)
+        return del_error_null(fn, "m");
+    return finite_values(fn, m, n);
 }
 
 DEL_API del_status del_image_affine(del_tensor *dst, const del_tensor *src, const float *m, del_interp interp,
@@ -147,12 +138,8 @@ DEL_API del_status del_image_affine(del_tensor *dst, const del_tensor *src, cons
 {
     static const char fn[] = "del_image_affine";
     del_img d, s;
-    del_status st = resize_args(&d, &s, fn, dst, src, interp, fill);
+    del_status st = matrix_args(&d, &s, fn, dst, src, m, 6, interp, fill);
     if (st != DEL_OK)
-        return st;
-    if (!m)
-        return del_error_null(fn, "m");
-    if ((st = finite_values(fn, m, 6)) != DEL_OK)
         return st;
     /* cv2.warpAffine's own inversion, step by step, in double. */
     double M[6];
@@ -180,12 +167,8 @@ DEL_API del_status del_image_perspective(del_tensor *dst, const del_tensor *src,
 {
     static const char fn[] = "del_image_perspective";
     del_img d, s;
-    del_status st = resize_args(&d, &s, fn, dst, src, interp, fill);
+    del_status st = matrix_args(&d, &s, fn, dst, src, m, 9, interp, fill);
     if (st != DEL_OK)
-        return st;
-    if (!m)
-        return del_error_null(fn, "m");
-    if ((st = finite_values(fn, m, 9)) != DEL_OK)
         return st;
     /* cv::invert's closed form for 3x3 (DECOMP_LU), in double. */
     double S[9];

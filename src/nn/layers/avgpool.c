@@ -3,43 +3,13 @@
  * global_avgpool: [N, C, H, W] -> [N, C], y[n, c] = mean of the plane
  * (torch's AdaptiveAvgPool2d(1) then flatten). Both are linear, so
  * backward needs neither x nor the output. */
-#include "backend/backend.h"
 #include "core/error.h"
 #include "core/tensor_internal.h"
-#include "nn/layer.h"
-
-static void pool_shape(const del_layer *l, int n, del_pool_shape *s)
-{
-    s->n = n;
-    s->c = (int)l->in_shape[0];
-    s->h_in = (int)l->in_shape[1];
-    s->w_in = (int)l->in_shape[2];
-    s->h_out = (int)l->out_shape[1];
-    s->w_out = (int)l->out_shape[2];
-    s->kernel = l->cfg.kernel;
-    s->stride = l->cfg.stride;
-}
+#include "nn/layers/pool.h"
 
 static del_status avgpool_setup(del_layer *l, const char *func)
 {
-    const del_layer_cfg *c = &l->cfg;
-    if (c->kernel < 1)
-        return del_error(DEL_EINVAL, "%s: 'kernel' must be >= 1, got %d", func, c->kernel);
-    if (c->stride < 1)
-        return del_error(DEL_EINVAL, "%s: 'stride' must be >= 1, got %d", func, c->stride);
-    if (l->in_ndim != 3)
-        return del_error(DEL_EINVAL, "%s: avgpool needs a 4-d input [N, C, H, W], got [N, %lld]", func,
-                         (long long)l->in_shape[0]);
-    if (l->in_shape[1] < c->kernel || l->in_shape[2] < c->kernel)
-        return del_error(DEL_EINVAL, "%s: 'kernel' %d is larger than the input %lldx%lld", func, c->kernel,
-                         (long long)l->in_shape[1], (long long)l->in_shape[2]);
-    l->out_ndim = 3;
-    l->out_shape[0] = l->in_shape[0];
-    l->out_shape[1] = (l->in_shape[1] - c->kernel) / c->stride + 1;
-    l->out_shape[2] = (l->in_shape[2] - c->kernel) / c->stride + 1;
-    l->n_params = 0;
-    l->n_state = 0;
-    return DEL_OK;
+    return del_pool_setup(l, "avgpool", func);
 }
 
 static del_status avgpool_forward(del_layer *l, const del_layer_ctx *ctx, const del_tensor *x)
@@ -50,7 +20,7 @@ static del_status avgpool_forward(del_layer *l, const del_layer_ctx *ctx, const 
     if (st != DEL_OK)
         return st;
     del_pool_shape s;
-    pool_shape(l, n, &s);
+    del_pool_shape_of(l, n, &s);
     del_backend_get()->avgpool2d_forward(&s, x->data, l->out->data);
     return DEL_OK;
 }
@@ -64,7 +34,7 @@ static del_status avgpool_backward(del_layer *l, const del_layer_ctx *ctx, const
     if (st != DEL_OK)
         return st;
     del_pool_shape s;
-    pool_shape(l, n, &s);
+    del_pool_shape_of(l, n, &s);
     del_backend_get()->avgpool2d_backward(&s, dy->data, l->dx->data);
     return DEL_OK;
 }

@@ -7,24 +7,7 @@
 #include "backend/backend.h"
 #include "core/rng.h"
 #include "testutil.h"
-
-static float *rand_buf(size_t n, uint64_t seed)
-{
-    del_rng r;
-    del_rng_seed(&r, seed);
-    float *p = malloc(n * sizeof *p + 1);
-    for (size_t i = 0; i < n; i++)
-        p[i] = 2.0f * del_rng_uniform(&r) - 1.0f;
-    return p;
-}
-
-static float *fill_buf(size_t n, float v)
-{
-    float *p = malloc(n * sizeof *p + 1);
-    for (size_t i = 0; i < n; i++)
-        p[i] = v;
-    return p;
-}
+#include "backend_bufs.h"
 
 /* |got - want| <= rtol * scale + atol, where scale is the sum of the
  * magnitudes of the terms that made up want. */

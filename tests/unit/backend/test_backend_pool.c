@@ -7,16 +7,7 @@
 #include "backend/backend.h"
 #include "core/rng.h"
 #include "testutil.h"
-
-static float *rand_buf(size_t n, uint64_t seed)
-{
-    del_rng r;
-    del_rng_seed(&r, seed);
-    float *p = malloc(n * sizeof *p + 1);
-    for (size_t i = 0; i < n; i++)
-        p[i] = 2.0f * del_rng_uniform(&r) - 1.0f;
-    return p;
-}
+#include "backend_bufs.h"
 
 /* Check's assertions are slow per call, so large loops count mismatches
  * (keeping the first) and assert once. */

@@ -1,7 +1,6 @@
 /* Tests of src/data/cifar.c: the CIFAR-10 binary reader on small files
  * written here in the CIFAR-10 format (CIFAR-10 itself is not installed),
  * plain and gzip, and every malformed case. */
-#include <dirent.h>
 #include <stdint.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -301,30 +300,7 @@ static Suite *cifar_suite(void)
     return s;
 }
 
-static void remove_tmpdir(void)
-{
-    DIR *d = opendir(tmpdir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char path[600];
-        snprintf(path, sizeof path, "%s/%s", tmpdir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-    rmdir(tmpdir);
-}
-
 int main(void)
 {
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return EXIT_FAILURE;
-    }
-    int rc = test_run_suite(cifar_suite());
-    remove_tmpdir();
-    return rc;
+    return test_run_suite_in_tmpdir(cifar_suite, tmpdir);
 }

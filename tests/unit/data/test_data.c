@@ -1,6 +1,5 @@
 /* Tests of src/data: the IDX reader, Fashion-MNIST, splits, subsets and
  * batch normalisation. */
-#include <dirent.h>
 #include <math.h>
 #include <stdint.h>
 #include <unistd.h>
@@ -305,9 +304,7 @@ static void fm_teardown(void)
 
 static void require_fmnist(void)
 {
-    ck_assert_msg(fm_status == DEL_OK,
-                  "Fashion-MNIST is required: install Debian's dataset-fashion-mnist or set DEL_FMNIST_DIR "
-                  "(tried %s): %s", test_fmnist_dir(), fm_message);
+    test_require_fmnist(fm_status, fm_message);
 }
 
 START_TEST(test_fashion_mnist_train_matches_published_facts)
@@ -680,30 +677,7 @@ static Suite *data_suite(void)
     return s;
 }
 
-static void remove_tmpdir(void)
-{
-    DIR *d = opendir(tmpdir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char path[512];
-        snprintf(path, sizeof path, "%s/%s", tmpdir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-    rmdir(tmpdir);
-}
-
 int main(void)
 {
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return EXIT_FAILURE;
-    }
-    int rc = test_run_suite(data_suite());
-    remove_tmpdir();
-    return rc;
+    return test_run_suite_in_tmpdir(data_suite, tmpdir);
 }

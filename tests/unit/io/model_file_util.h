@@ -68,25 +68,6 @@ static inline void make_tmpdir(void)
     ck_assert_ptr_nonnull(mkdtemp(tmpdir));
 }
 
-static inline void remove_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            char sub[512];
-            if (snprintf(sub, sizeof sub, "%s/%s", path, e->d_name) < (int)sizeof sub)
-                remove_tree(sub);
-        }
-        closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
 static inline int count_entries(const char *dir, const char *needle)
 {
     DIR *d = opendir(dir);
@@ -163,7 +144,7 @@ static inline void round_trip_file(del_model *m)
     ck_assert_int_eq(del_model_is_training(back), 1);
     assert_same_model(m, back);
     del_model_free(back);
-    remove_tree(tmpdir);
+    test_remove_tree(tmpdir);
 }
 
 /* ---- an independent encoder for the documented layout ---- */

@@ -73,7 +73,7 @@ START_TEST(test_save_buffer_matches_saved_file_and_is_deterministic)
     ck_assert_uint_eq(nf, na);
     ck_assert(memcmp(f, a, na) == 0);
     free(f);
-    remove_tree(tmpdir);
+    test_remove_tree(tmpdir);
     del_buffer_free(a);
     del_buffer_free(b);
     del_model_free(m);
@@ -157,7 +157,7 @@ START_TEST(test_save_into_missing_directory_is_eio_and_leaves_nothing)
     snprintf(path, sizeof path, "%s/no/such/dir/m.delm", tmpdir);
     ck_assert_del_err(del_model_save(m, path), DEL_EIO, "No such file or directory");
     ck_assert_int_eq(count_entries(tmpdir, ""), 2); /* . and .. */
-    remove_tree(tmpdir);
+    test_remove_tree(tmpdir);
     del_model_free(m);
 }
 END_TEST
@@ -179,7 +179,7 @@ START_TEST(test_save_over_directory_fails_and_clobbers_nothing)
     ck_assert_uint_eq(n, 4);
     ck_assert(memcmp(kept, "keep", 4) == 0);
     free(kept);
-    remove_tree(tmpdir);
+    test_remove_tree(tmpdir);
     del_model_free(m);
 }
 END_TEST
@@ -213,7 +213,7 @@ START_TEST(test_save_replaces_existing_file_and_failed_save_keeps_it)
         del_model_free(back);
     }
     ck_assert_int_eq(count_entries(tmpdir, ".tmp."), 0);
-    remove_tree(tmpdir);
+    test_remove_tree(tmpdir);
     del_model_free(a);
     del_model_free(b);
 }

@@ -28,7 +28,7 @@ START_TEST(test_load_empty_and_foreign_files_are_not_models)
     write_file(path, "hello, world\n", 13);
     ck_assert_del_err(del_model_load(&m, path), DEL_EFORMAT, "text.txt' is not a libdel model (bad magic)");
     ck_assert_ptr_null(m);
-    remove_tree(tmpdir);
+    test_remove_tree(tmpdir);
     expect_corrupt("DEL", 3, "bad magic");
 }
 END_TEST

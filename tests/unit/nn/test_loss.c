@@ -6,6 +6,7 @@
 #include <math.h>
 
 #include "testutil.h"
+#include "golden.h"
 
 static del_tensor *f32_2d(int64_t n, int64_t k, const float *values)
 {
@@ -648,35 +649,6 @@ END_TEST
 
 /* ---- against PyTorch (tests/data/nn/loss_golden.txt) ---- */
 
-#define GOLDEN_MAX_ARRAYS 64
-
-typedef struct golden {
-    char names[GOLDEN_MAX_ARRAYS][32];
-    double *values[GOLDEN_MAX_ARRAYS];
-    int counts[GOLDEN_MAX_ARRAYS];
-    int n;
-} golden;
-
-static void golden_load(golden *gd)
-{
-    const char *dir = getenv("DEL_TEST_DATA");
-    char path[512];
-    snprintf(path, sizeof path, "%s/nn/loss_golden.txt", dir ? dir : "tests/data");
-    FILE *f = fopen(path, "r");
-    ck_assert_msg(f != NULL, "cannot open %s (set DEL_TEST_DATA to tests/data)", path);
-    memset(gd, 0, sizeof *gd);
-    while (gd->n < GOLDEN_MAX_ARRAYS && fscanf(f, "%31s %d", gd->names[gd->n], &gd->counts[gd->n]) == 2) {
-        int c = gd->counts[gd->n];
-        ck_assert_int_gt(c, 0);
-        gd->values[gd->n] = malloc((size_t)c * sizeof(double));
-        ck_assert_ptr_nonnull(gd->values[gd->n]);
-        for (int i = 0; i < c; i++)
-            ck_assert_int_eq(fscanf(f, "%lf", &gd->values[gd->n][i]), 1);
-        gd->n++;
-    }
-    fclose(f);
-}
-
 /* Array `<prefix><index>_<field>`, which must have count values (any if
  * count is 0); NULL if absent. */
 static const double *golden_find(const golden *gd, const char *prefix, int index, const char *field, int count)
@@ -690,12 +662,6 @@ static const double *golden_find(const golden *gd, const char *prefix, int index
             return gd->values[i];
         }
     return NULL;
-}
-
-static void golden_free(golden *gd)
-{
-    for (int i = 0; i < gd->n; i++)
-        free(gd->values[i]);
 }
 
 static del_tensor *f32_from_doubles(int64_t n, int64_t k, const double *v)
@@ -718,7 +684,7 @@ static void check_close(const char *what, int index, int i, double got, double w
 START_TEST(test_cross_entropy_smooth_matches_torch)
 {
     golden gd;
-    golden_load(&gd);
+    golden_load(&gd, "loss_golden.txt");
     int cases = 0;
     for (int c = 0;; c++) {
         const double *meta = golden_find(&gd, "smooth", c, "meta", 3);
@@ -754,7 +720,7 @@ END_TEST
 START_TEST(test_distill_matches_torch)
 {
     golden gd;
-    golden_load(&gd);
+    golden_load(&gd, "loss_golden.txt");
     int cases = 0;
     for (int c = 0;; c++) {
         const double *meta = golden_find(&gd, "distill", c, "meta", 3);

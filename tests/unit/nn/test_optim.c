@@ -4,6 +4,7 @@
 #include <math.h>
 
 #include "testutil.h"
+#include "golden.h"
 
 /* A model with two parameters (linear 1 -> 1 with bias), p = 1, grad = 0.5. */
 static del_model *two_param_model(void)
@@ -408,36 +409,8 @@ END_TEST
 
 /* ---- against PyTorch ---- */
 
-#define GOLDEN_MAX_ARRAYS 12
 #define GOLDEN_STEPS 8
 #define GOLDEN_N 8
-
-typedef struct golden {
-    char names[GOLDEN_MAX_ARRAYS][32];
-    double *values[GOLDEN_MAX_ARRAYS];
-    int counts[GOLDEN_MAX_ARRAYS];
-    int n;
-} golden;
-
-static void golden_load(golden *gd)
-{
-    const char *dir = getenv("DEL_TEST_DATA");
-    char path[512];
-    snprintf(path, sizeof path, "%s/nn/optim_golden.txt", dir ? dir : "tests/data");
-    FILE *f = fopen(path, "r");
-    ck_assert_msg(f != NULL, "cannot open %s (set DEL_TEST_DATA to tests/data)", path);
-    memset(gd, 0, sizeof *gd);
-    while (gd->n < GOLDEN_MAX_ARRAYS && fscanf(f, "%31s %d", gd->names[gd->n], &gd->counts[gd->n]) == 2) {
-        int c = gd->counts[gd->n];
-        ck_assert_int_gt(c, 0);
-        gd->values[gd->n] = malloc((size_t)c * sizeof(double));
-        ck_assert_ptr_nonnull(gd->values[gd->n]);
-        for (int i = 0; i < c; i++)
-            ck_assert_int_eq(fscanf(f, "%lf", &gd->values[gd->n][i]), 1);
-        gd->n++;
-    }
-    fclose(f);
-}
 
 static const double *golden_get(const golden *gd, const char *name, int count)
 {
@@ -448,12 +421,6 @@ static const double *golden_get(const golden *gd, const char *name, int count)
         }
     ck_abort_msg("golden file lacks '%s'", name);
     return NULL;
-}
-
-static void golden_free(golden *gd)
-{
-    for (int i = 0; i < gd->n; i++)
-        free(gd->values[i]);
 }
 
 /* Replays run `name` of the golden file through opt on m (8 parameters),
@@ -505,7 +472,7 @@ static del_model *golden_model(const golden *gd)
 START_TEST(test_adamw_matches_torch_with_warmup_cosine_and_clip)
 {
     golden gd;
-    golden_load(&gd);
+    golden_load(&gd, "optim_golden.txt");
     del_model *m = golden_model(&gd);
     del_optimizer *o = NULL;
     ck_assert_del_ok(del_optimizer_new_adamw(&o, m, 0.01f, 0.8f, 0.99f, 1e-6f, 0.05f));
@@ -522,7 +489,7 @@ END_TEST
 START_TEST(test_sgd_matches_torch_with_warmup_step_schedule_and_clip)
 {
     golden gd;
-    golden_load(&gd);
+    golden_load(&gd, "optim_golden.txt");
     del_model *m = golden_model(&gd);
     del_optimizer *o = NULL;
     ck_assert_del_ok(del_optimizer_new_sgd(&o, m, 0.1f, 0.9f, 5e-4f, 1));

@@ -2,47 +2,7 @@
 #include <math.h>
 
 #include "testutil.h"
-
-/* ---- Fashion-MNIST, loaded once per test case (before the fork) ---- */
-
-static del_dataset *fm_labeled, *fm_test;
-static del_status fm_status;
-static char fm_message[512];
-
-/* The first 50 images per class (500) and the first 2,000 test images. */
-static void fm_setup(void)
-{
-    del_dataset *train = NULL, *test = NULL;
-    fm_status = del_dataset_load_fashion_mnist(&train, test_fmnist_dir(), DEL_SPLIT_TRAIN);
-    if (fm_status == DEL_OK)
-        fm_status = del_dataset_split_per_class(&fm_labeled, NULL, train, 50);
-    if (fm_status == DEL_OK)
-        fm_status = del_dataset_load_fashion_mnist(&test, test_fmnist_dir(), DEL_SPLIT_TEST);
-    if (fm_status == DEL_OK) {
-        static int64_t first[2000];
-        for (int i = 0; i < 2000; i++)
-            first[i] = i;
-        fm_status = del_dataset_subset(&fm_test, test, first, 2000);
-    }
-    if (fm_status != DEL_OK)
-        snprintf(fm_message, sizeof fm_message, "%s", del_last_error());
-    del_dataset_free(train);
-    del_dataset_free(test);
-}
-
-static void fm_teardown(void)
-{
-    del_dataset_free(fm_labeled);
-    del_dataset_free(fm_test);
-    fm_labeled = fm_test = NULL;
-}
-
-static void require_fmnist(void)
-{
-    ck_assert_msg(fm_status == DEL_OK,
-                  "Fashion-MNIST is required: install Debian's dataset-fashion-mnist or set DEL_FMNIST_DIR "
-                  "(tried %s): %s", test_fmnist_dir(), fm_message);
-}
+#include "train_util.h"
 
 /* An mlp for 1x28x28 input, initialised from init_seed. */
 static del_model *new_mlp(uint64_t init_seed)
@@ -82,10 +42,7 @@ static float *train_mlp_params(int threads, uint64_t seed, int64_t steps, int64_
     ck_assert_del_ok(del_trainer_new_supervised(&tr, m, fm_labeled));
     ck_assert_del_ok(del_trainer_set_seed(tr, seed));
     ck_assert_del_ok(del_trainer_fit(tr, steps));
-    *n_params = del_model_num_params(m);
-    float *p = malloc((size_t)*n_params * sizeof *p);
-    ck_assert_ptr_nonnull(p);
-    memcpy(p, del_model_params(m), (size_t)*n_params * sizeof *p);
+    float *p = copy_params(m, n_params);
     del_trainer_free(tr);
     del_model_free(m);
     return p;
