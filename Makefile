@@ -195,8 +195,8 @@ sanitize:
 # fashion_mnist case trains real models for hundreds of steps: more than ten
 # minutes under valgrind's ~50x slowdown. Its "small" case still runs here and
 # `make sanitize` covers the whole program. The same holds for
-# train/test_train_augment.
-VALGRIND_ONLY ?= train/test_supervised:small train/test_train_augment:small
+# train/test_train_augment and train/test_train_optim.
+VALGRIND_ONLY ?= train/test_supervised:small train/test_train_augment:small train/test_train_optim:small
 VALGRIND := valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect -q
 
 valgrind: $(TEST_BINS)
