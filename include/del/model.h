@@ -134,6 +134,10 @@ DEL_API int64_t del_model_num_params(const del_model *model);
 DEL_API float *del_model_params(del_model *model);
 DEL_API float *del_model_grads(del_model *model);
 
+/* The input shape the model was made for: [channels, height, width] of one
+ * image. Errors: DEL_EINVAL (a NULL argument). */
+DEL_API del_status del_model_input_shape(const del_model *model, int *channels, int *height, int *width);
+
 /* The output shape for one image: *ndim is 1 ([F]) or 3 ([C, H, W]) and
  * shape receives that many sizes (shape must hold 3). Errors: DEL_EINVAL. */
 DEL_API del_status del_model_output_shape(const del_model *model, int *ndim, int64_t *shape);

@@ -258,6 +258,23 @@ DEL_API float *del_model_grads(del_model *model)
     return model && model->n_params > 0 ? model->grads : NULL;
 }
 
+DEL_API del_status del_model_input_shape(const del_model *model, int *channels, int *height, int *width)
+{
+    static const char fn[] = "del_model_input_shape";
+    if (!model)
+        return del_error_null(fn, "model");
+    if (!channels)
+        return del_error_null(fn, "channels");
+    if (!height)
+        return del_error_null(fn, "height");
+    if (!width)
+        return del_error_null(fn, "width");
+    *channels = model->in_c;
+    *height = model->in_h;
+    *width = model->in_w;
+    return DEL_OK;
+}
+
 DEL_API del_status del_model_output_shape(const del_model *model, int *ndim, int64_t *shape)
 {
     if (!model)

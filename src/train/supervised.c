@@ -139,30 +139,18 @@ static del_status alloc_batch(del_trainer *tr, int batch)
     return DEL_OK;
 }
 
-/* Runs one image through the model in evaluation mode (which changes no
- * state) to learn whether the dataset's images fit its input; the public
- * API has no other way to ask. */
-static del_status probe_input(del_trainer *tr, const char *func)
+/* Refuses a dataset whose images do not match the model's input shape. */
+static del_status check_input(const del_trainer *tr, const char *func)
 {
-    del_status st;
-    del_tensor *x = NULL;
-    const int64_t shape[4] = {1, tr->channels, tr->height, tr->width};
-    int was_training = del_model_is_training(tr->model);
-    st = del_tensor_new(&x, DEL_DTYPE_F32, 4, shape);
+    int c = 0, h = 0, w = 0;
+    del_status st = del_model_input_shape(tr->model, &c, &h, &w);
     if (st != DEL_OK)
         return st;
-    st = del_model_set_training(tr->model, 0);
-    if (st == DEL_OK)
-        st = del_model_forward(tr->model, x);
-    del_model_set_training(tr->model, was_training);
-    del_tensor_free(x);
-    if (st == DEL_EINVAL) {
-        char why[512];
-        snprintf(why, sizeof why, "%s", del_last_error());
-        return del_error(DEL_EINVAL, "%s: the images of 'labeled' (%d x %d x %d) do not fit 'model' (%s)", func,
-                         tr->channels, tr->height, tr->width, why);
-    }
-    return st;
+    if (c != tr->channels || h != tr->height || w != tr->width)
+        return del_error(DEL_EINVAL,
+                         "%s: the images of 'labeled' (%d x %d x %d) do not fit 'model' (input %d x %d x %d)",
+                         func, tr->channels, tr->height, tr->width, c, h, w);
+    return DEL_OK;
 }
 
 DEL_API void del_trainer_free(del_trainer *trainer)
@@ -225,7 +213,7 @@ DEL_API del_status del_trainer_new_supervised(del_trainer **out, del_model *mode
         if (labels[i] >= 0)
             tr->pool[k++] = i;
 
-    st = probe_input(tr, fn);
+    st = check_input(tr, fn);
     if (st != DEL_OK)
         goto cleanup;
     int out_ndim = 0;
@@ -467,7 +455,7 @@ DEL_API del_status del_trainer_set_progress(del_trainer *trainer, del_progress_f
 }
 
 /* Checks that aug runs on the dataset's images and keeps their size, which
- * is the model's input (probed when the trainer was made). */
+ * is the model's input (checked when the trainer was made). */
 static del_status check_pipeline(const del_trainer *tr, const del_augment *aug, const char *func, const char *arg)
 {
     int oh = 0, ow = 0;

@@ -25,6 +25,10 @@ class TestGroups(unittest.TestCase):
         self.assertNotEqual(before[-n_head:], after[-n_head:])
         del out
 
+    def test_input_shape_is_the_one_the_model_was_made_for(self):
+        m = libdel.Model.preset("mlp", channels=3, height=17, width=5, num_classes=4)
+        self.assertEqual(m.input_shape, (3, 17, 5))
+
     def test_lr_mult_is_reported_and_checked(self):
         m = libdel.Model.preset("mlp", channels=1, height=4, width=4, num_classes=3)
         m.set_lr_mult(0.1, 0, 1)

@@ -285,6 +285,10 @@ FUNCTIONS = {
         ctypes.POINTER(ctypes.c_float),
         ((ctypes.c_void_p, 'model'),),
     ),
+    'del_model_input_shape': (
+        del_status,
+        ((ctypes.c_void_p, 'model'), (ctypes.POINTER(ctypes.c_int), 'channels'), (ctypes.POINTER(ctypes.c_int), 'height'), (ctypes.POINTER(ctypes.c_int), 'width'),),
+    ),
     'del_model_output_shape': (
         del_status,
         ((ctypes.c_void_p, 'model'), (ctypes.POINTER(ctypes.c_int), 'ndim'), (ctypes.POINTER(ctypes.c_int64), 'shape'),),

@@ -176,6 +176,13 @@ class Model(Handle):
         return [lib.del_model_layer_type(h, i).decode() for i in range(lib.del_model_num_layers(h))]
 
     @property
+    def input_shape(self):
+        """(channels, height, width) of one input image."""
+        c, h, w = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
+        check(lib.del_model_input_shape(self._h, ctypes.byref(c), ctypes.byref(h), ctypes.byref(w)))
+        return (c.value, h.value, w.value)
+
+    @property
     def num_params(self):
         return lib.del_model_num_params(self._h)
 

@@ -69,6 +69,21 @@ START_TEST(test_preset_mlp_layers_and_params)
 }
 END_TEST
 
+START_TEST(test_input_shape_is_the_one_the_model_was_made_for)
+{
+    del_model *m = NULL;
+    int c = 0, h = 0, w = 0;
+    ck_assert_del_ok(del_model_preset(&m, "mlp", 3, 17, 5, 4));
+    ck_assert_del_ok(del_model_input_shape(m, &c, &h, &w));
+    ck_assert_int_eq(c, 3);
+    ck_assert_int_eq(h, 17);
+    ck_assert_int_eq(w, 5);
+    ck_assert_del_err(del_model_input_shape(NULL, &c, &h, &w), DEL_EINVAL, "'model'");
+    ck_assert_del_err(del_model_input_shape(m, &c, NULL, &w), DEL_EINVAL, "'height'");
+    del_model_free(m);
+}
+END_TEST
+
 START_TEST(test_preset_rejects_bad_arguments)
 {
     del_model *m = NULL;
@@ -563,6 +578,7 @@ static Suite *model_suite(void)
     tcase_add_test(tc, test_preset_fmnist_cnn_layers_shape_and_params);
     tcase_add_test(tc, test_preset_mlp_layers_and_params);
     tcase_add_test(tc, test_preset_rejects_bad_arguments);
+    tcase_add_test(tc, test_input_shape_is_the_one_the_model_was_made_for);
     tcase_add_test(tc, test_spec_equals_c_calls);
     tcase_add_test(tc, test_spec_maxpool_stride_defaults_to_kernel);
     tcase_add_test(tc, test_spec_errors_name_the_item);
