@@ -12,8 +12,10 @@ extern "C" {
 #endif
 
 /* Writes img (u8 [H, W, 1 or 3]: greyscale or RGB, H and W in
- * 1..65535) to path as an 8-bit PNG. The file is written to "<path>.tmp"
- * and then renamed over path, so a crash never leaves a half-written file.
+ * 1..65535) to path as an 8-bit PNG. The file is written to a fresh
+ * temporary file beside path, fsynced and renamed over it (as model files
+ * are), so a crash never leaves a half-written file and an existing file is
+ * only ever replaced whole.
  * Errors: DEL_EINVAL (NULL argument, img not u8 [H, W, 1 or 3], a size
  * out of range), DEL_ENOMEM, DEL_EIO (cannot write or rename: the message
  * names the path). */

@@ -1,8 +1,6 @@
 /* PNG writing (8-bit greyscale or RGB, no filtering, one IDAT chunk) and
  * image grids. PNG layout: the 8-byte signature, then chunks of
  * big-endian length, 4-byte type, data, CRC-32 over type and data. */
-#include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -10,6 +8,7 @@
 #include "core/error.h"
 #include "core/tensor_internal.h"
 #include "del/io.h"
+#include "io/format.h"
 
 static void put_be32(uint8_t *p, uint32_t v)
 {
@@ -19,20 +18,21 @@ static void put_be32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
-/* Writes one chunk; 0 on a write error. */
-static int write_chunk(FILE *f, const char type[4], const uint8_t *data, uint32_t len)
+/* Appends one chunk: big-endian length, type, data, CRC-32 of type + data
+ * (contiguous in the buffer, so one del_crc32 call covers both). */
+static void put_chunk(del_writer *w, const char type[4], const uint8_t *data, uint32_t len)
 {
-    uint8_t head[8];
-    put_be32(head, len);
-    memcpy(head + 4, type, 4);
-    uLong crc = crc32(0L, Z_NULL, 0);
-    crc = crc32(crc, (const Bytef *)type, 4);
+    uint8_t be[4];
+    put_be32(be, len);
+    del_writer_bytes(w, be, 4);
+    size_t start = w->len;
+    del_writer_bytes(w, type, 4);
     if (len)
-        crc = crc32(crc, data, len);
-    uint8_t tail[4];
-    put_be32(tail, (uint32_t)crc);
-    return fwrite(head, 1, 8, f) == 8 && (len == 0 || fwrite(data, 1, len, f) == len) &&
-           fwrite(tail, 1, 4, f) == 4;
+        del_writer_bytes(w, data, len);
+    if (w->oom)
+        return;
+    put_be32(be, del_crc32(w->data + start, 4 + (size_t)len));
+    del_writer_bytes(w, be, 4);
 }
 
 DEL_API del_status del_image_write_png(const del_tensor *img, const char *path)
@@ -50,19 +50,15 @@ DEL_API del_status del_image_write_png(const del_tensor *img, const char *path)
     const uint32_t h = (uint32_t)img->shape[0], w = (uint32_t)img->shape[1], c = (uint32_t)img->shape[2];
     const size_t row = (size_t)w * c, raw_len = (size_t)h * (row + 1);
     del_status st = DEL_OK;
-    FILE *f = NULL;
-    char *tmp = NULL;
+    del_writer out;
+    del_writer_init(&out);
     uint8_t *raw = malloc(raw_len);
     uLongf zlen = compressBound((uLong)raw_len);
     uint8_t *z = malloc(zlen);
-    size_t plen = strlen(path);
-    tmp = malloc(plen + 5);
-    if (!raw || !z || !tmp) {
+    if (!raw || !z) {
         st = del_error(DEL_ENOMEM, "%s: out of memory", fn);
         goto cleanup;
     }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
     /* Filter type 0 (none) before every row. */
     for (uint32_t y = 0; y < h; y++) {
         raw[(size_t)y * (row + 1)] = 0;
@@ -79,33 +75,21 @@ DEL_API del_status del_image_write_png(const del_tensor *img, const char *path)
     ihdr[9] = c == 3 ? 2 : 0;   /* colour type: RGB or greyscale */
     ihdr[10] = ihdr[11] = ihdr[12] = 0; /* deflate, adaptive filtering, no interlace */
     static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    f = fopen(tmp, "wb");
-    if (!f) {
-        st = del_error(DEL_EIO, "%s: cannot create '%s': %s", fn, tmp, strerror(errno));
+    del_writer_bytes(&out, sig, sizeof sig);
+    put_chunk(&out, "IHDR", ihdr, 13);
+    put_chunk(&out, "IDAT", z, (uint32_t)zlen);
+    put_chunk(&out, "IEND", NULL, 0);
+    if (out.oom) {
+        st = del_error(DEL_ENOMEM, "%s: out of memory", fn);
         goto cleanup;
     }
-    int ok = fwrite(sig, 1, 8, f) == 8 && write_chunk(f, "IHDR", ihdr, 13) &&
-             write_chunk(f, "IDAT", z, (uint32_t)zlen) && write_chunk(f, "IEND", NULL, 0);
-    int err = errno;
-    if (fclose(f) != 0 && ok) {
-        ok = 0;
-        err = errno;
-    }
-    f = NULL;
-    if (!ok) {
-        remove(tmp);
-        st = del_error(DEL_EIO, "%s: cannot write '%s': %s", fn, tmp, strerror(err));
-        goto cleanup;
-    }
-    if (rename(tmp, path) != 0) {
-        err = errno;
-        remove(tmp);
-        st = del_error(DEL_EIO, "%s: cannot rename '%s' to '%s': %s", fn, tmp, path, strerror(err));
-    }
+    /* The shared temp-file + rename writer: a crash never leaves a
+     * half-written PNG, and an existing file is only replaced whole. */
+    st = del_file_write_atomic(path, out.data, out.len, fn);
 cleanup:
     free(raw);
     free(z);
-    free(tmp);
+    del_writer_free(&out);
     return st;
 }
 
