@@ -196,7 +196,7 @@ sanitize:
 # minutes under valgrind's ~50x slowdown. Its "small" case still runs here and
 # `make sanitize` covers the whole program. The same holds for
 # train/test_train_augment and train/test_train_optim.
-VALGRIND_ONLY ?= train/test_supervised:small train/test_train_augment:small train/test_train_optim:small
+VALGRIND_ONLY ?= train/test_supervised:small train/test_train_augment:small train/test_train_optim:small train/test_checkpoint:small
 VALGRIND := valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect -q
 
 valgrind: $(TEST_BINS)

@@ -1,5 +1,6 @@
 /* libdel — models: a sequence of layers over f32 NCHW input, with all
- * parameters in one contiguous buffer (and their gradients in another).
+ * parameters in one contiguous buffer (and their gradients in another);
+ * optionally a backbone plus named heads (see "Heads" below).
  *
  * Layers: linear, conv2d, batchnorm, relu, maxpool, flatten, dropout,
  * avgpool, global_avgpool, residual (a ResNet basic block).
@@ -29,7 +30,8 @@ DEL_API del_status del_model_new(del_model **out, int channels, int height, int 
  * Errors (all): DEL_EINVAL (NULL model, a parameter out of range, a layer
  * that does not fit the current output shape — e.g. conv2d after flatten,
  * linear on a 4-d output, a kernel larger than the padded input),
- * DEL_ENOMEM. */
+ * DEL_ESTATE (the model has heads: the backbone is complete; remove the
+ * heads to add backbone layers), DEL_ENOMEM. */
 /* conv2d: out_channels >= 1, kernel >= 1, stride >= 1, 0 <= pad < kernel; bias 0/1. */
 DEL_API del_status del_model_add_conv2d(del_model *model, int out_channels, int kernel, int stride, int pad, int bias);
 /* linear on a 2-d output [N, F]: y = x W^T + b; bias 0/1. */
@@ -118,7 +120,7 @@ DEL_API del_status del_model_set_training(del_model *model, int training);
 /* 1 in training mode, 0 in evaluation mode (0 if model is NULL). */
 DEL_API int del_model_is_training(const del_model *model);
 
-/* Number of layers (0 if NULL). */
+/* Number of layers (0 if NULL): the backbone's and every head's. */
 DEL_API int del_model_num_layers(const del_model *model);
 
 /* The type name of layer i ("conv2d", "linear", ...); NULL if out of range. */
@@ -129,7 +131,8 @@ DEL_API int64_t del_model_num_params(const del_model *model);
 
 /* The contiguous parameter buffer and its gradient buffer, each
  * del_model_num_params floats, in layer order (borrowed; valid until the
- * next layer is added or the model is freed). Writing parameters is allowed.
+ * next layer or head is added, a head is replaced or removed, or the model
+ * is freed). Writing parameters is allowed.
  * NULL if model is NULL or has no parameters. */
 DEL_API float *del_model_params(del_model *model);
 DEL_API float *del_model_grads(del_model *model);
@@ -138,8 +141,9 @@ DEL_API float *del_model_grads(del_model *model);
  * image. Errors: DEL_EINVAL (a NULL argument). */
 DEL_API del_status del_model_input_shape(const del_model *model, int *channels, int *height, int *width);
 
-/* The output shape for one image: *ndim is 1 ([F]) or 3 ([C, H, W]) and
- * shape receives that many sizes (shape must hold 3). Errors: DEL_EINVAL. */
+/* The output shape for one image (with heads, the first head's): *ndim is
+ * 1 ([F]) or 3 ([C, H, W]) and shape receives that many sizes (shape must
+ * hold 3). Errors: DEL_EINVAL. */
 DEL_API del_status del_model_output_shape(const del_model *model, int *ndim, int64_t *shape);
 
 /* Writes a human-readable summary (one line per layer with output shape and
@@ -148,24 +152,29 @@ DEL_API del_status del_model_output_shape(const del_model *model, int *ndim, int
  * not NULL) receives the size needed including the NUL. */
 DEL_API del_status del_model_summary(const del_model *model, char *buf, size_t size, size_t *needed);
 
-/* Runs the model on x (f32 [N, C, H, W] matching the input shape; N >= 1).
+/* Runs the model on x (f32 [N, C, H, W] matching the input shape; N >= 1):
+ * with heads, the backbone once and every head on its output.
  * The result is kept in the model: see del_model_output.
  * Errors: DEL_EINVAL (NULL argument, wrong dtype or shape: the message gives
  * expected and actual), DEL_ENOMEM. */
 DEL_API del_status del_model_forward(del_model *model, const del_tensor *x);
 
 /* The output of the last forward (f32 [N, ...]), borrowed: valid until the
- * next forward or until the model is freed. NULL before any forward. */
+ * next forward, a change of the layers or heads, or until the model is
+ * freed. NULL before any forward. With heads, the first head's output. */
 DEL_API del_tensor *del_model_output(del_model *model);
 
 /* Back-propagates grad_output (f32, the shape of del_model_output) through
- * the last forward, adding parameter gradients into del_model_grads.
+ * the last forward, adding parameter gradients into del_model_grads. With
+ * heads, through the first head and the backbone only (as
+ * del_model_backward_heads with that head alone).
  * Errors: DEL_EINVAL (NULL argument, shape mismatch), DEL_ESTATE (no forward
  * yet, or the last forward was in evaluation mode), DEL_ENOMEM. */
 DEL_API del_status del_model_backward(del_model *model, const del_tensor *grad_output);
 
 /* Gradient of the loss with respect to the last forward's input (f32
- * [N, C, H, W]), borrowed; NULL before any backward. */
+ * [N, C, H, W]), borrowed; NULL before any backward. With heads, from the
+ * heads the last backward went through. */
 DEL_API del_tensor *del_model_input_grad(del_model *model);
 
 /* Sets every gradient to zero. Errors: DEL_EINVAL (NULL model). */
@@ -218,6 +227,100 @@ DEL_API int del_model_layer_frozen(const del_model *model, int i);
  * of range. */
 DEL_API float del_model_layer_lr_mult(const del_model *model, int i);
 
+/* ---- Heads ----
+ * A model may be a backbone plus one or more named heads (transfer
+ * learning swaps the classifier head, Learning without Forgetting trains
+ * an old and a new head on one backbone, ...). Every head reads the
+ * backbone's output (the model's input if the backbone has no layers).
+ * The layers stay one list, backbone first, then each head's layers as a
+ * contiguous range, heads in creation order; layer indices (freeze,
+ * lr_mult, del_model_layer_type, the summary) cover all of them. The first
+ * head added turns the layers present so far into the backbone; after that
+ * the del_model_add_* builders fail (DEL_ESTATE) until every head is
+ * removed. A model without heads behaves as a plain sequence.
+ * A head name is 1..31 characters of A-Z a-z 0-9 _ . - and unique within
+ * the model. A head spec is a layer list in the grammar of
+ * del_model_from_spec without the input item, e.g. "linear 10" or
+ * "flatten; linear 128; relu; linear 10"; a head has at least one layer.
+ * A head's new layers are initialised from the model's seed (del_model_init,
+ * 0 for a new or loaded model) and their layer indices, exactly as
+ * del_model_init would initialise layers at those indices; they are
+ * trainable at lr multiplier 1. Adding, replacing or removing a head moves
+ * the parameter buffers (see del_model_params) and drops the last forward;
+ * an optimizer made before must be made again (del_optimizer_step fails
+ * when the parameter count changed). Heads are saved in model files. */
+
+/* Adds a head called name whose layers are given by spec, after the other
+ * heads. Errors: DEL_EINVAL (NULL argument, a bad name, a name already
+ * used, a layer that does not fit: the message gives the spec item),
+ * DEL_EFORMAT (a malformed or empty spec, an unknown layer or option: the
+ * message gives the item number and text, as del_model_from_spec),
+ * DEL_ENOMEM. On error the model is unchanged. */
+DEL_API del_status del_model_add_head(del_model *model, const char *name, const char *spec);
+
+/* Replaces the layers of head name by new ones built from spec, freshly
+ * initialised, at the same position and under the same name; the old
+ * layers, their parameters, gradients and groups are gone. Errors: as
+ * del_model_add_head, and DEL_EINVAL if no head is called name. On error
+ * the model is unchanged. */
+DEL_API del_status del_model_replace_head(del_model *model, const char *name, const char *spec);
+
+/* Removes head name and its layers; the later heads move down. Removing
+ * the last head leaves a model without heads (its backbone).
+ * Errors: DEL_EINVAL (NULL argument, no head called name), DEL_ENOMEM. On
+ * error the model is unchanged. */
+DEL_API del_status del_model_remove_head(del_model *model, const char *name);
+
+/* Turns layers first_layer..end of a model without heads into a head
+ * called name (a negative index counts from the end: -1 makes the last
+ * layer a head, e.g. a preset's classifier, to replace with
+ * del_model_replace_head); the layers before it become the backbone.
+ * Parameters and groups are kept. Errors: DEL_EINVAL (NULL argument, a bad
+ * name, a model without layers, first_layer out of range), DEL_ESTATE (the
+ * model already has heads), DEL_ENOMEM. */
+DEL_API del_status del_model_split_head(del_model *model, const char *name, int first_layer);
+
+/* Number of heads (0 if NULL or without heads). */
+DEL_API int del_model_num_heads(const del_model *model);
+
+/* The name of head i (creation order), borrowed until the head is removed;
+ * NULL if model is NULL or i is out of range. */
+DEL_API const char *del_model_head_name(const del_model *model, int i);
+
+/* The index of the head called name; -1 if none (or a NULL argument). */
+DEL_API int del_model_head_index(const del_model *model, const char *name);
+
+/* The layers of head name: *first receives its first layer index, *count
+ * its number of layers (the range first..first+count-1 for
+ * del_model_freeze and friends). Errors: DEL_EINVAL (NULL argument, no
+ * head called name). */
+DEL_API del_status del_model_head_layers(const del_model *model, const char *name, int *first, int *count);
+
+/* Number of backbone layers: the index of the first head's first layer,
+ * or del_model_num_layers without heads (0 if NULL). Freeze the backbone
+ * with del_model_freeze(model, 0, del_model_backbone_layers(model) - 1). */
+DEL_API int del_model_backbone_layers(const del_model *model);
+
+/* The output of head name in the last forward (f32 [N, ...]), borrowed as
+ * del_model_output; NULL before any forward, if no head is called name or
+ * a NULL argument. */
+DEL_API del_tensor *del_model_head_output(del_model *model, const char *name);
+
+/* Back-propagates the gradients grads[k] (f32, the shape of
+ * del_model_head_output of names[k]) of count heads, each named at most
+ * once: through each of those heads, then through the backbone from the
+ * sum of the gradients they pass down. Parameter gradients are added into
+ * del_model_grads for the layers of the listed heads and of the backbone,
+ * as del_model_backward does; the heads not listed get none. The result
+ * does not depend on the order of the list. Frozen layers behave as in
+ * del_model_backward (a frozen backbone is not back-propagated through
+ * until del_model_input_grad asks). Errors: DEL_EINVAL (NULL model, names
+ * or grads, count < 1, a model without heads, a NULL or unknown name, a
+ * name listed twice, a NULL gradient, a gradient of the wrong dtype or
+ * shape: the message gives its index), DEL_ESTATE (as del_model_backward),
+ * DEL_ENOMEM. On DEL_EINVAL or DEL_ESTATE nothing is computed. */
+DEL_API del_status del_model_backward_heads(del_model *model, int count, const char *const *names, const del_tensor *const *grads);
+
 /* Mean softmax cross-entropy of logits (f32 [N, K]) against labels (i32
  * [N], each in 0..K-1). *loss receives the mean; if grad is not NULL
  * (f32 [N, K]) it receives d loss / d logits = (softmax - onehot) / N.
@@ -265,9 +368,10 @@ DEL_API del_status del_loss_distill(const del_tensor *student_logits, const del_
 DEL_API del_status del_softmax(const del_tensor *logits, float temperature, del_tensor *probs);
 
 /* ---- Model files (docs/file-format.md) ----
- * A model file holds the architecture (input shape and the layer list with
- * each layer's settings), every parameter and the batchnorm running
- * statistics, zlib-compressed, with CRC-32 checksums. It is the same on
+ * A model file holds the architecture (input shape, the layer list with
+ * each layer's settings, the heads' names and layer counts), every
+ * parameter and the batchnorm running statistics, zlib-compressed, with
+ * CRC-32 checksums. It is the same on
  * every host. Gradients, the training/evaluation mode and the random
  * stream are not saved: a loaded model is in training mode with its stream
  * at seed 0, as a new one. Loaders check every byte before use, so an

@@ -41,7 +41,9 @@ typedef struct del_optimizer del_optimizer;
  * optimizer's steps). */
 
 /* Creates an SGD optimizer over all parameters of model (which must outlive
- * it and must not gain layers afterwards), as PyTorch's torch.optim.SGD:
+ * it), as PyTorch's torch.optim.SGD. Layers may be added to or replaced in
+ * the model afterwards as long as its parameter count stays the same (else
+ * del_optimizer_step fails):
  *   g = grad + weight_decay * p;  v = momentum * v + g  (v = g at step 0);
  *   p -= lr * (nesterov ? g + momentum * v : v).
  * Errors: DEL_EINVAL (NULL argument, model without parameters, lr <= 0,
@@ -138,9 +140,14 @@ DEL_API void del_trainer_free(del_trainer *trainer);
  * range (named in the message), DEL_ESTATE if called during a fit. */
 /* batch_size >= 1 (at most the number of labeled images). */
 DEL_API del_status del_trainer_set_batch_size(del_trainer *trainer, int batch_size);
-/* Each fit makes a fresh optimizer from these settings: its state
- * (momentum, Adam moments), the schedule and the warm-up start again at
- * every fit. */
+/* The optimizer of a fit comes from the settings below. By default (total
+ * steps 0, see del_trainer_set_total_steps) each fit makes a fresh one: its
+ * state (momentum, Adam moments), the schedule and the warm-up start again
+ * at every fit, over that fit's steps. With total steps set, the first fit
+ * makes one for the whole run and later fits continue it. Every optimizer
+ * setter (set_sgd, set_adamw, set_schedule, set_step_schedule, set_warmup,
+ * set_clip_norm, set_total_steps) drops a kept optimizer: the next fit
+ * starts a new one. */
 /* Selects SGD with these settings, as del_optimizer_new_sgd (nesterov 0/1);
  * also switches back from AdamW. */
 DEL_API del_status del_trainer_set_sgd(del_trainer *trainer, float lr, float momentum, float weight_decay, int nesterov);
@@ -148,17 +155,18 @@ DEL_API del_status del_trainer_set_sgd(del_trainer *trainer, float lr, float mom
  * defaults are lr 1e-3, betas 0.9 / 0.999, eps 1e-8, weight_decay 1e-2);
  * del_trainer_set_sgd switches back. */
 DEL_API del_status del_trainer_set_adamw(del_trainer *trainer, float lr, float beta1, float beta2, float eps, float weight_decay);
-/* Schedule over each fit's steps: constant, cosine (to 0 at the fit's last
- * step) or step (the settings of del_trainer_set_step_schedule, by default
+/* Schedule over each fit's steps (or the total steps when set): constant,
+ * cosine (to 0 at the fit's, or the run's, last step) or step (the settings of del_trainer_set_step_schedule, by default
  * gamma 0.1 every 1000 steps). */
 DEL_API del_status del_trainer_set_schedule(del_trainer *trainer, del_schedule kind);
 /* Selects DEL_SCHEDULE_STEP: the lr is multiplied by gamma every step_size
  * steps of a fit, counted after its warm-up (step_size >= 1, gamma a finite
  * value > 0). */
 DEL_API del_status del_trainer_set_step_schedule(del_trainer *trainer, int64_t step_size, float gamma);
-/* Linear warm-up over the first warmup_steps steps of each fit, as
- * del_optimizer_set_warmup (>= 0; 0, the default, turns it off); a cosine
- * schedule then runs over the fit's remaining steps. */
+/* Linear warm-up over the first warmup_steps steps of each fit (of the run
+ * when total steps are set), as del_optimizer_set_warmup (>= 0; 0, the
+ * default, turns it off); a cosine schedule then runs over the remaining
+ * steps. */
 DEL_API del_status del_trainer_set_warmup(del_trainer *trainer, int64_t warmup_steps);
 /* Clips each step's gradients by their global norm, as
  * del_optimizer_set_clip_norm (max_norm >= 0; 0, the default, turns it off). */
@@ -169,6 +177,17 @@ DEL_API del_status del_trainer_set_clip_norm(del_trainer *trainer, float max_nor
  * (rounded to f32) before del_loss_soft_cross_entropy, so both paths agree
  * up to rounding; s = 0 changes nothing. */
 DEL_API del_status del_trainer_set_label_smoothing(del_trainer *trainer, float smoothing);
+/* Trains one run of total_steps steps over several fits (>= 0; 0, the
+ * default, gives every fit a fresh optimizer): the first fit makes the
+ * optimizer with its schedule and warm-up over total_steps, later fits
+ * continue its state, step count and learning rate, so fit(a) then fit(b)
+ * gives bit for bit the weights of fit(a + b). Steps past total_steps use
+ * the schedule's last value: final lr 0 for cosine (the weights stay as
+ * they are), the base lr for constant; the step schedule never stops
+ * decaying. Calling it, even with the same value, drops the kept optimizer,
+ * so that the next fit starts a new run. A kept optimizer needs the model's
+ * parameter count unchanged (a fit fails with DEL_ESTATE otherwise). */
+DEL_API del_status del_trainer_set_total_steps(del_trainer *trainer, int64_t total_steps);
 /* Per-channel mean and std (channels must equal the dataset's; std > 0). */
 DEL_API del_status del_trainer_set_normalize(del_trainer *trainer, const float *mean, const float *std, int channels);
 /* Seed of the batch order (restarts the order at epoch 0). Dropout draws
@@ -224,11 +243,80 @@ DEL_API del_status del_trainer_set_prefetch(del_trainer *trainer, int depth);
  * failure of the pipeline is returned with its message. */
 DEL_API del_status del_trainer_fit(del_trainer *trainer, int64_t steps);
 
+/* Saves the trainer's run to path (a checkpoint file: docs/file-format.md)
+ * so that a trainer made again with the same model architecture, dataset
+ * and pipelines continues it bit for bit (del_trainer_load_checkpoint).
+ * Stored: the model's parameters, batchnorm statistics, random stream
+ * (dropout, stochastic depth) and parameter groups; the kept optimizer (see
+ * del_trainer_set_total_steps), if any, whole; the trainer's settings
+ * (batch size, optimizer, schedule, warm-up, clipping, total steps, label
+ * smoothing, normalisation, seed) and its place in the batch order and step
+ * count. Not stored: the dataset, the augmentation pipelines (their own
+ * seeds), the progress callback, the prefetch depth (which never changes
+ * results) and the model's training/evaluation mode.
+ * It may be called from the progress callback during a fit (the natural
+ * "every N steps"), with total steps set: it then saves the run as it is
+ * after that callback's step. Written to a temporary file and renamed, as
+ * del_model_save.
+ * Errors: DEL_EINVAL (NULL argument), DEL_ESTATE (called during a fit
+ * without total steps set: that fit's optimizer is not kept; or the kept
+ * optimizer no longer fits the model), DEL_EIO (cannot write path: the
+ * message names it), DEL_ENOMEM. */
+DEL_API del_status del_trainer_save_checkpoint(del_trainer *trainer, const char *path);
+
+/* Loads a checkpoint saved by del_trainer_save_checkpoint into trainer,
+ * which must have been made with a model of the same architecture and the
+ * same dataset, and have an augmentation pipeline exactly when the saved
+ * one had (set it first, with the same settings and seed). Restores
+ * everything del_trainer_save_checkpoint lists, replacing the trainer's
+ * settings and any kept optimizer. All or nothing: on any error the
+ * trainer and its model are unchanged.
+ * Errors: DEL_EINVAL (NULL argument; a checkpoint without a trainer record
+ * (from del_checkpoint_save), of another trainer, another architecture
+ * (the message names the first difference), another dataset (a different
+ * number or order of labeled images or labels), or a pipeline present in
+ * one and not the other), DEL_ESTATE (during a fit), DEL_EIO (cannot read
+ * path), DEL_EFORMAT (not a checkpoint, a model file, written by a newer
+ * libdel, truncated, checksum mismatch, corrupt: the message says which),
+ * DEL_ENOMEM. */
+DEL_API del_status del_trainer_load_checkpoint(del_trainer *trainer, const char *path);
+
 /* Top-1 accuracy (0..1) of the model, in evaluation mode, on the labeled
  * images of test, normalised as for training.
  * Errors: DEL_EINVAL (NULL argument, image shape differs, no labeled
  * image), DEL_ENOMEM. */
 DEL_API del_status del_trainer_evaluate(del_trainer *trainer, const del_dataset *test, double *accuracy);
+
+/* Checkpoints for hand-written training loops (as saving a PyTorch model's
+ * and optimizer's state_dict together). A checkpoint file holds a whole
+ * model file (parameters and batchnorm statistics) plus the model's random
+ * stream and parameter groups (del_model_freeze, del_model_set_lr_mult) and,
+ * optionally, an optimizer's whole state: its momentum or Adam buffers,
+ * step count, hyper-parameters, schedule, warm-up and clipping settings.
+ * Not stored: gradients and the training/evaluation mode.
+ * Threading: reentrant; the model and optimizer must not be used by
+ * another thread during the call. */
+
+/* Saves model and opt (NULL: the model only) to path, written to a
+ * temporary file beside it and renamed, as del_model_save.
+ * Errors: DEL_EINVAL (NULL path or model, opt made for another model),
+ * DEL_ESTATE (the model's parameter count changed since opt was made),
+ * DEL_EIO (cannot write path: the message names it), DEL_ENOMEM. */
+DEL_API del_status del_checkpoint_save(const char *path, const del_model *model, const del_optimizer *opt);
+
+/* Loads the checkpoint at path into model, which must have the same
+ * architecture (input shape, layer types and settings), and into opt (NULL:
+ * the optimizer state, if any, is ignored), which must have been made over
+ * model and be of the kind saved (SGD or AdamW); its settings are replaced
+ * by the saved ones. A checkpoint from del_trainer_save_checkpoint loads
+ * too. All or nothing: on any error model and opt are unchanged.
+ * Errors: DEL_EINVAL (NULL path or model; another architecture, opt of
+ * another kind or over another model, opt given for a checkpoint without
+ * optimizer state: the message names the difference), DEL_EIO (cannot read
+ * path), DEL_EFORMAT (not a checkpoint, a model file, written by a newer
+ * libdel, truncated, checksum mismatch, corrupt: the message says which),
+ * DEL_ENOMEM. */
+DEL_API del_status del_checkpoint_load(const char *path, del_model *model, del_optimizer *opt);
 
 #ifdef __cplusplus
 }

@@ -277,23 +277,31 @@ static void wrap_u8(del_tensor *t, uint8_t *px, int h, int w, int c)
     t->data = px;
 }
 
-/* Working state of one image: the current pixels and two scratch buffers
- * each step writes into alternately. */
+/* Working state of one image: the current pixels (the caller's image or
+ * one of buf) and the two buffers steps write into. */
 typedef struct run_img {
     const uint8_t *cur;
-    uint8_t *scratch[2];
-    int next, h, w, c;
+    uint8_t *buf[2];
+    int h, w, c;
 } run_img;
+
+/* Where a step writes: into the current pixels when the step may work in
+ * place and they are ours to overwrite (no copy), else the other buffer. */
+static uint8_t *step_out(const run_img *im, int in_place)
+{
+    if (im->cur == im->buf[0] || im->cur == im->buf[1])
+        return in_place ? (uint8_t *)im->cur : im->buf[im->cur == im->buf[0]];
+    return im->buf[0];
+}
 
 static del_status apply_op(run_img *im, const del_aug_op *op, float value, del_interp interp, int fill)
 {
     del_tensor src, dst;
-    uint8_t *out = im->scratch[im->next];
+    uint8_t *out = step_out(im, op->in_place);
     wrap_u8(&src, (uint8_t *)im->cur, im->h, im->w, im->c);
     wrap_u8(&dst, out, im->h, im->w, im->c);
     del_status st = op->fn(&dst, &src, value, interp, fill);
     im->cur = out;
-    im->next ^= 1;
     return st;
 }
 
@@ -322,12 +330,11 @@ static del_status run_steps(const del_augment *aug, del_rng *r, run_img *im)
             int y = (int)del_rng_below(r, (uint64_t)(im->h + 2 * s->pad - s->a + 1));
             int x = (int)del_rng_below(r, (uint64_t)(im->w + 2 * s->pad - s->b + 1));
             del_tensor src, dst;
-            uint8_t *out = im->scratch[im->next];
+            uint8_t *out = step_out(im, 0);
             wrap_u8(&src, (uint8_t *)im->cur, im->h, im->w, im->c);
             wrap_u8(&dst, out, s->a, s->b, im->c);
             st = del_image_pad_crop(&dst, &src, s->pad, y, x, s->fill);
             im->cur = out;
-            im->next ^= 1;
             im->h = s->a;
             im->w = s->b;
             break;
@@ -345,12 +352,11 @@ static del_status run_steps(const del_augment *aug, del_rng *r, run_img *im)
             if (del_rng_uniform(r) < s->p) {
                 int cy = (int)del_rng_below(r, (uint64_t)im->h), cx = (int)del_rng_below(r, (uint64_t)im->w);
                 del_tensor src, dst;
-                uint8_t *out = im->scratch[im->next];
+                uint8_t *out = step_out(im, 1);
                 wrap_u8(&src, (uint8_t *)im->cur, im->h, im->w, im->c);
                 wrap_u8(&dst, out, im->h, im->w, im->c);
                 st = del_image_cutout(&dst, &src, cy, cx, s->a, s->fill);
                 im->cur = out;
-                im->next ^= 1;
             }
             break;
         case STEP_CUTMIX:
@@ -400,10 +406,14 @@ DEL_API del_status del_augment_image(del_augment *aug, del_tensor *dst, const de
     uint8_t *buf = aug->scratch;
     del_rng r;
     del_rng_seed_stream(&r, aug->seed, epoch, (uint64_t)index);
-    run_img im = {.cur = s.px, .scratch = {buf, buf + bytes}, .h = s.h, .w = s.w, .c = s.c};
+    /* When every intermediate image fits in dst, dst is the first buffer:
+     * a step from src writes there and in-place steps keep it there, which
+     * saves the final copy. */
+    const size_t out_bytes = (size_t)oh * (size_t)ow * (size_t)s.c;
+    run_img im = {.cur = s.px, .buf = {bytes <= out_bytes ? d.px : buf, buf + bytes}, .h = s.h, .w = s.w, .c = s.c};
     st = run_steps(aug, &r, &im);
-    if (st == DEL_OK)
-        memcpy(d.px, im.cur, (size_t)oh * (size_t)ow * (size_t)s.c);
+    if (st == DEL_OK && im.cur != d.px)
+        memcpy(d.px, im.cur, out_bytes);
     return st;
 }
 
@@ -436,7 +446,7 @@ static void batch_range(void *arg, int64_t begin, int64_t end)
         del_rng r;
         del_rng_seed_stream(&r, ctx->aug->seed, ctx->epoch, (uint64_t)ctx->indices[i]);
         run_img im = {.cur = ds->images + (size_t)ctx->indices[i] * ds->image_bytes,
-                      .scratch = {buf, buf + ctx->scratch_bytes},
+                      .buf = {buf, buf + ctx->scratch_bytes},
                       .h = ds->height,
                       .w = ds->width,
                       .c = c};

@@ -284,8 +284,18 @@ del_status del_format_unpack(const del_format *f, const del_source *src, const u
     *payload_len = 0;
     if (len == 0)
         return del_error(DEL_EFORMAT, "%s: '%s' is not a libdel %s (empty file)", fn, name, noun);
-    if (len < 4 || memcmp(file, f->magic, 4) != 0)
+    if (len < 4 || memcmp(file, f->magic, 4) != 0) {
+        /* Another libdel container handed to the wrong loader. */
+        static const struct { char magic[4]; const char *noun, *loader; } known[] = {
+            {{'D', 'E', 'L', 'M'}, "model file", "del_model_load"},
+            {{'D', 'E', 'L', 'C'}, "checkpoint", "del_checkpoint_load or del_trainer_load_checkpoint"},
+        };
+        for (size_t i = 0; len >= 4 && i < sizeof known / sizeof known[0]; i++)
+            if (memcmp(file, known[i].magic, 4) == 0)
+                return del_error(DEL_EFORMAT, "%s: '%s' is a libdel %s, not a %s (load it with %s)", fn, name,
+                                 known[i].noun, noun, known[i].loader);
         return del_error(DEL_EFORMAT, "%s: '%s' is not a libdel %s (bad magic)", fn, name, noun);
+    }
     if (len < DEL_FORMAT_HEADER_SIZE)
         return del_error(DEL_EFORMAT, "%s: '%s' is truncated (%zu bytes; the header alone has %d)", fn,
                          name, len, DEL_FORMAT_HEADER_SIZE);

@@ -20,10 +20,12 @@
 #include "io/format.h"
 #include "nn/model_internal.h"
 
-/* Version 2 added the avgpool, global_avgpool and residual records. A
- * file is written with the oldest version that holds its layers, so models
- * without them stay readable by version-1 readers. */
-static const del_format model_format = {{'D', 'E', 'L', 'M'}, 2, "model"};
+/* Version 2 added the avgpool, global_avgpool and residual records,
+ * version 3 the heads section after the layer records. A file is written
+ * with the oldest version that holds it, so models without those stay
+ * readable by older readers. */
+static const del_format model_format = {{'D', 'E', 'L', 'M'}, 3, "model"};
+#define HEADS_SINCE 3
 
 /* Sanity limits of the reader, far above any real model; they keep every
  * product of sizes inside int64 before the layer code sees it. */
@@ -225,6 +227,14 @@ static del_status serialize(const del_model *m, const char *func, uint8_t **out,
         if (since > fmt.version)
             fmt.version = since;
     }
+    if (m->n_heads > 0) {
+        fmt.version = HEADS_SINCE > fmt.version ? HEADS_SINCE : fmt.version;
+        del_writer_u32(&w, (uint32_t)m->n_heads);
+        for (int h = 0; h < m->n_heads; h++) {
+            del_writer_str8(&w, m->heads[h].name);
+            del_writer_u32(&w, (uint32_t)m->heads[h].count);
+        }
+    }
     del_writer_u64(&w, (uint64_t)m->n_params);
     del_writer_f32_array(&w, m->params, (size_t)m->n_params);
     del_writer_u64(&w, (uint64_t)m->n_state);
@@ -382,8 +392,15 @@ static del_status read_fields(del_reader *r, const del_source *src, int i, const
     return DEL_OK;
 }
 
-/* Parses layer record i and appends the layer to m. */
-static del_status read_layer(del_reader *r, const del_source *src, int i, del_model *m)
+/* A parsed layer record, built once the heads section is read. */
+typedef struct layer_record {
+    const layer_def *def;
+    const del_layer_ops *ops;
+    del_layer_cfg cfg;
+} layer_record;
+
+/* Parses layer record i into rec. */
+static del_status read_layer(del_reader *r, const del_source *src, int i, layer_record *rec)
 {
     const char *fn = src->func, *name = src->name;
     size_t nlen = del_reader_u8(r);
@@ -401,18 +418,25 @@ static del_status read_layer(del_reader *r, const del_source *src, int i, del_mo
     if (!ops)
         return del_error(DEL_EFORMAT, "%s: corrupt layer record %d in '%s': unknown layer type '%s'", fn,
                          i, name, type);
-    del_layer_cfg cfg;
-    memset(&cfg, 0, sizeof cfg);
-    del_status st = read_fields(r, src, i, def, &cfg);
-    if (st != DEL_OK)
-        return st;
+    memset(rec, 0, sizeof *rec);
+    rec->def = def;
+    rec->ops = ops;
+    return read_fields(r, src, i, def, &rec->cfg);
+}
 
+/* Appends the layer of record i to m; room is the number of floats the
+ * rest of the payload can hold. */
+static del_status build_layer(const layer_record *rec, const del_source *src, int i, int64_t room, del_model *m)
+{
+    const char *fn = src->func, *name = src->name, *type = rec->def->name;
+    const del_layer_ops *ops = rec->ops;
+    del_layer_cfg cfg = rec->cfg;
     /* Dry run: the layer's own shape and size checks, without allocating. */
     del_layer probe;
     memset(&probe, 0, sizeof probe);
     probe.ops = ops;
     probe.cfg = cfg;
-    del_model_output_shape(m, &probe.in_ndim, probe.in_shape);
+    del_model_next_shape(m, &probe.in_ndim, probe.in_shape);
     if (ops->setup(&probe, fn) != DEL_OK)
         return corrupt_record(src, i, type);
     if (shape_numel_capped(probe.out_ndim, probe.out_shape) < 0)
@@ -420,13 +444,11 @@ static del_status read_layer(del_reader *r, const del_source *src, int i, del_mo
                                       "%lld values per image", fn, i, type, name, (long long)MAX_ACTIVATION);
     /* Every float of the model is stored after the records (plus two u64
      * counts), so a model that needs more than the bytes left is corrupt. */
-    size_t left = del_reader_left(r);
-    int64_t room = left >= 16 ? (int64_t)((left - 16) / 4) : 0;
     if (probe.n_params + probe.n_state > room - m->n_params - m->n_state)
         return del_error(DEL_EFORMAT, "%s: corrupt layer record %d (%s) in '%s': %lld values do not fit "
                                       "in the rest of the file", fn, i, type, name,
                          (long long)(probe.n_params + probe.n_state));
-    st = def->build(m, &cfg);
+    del_status st = rec->def->build(m, &cfg);
     if (st == DEL_ENOMEM)
         return st;
     if (st != DEL_OK)
@@ -448,10 +470,76 @@ static del_status read_floats(del_reader *r, const del_source *src, const char *
     return DEL_OK;
 }
 
-static del_status parse_model(const uint8_t *payload, size_t len, const del_source *src, del_model **out)
+/* An entry of the heads section. */
+typedef struct head_record {
+    char name[DEL_HEAD_NAME_MAX + 1];
+    uint32_t count;
+} head_record;
+
+/* Reads the heads section (version 3) into *out (*n_out entries; NULL if
+ * none), checking every name and count against the n_layers records. */
+static del_status read_heads(del_reader *r, const del_source *src, uint32_t n_layers, head_record **out,
+                             uint32_t *n_out)
+{
+    const char *fn = src->func, *name = src->name;
+    *out = NULL;
+    *n_out = 0;
+    uint32_t n = del_reader_u32(r);
+    if (r->overrun)
+        return del_error(DEL_EFORMAT, "%s: '%s' is truncated in the heads section", fn, name);
+    if (n > n_layers)
+        return del_error(DEL_EFORMAT, "%s: '%s' is corrupt: %u heads for %u layers", fn, name, (unsigned)n,
+                         (unsigned)n_layers);
+    if (n == 0)
+        return DEL_OK;
+    head_record *heads = calloc(n, sizeof *heads);
+    if (!heads)
+        return del_error(DEL_ENOMEM, "%s: out of memory", fn);
+    uint64_t total = 0;
+    for (uint32_t h = 0; h < n; h++) {
+        size_t nlen = del_reader_u8(r);
+        const uint8_t *s = del_reader_take(r, nlen);
+        uint32_t count = del_reader_u32(r);
+        del_status st = DEL_OK;
+        if (r->overrun) {
+            st = del_error(DEL_EFORMAT, "%s: '%s' is truncated in head %u", fn, name, (unsigned)h);
+        } else if (nlen < 1 || nlen > DEL_HEAD_NAME_MAX || memchr(s, '\0', nlen)) {
+            st = del_error(DEL_EFORMAT, "%s: corrupt head %u in '%s': malformed name", fn, (unsigned)h, name);
+        } else {
+            memcpy(heads[h].name, s, nlen);
+            heads[h].count = count;
+            if (!del_model_head_name_valid(heads[h].name))
+                st = del_error(DEL_EFORMAT, "%s: corrupt head %u in '%s': malformed name", fn, (unsigned)h, name);
+            for (uint32_t g = 0; g < h && st == DEL_OK; g++)
+                if (strcmp(heads[g].name, heads[h].name) == 0)
+                    st = del_error(DEL_EFORMAT, "%s: corrupt head %u in '%s': the name '%s' is used twice", fn,
+                                   (unsigned)h, name, heads[h].name);
+            if (st == DEL_OK && count < 1)
+                st = del_error(DEL_EFORMAT, "%s: corrupt head %u ('%s') in '%s': it has no layers", fn,
+                               (unsigned)h, heads[h].name, name);
+            total += count;
+            if (st == DEL_OK && total > n_layers)
+                st = del_error(DEL_EFORMAT, "%s: '%s' is corrupt: its heads have more layers than its %u "
+                                            "layer records", fn, name, (unsigned)n_layers);
+        }
+        if (st != DEL_OK) {
+            free(heads);
+            return st;
+        }
+    }
+    *out = heads;
+    *n_out = n;
+    return DEL_OK;
+}
+
+static del_status parse_model(const uint8_t *payload, size_t len, uint32_t version, const del_source *src,
+                              del_model **out)
 {
     const char *fn = src->func, *name = src->name;
     del_model *m = NULL;
+    layer_record *records = NULL;
+    head_record *heads = NULL;
+    uint32_t n_heads = 0;
     del_status st = DEL_OK;
     del_reader r;
     del_reader_init(&r, payload, len);
@@ -478,11 +566,39 @@ static del_status parse_model(const uint8_t *payload, size_t len, const del_sour
     st = del_model_new(&m, (int)dims[0], (int)dims[1], (int)dims[2]);
     if (st != DEL_OK)
         goto cleanup;
+    /* The records first: where the heads start is only known after them. */
+    records = malloc((n_layers > 0 ? n_layers : 1) * sizeof *records);
+    if (!records) {
+        st = del_error(DEL_ENOMEM, "%s: out of memory", fn);
+        goto cleanup;
+    }
     for (int i = 0; i < (int)n_layers; i++) {
-        st = read_layer(&r, src, i, m);
+        st = read_layer(&r, src, i, &records[i]);
         if (st != DEL_OK)
             goto cleanup;
     }
+    if (version >= HEADS_SINCE) {
+        st = read_heads(&r, src, n_layers, &heads, &n_heads);
+        if (st != DEL_OK)
+            goto cleanup;
+    }
+    size_t left = del_reader_left(&r);
+    int64_t room = left >= 16 ? (int64_t)((left - 16) / 4) : 0;
+    uint32_t next_head = 0, head_start = n_layers;
+    for (uint32_t h = 0; h < n_heads; h++)
+        head_start -= heads[h].count;
+    for (int i = 0; i < (int)n_layers; i++) {
+        if (next_head < n_heads && (uint32_t)i == head_start) {
+            st = del_model_begin_head(m, heads[next_head].name, fn);
+            if (st != DEL_OK)
+                goto cleanup;
+            head_start += heads[next_head++].count;
+        }
+        st = build_layer(&records[i], src, i, room, m);
+        if (st != DEL_OK)
+            goto cleanup;
+    }
+    del_model_end_head(m);
     st = read_floats(&r, src, "parameters", m->params, m->n_params);
     if (st != DEL_OK)
         goto cleanup;
@@ -498,6 +614,8 @@ static del_status parse_model(const uint8_t *payload, size_t len, const del_sour
     m = NULL;
 cleanup:
     del_model_free(m);
+    free(records);
+    free(heads);
     return st;
 }
 
@@ -508,7 +626,7 @@ static del_status load_bytes(del_model **out, const uint8_t *file, size_t len, c
     uint32_t version = 0;
     del_status st = del_format_unpack(&model_format, src, file, len, &version, &payload, &plen);
     if (st == DEL_OK)
-        st = parse_model(payload, plen, src, out);
+        st = parse_model(payload, plen, version, src, out);
     free(payload);
     return st;
 }

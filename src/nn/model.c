@@ -1,13 +1,17 @@
 /* The model: a sequence of layers with every parameter in one contiguous
  * buffer (and every gradient in another), so optimizers, snapshots and
- * teacher copies are a loop or a memcpy. */
+ * teacher copies are a loop or a memcpy. With heads the sequence is cut
+ * into segments: the backbone, then each head, whose first layer reads the
+ * backbone's output; forward runs the backbone once and every head,
+ * backward runs the heads asked for and the backbone on the sum of what
+ * they pass down. model_add.c appends layers and manages the heads. */
 #include <limits.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "core/error.h"
 #include "core/tensor_internal.h"
 #include "nn/model_internal.h"
@@ -26,7 +30,8 @@ DEL_API del_status del_model_new(del_model **out, int channels, int height, int 
         return del_error(DEL_ENOMEM, "del_model_new: out of memory");
     m->input = del_tensor_empty();
     m->input_grad = del_tensor_empty();
-    if (!m->input || !m->input_grad) {
+    m->head_grad = del_tensor_empty();
+    if (!m->input || !m->input_grad || !m->head_grad) {
         del_model_free(m);
         return del_error(DEL_ENOMEM, "del_model_new: out of memory");
     }
@@ -41,7 +46,7 @@ DEL_API del_status del_model_new(del_model **out, int channels, int height, int 
     return DEL_OK;
 }
 
-static void layer_release(del_layer *l)
+void del_model_layer_release(del_layer *l)
 {
     del_tensor_free(l->out);
     del_tensor_free(l->dx);
@@ -53,9 +58,11 @@ DEL_API void del_model_free(del_model *model)
     if (!model)
         return;
     for (int i = 0; i < model->n_layers; i++)
-        layer_release(&model->layers[i]);
+        del_model_layer_release(&model->layers[i]);
     free(model->layers);
     free(model->groups);
+    free(model->heads);
+    del_tensor_free(model->head_grad);
     free(model->scratch_grads);
     free(model->params);
     free(model->grads);
@@ -66,23 +73,30 @@ DEL_API void del_model_free(del_model *model)
     free(model);
 }
 
-/* The per-image shape the next layer receives. */
-static void current_shape(const del_model *m, int *ndim, int64_t *shape)
+/* The per-image output shape of the layers before `end` (the input's if
+ * end is 0). */
+static void shape_before(const del_model *m, int end, int *ndim, int64_t *shape)
 {
-    if (m->n_layers == 0) {
+    if (end == 0) {
         *ndim = 3;
         shape[0] = m->in_c;
         shape[1] = m->in_h;
         shape[2] = m->in_w;
         return;
     }
-    const del_layer *last = &m->layers[m->n_layers - 1];
+    const del_layer *last = &m->layers[end - 1];
     *ndim = last->out_ndim;
     for (int i = 0; i < 3; i++)
         shape[i] = last->out_shape[i];
 }
 
-static void layer_init(const del_model *m, int i)
+void del_model_next_shape(const del_model *m, int *ndim, int64_t *shape)
+{
+    int starts_head = m->building_head && m->heads[m->n_heads - 1].count == 0;
+    shape_before(m, starts_head ? del_model_backbone_end(m) : m->n_layers, ndim, shape);
+}
+
+void del_model_layer_init(const del_model *m, int i)
 {
     const del_layer *l = &m->layers[i];
     if (!l->ops->init)
@@ -94,124 +108,13 @@ static void layer_init(const del_model *m, int i)
                  m->state ? m->state + l->state_off : NULL, &r);
 }
 
-/* Grows *buf to n floats; on failure *buf keeps its old block. */
-static int grow_floats(float **buf, int64_t n)
-{
-    if (n == 0)
-        return 1;
-    float *p = realloc(*buf, (size_t)n * sizeof(float));
-    if (!p)
-        return 0;
-    *buf = p;
-    return 1;
-}
-
-del_status del_model_add_layer(del_model *m, const del_layer_ops *ops, const del_layer_cfg *cfg,
-                               const char *func)
-{
-    if (!m)
-        return del_error_null(func, "model");
-    del_layer l;
-    memset(&l, 0, sizeof l);
-    l.ops = ops;
-    l.cfg = *cfg;
-    current_shape(m, &l.in_ndim, l.in_shape);
-    del_status st = ops->setup(&l, func);
-    if (st != DEL_OK)
-        return st;
-    /* Keeps every float index and byte size far from overflow. */
-    const int64_t max_floats = (int64_t)(PTRDIFF_MAX / (ptrdiff_t)sizeof(float)) / 2;
-    if (m->n_layers == INT_MAX || l.n_params > max_floats - m->n_params ||
-        l.n_state > max_floats - m->n_state)
-        return del_error(DEL_EINVAL, "%s: the model would be too large", func);
-
-    del_layer *layers = realloc(m->layers, (size_t)(m->n_layers + 1) * sizeof *layers);
-    if (!layers)
-        return del_error(DEL_ENOMEM, "%s: out of memory", func);
-    m->layers = layers;
-    del_layer_group *groups = realloc(m->groups, (size_t)(m->n_layers + 1) * sizeof *groups);
-    if (!groups)
-        return del_error(DEL_ENOMEM, "%s: out of memory", func);
-    m->groups = groups;
-    l.out = del_tensor_empty();
-    l.dx = del_tensor_empty();
-    l.aux = del_tensor_empty();
-    int64_t np = m->n_params + l.n_params, ns = m->n_state + l.n_state;
-    if (!l.out || !l.dx || !l.aux || !grow_floats(&m->params, np) || !grow_floats(&m->grads, np) ||
-        !grow_floats(&m->state, ns)) {
-        layer_release(&l);
-        return del_error(DEL_ENOMEM, "%s: out of memory", func);
-    }
-    if (ops == &del_layer_relu && m->n_layers > 0 && m->layers[m->n_layers - 1].ops == &del_layer_batchnorm) {
-        m->layers[m->n_layers - 1].fused_relu = 1;
-        l.folded = 1;
-    }
-    l.param_off = m->n_params;
-    l.state_off = m->n_state;
-    m->n_params = np;
-    m->n_state = ns;
-    m->groups[m->n_layers] = (del_layer_group){.frozen = 0, .lr_mult = 1.0f};
-    m->layers[m->n_layers++] = l;
-    m->groups_version++;
-    if (l.n_params > 0)
-        memset(m->grads + l.param_off, 0, (size_t)l.n_params * sizeof(float));
-    layer_init(m, m->n_layers - 1);
-    /* The last forward no longer describes this model. */
-    m->fwd_mode = -1;
-    m->have_grad = 0;
-    return DEL_OK;
-}
-
-DEL_API del_status del_model_add_conv2d(del_model *model, int out_channels, int kernel, int stride,
-                                        int pad, int bias)
-{
-    del_layer_cfg c = {.out = out_channels, .kernel = kernel, .stride = stride, .pad = pad, .bias = bias};
-    return del_model_add_layer(model, &del_layer_conv2d, &c, "del_model_add_conv2d");
-}
-
-DEL_API del_status del_model_add_linear(del_model *model, int out_features, int bias)
-{
-    del_layer_cfg c = {.out = out_features, .bias = bias};
-    return del_model_add_layer(model, &del_layer_linear, &c, "del_model_add_linear");
-}
-
-DEL_API del_status del_model_add_batchnorm(del_model *model, float eps, float momentum)
-{
-    del_layer_cfg c = {.eps = eps, .momentum = momentum};
-    return del_model_add_layer(model, &del_layer_batchnorm, &c, "del_model_add_batchnorm");
-}
-
-DEL_API del_status del_model_add_relu(del_model *model)
-{
-    del_layer_cfg c = {0};
-    return del_model_add_layer(model, &del_layer_relu, &c, "del_model_add_relu");
-}
-
-DEL_API del_status del_model_add_maxpool(del_model *model, int kernel, int stride)
-{
-    del_layer_cfg c = {.kernel = kernel, .stride = stride};
-    return del_model_add_layer(model, &del_layer_maxpool, &c, "del_model_add_maxpool");
-}
-
-DEL_API del_status del_model_add_flatten(del_model *model)
-{
-    del_layer_cfg c = {0};
-    return del_model_add_layer(model, &del_layer_flatten, &c, "del_model_add_flatten");
-}
-
-DEL_API del_status del_model_add_dropout(del_model *model, float p)
-{
-    del_layer_cfg c = {.p = p};
-    return del_model_add_layer(model, &del_layer_dropout, &c, "del_model_add_dropout");
-}
-
 DEL_API del_status del_model_init(del_model *model, uint64_t seed)
 {
     if (!model)
         return del_error_null("del_model_init", "model");
     model->seed = seed;
     for (int i = 0; i < model->n_layers; i++)
-        layer_init(model, i);
+        del_model_layer_init(model, i);
     if (model->n_params > 0)
         memset(model->grads, 0, (size_t)model->n_params * sizeof(float));
     del_rng_seed_stream(&model->rng, seed, DEL_MODEL_STREAM_DROPOUT, 0);
@@ -283,7 +186,9 @@ DEL_API del_status del_model_output_shape(const del_model *model, int *ndim, int
         return del_error_null("del_model_output_shape", "ndim");
     if (!shape)
         return del_error_null("del_model_output_shape", "shape");
-    current_shape(model, ndim, shape);
+    /* with heads, the first head's (del_model_output) */
+    shape_before(model, model->n_heads > 0 ? model->heads[0].first + model->heads[0].count : model->n_layers,
+                 ndim, shape);
     return DEL_OK;
 }
 
@@ -322,8 +227,13 @@ DEL_API del_status del_model_summary(const del_model *model, char *buf, size_t s
     shape_text(3, in_shape, sh, sizeof sh);
     append(buf, size, &len, "%-3s %-10s %-18s %10s\n", "#", "layer", "output", "params");
     append(buf, size, &len, "%-3s %-10s %-18s %10d\n", "-", "input", sh, 0);
-    for (int i = 0; i < model->n_layers; i++) {
+    for (int i = 0, h = 0; i < model->n_layers; i++) {
         const del_layer *l = &model->layers[i];
+        if (h < model->n_heads && model->heads[h].first == i) {
+            append(buf, size, &len, "head '%s' (layers %d..%d, input: the backbone's output)\n",
+                   model->heads[h].name, i, i + model->heads[h].count - 1);
+            h++;
+        }
         shape_text(l->out_ndim, l->out_shape, sh, sizeof sh);
         append(buf, size, &len, "%-3d %-10s %-18s %10lld\n", i, l->ops->name, sh,
                (long long)l->n_params);
@@ -414,21 +324,76 @@ static del_status discard_grads(del_model *m, int i, del_layer_ctx *c)
 /* In evaluation mode a conv2d followed by a batchnorm (its relu folded
  * in or not) and possibly a 2x2 / stride 2 maxpool runs as one pass
  * (layer.h); the outputs of the layers in between are then not computed,
- * which nothing reads: backward needs a training-mode forward. */
-static int folds_next_batchnorm(const del_model *m, int i)
+ * which nothing reads: backward needs a training-mode forward. A fold
+ * never reaches past end, the end of the layer's segment (the backbone or
+ * a head), whose last output the heads or the caller read. */
+static int folds_next_batchnorm(const del_model *m, int i, int end)
 {
-    return !m->training && i + 1 < m->n_layers && m->layers[i].ops == &del_layer_conv2d &&
+    return !m->training && i + 1 < end && m->layers[i].ops == &del_layer_conv2d &&
            m->layers[i + 1].ops == &del_layer_batchnorm;
 }
 
 /* The index of the maxpool folded into the conv2d at i, or -1. */
-static int folded_pool_index(const del_model *m, int i)
+static int folded_pool_index(const del_model *m, int i, int end)
 {
     int p = i + 2 + (m->layers[i + 1].fused_relu ? 1 : 0);
-    if (p >= m->n_layers || m->layers[p].ops != &del_layer_maxpool)
+    if (p >= end || m->layers[p].ops != &del_layer_maxpool)
         return -1;
     const del_layer *l = &m->layers[p];
     return l->cfg.kernel == 2 && l->cfg.stride == 2 ? p : -1;
+}
+
+/* 1 if layer i is the first layer of a head. */
+static int starts_head(const del_model *m, int i)
+{
+    for (int h = 0; h < m->n_heads; h++)
+        if (m->heads[h].first == i)
+            return 1;
+    return 0;
+}
+
+/* The backbone's output in the last forward (the input for an empty
+ * backbone): what every head reads. */
+static const del_tensor *backbone_output(const del_model *m)
+{
+    int bb = del_model_backbone_end(m);
+    return bb > 0 ? m->layers[bb - 1].out : m->input;
+}
+
+/* The input of layer i in the last forward. */
+static const del_tensor *layer_input(const del_model *m, int i)
+{
+    if (m->n_heads > 0 && starts_head(m, i))
+        return backbone_output(m);
+    return i > 0 ? m->layers[i - 1].out : m->input;
+}
+
+/* Runs layers first..end-1 (one segment) on cur. */
+static del_status forward_segment(del_model *m, int first, int end, const del_tensor *cur)
+{
+    for (int i = first; i < end; i++) {
+        del_layer *l = &m->layers[i];
+        del_layer_ctx c = layer_ctx(m, l, m->training && !runs_as_eval(m, i));
+        if (folds_next_batchnorm(m, i, end)) {
+            del_layer *bn = &m->layers[i + 1];
+            del_layer_ctx bc = layer_ctx(m, bn, 0);
+            int last = folded_pool_index(m, i, end);
+            del_layer *pool = last > i + 1 ? &m->layers[last] : NULL;
+            if (!pool)
+                last = i + 1;
+            del_status st = del_conv2d_forward_folded(l, &c, cur, bn, &bc, pool);
+            if (st != DEL_OK)
+                return st;
+            cur = m->layers[last].out;
+            i = last;
+            continue;
+        }
+        del_status st = l->ops->forward(l, &c, cur);
+        if (st != DEL_OK)
+            return st;
+        cur = l->out;
+    }
+    return DEL_OK;
 }
 
 DEL_API del_status del_model_forward(del_model *model, const del_tensor *x)
@@ -461,65 +426,89 @@ DEL_API del_status del_model_forward(del_model *model, const del_tensor *x)
     st = ensure_workspace(model, n);
     if (st != DEL_OK)
         return st;
-    const del_tensor *cur = model->input;
-    for (int i = 0; i < model->n_layers; i++) {
-        del_layer *l = &model->layers[i];
-        del_layer_ctx c = layer_ctx(model, l, model->training && !runs_as_eval(model, i));
-        if (folds_next_batchnorm(model, i)) {
-            del_layer *bn = &model->layers[i + 1];
-            del_layer_ctx bc = layer_ctx(model, bn, 0);
-            int last = folded_pool_index(model, i);
-            del_layer *pool = last > i + 1 ? &model->layers[last] : NULL;
-            if (!pool)
-                last = i + 1;
-            st = del_conv2d_forward_folded(l, &c, cur, bn, &bc, pool);
-            if (st != DEL_OK)
-                return st;
-            cur = model->layers[last].out;
-            i = last;
-            continue;
-        }
-        st = l->ops->forward(l, &c, cur);
-        if (st != DEL_OK)
-            return st;
-        cur = l->out;
+    /* The backbone once, then every head on its output. */
+    st = forward_segment(model, 0, del_model_backbone_end(model), model->input);
+    for (int h = 0; h < model->n_heads && st == DEL_OK; h++) {
+        const del_head *hd = &model->heads[h];
+        st = forward_segment(model, hd->first, hd->first + hd->count, backbone_output(model));
     }
+    if (st != DEL_OK)
+        return st;
     model->fwd_mode = model->training;
     return DEL_OK;
+}
+
+/* The last layer's output of head h. */
+static del_tensor *head_out(del_model *m, int h)
+{
+    return m->layers[m->heads[h].first + m->heads[h].count - 1].out;
 }
 
 DEL_API del_tensor *del_model_output(del_model *model)
 {
     if (!model || model->fwd_mode < 0)
         return NULL;
+    if (model->n_heads > 0)
+        return head_out(model, 0);
     return model->n_layers ? model->layers[model->n_layers - 1].out : model->input;
 }
 
-/* Skipping the first layer's input gradient saves a gemm and a col2im per
- * image for a first conv2d (nobody needs the gradient of the images in
- * plain training). It needs a second layer that owns its dx (not a view of
- * the caller's grad_output, which may be gone by the time it is asked). */
-static int skips_input_grad(const del_model *m)
+DEL_API del_tensor *del_model_head_output(del_model *model, const char *name)
 {
-    return !m->want_input_grad && m->n_layers > 1 && m->layers[0].ops == &del_layer_conv2d;
+    int h = del_model_head_index(model, name);
+    if (h < 0 || model->fwd_mode < 0)
+        return NULL;
+    return head_out(model, h);
 }
 
-/* The lowest layer with parameters to train (n_layers if none): nothing
- * below it needs a gradient unless someone asked for the input gradient,
- * which makes a linear probe's backward one layer deep. */
-static int lowest_trainable(const del_model *m)
+/* The tensor the model holds d loss / d (output of layer i) in after a
+ * backward went through layer i + 1 (end: the end of i's segment), or NULL
+ * where that gradient is only the caller's (the top of a head or of a model
+ * without heads) or a view of it: the dx of the layer above, or for the
+ * backbone's last layer the sum the heads passed down. */
+static const del_tensor *held_dy(const del_model *m, int i, int end)
 {
-    for (int i = 0; i < m->n_layers; i++)
+    if (i + 1 < end)
+        return m->layers[i + 1].dx->owned ? m->layers[i + 1].dx : NULL;
+    return m->n_heads > 0 && end == del_model_backbone_end(m) ? m->head_grad : NULL;
+}
+
+/* d loss / d (output of layer i) once a backward or its continuation went
+ * through layer i + 1: as held_dy, but a view is fine (it views a tensor
+ * held further up). */
+static const del_tensor *dy_above(const del_model *m, int i, int end)
+{
+    if (i + 1 < end)
+        return m->layers[i + 1].dx;
+    return held_dy(m, i, end);
+}
+
+/* Skipping the input gradient of a layer that reads the model's input
+ * saves a gemm and a col2im per image for a first conv2d (nobody needs the
+ * gradient of the images in plain training). It needs the layer's dy to be
+ * held by the model (not the caller's grad_output, which may be gone by the
+ * time del_model_input_grad asks). */
+static int skips_input_grad(const del_model *m, int i, int end)
+{
+    int reads_input = i == 0 || (del_model_backbone_end(m) == 0 && starts_head(m, i));
+    return !m->want_input_grad && reads_input && m->layers[i].ops == &del_layer_conv2d && held_dy(m, i, end);
+}
+
+/* The lowest layer of first..end-1 with parameters to train (end if none):
+ * nothing below it needs a gradient unless someone asked for the input
+ * gradient, which makes a linear probe's backward one layer deep. */
+static int lowest_trainable(const del_model *m, int first, int end)
+{
+    for (int i = first; i < end; i++)
         if (m->layers[i].n_params > 0 && !m->groups[i].frozen)
             return i;
-    return m->n_layers;
+    return end;
 }
 
 /* The backward of layer i from dy, with or without its parameter gradients. */
 static del_status layer_backward(del_model *m, int i, const del_tensor *dy, int param_grads, int need_dx)
 {
     del_layer *l = &m->layers[i];
-    const del_tensor *x = i > 0 ? m->layers[i - 1].out : m->input;
     del_layer_ctx c = layer_ctx(m, l, !runs_as_eval(m, i));
     c.need_dx = need_dx;
     if (!param_grads) {
@@ -527,7 +516,125 @@ static del_status layer_backward(del_model *m, int i, const del_tensor *dy, int 
         if (st != DEL_OK)
             return st;
     }
-    return l->ops->backward(l, &c, x, dy);
+    return l->ops->backward(l, &c, layer_input(m, i), dy);
+}
+
+/* Back-propagates dy through the segment first..end-1, from the top down
+ * to lowest; below it, it stops where del_model_input_grad can take over
+ * later (a held dy). *valid_from receives the lowest layer whose dx it
+ * computed. */
+static del_status backward_segment(del_model *m, int first, int end, const del_tensor *dy, int lowest,
+                                   int *valid_from)
+{
+    int i;
+    for (i = end - 1; i >= first; i--) {
+        if (i < lowest && held_dy(m, i, end))
+            break;
+        int need_dx = !skips_input_grad(m, i, end);
+        del_status st = layer_backward(m, i, dy, !m->groups[i].frozen, need_dx);
+        if (st != DEL_OK)
+            return st;
+        if (!need_dx)
+            break;
+        dy = m->layers[i].dx;
+    }
+    *valid_from = i + 1;
+    return DEL_OK;
+}
+
+/* Computes the dx of layers *valid_from-1 down to first of a segment that
+ * a backward left off, without parameter gradients. */
+static del_status continue_segment(del_model *m, int first, int end, int *valid_from)
+{
+    for (int i = *valid_from - 1; i >= first; i--) {
+        const del_tensor *dy = dy_above(m, i, end);
+        if (!dy)
+            return del_error(DEL_ESTATE, "del_model_input_grad: no gradient kept above layer %d", i);
+        del_status st = layer_backward(m, i, dy, 0, 1);
+        if (st != DEL_OK)
+            return st;
+        *valid_from = i;
+    }
+    return DEL_OK;
+}
+
+/* head_grad = the sum, in head order, of the input gradients of the heads
+ * the last backward went through (their first layers' dx). */
+static del_status sum_head_grads(del_model *m)
+{
+    int started = 0;
+    for (int h = 0; h < m->n_heads; h++) {
+        if (!m->heads[h].in_grad)
+            continue;
+        const del_tensor *dx = m->layers[m->heads[h].first].dx;
+        if (started) {
+            del_backend_get()->add(del_tensor_numel(dx), dx->data, m->head_grad->data);
+            continue;
+        }
+        del_status st = del_tensor_ensure(m->head_grad, DEL_DTYPE_F32, dx->ndim, dx->shape);
+        if (st != DEL_OK)
+            return st;
+        memcpy(m->head_grad->data, dx->data, del_tensor_nbytes(dx));
+        started = 1;
+    }
+    m->head_grad_valid = 1;
+    return DEL_OK;
+}
+
+/* The backward of a model whose arguments were checked: without heads,
+ * grad through every layer; with heads, through each head whose grad_in
+ * is set, then (if a trainable backbone layer or the input gradient needs
+ * it) through the backbone from the sum of what the heads pass down. */
+static del_status backward_run(del_model *m, const del_tensor *grad)
+{
+    m->have_grad = 0;
+    m->head_grad_valid = 0;
+    int bb = del_model_backbone_end(m);
+    int bb_lowest = m->want_input_grad ? 0 : lowest_trainable(m, 0, bb);
+    del_status st = DEL_OK;
+    if (m->n_heads == 0) {
+        st = backward_segment(m, 0, bb, grad, bb_lowest, &m->dx_valid_from);
+        m->have_grad = st == DEL_OK;
+        return st;
+    }
+    int need_bb = m->want_input_grad || bb_lowest < bb;
+    for (int h = 0; h < m->n_heads; h++) {
+        del_head *hd = &m->heads[h];
+        hd->in_grad = hd->grad_in != NULL;
+        hd->dx_valid_from = hd->first + hd->count;
+    }
+    m->dx_valid_from = bb;
+    for (int h = 0; h < m->n_heads && st == DEL_OK; h++) {
+        del_head *hd = &m->heads[h];
+        int end = hd->first + hd->count;
+        if (hd->in_grad)
+            st = backward_segment(m, hd->first, end, hd->grad_in, need_bb ? hd->first : lowest_trainable(m, hd->first, end),
+                                  &hd->dx_valid_from);
+    }
+    if (st == DEL_OK && need_bb) {
+        st = sum_head_grads(m);
+        if (st == DEL_OK && bb > 0)
+            st = backward_segment(m, 0, bb, m->head_grad, bb_lowest, &m->dx_valid_from);
+    }
+    for (int h = 0; h < m->n_heads; h++)
+        m->heads[h].grad_in = NULL;
+    m->have_grad = st == DEL_OK;
+    return st;
+}
+
+/* The checks every backward makes on the last forward. */
+static del_status check_forward_done(const del_model *m, const char *func)
+{
+    if (m->fwd_mode < 0)
+        return del_error(DEL_ESTATE, "%s: no forward to back-propagate through (call del_model_forward first)",
+                         func);
+    if (m->fwd_mode == 0)
+        return del_error(DEL_ESTATE, "%s: the last forward was in evaluation mode "
+                                     "(call del_model_set_training(model, 1) and forward again)", func);
+    if (m->bn_groups_changed)
+        return del_error(DEL_ESTATE, "%s: a layer with batchnorm statistics was frozen or "
+                                     "unfrozen since the last forward (forward again)", func);
+    return DEL_OK;
 }
 
 DEL_API del_status del_model_backward(del_model *model, const del_tensor *grad_output)
@@ -536,15 +643,9 @@ DEL_API del_status del_model_backward(del_model *model, const del_tensor *grad_o
         return del_error_null("del_model_backward", "model");
     if (!grad_output)
         return del_error_null("del_model_backward", "grad_output");
-    if (model->fwd_mode < 0)
-        return del_error(DEL_ESTATE, "del_model_backward: no forward to back-propagate through "
-                                     "(call del_model_forward first)");
-    if (model->fwd_mode == 0)
-        return del_error(DEL_ESTATE, "del_model_backward: the last forward was in evaluation mode "
-                                     "(call del_model_set_training(model, 1) and forward again)");
-    if (model->bn_groups_changed)
-        return del_error(DEL_ESTATE, "del_model_backward: a layer with batchnorm statistics was frozen or "
-                                     "unfrozen since the last forward (forward again)");
+    del_status st = check_forward_done(model, "del_model_backward");
+    if (st != DEL_OK)
+        return st;
     const del_tensor *y = del_model_output(model);
     if (!del_tensor_has_shape(grad_output, DEL_DTYPE_F32, y->ndim, y->shape)) {
         char want[96], got[96];
@@ -553,9 +654,9 @@ DEL_API del_status del_model_backward(del_model *model, const del_tensor *grad_o
         return del_error(DEL_EINVAL, "del_model_backward: 'grad_output' must be f32 %s like the output, got %s%s",
                          want, got, grad_output->dtype == DEL_DTYPE_F32 ? "" : " (not f32)");
     }
-    model->have_grad = 0;
     if (model->n_layers == 0) {
-        del_status st = del_tensor_ensure(model->input_grad, DEL_DTYPE_F32, y->ndim, y->shape);
+        model->have_grad = 0;
+        st = del_tensor_ensure(model->input_grad, DEL_DTYPE_F32, y->ndim, y->shape);
         if (st != DEL_OK)
             return st;
         if (model->input_grad->data != grad_output->data)
@@ -563,33 +664,68 @@ DEL_API del_status del_model_backward(del_model *model, const del_tensor *grad_o
         model->have_grad = 1;
         return DEL_OK;
     }
-    int n = model->n_layers;
-    int lowest = model->want_input_grad ? 0 : lowest_trainable(model);
-    const del_tensor *dy = grad_output;
-    int i;
-    for (i = n - 1; i >= 0; i--) {
-        /* Stops only where del_model_input_grad can take over later. */
-        if (i < lowest && i + 1 < n && model->layers[i + 1].dx->owned)
-            break;
-        int need_dx = !(i == 0 && skips_input_grad(model) && model->layers[1].dx->owned);
-        del_status st = layer_backward(model, i, dy, !model->groups[i].frozen, need_dx);
+    if (model->n_heads > 0)
+        model->heads[0].grad_in = grad_output;
+    return backward_run(model, grad_output);
+}
+
+DEL_API del_status del_model_backward_heads(del_model *model, int count, const char *const *names,
+                                            const del_tensor *const *grads)
+{
+    static const char fn[] = "del_model_backward_heads";
+    if (!model)
+        return del_error_null(fn, "model");
+    if (count < 1)
+        return del_error(DEL_EINVAL, "%s: 'count' must be >= 1, got %d", fn, count);
+    if (!names)
+        return del_error_null(fn, "names");
+    if (!grads)
+        return del_error_null(fn, "grads");
+    if (model->n_heads == 0)
+        return del_error(DEL_EINVAL, "%s: 'model' has no heads (del_model_backward back-propagates it)", fn);
+    del_status st = check_forward_done(model, fn);
+    if (st != DEL_OK)
+        return st;
+    for (int k = 0; k < count && st == DEL_OK; k++) {
+        int h = names[k] ? del_model_head_index(model, names[k]) : -1;
+        if (!names[k])
+            st = del_error(DEL_EINVAL, "%s: 'names[%d]' must be a head name, got NULL", fn, k);
+        else if (h < 0)
+            st = del_error(DEL_EINVAL, "%s: 'names[%d]' must name a head of the model, got '%.64s'", fn, k,
+                           names[k]);
+        else if (model->heads[h].grad_in)
+            st = del_error(DEL_EINVAL, "%s: 'names[%d]': head '%s' is listed twice", fn, k, names[k]);
+        else if (!grads[k])
+            st = del_error(DEL_EINVAL, "%s: 'grads[%d]' must be a tensor, got NULL", fn, k);
         if (st != DEL_OK)
-            return st;
-        if (!need_dx)
             break;
-        dy = model->layers[i].dx;
+        const del_tensor *y = head_out(model, h);
+        if (!del_tensor_has_shape(grads[k], DEL_DTYPE_F32, y->ndim, y->shape)) {
+            char want[96], got[96];
+            del_tensor_shape_str(y, want, sizeof want);
+            del_tensor_shape_str(grads[k], got, sizeof got);
+            st = del_error(DEL_EINVAL, "%s: 'grads[%d]' must be f32 %s like the output of head '%s', got %s%s",
+                           fn, k, want, model->heads[h].name, got, grads[k]->dtype == DEL_DTYPE_F32 ? "" : " (not f32)");
+            break;
+        }
+        model->heads[h].grad_in = grads[k];
     }
-    model->dx_valid_from = i + 1;
-    model->have_grad = 1;
-    return DEL_OK;
+    if (st != DEL_OK) {
+        for (int h = 0; h < model->n_heads; h++)
+            model->heads[h].grad_in = NULL;
+        return st;
+    }
+    return backward_run(model, NULL);
 }
 
 /* The first call after a backward computes the gradients that backward
- * skipped, from the dx of the lowest layer it reached (still held by the
- * model) and the current weights, without touching parameter gradients.
- * Frozen layers keep their weights, so this matches the backward even
- * after optimizer steps, except for a trainable first conv2d whose weights
- * a step changed. Every later backward computes it eagerly. */
+ * skipped, from the dx of the lowest layer it reached in each segment
+ * (still held by the model) and the current weights, without touching
+ * parameter gradients: the heads the backward went through first, then the
+ * backbone from the sum of theirs. Frozen layers keep their weights, so
+ * this matches the backward even after optimizer steps, except for a
+ * trainable first conv2d whose weights a step changed. Every later
+ * backward computes it eagerly. */
 DEL_API del_tensor *del_model_input_grad(del_model *model)
 {
     if (!model || !model->have_grad)
@@ -598,11 +734,20 @@ DEL_API del_tensor *del_model_input_grad(del_model *model)
         return model->input_grad;
     model->want_input_grad = 1;
     /* the tensors were sized by the backward, so only scratch can fail */
-    for (int i = model->dx_valid_from - 1; i >= 0; i--) {
-        if (layer_backward(model, i, model->layers[i + 1].dx, 0, 1) != DEL_OK)
+    int bb = del_model_backbone_end(model);
+    if (model->n_heads > 0 && !model->head_grad_valid) {
+        for (int h = 0; h < model->n_heads; h++) {
+            del_head *hd = &model->heads[h];
+            if (hd->in_grad && continue_segment(model, hd->first, hd->first + hd->count, &hd->dx_valid_from) != DEL_OK)
+                return NULL;
+        }
+        if (sum_head_grads(model) != DEL_OK)
             return NULL;
-        model->dx_valid_from = i;
     }
+    if (bb == 0)
+        return model->head_grad;
+    if (continue_segment(model, 0, bb, &model->dx_valid_from) != DEL_OK)
+        return NULL;
     return model->layers[0].dx;
 }
 
@@ -613,84 +758,4 @@ DEL_API del_status del_model_zero_grad(del_model *model)
     if (model->n_params > 0)
         memset(model->grads, 0, (size_t)model->n_params * sizeof(float));
     return DEL_OK;
-}
-
-/* Resolves an inclusive layer range where negative indices count from the
- * end (-1 is the last layer), as Python slices do. */
-static del_status layer_range(const del_model *m, int *first, int *last, const char *func)
-{
-    if (!m)
-        return del_error_null(func, "model");
-    int n = m->n_layers;
-    int f = *first < 0 ? *first + n : *first, l = *last < 0 ? *last + n : *last;
-    if (n == 0)
-        return del_error(DEL_EINVAL, "%s: 'model' has no layers", func);
-    if (f < 0 || f >= n)
-        return del_error(DEL_EINVAL, "%s: 'first' must be a layer index in %d..%d (or %d..-1 from the end), got %d",
-                         func, 0, n - 1, -n, *first);
-    if (l < 0 || l >= n)
-        return del_error(DEL_EINVAL, "%s: 'last' must be a layer index in %d..%d (or %d..-1 from the end), got %d",
-                         func, 0, n - 1, -n, *last);
-    if (f > l)
-        return del_error(DEL_EINVAL, "%s: 'first' (layer %d) must not come after 'last' (layer %d)", func, f, l);
-    *first = f;
-    *last = l;
-    return DEL_OK;
-}
-
-static del_status set_frozen(del_model *model, int first, int last, int frozen, const char *func)
-{
-    del_status st = layer_range(model, &first, &last, func);
-    if (st != DEL_OK)
-        return st;
-    for (int i = first; i <= last; i++) {
-        if (model->groups[i].frozen == frozen)
-            continue;
-        model->groups[i].frozen = frozen;
-        model->groups_version++;
-        if (model->layers[i].n_state > 0) {
-            model->bn_groups_changed = 1;
-            model->have_grad = 0;
-        }
-    }
-    return DEL_OK;
-}
-
-DEL_API del_status del_model_freeze(del_model *model, int first, int last)
-{
-    return set_frozen(model, first, last, 1, "del_model_freeze");
-}
-
-DEL_API del_status del_model_unfreeze(del_model *model, int first, int last)
-{
-    return set_frozen(model, first, last, 0, "del_model_unfreeze");
-}
-
-DEL_API del_status del_model_set_lr_mult(del_model *model, int first, int last, float mult)
-{
-    static const char *func = "del_model_set_lr_mult";
-    del_status st = layer_range(model, &first, &last, func);
-    if (st != DEL_OK)
-        return st;
-    if (!(mult > 0.0f) || !isfinite(mult))
-        return del_error(DEL_EINVAL, "%s: 'mult' must be a finite value > 0 (freeze a layer to stop "
-                         "training it), got %g", func, (double)mult);
-    for (int i = first; i <= last; i++)
-        model->groups[i].lr_mult = mult;
-    model->groups_version++;
-    return DEL_OK;
-}
-
-DEL_API int del_model_layer_frozen(const del_model *model, int i)
-{
-    if (!model || i < 0 || i >= model->n_layers)
-        return 0;
-    return model->groups[i].frozen;
-}
-
-DEL_API float del_model_layer_lr_mult(const del_model *model, int i)
-{
-    if (!model || i < 0 || i >= model->n_layers)
-        return 0.0f;
-    return model->groups[i].lr_mult;
 }

@@ -12,8 +12,10 @@
  * Parameter groups (model.h) become ranges of the parameter buffer: frozen
  * layers are left out of every range, so neither they nor their state
  * change (requires_grad=False); each range has its layers' lr multiplier.
- * The ranges are rebuilt whenever the model's groups changed, so a layer
- * unfrozen mid-run starts from zero state: for SGD that is torch's
+ * The ranges are rebuilt before every step (a loop over the layers), so
+ * they follow frozen groups, multipliers and a layer list that changed
+ * without changing the parameter count; a layer unfrozen mid-run starts
+ * from zero state: for SGD that is torch's
  * behaviour (its momentum buffer starts at the gradient), for AdamW the
  * bias correction counts the optimizer's steps, not the layer's. */
 #include <math.h>
@@ -22,40 +24,7 @@
 #include "core/error.h"
 #include "del/train.h"
 #include "nn/model_internal.h"
-
-typedef enum optim_kind { OPTIM_SGD, OPTIM_ADAMW } optim_kind;
-
-/* A run of trainable parameters updated with lr * lr_scale. */
-typedef struct optim_range {
-    int64_t begin, count;
-    float lr_scale;
-} optim_range;
-
-struct del_optimizer {
-    del_model *model;
-    int64_t n; /* parameter count when created */
-    optim_kind kind;
-    /* SGD: momentum buffers (NULL without momentum), AdamW: first moments */
-    float *state1;
-    float *state2; /* AdamW: second moments; NULL for SGD */
-    float base_lr, weight_decay;
-    float momentum; /* SGD */
-    int nesterov;   /* SGD */
-    float beta1, beta2, eps; /* AdamW */
-    optim_range *ranges; /* room for one per layer with parameters */
-    int num_ranges;
-    uint64_t groups_version; /* of the model, when the ranges were built */
-
-    del_schedule schedule;
-    int64_t total_steps; /* cosine: warm-up included */
-    float final_lr;
-    int64_t step_size; /* step schedule */
-    float gamma;       /* step schedule */
-    int64_t warmup;
-    float clip_norm; /* 0 = off */
-    double grad_norm; /* measured by the last step when clipping */
-    int64_t step;
-};
+#include "nn/optim_internal.h"
 
 static int is_finite_ge0(float x)
 {
@@ -63,28 +32,40 @@ static int is_finite_ge0(float x)
 }
 
 /* One range per run of trainable layers with the same multiplier, in
- * parameter order. */
-static void build_ranges(del_optimizer *o)
+ * parameter order. The room grows when the model has more layers with
+ * parameters than when the ranges were last built (layers were replaced,
+ * e.g. a new head); the old ranges are kept if that allocation fails. */
+static del_status build_ranges(del_optimizer *o, const char *func)
 {
     const del_model *m = o->model;
+    int with_params = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        with_params += m->layers[i].n_params > 0;
+    if (with_params > o->ranges_cap) {
+        del_optim_range *r = realloc(o->ranges, (size_t)with_params * sizeof *r);
+        if (!r)
+            return del_error(DEL_ENOMEM, "%s: out of memory for %d parameter ranges", func, with_params);
+        o->ranges = r;
+        o->ranges_cap = with_params;
+    }
     int k = 0;
     for (int i = 0; i < m->n_layers; i++) {
         const del_layer *l = &m->layers[i];
         if (l->n_params == 0 || m->groups[i].frozen)
             continue;
         float mult = m->groups[i].lr_mult;
-        optim_range *prev = k > 0 ? &o->ranges[k - 1] : NULL;
+        del_optim_range *prev = k > 0 ? &o->ranges[k - 1] : NULL;
         if (prev && prev->lr_scale == mult && prev->begin + prev->count == l->param_off)
             prev->count += l->n_params;
         else
-            o->ranges[k++] = (optim_range){.begin = l->param_off, .count = l->n_params, .lr_scale = mult};
+            o->ranges[k++] = (del_optim_range){.begin = l->param_off, .count = l->n_params, .lr_scale = mult};
     }
     o->num_ranges = k;
-    o->groups_version = m->groups_version;
+    return DEL_OK;
 }
 
 /* The part of both constructors that does not depend on the rule. */
-static del_status optim_new(del_optimizer **out, del_model *model, optim_kind kind, float lr, float weight_decay,
+static del_status optim_new(del_optimizer **out, del_model *model, del_optim_kind kind, float lr, float weight_decay,
                             int num_states, const char *func)
 {
     int64_t n = del_model_num_params(model);
@@ -97,18 +78,13 @@ static del_status optim_new(del_optimizer **out, del_model *model, optim_kind ki
     del_optimizer *o = calloc(1, sizeof *o);
     if (!o)
         return del_error(DEL_ENOMEM, "%s: out of memory", func);
-    int with_params = 0;
-    for (int i = 0; i < model->n_layers; i++)
-        with_params += model->layers[i].n_params > 0;
-    o->ranges = malloc((size_t)with_params * sizeof *o->ranges);
-    if (!o->ranges)
-        goto nomem;
     if (num_states >= 1 && !(o->state1 = calloc((size_t)n, sizeof(float))))
         goto nomem;
     if (num_states >= 2 && !(o->state2 = calloc((size_t)n, sizeof(float))))
         goto nomem;
     o->model = model;
-    build_ranges(o);
+    if (build_ranges(o, func) != DEL_OK)
+        goto nomem;
     o->n = n;
     o->kind = kind;
     o->base_lr = lr;
@@ -140,7 +116,7 @@ DEL_API del_status del_optimizer_new_sgd(del_optimizer **out, del_model *model, 
         return del_error(DEL_EINVAL, "%s: 'momentum' must be in [0, 1), got %g", func, (double)momentum);
     if (nesterov && momentum == 0.0f)
         return del_error(DEL_EINVAL, "%s: 'nesterov' needs momentum > 0", func);
-    del_status st = optim_new(out, model, OPTIM_SGD, lr, weight_decay, momentum > 0.0f ? 1 : 0, func);
+    del_status st = optim_new(out, model, DEL_OPTIM_SGD, lr, weight_decay, momentum > 0.0f ? 1 : 0, func);
     if (st != DEL_OK)
         return st;
     (*out)->momentum = momentum;
@@ -165,7 +141,7 @@ DEL_API del_status del_optimizer_new_adamw(del_optimizer **out, del_model *model
      * been 0 divides 0 by 0. */
     if (!(eps > 0.0f) || !isfinite(eps))
         return del_error(DEL_EINVAL, "%s: 'eps' must be > 0, got %g", func, (double)eps);
-    del_status st = optim_new(out, model, OPTIM_ADAMW, lr, weight_decay, 2, func);
+    del_status st = optim_new(out, model, DEL_OPTIM_ADAMW, lr, weight_decay, 2, func);
     if (st != DEL_OK)
         return st;
     (*out)->beta1 = beta1;
@@ -292,7 +268,7 @@ static float clip_factor(del_optimizer *opt, const float *grad)
     }
     double sum = 0.0;
     for (int k = 0; k < opt->num_ranges; k++) {
-        const optim_range *r = &opt->ranges[k];
+        const del_optim_range *r = &opt->ranges[k];
         for (int64_t i = r->begin; i < r->begin + r->count; i++)
             sum += (double)grad[i] * (double)grad[i];
     }
@@ -301,7 +277,7 @@ static float clip_factor(del_optimizer *opt, const float *grad)
     return coef < 1.0 ? (float)coef : 1.0f;
 }
 
-static void sgd_update(del_optimizer *opt, const optim_range *r, float lr, float gscale)
+static void sgd_update(del_optimizer *opt, const del_optim_range *r, float lr, float gscale)
 {
     float *p = del_model_params(opt->model) + r->begin;
     const float *grad = del_model_grads(opt->model) + r->begin;
@@ -321,7 +297,7 @@ static void sgd_update(del_optimizer *opt, const optim_range *r, float lr, float
     }
 }
 
-static void adamw_update(del_optimizer *opt, const optim_range *r, float lr, float gscale)
+static void adamw_update(del_optimizer *opt, const del_optim_range *r, float lr, float gscale)
 {
     float *p = del_model_params(opt->model) + r->begin;
     const float *grad = del_model_grads(opt->model) + r->begin;
@@ -357,14 +333,15 @@ DEL_API del_status del_optimizer_step(del_optimizer *opt)
                          "del_optimizer_step: the model has %lld parameters, the optimizer was made for %lld "
                          "(layers were added; make a new optimizer)",
                          (long long)n, (long long)opt->n);
-    if (opt->groups_version != opt->model->groups_version)
-        build_ranges(opt);
+    del_status st = build_ranges(opt, "del_optimizer_step");
+    if (st != DEL_OK)
+        return st;
     float gscale = clip_factor(opt, del_model_grads(opt->model));
     float lr = del_optimizer_lr(opt);
     for (int k = 0; k < opt->num_ranges; k++) {
-        const optim_range *r = &opt->ranges[k];
+        const del_optim_range *r = &opt->ranges[k];
         float range_lr = lr * r->lr_scale;
-        if (opt->kind == OPTIM_ADAMW)
+        if (opt->kind == DEL_OPTIM_ADAMW)
             adamw_update(opt, r, range_lr, gscale);
         else
             sgd_update(opt, r, range_lr, gscale);

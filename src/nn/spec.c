@@ -59,6 +59,7 @@ static const spec_layer spec_layers[] = {
 
 /* One item of the spec being parsed, for messages. */
 typedef struct spec_item {
+    const char *func; /* the public entry parsing it */
     int number;       /* 1-based among non-empty items */
     const char *text; /* into the caller's string */
     int len;
@@ -73,7 +74,7 @@ __attribute__((format(printf, 3, 4))) static del_status item_error(del_status st
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
     int shown = it->len > 60 ? 60 : it->len;
-    return del_error(st, "%s: item %d '%.*s%s': %s", SPEC_FUNC, it->number, shown, it->text,
+    return del_error(st, "%s: item %d '%.*s%s': %s", it->func, it->number, shown, it->text,
                      shown < it->len ? "..." : "", detail);
 }
 
@@ -178,7 +179,7 @@ static del_status parse_layer(del_model *m, const spec_layer *sl, char **tok, in
         return item_error(DEL_EFORMAT, it, "expected a number for %s", sl->pos[npos].name);
     if ((sl->ops == &del_layer_maxpool || sl->ops == &del_layer_avgpool) && !(seen & 1u))
         cfg.stride = cfg.kernel;
-    del_status st = del_model_add_layer(m, sl->ops, &cfg, SPEC_FUNC);
+    del_status st = del_model_add_layer(m, sl->ops, &cfg, it->func);
     return st == DEL_OK ? st : rephrase(st, it);
 }
 
@@ -226,22 +227,18 @@ static int tokenize(char *s, char **tok)
     return n;
 }
 
-DEL_API del_status del_model_from_spec(del_model **out, const char *spec)
+/* Parses spec into *m: with with_input, the first item is "input C H W"
+ * and creates *m; without, *m exists and gets the layers appended. */
+static del_status parse_spec(del_model **m, const char *spec, const char *func, int with_input)
 {
-    if (!out)
-        return del_error_null(SPEC_FUNC, "out");
-    *out = NULL;
-    if (!spec)
-        return del_error_null(SPEC_FUNC, "spec");
     size_t total = strlen(spec);
     char *copy = malloc(total + 1);
     if (!copy)
-        return del_error(DEL_ENOMEM, "%s: out of memory", SPEC_FUNC);
+        return del_error(DEL_ENOMEM, "%s: out of memory", func);
     memcpy(copy, spec, total + 1);
 
-    del_model *m = NULL;
     del_status st = DEL_OK;
-    spec_item it = {0, NULL, 0};
+    spec_item it = {func, 0, NULL, 0};
     size_t pos = 0;
     while (pos < total) {
         size_t end = pos;
@@ -268,11 +265,15 @@ DEL_API del_status del_model_from_spec(del_model **out, const char *spec)
             goto cleanup;
         }
         if (strcmp(tok[0], "input") == 0) {
-            if (m) {
+            if (!with_input) {
+                st = item_error(DEL_EFORMAT, &it, "a head has no 'input' item (it reads the backbone's output)");
+                goto cleanup;
+            }
+            if (*m) {
                 st = item_error(DEL_EFORMAT, &it, "'input' may only be the first item");
                 goto cleanup;
             }
-            st = parse_input(&m, tok, ntok, &it);
+            st = parse_input(m, tok, ntok, &it);
             if (st != DEL_OK)
                 goto cleanup;
             continue;
@@ -284,24 +285,43 @@ DEL_API del_status del_model_from_spec(del_model **out, const char *spec)
             st = unknown_layer(&it, tok[0]);
             goto cleanup;
         }
-        if (!m) {
+        if (!*m) {
             st = item_error(DEL_EFORMAT, &it, "the first item must be 'input C H W'");
             goto cleanup;
         }
-        st = parse_layer(m, &spec_layers[k], tok, ntok, &it);
+        st = parse_layer(*m, &spec_layers[k], tok, ntok, &it);
         if (st != DEL_OK)
             goto cleanup;
     }
-    if (!m) {
-        st = del_error(DEL_EFORMAT, "%s: empty spec: expected 'input C H W' first", SPEC_FUNC);
-        goto cleanup;
-    }
-    *out = m;
-    m = NULL;
+    if (with_input && !*m)
+        st = del_error(DEL_EFORMAT, "%s: empty spec: expected 'input C H W' first", func);
+    else if (!with_input && it.number == 0)
+        st = del_error(DEL_EFORMAT, "%s: empty spec: expected at least one layer (e.g. \"linear 10\")", func);
 cleanup:
-    del_model_free(m);
     free(copy);
     return st;
+}
+
+DEL_API del_status del_model_from_spec(del_model **out, const char *spec)
+{
+    if (!out)
+        return del_error_null(SPEC_FUNC, "out");
+    *out = NULL;
+    if (!spec)
+        return del_error_null(SPEC_FUNC, "spec");
+    del_model *m = NULL;
+    del_status st = parse_spec(&m, spec, SPEC_FUNC, 1);
+    if (st != DEL_OK) {
+        del_model_free(m);
+        return st;
+    }
+    *out = m;
+    return DEL_OK;
+}
+
+del_status del_model_parse_layers(del_model *m, const char *spec, const char *func)
+{
+    return parse_spec(&m, spec, func, 0);
 }
 
 /* ---- presets ---- */

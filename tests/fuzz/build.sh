@@ -1,7 +1,7 @@
 #!/bin/sh
-# Builds the model-loader fuzz targets with clang's libFuzzer, ASan and
-# UBSan, and regenerates the seed corpora. docs/file-format.md says how to
-# run them.
+# Builds the model- and checkpoint-loader fuzz targets with clang's
+# libFuzzer, ASan and UBSan, and regenerates the seed corpora.
+# docs/file-format.md says how to run them.
 #   usage: tests/fuzz/build.sh [OUTDIR]      (default build/fuzz)
 # Needs clang and its runtime (Debian: apt-get install clang libclang-rt-14-dev
 # or the clang-14 package, which ships libclang_rt.fuzzer), zlib and OpenBLAS.
@@ -45,10 +45,24 @@ for target in fuzz_model_load fuzz_model_payload; do
         -o "$OUT/$target" $BLAS_LIBS -lz -lpthread -lm
 done
 
-# The corpus generator is an ordinary program: its files carry real checksums.
+for target in fuzz_checkpoint_load fuzz_checkpoint_payload; do
+    extra=
+    [ "$target" = fuzz_checkpoint_payload ] && extra=-DFUZZ_PAYLOAD
+    # shellcheck disable=SC2086
+    $CC $COMMON $SAN -fsanitize=fuzzer $extra tests/fuzz/fuzz_checkpoint_load.c $objs \
+        -o "$OUT/$target" $BLAS_LIBS -lz -lpthread -lm
+done
+
+# The corpus generators are ordinary programs: their files carry real checksums.
 # shellcheck disable=SC2086
 ${FALLBACK_CC:-gcc} -std=c11 -O1 -g -D_GNU_SOURCE -DDEL_BUILDING_LIBRARY -Iinclude -Isrc $BLAS_CFLAGS \
     tests/fuzz/make_corpus.c src/*/*.c src/*/*/*.c -o "$OUT/make_corpus" $BLAS_LIBS -lz -lpthread -lm
-mkdir -p tests/fuzz/corpus/model_load tests/fuzz/corpus/model_payload
+# shellcheck disable=SC2086
+${FALLBACK_CC:-gcc} -std=c11 -O1 -g -D_GNU_SOURCE -DDEL_BUILDING_LIBRARY -Iinclude -Isrc $BLAS_CFLAGS \
+    tests/fuzz/make_ckpt_corpus.c src/*/*.c src/*/*/*.c -o "$OUT/make_ckpt_corpus" $BLAS_LIBS -lz -lpthread -lm
+mkdir -p tests/fuzz/corpus/model_load tests/fuzz/corpus/model_payload tests/fuzz/corpus/checkpoint_load \
+    tests/fuzz/corpus/checkpoint_payload
 "$OUT/make_corpus" tests/fuzz/corpus
-echo "built $OUT/fuzz_model_load and $OUT/fuzz_model_payload; seeds in tests/fuzz/corpus/"
+"$OUT/make_ckpt_corpus" tests/fuzz/corpus
+echo "built $OUT/fuzz_model_load, fuzz_model_payload, fuzz_checkpoint_load and fuzz_checkpoint_payload;" \
+    "seeds in tests/fuzz/corpus/"

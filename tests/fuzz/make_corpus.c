@@ -1,7 +1,8 @@
 /* Writes the seed corpora of the model-loader fuzz targets:
  *   DIR/model_load/    whole model files: small valid models of every layer
- *                      type, and damaged copies (truncated, flipped bytes,
- *                      a future version, lying sizes)
+ *                      type and one with heads, and damaged copies
+ *                      (truncated, flipped bytes, a future version, lying
+ *                      sizes)
  *   DIR/model_payload/ the uncompressed payloads of the valid models
  * usage: make_corpus DIR (the directories must exist). tests/fuzz/build.sh
  * builds and runs it. */
@@ -19,6 +20,14 @@ static const char *const specs[] = {
     "input 1 5 5; conv2d 2 k=3 p=1; batchnorm; relu; maxpool 2; flatten; linear 2",
     "input 2 6 5; conv2d 3 k=2 s=2 bias=0; batchnorm eps=1e-3 momentum=0.5; maxpool 1 s=2; flatten; "
     "batchnorm; linear 2 bias=0",
+};
+
+/* The backbone and heads (name, spec) of the headed seed: a relu right
+ * after the backbone's batchnorm, two heads of different depths. */
+static const char *const heads_backbone = "input 1 4 4; conv2d 2 k=3 p=1; batchnorm";
+static const char *const heads_specs[][2] = {
+    {"old", "relu; flatten; linear 3"},
+    {"new.v2", "maxpool 2; flatten; linear 4 bias=0; relu; linear 2"},
 };
 
 static void put_file(const char *dir, const char *sub, const char *name, const void *data, size_t n)
@@ -50,11 +59,16 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *dir = argv[1];
-    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+    const size_t n_specs = sizeof specs / sizeof specs[0];
+    for (size_t i = 0; i <= n_specs; i++) {
         del_model *m = NULL;
         void *buf = NULL;
         size_t n = 0;
-        if (del_model_from_spec(&m, specs[i]) != DEL_OK || del_model_save_buffer(m, &buf, &n) != DEL_OK) {
+        /* the last seed is the model with heads */
+        del_status st = del_model_from_spec(&m, i < n_specs ? specs[i] : heads_backbone);
+        for (size_t h = 0; i == n_specs && h < sizeof heads_specs / sizeof heads_specs[0] && st == DEL_OK; h++)
+            st = del_model_add_head(m, heads_specs[h][0], heads_specs[h][1]);
+        if (st != DEL_OK || del_model_save_buffer(m, &buf, &n) != DEL_OK) {
             fprintf(stderr, "make_corpus: %s\n", del_last_error());
             return 1;
         }
@@ -91,7 +105,7 @@ int main(int argc, char **argv)
         f[20] ^= 0x01;
         put_file(dir, "model_load", "flipped_header.delm", f, n);
         f[20] ^= 0x01;
-        put_le(f + 4, 2, 4);
+        put_le(f + 4, 4, 4);
         fix_header_crc(f);
         put_file(dir, "model_load", "future_version.delm", f, n);
         put_le(f + 4, 1, 4);

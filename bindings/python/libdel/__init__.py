@@ -16,10 +16,11 @@ from .image import Augment
 from .data import FMNIST_MEAN, FMNIST_STD, Dataset
 from .model import Model, cross_entropy, distill_loss, soft_cross_entropy, softmax
 from .tensor import Tensor
-from .train import Optimizer, Trainer
+from .train import Optimizer, Trainer, load_checkpoint, save_checkpoint
 
 __all__ = ["Error", "InvalidArgument", "OutOfMemory", "FileError", "FormatError", "Canceled",
            "StateError", "image", "Augment", "Tensor", "Dataset", "Model", "Optimizer", "Trainer",
+           "save_checkpoint", "load_checkpoint",
            "cross_entropy", "distill_loss", "soft_cross_entropy", "softmax", "set_num_threads",
            "get_num_threads", "version", "version_number", "status_str", "last_error",
            "library_path", "FMNIST_MEAN", "FMNIST_STD", "FASHION_MNIST_DIR"]

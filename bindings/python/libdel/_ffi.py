@@ -337,6 +337,50 @@ FUNCTIONS = {
         ctypes.c_float,
         ((ctypes.c_void_p, 'model'), (ctypes.c_int, 'i'),),
     ),
+    'del_model_add_head': (
+        del_status,
+        ((ctypes.c_void_p, 'model'), (ctypes.c_char_p, 'name'), (ctypes.c_char_p, 'spec'),),
+    ),
+    'del_model_replace_head': (
+        del_status,
+        ((ctypes.c_void_p, 'model'), (ctypes.c_char_p, 'name'), (ctypes.c_char_p, 'spec'),),
+    ),
+    'del_model_remove_head': (
+        del_status,
+        ((ctypes.c_void_p, 'model'), (ctypes.c_char_p, 'name'),),
+    ),
+    'del_model_split_head': (
+        del_status,
+        ((ctypes.c_void_p, 'model'), (ctypes.c_char_p, 'name'), (ctypes.c_int, 'first_layer'),),
+    ),
+    'del_model_num_heads': (
+        ctypes.c_int,
+        ((ctypes.c_void_p, 'model'),),
+    ),
+    'del_model_head_name': (
+        ctypes.c_char_p,
+        ((ctypes.c_void_p, 'model'), (ctypes.c_int, 'i'),),
+    ),
+    'del_model_head_index': (
+        ctypes.c_int,
+        ((ctypes.c_void_p, 'model'), (ctypes.c_char_p, 'name'),),
+    ),
+    'del_model_head_layers': (
+        del_status,
+        ((ctypes.c_void_p, 'model'), (ctypes.c_char_p, 'name'), (ctypes.POINTER(ctypes.c_int), 'first'), (ctypes.POINTER(ctypes.c_int), 'count'),),
+    ),
+    'del_model_backbone_layers': (
+        ctypes.c_int,
+        ((ctypes.c_void_p, 'model'),),
+    ),
+    'del_model_head_output': (
+        ctypes.c_void_p,
+        ((ctypes.c_void_p, 'model'), (ctypes.c_char_p, 'name'),),
+    ),
+    'del_model_backward_heads': (
+        del_status,
+        ((ctypes.c_void_p, 'model'), (ctypes.c_int, 'count'), (ctypes.POINTER(ctypes.c_char_p), 'names'), (ctypes.POINTER(ctypes.c_void_p), 'grads'),),
+    ),
     'del_loss_cross_entropy': (
         del_status,
         ((ctypes.c_void_p, 'logits'), (ctypes.c_void_p, 'labels'), (ctypes.POINTER(ctypes.c_float), 'loss'), (ctypes.c_void_p, 'grad'),),
@@ -629,6 +673,10 @@ FUNCTIONS = {
         del_status,
         ((ctypes.c_void_p, 'trainer'), (ctypes.c_float, 'smoothing'),),
     ),
+    'del_trainer_set_total_steps': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_int64, 'total_steps'),),
+    ),
     'del_trainer_set_normalize': (
         del_status,
         ((ctypes.c_void_p, 'trainer'), (ctypes.POINTER(ctypes.c_float), 'mean'), (ctypes.POINTER(ctypes.c_float), 'std'), (ctypes.c_int, 'channels'),),
@@ -657,9 +705,25 @@ FUNCTIONS = {
         del_status,
         ((ctypes.c_void_p, 'trainer'), (ctypes.c_int64, 'steps'),),
     ),
+    'del_trainer_save_checkpoint': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_char_p, 'path'),),
+    ),
+    'del_trainer_load_checkpoint': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_char_p, 'path'),),
+    ),
     'del_trainer_evaluate': (
         del_status,
         ((ctypes.c_void_p, 'trainer'), (ctypes.c_void_p, 'test'), (ctypes.POINTER(ctypes.c_double), 'accuracy'),),
+    ),
+    'del_checkpoint_save': (
+        del_status,
+        ((ctypes.c_char_p, 'path'), (ctypes.c_void_p, 'model'), (ctypes.c_void_p, 'opt'),),
+    ),
+    'del_checkpoint_load': (
+        del_status,
+        ((ctypes.c_char_p, 'path'), (ctypes.c_void_p, 'model'), (ctypes.c_void_p, 'opt'),),
     ),
     'del_image_write_png': (
         del_status,

@@ -1,4 +1,5 @@
-"""del_model: a sequence of layers over float32 NCHW input; losses."""
+"""del_model: a sequence of layers over float32 NCHW input, optionally a
+backbone plus named heads; losses."""
 
 import ctypes
 import os
@@ -126,6 +127,93 @@ class Model(Handle):
         check(lib.del_model_add_residual(self._h, int(out_channels), int(stride),
                                          float(survival_prob)))
         return self
+
+    # ---- heads (a backbone plus named heads, model.h "Heads") ----
+
+    def add_head(self, name, spec):
+        """Adds a head called name whose layers are given by a spec string
+        without the input item (e.g. "flatten; linear 10"); it reads the
+        backbone's output. The first head makes the layers so far the
+        backbone. Returns self."""
+        self._invalidate_views()
+        check(lib.del_model_add_head(self._h, name.encode("utf-8"), spec.encode("utf-8")))
+        return self
+
+    def replace_head(self, name, spec):
+        """Replaces head name's layers by fresh ones built from spec (same
+        position and name). Returns self."""
+        self._invalidate_views()
+        check(lib.del_model_replace_head(self._h, name.encode("utf-8"), spec.encode("utf-8")))
+        return self
+
+    def remove_head(self, name):
+        """Removes head name and its layers. Returns self."""
+        self._invalidate_views()
+        check(lib.del_model_remove_head(self._h, name.encode("utf-8")))
+        return self
+
+    def split_head(self, name, first_layer=-1):
+        """Turns layers first_layer.. (negative: from the end) of a model
+        without heads into a head called name, e.g. a preset's classifier.
+        Returns self."""
+        self._invalidate_views()
+        check(lib.del_model_split_head(self._h, name.encode("utf-8"), int(first_layer)))
+        return self
+
+    @property
+    def heads(self):
+        """The head names, in order (the first is what forward returns)."""
+        h = self._h
+        return [lib.del_model_head_name(h, i).decode("utf-8") for i in range(lib.del_model_num_heads(h))]
+
+    def head_index(self, name):
+        """The index of head name in heads, or -1."""
+        return lib.del_model_head_index(self._h, name.encode("utf-8"))
+
+    def head_layers(self, name):
+        """(first, count): the layer index range of head name."""
+        first, count = ctypes.c_int(), ctypes.c_int()
+        check(lib.del_model_head_layers(self._h, name.encode("utf-8"), ctypes.byref(first),
+                                        ctypes.byref(count)))
+        return (first.value, count.value)
+
+    @property
+    def backbone_layers(self):
+        """The number of backbone layers (num_layers without heads)."""
+        return lib.del_model_backbone_layers(self._h)
+
+    def freeze_backbone(self, frozen=True):
+        """Freezes (or, with frozen=False, unfreezes) every backbone layer.
+        Returns self."""
+        n = self.backbone_layers
+        if n > 0:
+            (self.freeze if frozen else self.unfreeze)(0, n - 1)
+        return self
+
+    def head_output(self, name):
+        """Head name's output of the last forward: a Tensor view owned by the
+        model, valid until the next forward (None before one)."""
+        h = lib.del_model_head_output(self._h, name.encode("utf-8"))
+        if not h and self.head_index(name) < 0:
+            raise invalid("Model.head_output: no head called %r (heads: %s)" % (name, self.heads))
+        return self._view(h)
+
+    def backward_heads(self, grads):
+        """Back-propagates {head name: gradient shaped like its output} through
+        those heads and, from the sum of what they pass down, the backbone,
+        adding into the gradients; heads not listed get none."""
+        items = list(grads.items())
+        if not items:
+            raise invalid("Model.backward_heads: 'grads' must name at least one head")
+        tensors = [as_tensor(g) for _, g in items]
+        names = (ctypes.c_char_p * len(items))(*[n.encode("utf-8") for n, _ in items])
+        handles = (ctypes.c_void_p * len(items))(*[t._h for t in tensors])
+        # Only the input gradient may move; the heads' outputs stay valid.
+        keep = {lib.del_model_head_output(self._h, n.encode("utf-8")) for n in self.heads}
+        for v in list(self._views):
+            if v._handle not in keep:
+                v._handle = None
+        check(lib.del_model_backward_heads(self._h, len(items), names, handles))
 
     def freeze(self, first=0, last=-1):
         """Freezes layers first..last (inclusive; negative counts from the

@@ -1,11 +1,12 @@
 """del_optimizer and del_trainer."""
 
 import ctypes
+import os
 
 from . import _ffi
 from ._lib import Canceled, Handle, c_array, check, invalid, lib, new_handle
 
-__all__ = ["Optimizer", "Trainer"]
+__all__ = ["Optimizer", "Trainer", "save_checkpoint", "load_checkpoint"]
 
 _SCHEDULES = {"constant": _ffi.DEL_SCHEDULE_CONSTANT, "cosine": _ffi.DEL_SCHEDULE_COSINE,
               "step": _ffi.DEL_SCHEDULE_STEP}
@@ -103,8 +104,9 @@ class Trainer(Handle):
     the optimizer in use), momentum and nesterov (SGD), betas and eps
     (AdamW); schedule ('cosine', 'constant' or 'step'), step_size and gamma
     (select 'step'), warmup (steps), clip_norm, label_smoothing; mean and
-    std (one value or one per channel); seed; augment and augment_unlabeled
-    (Augment pipelines, False removes); prefetch (0..4)."""
+    std (one value or one per channel); seed; total_steps (see
+    set_total_steps); augment and augment_unlabeled (Augment pipelines,
+    False removes); prefetch (0..4)."""
 
     _free_name = "del_trainer_free"
     # The C defaults (include/del/train.h), so a partial change keeps the rest.
@@ -136,13 +138,22 @@ class Trainer(Handle):
 
     def _set_optimizer(self, optimizer, values):
         kind = self.optimizer if optimizer is None else optimizer
-        if kind not in self._opt:
-            raise invalid("Trainer.set: 'optimizer' must be 'sgd' or 'adamw', got %r" % (kind,))
-        for key, value in values.items():
-            if value is not None and key not in self._opt[kind]:
-                raise invalid("Trainer.set: '%s' is not a setting of %s" % (key, kind))
         if optimizer is None and all(v is None for v in values.values()):
             return
+        if kind is None:
+            raise invalid("Trainer.set: the optimizer settings came from a checkpoint; give "
+                          "'optimizer' and all its settings")
+        if kind not in self._DEFAULTS:
+            raise invalid("Trainer.set: 'optimizer' must be 'sgd' or 'adamw', got %r" % (kind,))
+        for key, value in values.items():
+            if value is not None and key not in self._DEFAULTS[kind]:
+                raise invalid("Trainer.set: '%s' is not a setting of %s" % (key, kind))
+        if kind not in self._opt:
+            missing = [k for k in self._DEFAULTS[kind] if values.get(k) is None]
+            if missing:
+                raise invalid("Trainer.set: the %s settings came from a checkpoint; give all of "
+                              "them (missing: %s)" % (kind, ", ".join(missing)))
+            self._opt[kind] = {}
         new = dict(self._opt[kind])
         new.update({k: v for k, v in values.items() if v is not None})
         if kind == "sgd":
@@ -166,7 +177,10 @@ class Trainer(Handle):
             if schedule not in (None, "step", _ffi.DEL_SCHEDULE_STEP):
                 raise invalid("Trainer.set: 'step_size' and 'gamma' need schedule='step', got %r"
                               % (schedule,))
-            new = dict(self._step)
+            if self._step is None and (step_size is None or gamma is None):
+                raise invalid("Trainer.set: the step schedule came from a checkpoint; give both "
+                              "'step_size' and 'gamma'")
+            new = dict(self._step or {})
             if step_size is not None:
                 new["step_size"] = step_size
             if gamma is not None:
@@ -180,7 +194,7 @@ class Trainer(Handle):
     def set(self, batch_size=None, optimizer=None, lr=None, momentum=None, weight_decay=None,
             nesterov=None, betas=None, eps=None, schedule=None, step_size=None, gamma=None,
             warmup=None, clip_norm=None, label_smoothing=None, mean=None, std=None, seed=None,
-            augment=None, augment_unlabeled=None, prefetch=None):
+            augment=None, augment_unlabeled=None, prefetch=None, total_steps=None):
         """Changes settings; those left None keep their value. Returns self.
         lr and weight_decay apply to the optimizer selected (now or before);
         each optimizer keeps its own values. augment / augment_unlabeled: an
@@ -223,7 +237,39 @@ class Trainer(Handle):
             check(lib.del_trainer_set_normalize(h, m, s, len(m)))
         if seed is not None:
             check(lib.del_trainer_set_seed(h, ctypes.c_uint64(int(seed))))
+        if total_steps is not None:
+            self.set_total_steps(total_steps)
         return self
+
+    def set_total_steps(self, total_steps):
+        """Trains one run of total_steps steps over several fits: the first
+        fit makes the optimizer with its schedule and warm-up over
+        total_steps and later fits continue it, so fit(a) then fit(b) equals
+        fit(a + b) bit for bit. 0 (the default) gives every fit a fresh
+        optimizer. Calling it (or changing an optimizer setting) starts a
+        new run at the next fit. Returns self."""
+        check(lib.del_trainer_set_total_steps(self._h, int(total_steps)))
+        return self
+
+    def save_checkpoint(self, path):
+        """Saves the run (model parameters, batchnorm statistics, random
+        stream and groups; the kept optimizer; the trainer's settings and
+        place in the batch order) to path. Not saved: the dataset, the
+        pipelines, the progress callback, the prefetch depth. May be called
+        from the progress callback of fit when total_steps is set."""
+        check(lib.del_trainer_save_checkpoint(self._h, os.fsencode(path)))
+
+    def load_checkpoint(self, path):
+        """Continues the run saved at path: the trainer must have the same
+        model architecture and dataset, and an augmentation pipeline exactly
+        when the saved one had (the same one, set before loading). Replaces
+        the trainer's settings with the saved ones; all or nothing."""
+        check(lib.del_trainer_load_checkpoint(self._h, os.fsencode(path)))
+        # The settings are now the checkpoint's, which this object does not
+        # know: a later set() of part of them must give them all.
+        self.optimizer = None
+        self._opt = {}
+        self._step = None
 
     def fit(self, steps, progress=None, every=1):
         """Trains for `steps` steps. progress(step, total, loss) is called every
@@ -264,3 +310,21 @@ class Trainer(Handle):
         self.model._invalidate_views()
         check(lib.del_trainer_evaluate(self._h, test._h, ctypes.byref(acc)))
         return acc.value
+
+
+def save_checkpoint(path, model, optimizer=None):
+    """Saves model (parameters, batchnorm statistics, random stream and
+    parameter groups) and, if given, optimizer (its buffers, step count,
+    settings and schedule) to path, as saving a PyTorch model's and
+    optimizer's state_dict together. The file is replaced atomically."""
+    check(lib.del_checkpoint_save(os.fsencode(path), model._h,
+                                  None if optimizer is None else optimizer._h))
+
+
+def load_checkpoint(path, model, optimizer=None):
+    """Loads the checkpoint at path into model (same architecture) and, if
+    given, optimizer (made over model, of the saved kind; its settings are
+    replaced by the saved ones). All or nothing: on error both are
+    unchanged."""
+    check(lib.del_checkpoint_load(os.fsencode(path), model._h,
+                                  None if optimizer is None else optimizer._h))

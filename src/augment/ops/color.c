@@ -7,18 +7,6 @@
 #include "augment/ops/image.h"
 #include "core/error.h"
 
-/* Pillow's ImagingBlend: in1 + alpha (in2 - in1) in float, truncated and
- * clipped; with alpha in [0, 1] the value is already in range. */
-static inline uint8_t pil_blend(int in1, int in2, float alpha)
-{
-    float t = (float)in1 + alpha * (float)(in2 - in1);
-    if (t <= 0.0f)
-        return 0;
-    if (t >= 255.0f)
-        return 255;
-    return (uint8_t)t;
-}
-
 /* The checks every enhance-style op (a blend factor) starts with. */
 static del_status factor_args(del_img *d, del_img *s, const char *fn, del_tensor *dst, const del_tensor *src,
                               int may_alias, float factor)
@@ -38,12 +26,7 @@ DEL_API del_status del_image_brightness_add(del_tensor *dst, const del_tensor *s
         return st;
     if (delta < -255 || delta > 255)
         return del_error(DEL_EINVAL, "%s: 'delta' must be in -255..255, got %d", fn, delta);
-    uint8_t lut[256];
-    for (int v = 0; v < 256; v++) {
-        int t = v + delta;
-        lut[v] = (uint8_t)(t < 0 ? 0 : t > 255 ? 255 : t);
-    }
-    del_img_apply_lut(&d, &s, lut, 0);
+    del_add_clamp_row(d.px, s.px, (size_t)s.h * (size_t)s.w * (size_t)s.c, delta);
     return DEL_OK;
 }
 
@@ -54,10 +37,7 @@ DEL_API del_status del_image_brightness(del_tensor *dst, const del_tensor *src, 
     del_status st = factor_args(&d, &s, fn, dst, src, 1, factor);
     if (st != DEL_OK)
         return st;
-    uint8_t lut[256];
-    for (int v = 0; v < 256; v++)
-        lut[v] = pil_blend(0, v, factor);
-    del_img_apply_lut(&d, &s, lut, 0);
+    del_blend_const_row(d.px, 0, s.px, (size_t)s.h * (size_t)s.w * (size_t)s.c, factor);
     return DEL_OK;
 }
 
@@ -68,21 +48,17 @@ DEL_API del_status del_image_contrast(del_tensor *dst, const del_tensor *src, fl
     del_status st = factor_args(&d, &s, fn, dst, src, 1, factor);
     if (st != DEL_OK)
         return st;
-    size_t npix = (size_t)s.h * (size_t)s.w;
+    const size_t npix = (size_t)s.h * (size_t)s.w;
     uint64_t sum = 0;
     if (s.c == 1) {
         for (size_t i = 0; i < npix; i++)
             sum += s.px[i];
     } else {
-        for (size_t i = 0; i < npix; i++)
-            sum += del_img_luma(s.px + 3 * i);
+        sum = del_luma_sum(s.px, npix);
     }
     /* ImageStat's mean (a double) rounded half up, as int(mean + 0.5). */
-    int mean = (int)((double)sum / (double)npix + 0.5);
-    uint8_t lut[256];
-    for (int v = 0; v < 256; v++)
-        lut[v] = pil_blend(mean, v, factor);
-    del_img_apply_lut(&d, &s, lut, 0);
+    const int mean = (int)((double)sum / (double)npix + 0.5);
+    del_blend_const_row(d.px, mean, s.px, npix * (size_t)s.c, factor);
     return DEL_OK;
 }
 
@@ -99,17 +75,7 @@ DEL_API del_status del_image_color(del_tensor *dst, const del_tensor *src, float
             memcpy(d.px, s.px, npix);
         return DEL_OK;
     }
-    del_blend bl;
-    del_blend_init(&bl, factor);
-    for (size_t i = 0; i < npix; i++) {
-        const uint8_t *p = s.px + 3 * i;
-        int g = del_img_luma(p);
-        uint8_t r = del_blend_px(&bl, g, p[0]), gr = del_blend_px(&bl, g, p[1]), b = del_blend_px(&bl, g, p[2]);
-        uint8_t *q = d.px + 3 * i;
-        q[0] = r;
-        q[1] = gr;
-        q[2] = b;
-    }
+    del_color_row(d.px, s.px, npix, factor);
     return DEL_OK;
 }
 
@@ -120,28 +86,21 @@ DEL_API del_status del_image_sharpness(del_tensor *dst, const del_tensor *src, f
     del_status st = factor_args(&d, &s, fn, dst, src, 0, factor);
     if (st != DEL_OK)
         return st;
-    size_t n = (size_t)s.h * (size_t)s.w * (size_t)s.c;
-    memcpy(d.px, s.px, n);
-    if (s.h <= 2 || s.w <= 2)
+    const size_t c = (size_t)s.c, stride = (size_t)s.w * c;
+    if (s.h <= 2 || s.w <= 2) {
+        memcpy(d.px, s.px, (size_t)s.h * stride);
         return DEL_OK;
-    /* Pillow sums the kernel (divided by 13 in float) plus a 0.5 rounding
-     * offset in float and truncates. With S the integer weighted sum,
-     * S/13 + 0.5 is never within 1/26 of an integer while float error
-     * stays below 1e-3, so (2S + 13) / 26 in integers is the same value. */
-    const int c = s.c;
-    const size_t stride = (size_t)s.w * (size_t)c;
-    del_blend bl;
-    del_blend_init(&bl, factor);
+    }
+    /* Pillow's filter copies the border pixels; blending a pixel with
+     * itself gives it back, so they stay as they are. */
+    memcpy(d.px, s.px, stride);
+    memcpy(d.px + (size_t)(s.h - 1) * stride, s.px + (size_t)(s.h - 1) * stride, stride);
     for (int y = 1; y < s.h - 1; y++) {
-        const uint8_t *up = s.px + (size_t)(y - 1) * stride;
-        const uint8_t *mid = up + stride;
-        const uint8_t *down = mid + stride;
+        const uint8_t *mid = s.px + (size_t)y * stride;
         uint8_t *out = d.px + (size_t)y * stride;
-        for (size_t i = (size_t)c; i < stride - (size_t)c; i++) {
-            int sum = up[i - c] + up[i] + up[i + c] + mid[i - c] + 5 * mid[i] + mid[i + c] + down[i - c] + down[i] +
-                      down[i + c];
-            out[i] = del_blend_px(&bl, (2 * sum + 13) / 26, mid[i]);
-        }
+        memcpy(out, mid, c);
+        memcpy(out + stride - c, mid + stride - c, c);
+        del_sharpen_row(out, mid - stride, mid, mid + stride, stride, s.c, factor);
     }
     return DEL_OK;
 }
@@ -155,11 +114,8 @@ DEL_API del_status del_image_posterize(del_tensor *dst, const del_tensor *src, i
         return st;
     if (bits < 0 || bits > 8)
         return del_error(DEL_EINVAL, "%s: 'bits' must be in 0..8, got %d", fn, bits);
-    uint8_t lut[256];
-    unsigned mask = ~((1u << (8 - bits)) - 1u) & 0xffu;
-    for (unsigned v = 0; v < 256; v++)
-        lut[v] = (uint8_t)(v & mask);
-    del_img_apply_lut(&d, &s, lut, 0);
+    const unsigned mask = ~((1u << (8 - bits)) - 1u) & 0xffu;
+    del_and_row(d.px, s.px, (size_t)s.h * (size_t)s.w * (size_t)s.c, (uint8_t)mask);
     return DEL_OK;
 }
 
@@ -172,10 +128,10 @@ DEL_API del_status del_image_solarize(del_tensor *dst, const del_tensor *src, fl
         return st;
     if (isnan(threshold))
         return del_error(DEL_EINVAL, "%s: 'threshold' must not be NaN", fn);
-    uint8_t lut[256];
-    for (int v = 0; v < 256; v++)
-        lut[v] = (uint8_t)((float)v >= threshold ? 255 - v : v);
-    del_img_apply_lut(&d, &s, lut, 0);
+    /* (float)v >= threshold for whole v exactly from ceil(threshold) on. */
+    const double from = ceil((double)threshold);
+    del_invert_from_row(d.px, s.px, (size_t)s.h * (size_t)s.w * (size_t)s.c,
+                        from < 0.0 ? 0 : from > 256.0 ? 256 : (int)from);
     return DEL_OK;
 }
 
@@ -203,18 +159,14 @@ static void identity_lut(uint8_t *l)
         l[v] = (uint8_t)v;
 }
 
-static void autocontrast_lut(const uint32_t *hist, uint8_t *l)
+/* ImageOps.autocontrast (no cutoff) maps the channel's range lo..hi onto
+ * 0..255 in double arithmetic, truncated by int(). */
+static void autocontrast_lut(int lo, int hi, uint8_t *l)
 {
-    int lo = 0, hi = 255;
-    while (lo < 255 && !hist[lo])
-        lo++;
-    while (hi > 0 && !hist[hi])
-        hi--;
     if (hi <= lo) {
         identity_lut(l);
         return;
     }
-    /* ImageOps.autocontrast's double arithmetic, truncated by int(). */
     double scale = 255.0 / (double)(hi - lo);
     double offset = (double)(-lo) * scale;
     for (int v = 0; v < 256; v++) {
@@ -250,30 +202,62 @@ static void equalize_lut(const uint32_t *hist, uint8_t *l)
     }
 }
 
-/* The ImageOps that map each channel through a table built from that
- * channel's histogram alone. */
-static del_status histogram_op(del_tensor *dst, const del_tensor *src, const char *fn,
-                               void (*make_lut)(const uint32_t *hist, uint8_t *lut))
+/* The integer form of autocontrast_lut for the samples lo..hi that occur:
+ * floor((v - lo) 255 / (hi - lo)) is ((v - lo) mul) >> 16 with mul =
+ * ceil(255 * 2^16 / (hi - lo)), as the excess, below 255 / 2^16, never
+ * reaches the 1 / (hi - lo) a fraction of the quotient lacks to the next
+ * integer; the product stays below 2^32. 0 if the double table differs
+ * there (it could where the quotient is a whole number). */
+static int autocontrast_mul(int lo, int hi, const uint8_t *lut, uint32_t *mul)
+{
+    if (hi <= lo) {
+        *mul = 65536; /* the identity */
+        return 1;
+    }
+    const uint32_t span = (uint32_t)(hi - lo);
+    *mul = (255u * 65536u + span - 1) / span;
+    for (int v = lo; v <= hi; v++)
+        if ((((uint32_t)(v - lo) * *mul) >> 16) != lut[v])
+            return 0;
+    return 1;
+}
+
+DEL_API del_status del_image_autocontrast(del_tensor *dst, const del_tensor *src)
 {
     del_img d, s;
-    del_status st = del_img_same(&d, &s, fn, dst, src, 1);
+    del_status st = del_img_same(&d, &s, "del_image_autocontrast", dst, src, 1);
+    if (st != DEL_OK)
+        return st;
+    /* Its histogram is only used for the first and last occupied bins. */
+    const size_t n = (size_t)s.h * (size_t)s.w * (size_t)s.c;
+    uint8_t lo[3], hi[3], lut[3 * 256];
+    uint32_t mul[3];
+    int exact = 1;
+    del_channel_range(s.px, n, s.c, lo, hi);
+    for (int k = 0; k < s.c; k++) {
+        autocontrast_lut(lo[k], hi[k], lut + 256 * k);
+        exact &= autocontrast_mul(lo[k], hi[k], lut + 256 * k, &mul[k]);
+        if (hi[k] <= lo[k])
+            lo[k] = 0;
+    }
+    if (exact)
+        del_stretch_row(d.px, s.px, n, s.c, lo, mul);
+    else
+        del_img_apply_lut(&d, &s, lut, 1);
+    return DEL_OK;
+}
+
+DEL_API del_status del_image_equalize(del_tensor *dst, const del_tensor *src)
+{
+    del_img d, s;
+    del_status st = del_img_same(&d, &s, "del_image_equalize", dst, src, 1);
     if (st != DEL_OK)
         return st;
     uint32_t hist[3][256];
     uint8_t lut[3 * 256];
     histograms(&s, hist);
     for (int k = 0; k < s.c; k++)
-        make_lut(hist[k], lut + 256 * k);
+        equalize_lut(hist[k], lut + 256 * k);
     del_img_apply_lut(&d, &s, lut, 1);
     return DEL_OK;
-}
-
-DEL_API del_status del_image_autocontrast(del_tensor *dst, const del_tensor *src)
-{
-    return histogram_op(dst, src, "del_image_autocontrast", autocontrast_lut);
-}
-
-DEL_API del_status del_image_equalize(del_tensor *dst, const del_tensor *src)
-{
-    return histogram_op(dst, src, "del_image_equalize", equalize_lut);
 }

@@ -117,36 +117,3 @@ del_status del_img_check_factor(const char *fn, float factor)
         return del_error(DEL_EINVAL, "%s: 'factor' must be finite and >= 0, got %g", fn, (double)factor);
     return DEL_OK;
 }
-
-void del_img_apply_lut(const del_img *d, const del_img *s, const uint8_t *lut, int per_channel)
-{
-    size_t n = (size_t)s->h * (size_t)s->w * (size_t)s->c;
-    const uint8_t *in = s->px;
-    uint8_t *out = d->px;
-    if (!per_channel || s->c == 1) {
-        for (size_t i = 0; i < n; i++)
-            out[i] = lut[in[i]];
-        return;
-    }
-    for (size_t i = 0; i < n; i += 3) {
-        out[i] = lut[in[i]];
-        out[i + 1] = lut[256 + in[i + 1]];
-        out[i + 2] = lut[512 + in[i + 2]];
-    }
-}
-
-void del_blend_init(del_blend *b, float alpha)
-{
-    b->alpha = alpha;
-    for (int d = -255; d <= 255; d++) {
-        const float t = alpha * (float)d;
-        const double fl = floor((double)t);
-        /* Beyond +-512 the result clips whatever the rounding. */
-        if (fabs((double)t) < 512.0 && (double)t - fl >= 1.0 - 1.0 / 32768.0)
-            b->floor_t[d + 255] = DEL_BLEND_IN_FLOAT;
-        else
-            b->floor_t[d + 255] = (int16_t)(fl < -512.0 ? -512 : fl > 512.0 ? 512 : fl);
-    }
-    for (int v = 0; v < 1280; v++)
-        b->clip[v] = (uint8_t)(v < 512 ? 0 : v > 767 ? 255 : v - 512);
-}

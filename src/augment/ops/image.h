@@ -3,8 +3,28 @@
 #ifndef DEL_AUGMENT_OPS_IMAGE_H
 #define DEL_AUGMENT_OPS_IMAGE_H
 
+#include <string.h> /* also defines __GLIBC__ where glibc is the libc */
+
 #include "core/tensor_internal.h"
 #include "del/augment.h"
+
+/* DEL_SIMD_CLONES before a kernel's definition also builds AVX2 (and
+ * AVX-512) copies of it, picked at load time, for loops written so that
+ * the compiler vectorises them. It needs GCC's ifunc support (x86-64,
+ * glibc); elsewhere there is one baseline copy. The x86-64-v4 clone has
+ * FMA, so it is built only in ISO C mode, where GCC's default
+ * -ffp-contract=off forbids fusing a float multiply and add (Pillow's
+ * blend rounds both); AVX2 alone has no FMA. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__) && \
+    !defined(DEL_NO_SIMD_CLONES)
+#if defined(__STRICT_ANSI__)
+#define DEL_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#else
+#define DEL_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+#else
+#define DEL_SIMD_CLONES
+#endif
 
 /* A checked view of a u8 [h, w, c] tensor; rows are w*c bytes apart. */
 typedef struct del_img {
@@ -35,7 +55,8 @@ del_status del_img_check_fill(const char *fn, int fill);
 del_status del_img_check_interp(const char *fn, del_interp interp);
 del_status del_img_check_factor(const char *fn, float factor);
 
-/* d = lut[s]; with per_channel, channel k uses lut + 256 k. d may be s. */
+/* d = lut[s]; with per_channel, channel k uses lut + 256 k. d may be s.
+ * (pixel.c) */
 void del_img_apply_lut(const del_img *d, const del_img *s, const uint8_t *lut, int per_channel);
 
 /* PIL's luma: (19595 R + 38470 G + 7471 B + 0x8000) >> 16. */
@@ -45,31 +66,66 @@ static inline uint8_t del_img_luma(const uint8_t *rgb)
                       0x8000u) >> 16);
 }
 
-/* Pillow's ImagingBlend of two samples, trunc(in1 + alpha (in2 - in1)) in
- * float clipped to [0, 255], by table: for d = in2 - in1 the float sum
- * in1 + fl(alpha d) truncates to in1 + floor(fl(alpha d)) unless the
- * fraction of fl(alpha d) lies within float rounding (below 2^-15 for
- * sums under 512) of 1; those few d are marked and computed in float. */
-typedef struct del_blend {
-    float alpha;
-    int16_t floor_t[511]; /* floor(fl(alpha d)) clamped to [-512, 512] at d + 255,
-                             DEL_BLEND_IN_FLOAT where the float path is needed */
-    uint8_t clip[1280];   /* clip[v + 512] = v clamped to [0, 255] */
-} del_blend;
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF /* a fused multiply-add would round differently from Pillow */
+#endif
 
-#define DEL_BLEND_IN_FLOAT INT16_MIN
-
-void del_blend_init(del_blend *b, float alpha);
-
-static inline uint8_t del_blend_px(const del_blend *b, int in1, int in2)
+/* Pillow's ImagingBlend of two samples: in1 + alpha (in2 - in1) in float
+ * (one multiply, one add, never fused), truncated and clipped to [0, 255].
+ * alpha must be del_blend_alpha's. */
+static inline uint8_t del_pil_blend(int in1, int in2, float alpha)
 {
-    const int t = b->floor_t[in2 - in1 + 255];
-    if (__builtin_expect(t == DEL_BLEND_IN_FLOAT, 0)) {
-        float f = (float)in1 + b->alpha * (float)(in2 - in1);
-        return f <= 0.0f ? 0 : f >= 255.0f ? 255 : (uint8_t)f;
-    }
-    return b->clip[in1 + t + 512];
+    const float p = alpha * (float)(in2 - in1);
+    int t = (int)((float)in1 + p);
+    t = t < 0 ? 0 : t;
+    t = t > 255 ? 255 : t;
+    return (uint8_t)t;
 }
+
+/* Beyond |alpha| = 512 every blend with in1 != in2 saturates, so capping
+ * alpha there changes no result and keeps the float sum well inside int. */
+static inline float del_blend_alpha(float alpha)
+{
+    return alpha > 512.0f ? 512.0f : alpha < -512.0f ? -512.0f : alpha;
+}
+
+/* ---- row kernels (pixel.c), vectorised; out may equal an input ---- */
+
+/* out[i] = del_pil_blend(in1[i], in2[i], alpha). */
+void del_blend_row(uint8_t *out, const uint8_t *in1, const uint8_t *in2, size_t n, float alpha);
+
+/* out[i] = del_pil_blend(in1, in2[i], alpha). */
+void del_blend_const_row(uint8_t *out, int in1, const uint8_t *in2, size_t n, float alpha);
+
+/* ImageEnhance.Color on npix RGB pixels: each sample blended from the
+ * pixel's luma towards itself. */
+void del_color_row(uint8_t *out, const uint8_t *rgb, size_t npix, float alpha);
+
+/* The sum of del_img_luma over npix RGB pixels. */
+uint64_t del_luma_sum(const uint8_t *rgb, size_t npix);
+
+/* One row of ImageEnhance.Sharpness: out[i] for i in [c, n - c) is the
+ * blend of Pillow's 3x3 SMOOTH filter at mid[i] (rows up, mid, down; c
+ * bytes per pixel) towards mid[i]. out must not overlap the inputs. */
+void del_sharpen_row(uint8_t *out, const uint8_t *up, const uint8_t *mid, const uint8_t *down, size_t n, int c,
+                     float alpha);
+
+/* out[i] = in[i] & mask. */
+void del_and_row(uint8_t *out, const uint8_t *in, size_t n, uint8_t mask);
+
+/* out[i] = in[i] >= from ? 255 - in[i] : in[i]. */
+void del_invert_from_row(uint8_t *out, const uint8_t *in, size_t n, int from);
+
+/* out[i] = in[i] + delta clamped to [0, 255]. */
+void del_add_clamp_row(uint8_t *out, const uint8_t *in, size_t n, int delta);
+
+/* out[i] = ((in[i] - lo[k]) mul[k]) >> 16 in 32-bit unsigned arithmetic,
+ * k the channel of sample i (c is 1 or 3). */
+void del_stretch_row(uint8_t *out, const uint8_t *in, size_t n, int c, const uint8_t lo[3], const uint32_t mul[3]);
+
+/* lo[k], hi[k]: the smallest and largest sample of channel k (k < c) of
+ * n samples of c-channel pixels (c is 1 or 3); 255 and 0 when n is 0. */
+void del_channel_range(const uint8_t *px, size_t n, int c, uint8_t lo[3], uint8_t hi[3]);
 
 /* ---- warp kernels (warp.c); d and s never overlap ---- */
 

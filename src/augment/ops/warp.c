@@ -40,10 +40,127 @@ static int pil_fits_fixed(const double a[6], int x, int y)
     return fabs(x * a[0] + y * a[1] + a[2]) < 32768.0 && fabs(x * a[3] + y * a[4] + a[5]) < 32768.0;
 }
 
-static void pil_nearest(const del_img *d, const del_img *s, const double a[6])
+/* Floor and ceiling of n / m for m > 0. */
+static inline int64_t floor_div(int64_t n, int64_t m)
+{
+    return n >= 0 ? n / m : -((-n + m - 1) / m);
+}
+
+static inline int64_t ceil_div(int64_t n, int64_t m)
+{
+    return -floor_div(-n, m);
+}
+
+/* Narrows the columns [*x0, *x1) to those x where the 16.16 coordinate
+ * v + x dv, shifted down by 16, lies in 0..n-1 (v + x dv in [0, n << 16)). */
+static void fixed_span(int64_t v, int64_t dv, int n, int *x0, int *x1)
+{
+    const int64_t top = ((int64_t)n << 16) - 1;
+    int64_t lo, hi; /* inclusive */
+    if (dv == 0) {
+        if (v >= 0 && v <= top)
+            return;
+        lo = 1;
+        hi = 0;
+    } else if (dv > 0) {
+        lo = ceil_div(-v, dv);
+        hi = floor_div(top - v, dv);
+    } else {
+        lo = ceil_div(v - top, -dv);
+        hi = floor_div(v, -dv);
+    }
+    if (lo > *x0)
+        *x0 = lo > *x1 ? *x1 : (int)lo;
+    if (hi + 1 < *x1)
+        *x1 = hi + 1 < *x0 ? *x0 : (int)(hi + 1);
+}
+
+/* Pixels x0..x1-1 of one output row in Pillow's 16.16 nearest sampling,
+ * every tap known to be inside the image. A unit x step (a0 = 1.0, as in
+ * shear_x and shear_y) walks source rows in runs, copied whole. */
+enum { SPAN_BLOCK = 64 };
+
+DEL_SIMD_CLONES
+static void pil_nearest_span(uint8_t *out, const del_img *s, int64_t xx, int64_t yy, int64_t a0, int64_t a3,
+                             int n)
 {
     const int c = s->c;
     const size_t sstride = (size_t)s->w * (size_t)c;
+    if (a0 == 65536) {
+        while (n > 0) {
+            const int64_t yi = yy >> 16;
+            int64_t run = n;
+            if (a3 > 0)
+                run = ceil_div(((yi + 1) << 16) - yy, a3);
+            else if (a3 < 0)
+                run = floor_div(yy - (yi << 16), -a3) + 1;
+            if (run > n)
+                run = n;
+            memcpy(out, s->px + (size_t)yi * sstride + (size_t)(xx >> 16) * (size_t)c, (size_t)run * (size_t)c);
+            out += run * c;
+            xx += run * 65536;
+            yy += run * a3;
+            n -= (int)run;
+        }
+        return;
+    }
+    /* A local base pointer: stores through out could alias s->px. */
+    const uint8_t *const px = s->px;
+    if ((uint64_t)s->h * sstride > UINT32_MAX) {
+        for (int x = 0; x < n; x++, xx += a0, yy += a3, out += c)
+            memcpy(out, px + (size_t)(yy >> 16) * sstride + (size_t)(xx >> 16) * (size_t)c, (size_t)c);
+        return;
+    }
+    /* Source offsets a block at a time in 32-bit lanes (vectorised: inside
+     * the image the 16.16 coordinates are below 2^31, and the offsets fit),
+     * then the copies. */
+    const uint32_t dx = (uint32_t)a0, dy = (uint32_t)a3, st = (uint32_t)sstride, cu = (uint32_t)c;
+    uint32_t off[SPAN_BLOCK];
+    while (n > 0) {
+        const int m = n < SPAN_BLOCK ? n : SPAN_BLOCK;
+        const uint32_t bx = (uint32_t)xx, by = (uint32_t)yy;
+        for (int k = 0; k < SPAN_BLOCK; k++)
+            off[k] = ((by + (uint32_t)k * dy) >> 16) * st + ((bx + (uint32_t)k * dx) >> 16) * cu;
+        if (c == 3) {
+            for (int k = 0; k < m; k++)
+                memcpy(out + 3 * k, px + off[k], 3);
+        } else {
+            for (int k = 0; k < m; k++)
+                out[k] = px[off[k]];
+        }
+        out += m * c;
+        xx += m * a0;
+        yy += m * a3;
+        n -= m;
+    }
+}
+
+/* Fills d outside the source and samples it inside. */
+static void pil_nearest(const del_img *d, const del_img *s, const double a[6], uint8_t fill)
+{
+    const int c = s->c;
+    const size_t sstride = (size_t)s->w * (size_t)c, drow = (size_t)d->w * (size_t)c;
+    if (pil_fits_fixed(a, 0, 0) && pil_fits_fixed(a, d->w, d->h) && pil_fits_fixed(a, 0, d->h) &&
+        pil_fits_fixed(a, d->w, 0) && !(a[1] == 0 && a[3] == 0)) {
+        /* Pillow's affine_transform: 16.16 fixed point, stepped per pixel;
+         * xx and yy are linear in x, so the in-image columns of a row are
+         * one interval, found by division. */
+        int64_t a0 = pil_fix(a[0]), a1 = pil_fix(a[1]), a3 = pil_fix(a[3]), a4 = pil_fix(a[4]);
+        int64_t a2 = pil_fix(a[2] + a[0] * 0.5 + a[1] * 0.5);
+        int64_t a5 = pil_fix(a[5] + a[3] * 0.5 + a[4] * 0.5);
+        for (int y = 0; y < d->h; y++, a2 += a1, a5 += a4) {
+            uint8_t *out = d->px + (size_t)y * drow;
+            int x0 = 0, x1 = d->w;
+            fixed_span(a2, a0, s->w, &x0, &x1);
+            fixed_span(a5, a3, s->h, &x0, &x1);
+            memset(out, fill, (size_t)x0 * (size_t)c);
+            if (x1 > x0)
+                pil_nearest_span(out + (size_t)x0 * (size_t)c, s, a2 + x0 * a0, a5 + x0 * a3, a0, a3, x1 - x0);
+            memset(out + (size_t)x1 * (size_t)c, fill, (size_t)(d->w - x1) * (size_t)c);
+        }
+        return;
+    }
+    memset(d->px, fill, (size_t)d->h * drow);
     if (a[1] == 0 && a[3] == 0) {
         /* ImagingScaleAffine: separable, positions accumulated in double. */
         double yo = a[5] + a[4] * 0.5;
@@ -52,7 +169,7 @@ static void pil_nearest(const del_img *d, const del_img *s, const double a[6])
             if (yi < 0 || yi >= s->h)
                 continue;
             const uint8_t *in = s->px + (size_t)yi * sstride;
-            uint8_t *out = d->px + (size_t)y * (size_t)d->w * (size_t)c;
+            uint8_t *out = d->px + (size_t)y * drow;
             double xo = a[2] + a[0] * 0.5;
             for (int x = 0; x < d->w; x++, xo += a[0]) {
                 int xi = pil_coord(xo);
@@ -62,26 +179,10 @@ static void pil_nearest(const del_img *d, const del_img *s, const double a[6])
         }
         return;
     }
-    if (pil_fits_fixed(a, 0, 0) && pil_fits_fixed(a, d->w, d->h) && pil_fits_fixed(a, 0, d->h) &&
-        pil_fits_fixed(a, d->w, 0)) {
-        int64_t a0 = pil_fix(a[0]), a1 = pil_fix(a[1]), a3 = pil_fix(a[3]), a4 = pil_fix(a[4]);
-        int64_t a2 = pil_fix(a[2] + a[0] * 0.5 + a[1] * 0.5);
-        int64_t a5 = pil_fix(a[5] + a[3] * 0.5 + a[4] * 0.5);
-        for (int y = 0; y < d->h; y++, a2 += a1, a5 += a4) {
-            uint8_t *out = d->px + (size_t)y * (size_t)d->w * (size_t)c;
-            int64_t xx = a2, yy = a5;
-            for (int x = 0; x < d->w; x++, xx += a0, yy += a3) {
-                int64_t xi = xx >> 16, yi = yy >> 16;
-                if (xi >= 0 && xi < s->w && yi >= 0 && yi < s->h)
-                    put_px(out + (size_t)x * (size_t)c, s->px + (size_t)yi * sstride + (size_t)xi * (size_t)c, c);
-            }
-        }
-        return;
-    }
     double xo = a[2] + a[1] * 0.5 + a[0] * 0.5;
     double yo = a[5] + a[4] * 0.5 + a[3] * 0.5;
     for (int y = 0; y < d->h; y++, xo += a[1], yo += a[4]) {
-        uint8_t *out = d->px + (size_t)y * (size_t)d->w * (size_t)c;
+        uint8_t *out = d->px + (size_t)y * drow;
         double xx = xo, yy = yo;
         for (int x = 0; x < d->w; x++, xx += a[0], yy += a[3]) {
             int xi = pil_coord(xx), yi = pil_coord(yy);
@@ -129,11 +230,12 @@ static void pil_bilinear(const del_img *d, const del_img *s, const double a[6])
 
 void del_warp_pil_affine(const del_img *d, const del_img *s, const double a[6], del_interp interp, uint8_t fill)
 {
+    if (interp == DEL_INTERP_NEAREST) {
+        pil_nearest(d, s, a, fill);
+        return;
+    }
     memset(d->px, fill, (size_t)d->h * (size_t)d->w * (size_t)d->c);
-    if (interp == DEL_INTERP_NEAREST)
-        pil_nearest(d, s, a);
-    else
-        pil_bilinear(d, s, a);
+    pil_bilinear(d, s, a);
 }
 
 /* ---- OpenCV ---- */

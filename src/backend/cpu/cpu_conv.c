@@ -32,6 +32,7 @@
 #endif
 
 #include "backend/cpu/cpu.h"
+#include "backend/cpu/cpu_winograd.h"
 #include "core/threads.h"
 
 /* More slots than any likely core count of a training box, few enough
@@ -119,9 +120,20 @@ static slot_layout layout_of(const del_conv2d_shape *s)
     return l;
 }
 
+/* 3x3 / stride 1 / pad 1 layers with enough channels run their forward
+ * and their input gradient through Winograd (cpu_winograd.c); the weight
+ * gradient stays on the gemms below. The two never use the workspace at
+ * the same time, so they share it. */
+static int use_winograd(const del_conv2d_shape *s)
+{
+    return del_cpu_wg_applies(s);
+}
+
 size_t del_cpu_conv2d_workspace(const del_conv2d_shape *s)
 {
-    return (wperm_floats(s) + (size_t)conv_slots(s) * layout_of(s).total) * sizeof(float) + 64;
+    size_t direct = (wperm_floats(s) + (size_t)conv_slots(s) * layout_of(s).total) * sizeof(float) + 64;
+    size_t wg = use_winograd(s) ? del_cpu_wg_workspace(s) : 0;
+    return direct > wg ? direct : wg;
 }
 
 /* The workspace from the caller may be only 4-byte aligned. */
@@ -325,10 +337,15 @@ static void epilogue_row(const float *src, float *dst, int len, float bias, int 
     }
     if (!affine)
         scale = 1.0f, shift = 0.0f;
-    for (int p = 0; p < len; p++) {
-        float v = (src[p] + bias) * scale + shift;
-        dst[p] = relu && !(v > 0.0f) ? 0.0f : v;
-    }
+    /* relu hoisted out of the loop, so that gcc vectorises both */
+    if (relu)
+        for (int p = 0; p < len; p++) {
+            float v = (src[p] + bias) * scale + shift;
+            dst[p] = v > 0.0f ? v : 0.0f;
+        }
+    else
+        for (int p = 0; p < len; p++)
+            dst[p] = (src[p] + bias) * scale + shift;
 }
 
 /* 2x2 / stride 2 max pooling of rows r0, r1 into dst (w = pooled width),
@@ -432,6 +449,10 @@ void del_cpu_conv2d_forward(const del_conv2d_shape *s, const float *x, const flo
 void del_cpu_conv2d_forward_affine(const del_conv2d_shape *s, const float *x, const float *w, const float *bias,
                                    const float *scale, const float *shift, int relu, int pool, float *y, void *ws)
 {
+    if (use_winograd(s)) {
+        del_cpu_wg_forward(s, x, w, bias, scale, shift, relu, pool, y, ws);
+        return;
+    }
     conv_job j = {.s = s, .l = layout_of(s), .x = x, .w = w, .bias = bias, .scale = scale, .shift = shift,
                   .relu = relu != 0, .pool = pool != 0, .y = y, .ws = ws, .slots = conv_slots(s)};
     if (is_shifted(s)) {
@@ -579,8 +600,9 @@ static void reduce_slots(void *ctx, int64_t begin, int64_t end)
 void del_cpu_conv2d_backward(const del_conv2d_shape *s, const float *x, const float *w, const float *dy,
                              float *dx, float *dw, float *dbias, void *ws)
 {
-    conv_job j = {.s = s, .l = layout_of(s), .x = x, .w = w, .dy = dy, .dx = dx, .want_dw = dw != NULL,
-                  .want_db = dbias != NULL, .ws = ws, .slots = conv_slots(s)};
+    int wg_dx = dx && use_winograd(s);
+    conv_job j = {.s = s, .l = layout_of(s), .x = x, .w = w, .dy = dy, .dx = wg_dx ? NULL : dx,
+                  .want_dw = dw != NULL, .want_db = dbias != NULL, .ws = ws, .slots = conv_slots(s)};
     if (is_shifted(s)) {
         permute_weights(s, w, ws_base(ws));
         j.wperm = ws_base(ws);
@@ -594,4 +616,7 @@ void del_cpu_conv2d_backward(const del_conv2d_shape *s, const float *x, const fl
         reduce_job r = {s, &j.l, ws, j.slots, dbias, j.l.db, 0};
         reduce_slots(&r, 0, s->c_out);
     }
+    /* after the reductions: it reuses their workspace */
+    if (wg_dx)
+        del_cpu_wg_backward_data(s, w, dy, dx, ws);
 }

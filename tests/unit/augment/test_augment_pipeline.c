@@ -137,41 +137,6 @@ START_TEST(test_trivialaugment_draws_bins_over_the_wide_ranges)
 }
 END_TEST
 
-/* ---- the blend table behind color and sharpness ---- */
-
-START_TEST(test_blend_table_equals_pillow_float_blend_for_all_inputs)
-{
-    float factors[200];
-    int nf = 0;
-    for (int m = 0; m < 31; m++) {
-        float e = 0.9f * (float)m / 30.0f, wd = 0.99f * (float)m / 30.0f;
-        factors[nf++] = (float)(1.0 + e);
-        factors[nf++] = (float)(1.0 - e);
-        factors[nf++] = (float)(1.0 + wd);
-        factors[nf++] = (float)(1.0 - wd);
-    }
-    const float extra[] = {0.0f, 1.0f, 0.5f, 2.0f, 3.7f, 10.0f, 0.3333333f, 1.0f / 13.0f};
-    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
-        factors[nf++] = extra[i];
-    for (int f = 0; f < nf; f++) {
-        del_blend b;
-        del_blend_init(&b, factors[f]);
-        /* One assertion per factor: Check's per-assertion bookkeeping
-         * would dominate 65536 of them. */
-        int bad = -1;
-        for (int a = 0; a < 256; a++)
-            for (int c = 0; c < 256; c++) {
-                float t = (float)a + factors[f] * (float)(c - a);
-                int want = t <= 0.0f ? 0 : t >= 255.0f ? 255 : (int)t;
-                if (del_blend_px(&b, a, c) != want && bad < 0)
-                    bad = a * 256 + c;
-            }
-        ck_assert_msg(bad < 0, "factor %.9g: inputs %d, %d differ from Pillow's float blend", factors[f], bad / 256,
-                      bad % 256);
-    }
-}
-END_TEST
-
 /* ---- determinism ---- */
 
 static del_augment *std_pipeline(uint64_t seed, int with_batch_steps)
@@ -515,7 +480,6 @@ static Suite *augment_pipeline_suite(void)
     tcase_add_test(tc, test_randaugment_chooses_each_of_the_14_ops_uniformly);
     tcase_add_test(tc, test_randaugment_extreme_bins_match_torchvision_ranges);
     tcase_add_test(tc, test_trivialaugment_draws_bins_over_the_wide_ranges);
-    tcase_add_test(tc, test_blend_table_equals_pillow_float_blend_for_all_inputs);
     tcase_add_test(tc, test_batches_are_identical_with_1_2_and_4_threads);
     tcase_add_test(tc, test_batch_image_equals_single_image_call_for_its_index);
     tcase_add_test(tc, test_op_with_probability_zero_or_one);

@@ -81,7 +81,7 @@ START_TEST(test_load_future_version_names_both_versions)
     uint8_t *file = tiny_file(&len);
     set_le(file + 4, 7, 4);
     fix_header_crc(file);
-    expect_corrupt(file, len, "written by a newer libdel (format 7, this build reads <= 2)");
+    expect_corrupt(file, len, "written by a newer libdel (format 7, this build reads <= 3)");
     set_le(file + 4, 0, 4);
     fix_header_crc(file);
     expect_corrupt(file, len, "format version 0");

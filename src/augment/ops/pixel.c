@@ -1,0 +1,261 @@
+/* Row kernels of the point and colour ops, written for the vectoriser.
+ *
+ * Each kernel walks fixed blocks of BLOCK samples: a loop with a constant
+ * trip count and no possible cross-iteration aliasing (DEL_IVDEP: output
+ * sample k depends only on input samples of the same k) is vectorised
+ * even by -O2's cheap cost model, then a scalar tail evaluates the very
+ * same expression. DEL_SIMD_CLONES (image.h) builds AVX2 / AVX-512 copies
+ * picked at load time. The float blends are one single-precision multiply
+ * and one add in Pillow's order (never fused), so SIMD lanes, clones and
+ * the scalar tail all round alike and match Pillow bit for bit. */
+#include <string.h>
+
+#include "augment/ops/image.h"
+
+enum { BLOCK = 64 };
+
+#if defined(__clang__)
+#define DEL_IVDEP _Pragma("clang loop vectorize(assume_safety)")
+#elif defined(__GNUC__)
+#define DEL_IVDEP _Pragma("GCC ivdep")
+#else
+#define DEL_IVDEP
+#endif
+
+DEL_SIMD_CLONES
+void del_blend_row(uint8_t *out, const uint8_t *in1, const uint8_t *in2, size_t n, float alpha)
+{
+    alpha = del_blend_alpha(alpha);
+    size_t i = 0;
+    for (; i + BLOCK <= n; i += BLOCK) {
+        const uint8_t *a = in1 + i, *b = in2 + i;
+        uint8_t *o = out + i;
+        DEL_IVDEP
+        for (int k = 0; k < BLOCK; k++)
+            o[k] = del_pil_blend(a[k], b[k], alpha);
+    }
+    for (; i < n; i++)
+        out[i] = del_pil_blend(in1[i], in2[i], alpha);
+}
+
+DEL_SIMD_CLONES
+void del_blend_const_row(uint8_t *out, int in1, const uint8_t *in2, size_t n, float alpha)
+{
+    alpha = del_blend_alpha(alpha);
+    size_t i = 0;
+    for (; i + BLOCK <= n; i += BLOCK) {
+        const uint8_t *b = in2 + i;
+        uint8_t *o = out + i;
+        DEL_IVDEP
+        for (int k = 0; k < BLOCK; k++)
+            o[k] = del_pil_blend(in1, b[k], alpha);
+    }
+    for (; i < n; i++)
+        out[i] = del_pil_blend(in1, in2[i], alpha);
+}
+
+static inline void color_px(uint8_t *out, const uint8_t *rgb, float alpha)
+{
+    const int g = del_img_luma(rgb);
+    const uint8_t r = del_pil_blend(g, rgb[0], alpha), gr = del_pil_blend(g, rgb[1], alpha),
+                  b = del_pil_blend(g, rgb[2], alpha);
+    out[0] = r;
+    out[1] = gr;
+    out[2] = b;
+}
+
+DEL_SIMD_CLONES
+void del_color_row(uint8_t *out, const uint8_t *rgb, size_t npix, float alpha)
+{
+    alpha = del_blend_alpha(alpha);
+    size_t i = 0;
+    for (; i + BLOCK <= npix; i += BLOCK) {
+        const uint8_t *p = rgb + 3 * i;
+        uint8_t *o = out + 3 * i;
+        DEL_IVDEP
+        for (int k = 0; k < BLOCK; k++)
+            color_px(o + 3 * k, p + 3 * k, alpha);
+    }
+    for (; i < npix; i++)
+        color_px(out + 3 * i, rgb + 3 * i, alpha);
+}
+
+DEL_SIMD_CLONES
+uint64_t del_luma_sum(const uint8_t *rgb, size_t npix)
+{
+    uint64_t sum = 0;
+    size_t i = 0;
+    for (; i + BLOCK <= npix; i += BLOCK) {
+        const uint8_t *p = rgb + 3 * i;
+        uint32_t part = 0; /* at most BLOCK * 255 */
+        for (int k = 0; k < BLOCK; k++)
+            part += del_img_luma(p + 3 * k);
+        sum += part;
+    }
+    for (; i < npix; i++)
+        sum += del_img_luma(rgb + 3 * i);
+    return sum;
+}
+
+/* Pillow's SMOOTH kernel [1 1 1; 1 5 1; 1 1 1] / 13 at one sample: Pillow
+ * adds 0.5 to the float sum S / 13 and truncates; S / 13 + 0.5 is never
+ * within 1/26 of an integer while float error stays below 1e-3, so the
+ * value is (2 S + 13) / 26 = (S + 6) / 13 in integers (S + 6.5 is never a
+ * multiple of 13). */
+static inline int smooth_at(const uint8_t *up, const uint8_t *mid, const uint8_t *down, ptrdiff_t c)
+{
+    const unsigned s = (unsigned)up[-c] + up[0] + up[c] + mid[-c] + 5u * mid[0] + mid[c] + down[-c] + down[0] +
+                       down[c];
+    return (int)((uint16_t)(s + 6u) / 13u);
+}
+
+DEL_SIMD_CLONES
+void del_sharpen_row(uint8_t *out, const uint8_t *up, const uint8_t *mid, const uint8_t *down, size_t n, int c,
+                     float alpha)
+{
+    alpha = del_blend_alpha(alpha);
+    const ptrdiff_t cc = c;
+    const size_t end = n - (size_t)c;
+    size_t i = (size_t)c;
+    for (; i + BLOCK <= end; i += BLOCK) {
+        const uint8_t *u = up + i, *m = mid + i, *dn = down + i;
+        uint8_t *o = out + i;
+        DEL_IVDEP
+        for (int k = 0; k < BLOCK; k++)
+            o[k] = del_pil_blend(smooth_at(u + k, m + k, dn + k, cc), m[k], alpha);
+    }
+    for (; i < end; i++)
+        out[i] = del_pil_blend(smooth_at(up + i, mid + i, down + i, cc), mid[i], alpha);
+}
+
+DEL_SIMD_CLONES
+void del_and_row(uint8_t *out, const uint8_t *in, size_t n, uint8_t mask)
+{
+    size_t i = 0;
+    for (; i + BLOCK <= n; i += BLOCK) {
+        const uint8_t *a = in + i;
+        uint8_t *o = out + i;
+        DEL_IVDEP
+        for (int k = 0; k < BLOCK; k++)
+            o[k] = a[k] & mask;
+    }
+    for (; i < n; i++)
+        out[i] = in[i] & mask;
+}
+
+DEL_SIMD_CLONES
+void del_invert_from_row(uint8_t *out, const uint8_t *in, size_t n, int from)
+{
+    size_t i = 0;
+    for (; i + BLOCK <= n; i += BLOCK) {
+        const uint8_t *a = in + i;
+        uint8_t *o = out + i;
+        DEL_IVDEP
+        for (int k = 0; k < BLOCK; k++)
+            o[k] = (uint8_t)(a[k] >= from ? 255 - a[k] : a[k]);
+    }
+    for (; i < n; i++)
+        out[i] = (uint8_t)(in[i] >= from ? 255 - in[i] : in[i]);
+}
+
+DEL_SIMD_CLONES
+void del_add_clamp_row(uint8_t *out, const uint8_t *in, size_t n, int delta)
+{
+    size_t i = 0;
+    for (; i + BLOCK <= n; i += BLOCK) {
+        const uint8_t *a = in + i;
+        uint8_t *o = out + i;
+        DEL_IVDEP
+        for (int k = 0; k < BLOCK; k++) {
+            const int t = a[k] + delta;
+            o[k] = (uint8_t)(t < 0 ? 0 : t > 255 ? 255 : t);
+        }
+    }
+    for (; i < n; i++) {
+        const int t = in[i] + delta;
+        out[i] = (uint8_t)(t < 0 ? 0 : t > 255 ? 255 : t);
+    }
+}
+
+/* Per-channel minimum and maximum of c-channel samples: running extremes
+ * for each position of a 3 * BLOCK-sample window (whole pixels for c = 1
+ * or 3), folded into channels at the end. */
+DEL_SIMD_CLONES
+void del_channel_range(const uint8_t *px, size_t n, int c, uint8_t lo[3], uint8_t hi[3])
+{
+    enum { W = 3 * BLOCK };
+    uint8_t mn[W], mx[W];
+    memset(mn, 255, sizeof mn);
+    memset(mx, 0, sizeof mx);
+    size_t i = 0;
+    for (; i + W <= n; i += W)
+        for (int k = 0; k < W; k++) {
+            const uint8_t v = px[i + (size_t)k];
+            mn[k] = v < mn[k] ? v : mn[k];
+            mx[k] = v > mx[k] ? v : mx[k];
+        }
+    for (int k = 0; i < n; i++, k++) {
+        const uint8_t v = px[i];
+        mn[k] = v < mn[k] ? v : mn[k];
+        mx[k] = v > mx[k] ? v : mx[k];
+    }
+    for (int k = 0; k < c; k++) {
+        lo[k] = 255;
+        hi[k] = 0;
+    }
+    for (int k = 0; k < W; k++) {
+        const int ch = k % c;
+        lo[ch] = mn[k] < lo[ch] ? mn[k] : lo[ch];
+        hi[ch] = mx[k] > hi[ch] ? mx[k] : hi[ch];
+    }
+}
+
+DEL_SIMD_CLONES
+void del_stretch_row(uint8_t *out, const uint8_t *in, size_t n, int c, const uint8_t lo[3], const uint32_t mul[3])
+{
+    /* Per-position constants over a window of whole pixels. */
+    enum { W = 3 * BLOCK };
+    uint32_t lw[W], mw[W];
+    for (int k = 0; k < W; k++) {
+        lw[k] = lo[k % c];
+        mw[k] = mul[k % c];
+    }
+    size_t i = 0;
+    for (; i + W <= n; i += W) {
+        const uint8_t *a = in + i;
+        uint8_t *o = out + i;
+        DEL_IVDEP
+        for (int k = 0; k < W; k++)
+            o[k] = (uint8_t)(((a[k] - lw[k]) * mw[k]) >> 16);
+    }
+    for (int k = 0; i < n; i++, k++)
+        out[i] = (uint8_t)(((in[i] - lw[k]) * mw[k]) >> 16);
+}
+
+void del_img_apply_lut(const del_img *d, const del_img *s, const uint8_t *lut, int per_channel)
+{
+    const size_t n = (size_t)s->h * (size_t)s->w * (size_t)s->c;
+    const uint8_t *in = s->px;
+    uint8_t *out = d->px;
+    size_t i = 0;
+    /* Several lookups before their stores, so that the loads of one step
+     * need not wait for the stores of the last when out is in. */
+    if (!per_channel || s->c == 1) {
+        for (; i + 4 <= n; i += 4) {
+            const uint8_t a = lut[in[i]], b = lut[in[i + 1]], c = lut[in[i + 2]], e = lut[in[i + 3]];
+            out[i] = a;
+            out[i + 1] = b;
+            out[i + 2] = c;
+            out[i + 3] = e;
+        }
+        for (; i < n; i++)
+            out[i] = lut[in[i]];
+        return;
+    }
+    for (; i < n; i += 3) {
+        const uint8_t a = lut[in[i]], b = lut[256 + in[i + 1]], c = lut[512 + in[i + 2]];
+        out[i] = a;
+        out[i + 1] = b;
+        out[i + 2] = c;
+    }
+}

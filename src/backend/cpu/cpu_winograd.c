@@ -1,0 +1,448 @@
+/* Winograd F(4x4, 3x3) convolution for 3x3, stride 1, pad 1 layers.
+ *
+ * Each 4x4 block of outputs ("tile") comes from a 6x6 block of the padded
+ * input d: y = A^T [ sum_ci (G g G^T) . (B^T d B) ] A (Lavin & Gray
+ * 2016). The 36 products "." of a tile become 36 gemms over all tiles,
+ * U[xi] (c_out x c_in) times V[xi] (c_in x tiles), with 4x fewer
+ * multiplications than the direct convolution (36 per 16 outputs instead
+ * of 9 per output).
+ *
+ * Layout. Images are taken 16 at a time ("group", padded with zero
+ * images) and interleaved: every transform works on 16-float vectors,
+ * one lane per image, so it vectorises without gathers. A group is cut
+ * into chunks of whole tile rows; a chunk's V is [36][c_in][cols] and its
+ * gemm output M [36][c_out][cols], cols = tile rows * tiles per row * 16,
+ * kept near WG_TARGET_COLS so that they stay in L2.
+ *
+ * Determinism: a chunk writes only its own outputs, and the number and
+ * shape of its gemms depend on the layer's shape only (never on the batch
+ * size or the thread count), so results are bit-identical for any thread
+ * count. An image's result never depends on the other images' values; it
+ * may depend on its position in its group (OpenBLAS may round the columns
+ * of a gemm differently by position), so on its index modulo 16.
+ * Threads take fixed "slots" (own scratch buffers) of consecutive chunks.
+ *
+ * The backward-data pass of such a layer is the same computation: a
+ * 3x3 pad-1 convolution of dy with the weights rotated by 180 degrees and
+ * c_in / c_out swapped.
+ *
+ * Accuracy: besides the c_in-term sums of the direct method, each output
+ * carries the rounding of the two transforms (entries up to 8 in A and 5
+ * in B); tests/unit/backend/test_backend_winograd.c checks every output
+ * against the elementwise forward-error bound of the whole computation. */
+#include <string.h>
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3")
+#endif
+
+#include "backend/cpu/cpu.h"
+#include "backend/cpu/cpu_winograd.h"
+#include "core/threads.h"
+
+/* The transform loops run 16 lanes of floats: AVX-512 and AVX2 versions
+ * chosen at load time where the compiler can make them. No FMA is enabled
+ * (and ISO C mode does not contract), so every version gives the same bits. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define WG_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define WG_CLONES
+#endif
+
+#define L WG_LANES
+
+/* One lane per image of a group; every buffer holding vectors is 64-byte
+ * aligned and vectors sit at multiples of L floats. */
+typedef float vec __attribute__((vector_size(L * sizeof(float))));
+typedef int ivec __attribute__((vector_size(L * sizeof(int))));
+
+/* In-place transpose of the 16 x 16 matrix r[row][lane]: four stages,
+ * each swapping one bit of the row index with the same bit of the lane
+ * index through two-vector shuffles. */
+static inline void transpose16(vec *r)
+{
+    static const ivec lo1 = {0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30};
+    static const ivec hi1 = {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31};
+    static const ivec lo2 = {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29};
+    static const ivec hi2 = {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31};
+    static const ivec lo4 = {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27};
+    static const ivec hi4 = {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31};
+    static const ivec lo8 = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23};
+    static const ivec hi8 = {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31};
+#define WG_STAGE(S, LO, HI)                                    \
+    for (int i_ = 0; i_ < 16; i_++)                            \
+        if (!(i_ & (S))) {                                     \
+            vec a_ = r[i_], b_ = r[i_ + (S)];                  \
+            r[i_] = __builtin_shuffle(a_, b_, LO);             \
+            r[i_ + (S)] = __builtin_shuffle(a_, b_, HI);       \
+        }
+    WG_STAGE(1, lo1, hi1)
+    WG_STAGE(2, lo2, hi2)
+    WG_STAGE(4, lo4, hi4)
+    WG_STAGE(8, lo8, hi8)
+#undef WG_STAGE
+}
+#define WG_SLOTS 8
+#define WG_TARGET_COLS 128
+
+int del_cpu_wg_applies(const del_conv2d_shape *s)
+{
+    return s->kernel == 3 && s->stride == 1 && s->pad == 1 && s->h_out == s->h_in && s->w_out == s->w_in &&
+           s->c_in >= WG_MIN_CHANNELS && s->c_out >= WG_MIN_CHANNELS;
+}
+
+typedef struct wg_geom {
+    int n, ci, co, h, w;
+    int tr, tc;       /* tiles per column, per row */
+    int rows;         /* tile rows per chunk (divides tr) */
+    int chunks;       /* chunks per group */
+    int groups, items;
+    int dw;           /* interleaved input row length (columns): 4*tc + 2 */
+    int dwr;          /* dw rounded up to 16: the row stride of D and R */
+    size_t cols;      /* gemm columns of a chunk: rows * tc * L */
+    size_t v, m, d, total; /* per-slot offsets and size, floats */
+} wg_geom;
+
+static size_t round16(size_t n)
+{
+    return (n + 15) / 16 * 16;
+}
+
+static wg_geom geom_of(int n, int ci, int co, int h, int w)
+{
+    wg_geom g = {.n = n, .ci = ci, .co = co, .h = h, .w = w};
+    g.tr = (h + 3) / 4;
+    g.tc = (w + 3) / 4;
+    g.rows = 1;
+    for (int r = 1; r <= g.tr; r++)
+        if (g.tr % r == 0 && (size_t)r * g.tc * L <= WG_TARGET_COLS)
+            g.rows = r;
+    g.chunks = g.tr / g.rows;
+    g.groups = (n + L - 1) / L;
+    g.items = g.groups * g.chunks;
+    g.dw = 4 * g.tc + 2;
+    g.dwr = (g.dw + 15) / 16 * 16;
+    g.cols = (size_t)g.rows * g.tc * L;
+    g.v = 0;
+    g.m = g.v + round16((size_t)36 * ci * g.cols);
+    g.d = g.m + round16((size_t)36 * co * g.cols);
+    g.total = g.d + (size_t)2 * 6 * g.dwr * L + (size_t)L * g.dwr; /* D, R, the staging rows */
+    return g;
+}
+
+static size_t u_floats(int ci, int co)
+{
+    return round16((size_t)36 * ci * co);
+}
+
+static int slots_of(const wg_geom *g)
+{
+    return g->items < WG_SLOTS ? g->items : WG_SLOTS;
+}
+
+/* Both directions: forward (c_in -> c_out) and backward-data (c_out -> c_in). */
+size_t del_cpu_wg_workspace(const del_conv2d_shape *s)
+{
+    if (!del_cpu_wg_applies(s))
+        return 0;
+    wg_geom f = geom_of(s->n, s->c_in, s->c_out, s->h_in, s->w_in);
+    wg_geom b = geom_of(s->n, s->c_out, s->c_in, s->h_in, s->w_in);
+    size_t fs = (size_t)slots_of(&f) * f.total, bs = (size_t)slots_of(&b) * b.total;
+    return (u_floats(s->c_in, s->c_out) + (fs > bs ? fs : bs)) * sizeof(float) + 64;
+}
+
+/* ---- weight transform: U[xi][o][i] = (G g G^T)[xi] for the 3x3 kernel g of (o, i) ---- */
+
+static const double wg_G[6][3] = {
+    {1.0 / 4, 0, 0},
+    {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+    {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+    {1.0 / 24, 1.0 / 12, 1.0 / 6},
+    {1.0 / 24, -1.0 / 12, 1.0 / 6},
+    {0, 0, 1},
+};
+
+/* flip: the kernel of (o, i) is w[i][o] rotated by 180 degrees (the
+ * backward-data pass); otherwise w[o][i]. w is [c_out][c_in][3][3] of the
+ * layer in both cases; co/ci here are the output/input channels of this
+ * Winograd convolution. */
+static void transform_weights(int co, int ci, const float *w, int flip, float *u)
+{
+    for (int o = 0; o < co; o++)
+        for (int i = 0; i < ci; i++) {
+            double g[3][3], t[6][3];
+            const float *k = flip ? w + ((size_t)i * co + o) * 9 : w + ((size_t)o * ci + i) * 9;
+            for (int a = 0; a < 3; a++)
+                for (int b = 0; b < 3; b++)
+                    g[a][b] = flip ? k[(2 - a) * 3 + (2 - b)] : k[a * 3 + b];
+            for (int r = 0; r < 6; r++)
+                for (int b = 0; b < 3; b++)
+                    t[r][b] = wg_G[r][0] * g[0][b] + wg_G[r][1] * g[1][b] + wg_G[r][2] * g[2][b];
+            for (int r = 0; r < 6; r++)
+                for (int c = 0; c < 6; c++) {
+                    double v = t[r][0] * wg_G[c][0] + t[r][1] * wg_G[c][1] + t[r][2] * wg_G[c][2];
+                    u[((size_t)(r * 6 + c) * co + o) * ci + i] = (float)v;
+                }
+        }
+}
+
+/* ---- input transform ---- */
+
+/* B^T: the six outputs r[0..5] of d[0..5]. */
+#define WG_BT(d0, d1, d2, d3, d4, d5, r, rs)                    \
+    do {                                                        \
+        (r)[0] = 4.0f * (d0) - 5.0f * (d2) + (d4);              \
+        (r)[(rs)] = -4.0f * ((d1) + (d2)) + ((d3) + (d4));      \
+        (r)[2 * (rs)] = 4.0f * ((d1) - (d2)) + ((d4) - (d3));   \
+        (r)[3 * (rs)] = 2.0f * ((d3) - (d1)) + ((d4) - (d2));   \
+        (r)[4 * (rs)] = 2.0f * ((d1) - (d3)) + ((d4) - (d2));   \
+        (r)[5 * (rs)] = 4.0f * (d1) - 5.0f * (d3) + (d5);       \
+    } while (0)
+
+typedef struct wg_job {
+    wg_geom g;
+    const float *x, *u;
+    float *y;
+    void *ws;
+    /* epilogue (forward only): y = (acc + bias) * scale + shift, relu, 2x2 pool */
+    const float *bias, *scale, *shift;
+    int relu, pool;
+} wg_job;
+
+/* Gathers input rows [r0, r0 + 6) (padded coordinates) of channel c of the
+ * group's images into D[6][dwr][L] (zero outside the image and for missing
+ * images): each image's row is staged with its zero border, then 16 x 16
+ * blocks are transposed into lanes. */
+static inline __attribute__((always_inline)) void gather_rows(const wg_job *j, int first, int c, int r0,
+                                                              float *restrict dbuf, float *restrict stage)
+{
+    const wg_geom *g = &j->g;
+    size_t plane = (size_t)g->h * g->w, img = (size_t)g->ci * plane;
+    int nl = g->n - first < L ? g->n - first : L;
+    for (int k = 0; k < 6; k++) {
+        int ih = r0 + k - 1;
+        vec *drow = (vec *)dbuf + (size_t)k * g->dwr;
+        if (ih < 0 || ih >= g->h) {
+            memset(drow, 0, (size_t)g->dwr * sizeof(vec));
+            continue;
+        }
+        for (int lane = 0; lane < L; lane++) {
+            float *st = stage + (size_t)lane * g->dwr;
+            if (lane >= nl) {
+                memset(st, 0, (size_t)g->dwr * sizeof(float));
+                continue;
+            }
+            const float *src = j->x + (size_t)(first + lane) * img + (size_t)c * plane + (size_t)ih * g->w;
+            /* the same row of the next channel, read next: the lanes' planes
+             * are far apart, too many streams for the hardware prefetcher */
+            if (c + 1 < g->ci)
+                for (int q = 0; q < g->w; q += 16)
+                    __builtin_prefetch(src + plane + q);
+            st[0] = 0.0f;
+            memcpy(st + 1, src, (size_t)g->w * sizeof(float));
+            memset(st + 1 + g->w, 0, (size_t)(g->dwr - 1 - g->w) * sizeof(float));
+        }
+        for (int blk = 0; blk < g->dwr; blk += 16) {
+            vec r[16];
+            for (int lane = 0; lane < L; lane++)
+                r[lane] = *(const vec *)(stage + (size_t)lane * g->dwr + blk);
+            transpose16(r);
+            for (int q = 0; q < 16; q++)
+                drow[blk + q] = r[q];
+        }
+    }
+}
+
+/* V[xi][c][t*L + lane] for the tiles of one chunk: for each channel, tile
+ * row by tile row, vertical B^T over whole interleaved rows, then the
+ * horizontal B^T per tile. */
+WG_CLONES
+static void input_transform(const wg_job *j, int first, int tr0, float *restrict v, float *restrict dbuf)
+{
+    const wg_geom *g = &j->g;
+    size_t rowlen = (size_t)g->dwr * L;
+    float *rbuf = dbuf + 6 * rowlen, *stage = rbuf + 6 * rowlen;
+    size_t xs = (size_t)g->ci * g->cols / L; /* vectors between consecutive xi */
+    for (int c = 0; c < g->ci; c++)
+        for (int rr = 0; rr < g->rows; rr++) {
+            gather_rows(j, first, c, 4 * (tr0 + rr), dbuf, stage);
+            /* vertical: rbuf row i = sum_k BT[i][k] dbuf row k */
+            const vec *d = (const vec *)dbuf;
+            vec *r = (vec *)rbuf;
+            size_t ds = (size_t)g->dwr;
+            for (int q = 0; q < g->dw; q++) {
+                vec d0 = d[q], d1 = d[ds + q], d2 = d[2 * ds + q], d3 = d[3 * ds + q];
+                vec d4 = d[4 * ds + q], d5 = d[5 * ds + q];
+                WG_BT(d0, d1, d2, d3, d4, d5, r + q, ds);
+            }
+            /* horizontal, per tile: V[i*6 + jj] = sum_l BT[jj][l] rbuf[i][4t + l] */
+            for (int i = 0; i < 6; i++)
+                for (int t = 0; t < g->tc; t++) {
+                    const vec *e = r + (size_t)i * g->dwr + 4 * t;
+                    size_t col = (size_t)rr * g->tc + t;
+                    vec *dst = (vec *)v + ((size_t)(i * 6) * g->ci + c) * (g->cols / L) + col;
+                    vec e0 = e[0], e1 = e[1], e2 = e[2], e3 = e[3], e4 = e[4], e5 = e[5];
+                    WG_BT(e0, e1, e2, e3, e4, e5, dst, xs);
+                }
+        }
+}
+
+/* ---- output transform ---- */
+
+/* A^T: the four outputs o[0..3] of m[0..5]. */
+#define WG_AT(m0, m1, m2, m3, m4, m5, o, os)                   \
+    do {                                                       \
+        vec s12_ = (m1) + (m2), d12_ = (m1) - (m2);            \
+        vec s34_ = (m3) + (m4), d34_ = (m3) - (m4);            \
+        (o)[0] = (m0) + s12_ + s34_;                           \
+        (o)[(os)] = d12_ + 2.0f * d34_;                        \
+        (o)[2 * (os)] = s12_ + 4.0f * s34_;                    \
+        (o)[3 * (os)] = d12_ + 8.0f * d34_ + (m5);             \
+    } while (0)
+
+/* o = o + bias, then * scale + shift if affine, then max(., 0) if relu,
+ * with the float expressions of cpu_conv.c's epilogue */
+static inline void epilogue(float *restrict o, int len, float bias, int affine, float scale, float shift, int relu)
+{
+    if (!affine && !relu) {
+        for (int p = 0; p < len; p++)
+            o[p] = o[p] + bias;
+        return;
+    }
+    if (!affine)
+        scale = 1.0f, shift = 0.0f;
+    if (relu)
+        for (int p = 0; p < len; p++) {
+            float v = (o[p] + bias) * scale + shift;
+            o[p] = v > 0.0f ? v : 0.0f;
+        }
+    else
+        for (int p = 0; p < len; p++)
+            o[p] = (o[p] + bias) * scale + shift;
+}
+
+/* The outputs of one chunk from M: per output channel and tile, A^T m A,
+ * the epilogue, the pooling, then each lane to its image. */
+WG_CLONES
+static void output_transform(const wg_job *j, int first, int tr0, const float *restrict mbuf)
+{
+    const wg_geom *g = &j->g;
+    int nl = g->n - first < L ? g->n - first : L;
+    int affine = j->scale != NULL, post = j->bias || affine || j->relu;
+    int ho = j->pool ? g->h / 2 : g->h, wo = j->pool ? g->w / 2 : g->w;
+    size_t oplane = (size_t)ho * wo, oimg = (size_t)g->co * oplane, xs = (size_t)g->co * g->cols / L;
+    float out[4][4][L] __attribute__((aligned(64)));
+    for (int c = 0; c < g->co; c++) {
+        float b = j->bias ? j->bias[c] : 0.0f, sc = affine ? j->scale[c] : 1.0f, sh = affine ? j->shift[c] : 0.0f;
+        for (int rr = 0; rr < g->rows; rr++)
+            for (int t = 0; t < g->tc; t++) {
+                const vec *m = (const vec *)mbuf + (size_t)c * (g->cols / L) + (size_t)rr * g->tc + t;
+                vec tmp[4][6] __attribute__((aligned(64)));
+                /* columns: tmp[a][jj] = sum_i AT[a][i] m[i*6 + jj] */
+                for (int jj = 0; jj < 6; jj++) {
+                    vec m0 = m[jj * xs], m1 = m[(6 + jj) * xs], m2 = m[(12 + jj) * xs], m3 = m[(18 + jj) * xs];
+                    vec m4 = m[(24 + jj) * xs], m5 = m[(30 + jj) * xs];
+                    WG_AT(m0, m1, m2, m3, m4, m5, &tmp[0][jj], 6);
+                }
+                /* rows: out[a][bb] = sum_jj tmp[a][jj] AT[bb][jj] */
+                for (int a = 0; a < 4; a++) {
+                    vec t0 = tmp[a][0], t1 = tmp[a][1], t2 = tmp[a][2], t3 = tmp[a][3], t4 = tmp[a][4];
+                    vec t5 = tmp[a][5];
+                    WG_AT(t0, t1, t2, t3, t4, t5, (vec *)&out[a][0][0], 1);
+                }
+                if (post)
+                    epilogue(&out[0][0][0], 16 * L, b, affine, sc, sh, j->relu);
+                int oh0 = 4 * (tr0 + rr), ow0 = 4 * t;
+                if (j->pool) {
+                    float pooled[2][2][L];
+                    for (int a = 0; a < 2; a++)
+                        for (int bb = 0; bb < 2; bb++)
+                            for (int p = 0; p < L; p++) {
+                                float v0 = out[2 * a][2 * bb][p], v1 = out[2 * a][2 * bb + 1][p];
+                                float v2 = out[2 * a + 1][2 * bb][p], v3 = out[2 * a + 1][2 * bb + 1][p];
+                                float ab = v1 > v0 ? v1 : v0, cd = v3 > v2 ? v3 : v2;
+                                pooled[a][bb][p] = cd > ab ? cd : ab;
+                            }
+                    int ph0 = oh0 / 2, pw0 = ow0 / 2;
+                    int nh = ho - ph0 < 2 ? ho - ph0 : 2, nw = wo - pw0 < 2 ? wo - pw0 : 2;
+                    for (int lane = 0; lane < nl; lane++) {
+                        float *dst = j->y + (size_t)(first + lane) * oimg + (size_t)c * oplane;
+                        for (int a = 0; a < nh; a++)
+                            for (int bb = 0; bb < nw; bb++)
+                                dst[(size_t)(ph0 + a) * wo + pw0 + bb] = pooled[a][bb][lane];
+                    }
+                    continue;
+                }
+                int nh = g->h - oh0 < 4 ? g->h - oh0 : 4, nw = g->w - ow0 < 4 ? g->w - ow0 : 4;
+                /* lanes to images: after the transpose, vector lane holds that image's 4 x 4 block */
+                vec *r = (vec *)&out[0][0][0];
+                transpose16(r);
+                for (int lane = 0; lane < nl; lane++) {
+                    float *dst = j->y + (size_t)(first + lane) * oimg + (size_t)c * oplane + (size_t)oh0 * wo + ow0;
+                    const float *blk = (const float *)&r[lane];
+                    if (nw == 4)
+                        for (int a = 0; a < nh; a++)
+                            memcpy(dst + (size_t)a * wo, blk + 4 * a, 4 * sizeof(float));
+                    else
+                        for (int a = 0; a < nh; a++)
+                            for (int bb = 0; bb < nw; bb++)
+                                dst[(size_t)a * wo + bb] = blk[4 * a + bb];
+                }
+            }
+    }
+}
+
+static float *ws_base(void *ws)
+{
+    return (float *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
+}
+
+static void run_item(const wg_job *j, float *base, int item)
+{
+    const wg_geom *g = &j->g;
+    int group = item / g->chunks, tr0 = (item % g->chunks) * g->rows, first = group * L;
+    float *v = base + g->v, *m = base + g->m;
+    input_transform(j, first, tr0, v, base + g->d);
+    for (int xi = 0; xi < 36; xi++)
+        del_cpu_sgemm(0, 0, g->co, (int)g->cols, g->ci, 1.0f, j->u + (size_t)xi * g->co * g->ci, g->ci,
+                      v + (size_t)xi * g->ci * g->cols, (int)g->cols, 0.0f, m + (size_t)xi * g->co * g->cols,
+                      (int)g->cols);
+    output_transform(j, first, tr0, m);
+}
+
+static void wg_slots(void *ctx, int64_t begin, int64_t end)
+{
+    const wg_job *j = ctx;
+    int slots = slots_of(&j->g), q = j->g.items / slots, r = j->g.items % slots;
+    float *base0 = ws_base(j->ws) + u_floats(j->g.ci, j->g.co);
+    for (int64_t slot = begin; slot < end; slot++) {
+        int s = (int)slot, lo = s * q + (s < r ? s : r), hi = lo + q + (s < r ? 1 : 0);
+        for (int item = lo; item < hi; item++)
+            run_item(j, base0 + (size_t)s * j->g.total, item);
+    }
+}
+
+static void wg_run(wg_job *j)
+{
+    del_parallel_for(slots_of(&j->g), wg_slots, j);
+}
+
+void del_cpu_wg_forward(const del_conv2d_shape *s, const float *x, const float *w, const float *bias,
+                        const float *scale, const float *shift, int relu, int pool, float *y, void *ws)
+{
+    wg_job j = {.g = geom_of(s->n, s->c_in, s->c_out, s->h_in, s->w_in), .x = x, .y = y, .ws = ws,
+                .bias = bias, .scale = scale, .shift = shift, .relu = relu != 0, .pool = pool != 0};
+    float *u = ws_base(ws);
+    transform_weights(s->c_out, s->c_in, w, 0, u);
+    j.u = u;
+    wg_run(&j);
+}
+
+void del_cpu_wg_backward_data(const del_conv2d_shape *s, const float *w, const float *dy, float *dx, void *ws)
+{
+    wg_job j = {.g = geom_of(s->n, s->c_out, s->c_in, s->h_in, s->w_in), .x = dy, .y = dx, .ws = ws};
+    float *u = ws_base(ws);
+    transform_weights(s->c_in, s->c_out, w, 1, u);
+    j.u = u;
+    wg_run(&j);
+}
