@@ -41,9 +41,9 @@ typedef struct del_optimizer del_optimizer;
  * optimizer's steps). */
 
 /* Creates an SGD optimizer over all parameters of model (which must outlive
- * it), as PyTorch's torch.optim.SGD. Layers may be added to or replaced in
- * the model afterwards as long as its parameter count stays the same (else
- * del_optimizer_step fails):
+ * it), as PyTorch's torch.optim.SGD. Once layers with parameters are added
+ * to the model, or a head is replaced or removed, del_optimizer_step fails:
+ * make a new optimizer then.
  *   g = grad + weight_decay * p;  v = momentum * v + g  (v = g at step 0);
  *   p -= lr * (nesterov ? g + momentum * v : v).
  * Errors: DEL_EINVAL (NULL argument, model without parameters, lr <= 0,
@@ -99,7 +99,8 @@ DEL_API double del_optimizer_grad_norm(const del_optimizer *opt);
 /* Applies one update from the model's current gradients with the learning
  * rate of the current step, then advances the step. Gradients are left as
  * they are. Errors: DEL_EINVAL (NULL opt), DEL_ESTATE (the model's
- * parameter count changed since the optimizer was made). */
+ * parameter count changed since the optimizer was made, or a head was
+ * replaced or removed). */
 DEL_API del_status del_optimizer_step(del_optimizer *opt);
 
 /* The learning rate the next step will use (0 if opt is NULL). */

@@ -607,9 +607,10 @@ static del_status backward_run(del_model *m, const del_tensor *grad)
     for (int h = 0; h < m->n_heads && st == DEL_OK; h++) {
         del_head *hd = &m->heads[h];
         int end = hd->first + hd->count;
+        /* the backbone needs the head's input gradient: no early stop */
+        int lowest = need_bb ? hd->first : lowest_trainable(m, hd->first, end);
         if (hd->in_grad)
-            st = backward_segment(m, hd->first, end, hd->grad_in, need_bb ? hd->first : lowest_trainable(m, hd->first, end),
-                                  &hd->dx_valid_from);
+            st = backward_segment(m, hd->first, end, hd->grad_in, lowest, &hd->dx_valid_from);
     }
     if (st == DEL_OK && need_bb) {
         st = sum_head_grads(m);
@@ -705,7 +706,8 @@ DEL_API del_status del_model_backward_heads(del_model *model, int count, const c
             del_tensor_shape_str(y, want, sizeof want);
             del_tensor_shape_str(grads[k], got, sizeof got);
             st = del_error(DEL_EINVAL, "%s: 'grads[%d]' must be f32 %s like the output of head '%s', got %s%s",
-                           fn, k, want, model->heads[h].name, got, grads[k]->dtype == DEL_DTYPE_F32 ? "" : " (not f32)");
+                           fn, k, want, model->heads[h].name, got,
+                           grads[k]->dtype == DEL_DTYPE_F32 ? "" : " (not f32)");
             break;
         }
         model->heads[h].grad_in = grads[k];

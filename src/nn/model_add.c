@@ -232,6 +232,7 @@ static void truncate_layers(del_model *m, int keep)
     for (int i = keep; i < m->n_layers; i++)
         del_model_layer_release(&m->layers[i]);
     m->n_layers = keep;
+    m->layout_version++;
     layout_changed(m);
 }
 
@@ -313,6 +314,7 @@ static del_status relayout(del_model *m, const int *order, int n, const char *fu
     m->n_layers = n;
     m->n_params = np;
     m->n_state = ns;
+    m->layout_version++;
     layout_changed(m);
     return DEL_OK;
 }

@@ -51,6 +51,11 @@ struct del_model {
     /* Bumped by every change of a group, so that optimizers notice and
      * rebuild their parameter ranges. */
     uint64_t groups_version;
+    /* Bumped whenever layers are removed or replaced (a head; appending
+     * layers changes the parameter count instead, and split_head moves no
+     * parameter): an optimizer made before refuses to step, as its state
+     * belongs to other parameters. */
+    uint64_t layout_version;
     /* A layer with batchnorm statistics (model.c: runs_as_eval) changed
      * frozen state since the last forward: that forward normalised with
      * other statistics than backward would assume. */

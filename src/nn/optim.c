@@ -86,6 +86,7 @@ static del_status optim_new(del_optimizer **out, del_model *model, del_optim_kin
     if (build_ranges(o, func) != DEL_OK)
         goto nomem;
     o->n = n;
+    o->layout_version = model->layout_version;
     o->kind = kind;
     o->base_lr = lr;
     o->weight_decay = weight_decay;
@@ -333,6 +334,10 @@ DEL_API del_status del_optimizer_step(del_optimizer *opt)
                          "del_optimizer_step: the model has %lld parameters, the optimizer was made for %lld "
                          "(layers were added; make a new optimizer)",
                          (long long)n, (long long)opt->n);
+    if (opt->model->layout_version != opt->layout_version)
+        return del_error(DEL_ESTATE,
+                         "del_optimizer_step: the model's layers were replaced or removed since the optimizer "
+                         "was made (e.g. a head); its state belongs to the old parameters: make a new optimizer");
     del_status st = build_ranges(opt, "del_optimizer_step");
     if (st != DEL_OK)
         return st;

@@ -18,6 +18,7 @@ typedef struct del_optim_range {
 struct del_optimizer {
     del_model *model;
     int64_t n; /* parameter count when created */
+    uint64_t layout_version; /* the model's, when created */
     del_optim_kind kind;
     /* SGD: momentum buffers (NULL without momentum), AdamW: first moments */
     float *state1;

@@ -1,10 +1,11 @@
 /* libFuzzer target for the model loader (tests/fuzz/build.sh builds it).
  *
  * Built plainly, the input is a whole model file given to
- * del_model_load_buffer. Built with -DFUZZ_PAYLOAD, the input is the
- * uncompressed payload: the target wraps it in a valid container (zlib,
- * CRC-32) first, so mutations reach the architecture and tensor parser
- * instead of dying at the checksum. Either way the contract is: no crash,
+ * del_model_load_buffer. Built with -DFUZZ_PAYLOAD, the input is a
+ * format-version byte followed by the uncompressed payload: the target
+ * wraps the payload in a valid container (zlib, CRC-32) of that version
+ * first, so mutations reach the architecture, heads and tensor parsers of
+ * every version instead of dying at the checksum. Either way the contract is: no crash,
  * no leak, no undefined behaviour, *out NULL on failure, and a model that
  * loads is whole: it saves and reloads to the same parameters and, when
  * small, runs a forward pass. */
@@ -35,7 +36,7 @@ static void put_le(uint8_t *p, uint64_t v, int bytes)
 }
 
 /* The documented container around payload (docs/file-format.md). */
-static uint8_t *wrap(const uint8_t *payload, size_t len, size_t *out_len)
+static uint8_t *wrap(uint32_t version, const uint8_t *payload, size_t len, size_t *out_len)
 {
     uLongf zlen = compressBound(len);
     uint8_t *file = malloc(40 + zlen);
@@ -44,7 +45,7 @@ static uint8_t *wrap(const uint8_t *payload, size_t len, size_t *out_len)
         return NULL;
     }
     memcpy(file, "DELM", 4);
-    put_le(file + 4, 1, 4);
+    put_le(file + 4, version, 4);
     put_le(file + 8, 0, 4);
     put_le(file + 12, 40, 4);
     put_le(file + 16, zlen, 8);
@@ -98,7 +99,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t *file = data;
     size_t len = size;
 #ifdef FUZZ_PAYLOAD
-    uint8_t *wrapped = wrap(data, size, &len);
+    if (size < 1)
+        return 0;
+    uint8_t *wrapped = wrap(data[0], data + 1, size - 1, &len);
     if (!wrapped)
         return 0;
     file = wrapped;

@@ -81,14 +81,16 @@ int main(int argc, char **argv)
         uint64_t rawlen = 0;
         for (int k = 7; k >= 0; k--)
             rawlen = rawlen << 8 | f[24 + k];
+        /* the payload target reads the format version from a first byte */
         uint8_t *raw = malloc(rawlen + 1);
         uLongf got = (uLongf)rawlen;
-        if (!raw || uncompress(raw, &got, f + 40, (uLong)(n - 40)) != Z_OK || got != rawlen) {
+        if (!raw || uncompress(raw + 1, &got, f + 40, (uLong)(n - 40)) != Z_OK || got != rawlen) {
             fprintf(stderr, "make_corpus: cannot decompress model %zu\n", i);
             return 1;
         }
+        raw[0] = f[4];
         snprintf(name, sizeof name, "payload_%zu.bin", i);
-        put_file(dir, "model_payload", name, raw, (size_t)rawlen);
+        put_file(dir, "model_payload", name, raw, (size_t)rawlen + 1);
         free(raw);
 
         if (i != 3) {

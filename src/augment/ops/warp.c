@@ -75,6 +75,31 @@ static void fixed_span(int64_t v, int64_t dv, int n, int *x0, int *x1)
         *x1 = hi + 1 < *x0 ? *x0 : (int)(hi + 1);
 }
 
+/* memcpy for the short runs of a shear: sizes up to 64 bytes as two
+ * overlapping fixed-size copies, which compile to a few moves instead of
+ * a call. d and s do not overlap. */
+static inline void copy_run(uint8_t *d, const uint8_t *s, size_t n)
+{
+    if (n > 64) {
+        memcpy(d, s, n);
+    } else if (n >= 32) {
+        memcpy(d, s, 32);
+        memcpy(d + n - 32, s + n - 32, 32);
+    } else if (n >= 16) {
+        memcpy(d, s, 16);
+        memcpy(d + n - 16, s + n - 16, 16);
+    } else if (n >= 8) {
+        memcpy(d, s, 8);
+        memcpy(d + n - 8, s + n - 8, 8);
+    } else if (n >= 4) {
+        memcpy(d, s, 4);
+        memcpy(d + n - 4, s + n - 4, 4);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            d[i] = s[i];
+    }
+}
+
 /* Pixels x0..x1-1 of one output row in Pillow's 16.16 nearest sampling,
  * every tap known to be inside the image. A unit x step (a0 = 1.0, as in
  * shear_x and shear_y) walks source rows in runs, copied whole. */
@@ -96,7 +121,7 @@ static void pil_nearest_span(uint8_t *out, const del_img *s, int64_t xx, int64_t
                 run = floor_div(yy - (yi << 16), -a3) + 1;
             if (run > n)
                 run = n;
-            memcpy(out, s->px + (size_t)yi * sstride + (size_t)(xx >> 16) * (size_t)c, (size_t)run * (size_t)c);
+            copy_run(out, s->px + (size_t)yi * sstride + (size_t)(xx >> 16) * (size_t)c, (size_t)run * (size_t)c);
             out += run * c;
             xx += run * 65536;
             yy += run * a3;
@@ -153,10 +178,12 @@ static void pil_nearest(const del_img *d, const del_img *s, const double a[6], u
             int x0 = 0, x1 = d->w;
             fixed_span(a2, a0, s->w, &x0, &x1);
             fixed_span(a5, a3, s->h, &x0, &x1);
-            memset(out, fill, (size_t)x0 * (size_t)c);
+            if (x0 > 0)
+                memset(out, fill, (size_t)x0 * (size_t)c);
             if (x1 > x0)
                 pil_nearest_span(out + (size_t)x0 * (size_t)c, s, a2 + x0 * a0, a5 + x0 * a3, a0, a3, x1 - x0);
-            memset(out + (size_t)x1 * (size_t)c, fill, (size_t)(d->w - x1) * (size_t)c);
+            if (x1 < d->w)
+                memset(out + (size_t)x1 * (size_t)c, fill, (size_t)(d->w - x1) * (size_t)c);
         }
         return;
     }

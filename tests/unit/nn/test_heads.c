@@ -597,6 +597,18 @@ START_TEST(test_optimizer_after_replace_head)
     del_tensor_free(w);
     del_tensor_free(x);
     del_optimizer_free(opt);
+    /* The same parameter count is not enough: the optimizer's state
+     * (momentum here) belongs to the old head. A split moves nothing. */
+    ck_assert_del_ok(del_optimizer_new_sgd(&opt, m, 0.1f, 0.9f, 0.0f, 0));
+    ck_assert_del_ok(del_model_replace_head(m, "h", "linear 2"));
+    ck_assert_int_eq(del_model_num_params(m), np);
+    ck_assert_del_err(del_optimizer_step(opt), DEL_ESTATE, "replaced or removed");
+    del_optimizer_free(opt);
+    ck_assert_del_ok(del_model_remove_head(m, "h"));
+    ck_assert_del_ok(del_optimizer_new_sgd(&opt, m, 0.1f, 0.9f, 0.0f, 0));
+    ck_assert_del_ok(del_model_split_head(m, "tail", -1));
+    ck_assert_del_ok(del_optimizer_step(opt));
+    del_optimizer_free(opt);
     del_model_free(m);
 }
 END_TEST

@@ -603,6 +603,39 @@ static del_model *small_model(uint64_t seed)
     return m;
 }
 
+/* Heads are part of the layout: the same layer list cut into other
+ * heads, or heads named otherwise, is another model; the same heads load. */
+START_TEST(test_checkpoint_load_compares_heads)
+{
+    char path[512];
+    tmp_path(path, sizeof path, "heads.delc");
+    del_model *src = small_model(1);
+    ck_assert_del_ok(del_model_split_head(src, "old", -1));
+    ck_assert_del_ok(del_checkpoint_save(path, src, NULL));
+
+    del_model *renamed = small_model(2), *cut = small_model(2), *same = small_model(2), *plain = small_model(2);
+    ck_assert_del_ok(del_model_split_head(renamed, "new", -1));
+    ck_assert_del_ok(del_model_split_head(cut, "old", -3));
+    ck_assert_del_ok(del_model_split_head(same, "old", -1));
+    int64_t np = del_model_num_params(src);
+    float *before = malloc((size_t)np * sizeof(float));
+    ck_assert_ptr_nonnull(before);
+    memcpy(before, del_model_params(renamed), (size_t)np * sizeof(float));
+    ck_assert_del_err(del_checkpoint_load(path, renamed, NULL), DEL_EINVAL, "laid out otherwise");
+    ck_assert_mem_eq(del_model_params(renamed), before, (size_t)np * sizeof(float));
+    ck_assert_del_err(del_checkpoint_load(path, cut, NULL), DEL_EINVAL, "laid out otherwise");
+    ck_assert_del_err(del_checkpoint_load(path, plain, NULL), DEL_EINVAL, "laid out otherwise");
+    ck_assert_del_ok(del_checkpoint_load(path, same, NULL));
+    ck_assert_mem_eq(del_model_params(same), del_model_params(src), (size_t)np * sizeof(float));
+    free(before);
+    del_model_free(src);
+    del_model_free(renamed);
+    del_model_free(cut);
+    del_model_free(same);
+    del_model_free(plain);
+}
+END_TEST
+
 START_TEST(test_trainer_load_refuses_mismatches_and_leaves_the_trainer_unchanged)
 {
     char path[512], plain[512];
@@ -736,6 +769,7 @@ static Suite *checkpoint_suite(void)
     TCase *small = tcase_create("small");
     tcase_set_timeout(small, 120);
     tcase_add_test(small, test_every_truncation_and_every_flipped_byte_is_refused);
+    tcase_add_test(small, test_checkpoint_load_compares_heads);
     tcase_add_test(small, test_error_messages_say_what_is_wrong);
     tcase_add_test(small, test_unwritable_path_leaves_no_file_behind);
     tcase_add_test(small, test_trainer_load_refuses_mismatches_and_leaves_the_trainer_unchanged);
