@@ -138,32 +138,33 @@ DEL_API del_status del_image_solarize(del_tensor *dst, const del_tensor *src, fl
 static void histograms(const del_img *s, uint32_t hist[3][256])
 {
     /* Two sets of counters, for even and odd pixels, so that runs of equal
-     * samples (flat areas) do not chain every increment on the last; eight
-     * pixels' samples come in three 64-bit loads. */
+     * samples (flat areas) do not chain every increment on the last. */
     uint32_t two[2][3][256];
     memset(two, 0, sizeof two);
     const size_t npix = (size_t)s->h * (size_t)s->w;
     const uint8_t *p = s->px;
     size_t i = 0;
     if (s->c == 1) {
-        for (; i + 8 <= npix; i += 8) {
-            uint64_t v;
-            memcpy(&v, p + i, 8);
-            for (int k = 0; k < 8; k++)
-                two[k & 1][0][(v >> (8 * k)) & 0xff]++;
+        for (; i + 2 <= npix; i += 2) {
+            two[0][0][p[i]]++;
+            two[1][0][p[i + 1]]++;
         }
-        for (; i < npix; i++)
+        if (i < npix)
             two[0][0][p[i]]++;
     } else {
-        for (; i + 8 <= npix; i += 8) {
-            uint64_t v[3];
-            memcpy(v, p + 3 * i, 24);
-            for (int k = 0; k < 24; k++)
-                two[(k / 3) & 1][k % 3][(v[k / 8] >> (8 * (k % 8))) & 0xff]++;
+        for (; i + 2 <= npix; i += 2, p += 6) {
+            two[0][0][p[0]]++;
+            two[0][1][p[1]]++;
+            two[0][2][p[2]]++;
+            two[1][0][p[3]]++;
+            two[1][1][p[4]]++;
+            two[1][2][p[5]]++;
         }
-        for (; i < npix; i++)
-            for (int k = 0; k < 3; k++)
-                two[0][k][p[3 * i + (size_t)k]]++;
+        if (i < npix) {
+            two[0][0][p[0]]++;
+            two[0][1][p[1]]++;
+            two[0][2][p[2]]++;
+        }
     }
     for (int k = 0; k < 3; k++)
         for (int v = 0; v < 256; v++)
