@@ -294,14 +294,52 @@ static uint8_t *step_out(const run_img *im, int in_place)
     return im->buf[0];
 }
 
-static del_status apply_op(run_img *im, const del_aug_op *op, float value, del_interp interp, int fill)
+static del_status apply_op_to(run_img *im, const del_aug_op *op, float value, del_interp interp, int fill,
+                              uint8_t *out)
 {
     del_tensor src, dst;
-    uint8_t *out = step_out(im, op->in_place);
     wrap_u8(&src, (uint8_t *)im->cur, im->h, im->w, im->c);
     wrap_u8(&dst, out, im->h, im->w, im->c);
     del_status st = op->fn(&dst, &src, value, interp, fill);
     im->cur = out;
+    return st;
+}
+
+static del_status apply_op(run_img *im, const del_aug_op *op, float value, del_interp interp, int fill)
+{
+    return apply_op_to(im, op, value, interp, fill, step_out(im, op->in_place));
+}
+
+/* Runs the n ops a RandAugment / TrivialAugmentWide step drew. Identity
+ * ops are skipped: their output is their input. When no later step
+ * touches the pixels (last), the outputs are planned backwards so that
+ * the final op writes buf[0] (dst, for del_augment_image: no final copy);
+ * an op that cannot work in place reads the other buffer. */
+static del_status apply_choices(run_img *im, const del_ra_choice *ch, int n, del_interp interp, int fill, int last)
+{
+    const del_aug_op *table = del_aug_op_table(NULL);
+    const del_aug_op *ops[16];
+    float value[16];
+    uint8_t *out[16];
+    int m = 0;
+    for (int k = 0; k < n; k++)
+        if (ch[k].op != 0) { /* table[0] is identity */
+            ops[m] = &table[ch[k].op];
+            value[m++] = ch[k].value;
+        }
+    int planned = 0;
+    if (last && m > 0) {
+        uint8_t *want = im->buf[0];
+        for (int k = m - 1; k >= 0; k--) {
+            out[k] = want;
+            if (!ops[k]->in_place)
+                want = im->buf[want == im->buf[0]];
+        }
+        planned = im->cur != out[0] || ops[0]->in_place;
+    }
+    del_status st = DEL_OK;
+    for (int k = 0; k < m && st == DEL_OK; k++)
+        st = apply_op_to(im, ops[k], value[k], interp, fill, planned ? out[k] : step_out(im, ops[k]->in_place));
     return st;
 }
 
@@ -316,9 +354,12 @@ static float draw_magnitude(del_rng *r, const aug_step *s)
 
 static del_status run_steps(const del_augment *aug, del_rng *r, run_img *im)
 {
-    const del_aug_op *table = del_aug_op_table(NULL);
     del_ra_choice ch[16];
     del_status st = DEL_OK;
+    int last_image_step = -1; /* CutMix and MixUp act on batches only */
+    for (int i = 0; i < aug->nsteps; i++)
+        if (aug->steps[i].kind != STEP_CUTMIX && aug->steps[i].kind != STEP_MIXUP)
+            last_image_step = i;
     for (int i = 0; i < aug->nsteps && st == DEL_OK; i++) {
         const aug_step *s = &aug->steps[i];
         switch (s->kind) {
@@ -341,12 +382,11 @@ static del_status run_steps(const del_augment *aug, del_rng *r, run_img *im)
         }
         case STEP_RANDAUGMENT:
             del_randaugment_draw(r, s->a, s->b, im->h, im->w, ch);
-            for (int k = 0; k < s->a && st == DEL_OK; k++)
-                st = apply_op(im, &table[ch[k].op], ch[k].value, s->interp, s->geo_fill);
+            st = apply_choices(im, ch, s->a, s->interp, s->geo_fill, i == last_image_step);
             break;
         case STEP_TRIVIAL:
             del_trivialaugment_draw(r, ch);
-            st = apply_op(im, &table[ch[0].op], ch[0].value, s->interp, s->geo_fill);
+            st = apply_choices(im, ch, 1, s->interp, s->geo_fill, i == last_image_step);
             break;
         case STEP_CUTOUT:
             if (del_rng_uniform(r) < s->p) {

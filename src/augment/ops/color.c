@@ -137,38 +137,19 @@ DEL_API del_status del_image_solarize(del_tensor *dst, const del_tensor *src, fl
 
 static void histograms(const del_img *s, uint32_t hist[3][256])
 {
-    /* Two sets of counters, for even and odd pixels, so that runs of equal
-     * samples (flat areas) do not chain every increment on the last. */
-    uint32_t two[2][3][256];
-    memset(two, 0, sizeof two);
-    const size_t npix = (size_t)s->h * (size_t)s->w;
+    memset(hist, 0, sizeof(uint32_t) * 3 * 256);
+    size_t npix = (size_t)s->h * (size_t)s->w;
     const uint8_t *p = s->px;
-    size_t i = 0;
     if (s->c == 1) {
-        for (; i + 2 <= npix; i += 2) {
-            two[0][0][p[i]]++;
-            two[1][0][p[i + 1]]++;
-        }
-        if (i < npix)
-            two[0][0][p[i]]++;
-    } else {
-        for (; i + 2 <= npix; i += 2, p += 6) {
-            two[0][0][p[0]]++;
-            two[0][1][p[1]]++;
-            two[0][2][p[2]]++;
-            two[1][0][p[3]]++;
-            two[1][1][p[4]]++;
-            two[1][2][p[5]]++;
-        }
-        if (i < npix) {
-            two[0][0][p[0]]++;
-            two[0][1][p[1]]++;
-            two[0][2][p[2]]++;
-        }
+        for (size_t i = 0; i < npix; i++)
+            hist[0][p[i]]++;
+        return;
     }
-    for (int k = 0; k < 3; k++)
-        for (int v = 0; v < 256; v++)
-            hist[k][v] = two[0][k][v] + two[1][k][v];
+    for (size_t i = 0; i < npix; i++, p += 3) {
+        hist[0][p[0]]++;
+        hist[1][p[1]]++;
+        hist[2][p[2]]++;
+    }
 }
 
 /* The identity map, for channels an op leaves alone. */
@@ -211,12 +192,17 @@ static void equalize_lut(const uint32_t *hist, uint8_t *l)
         identity_lut(l);
         return;
     }
-    /* lut[v] = (step/2 + count below v) / step; it can exceed 255 only
-     * past the last occupied bin, where no sample maps. */
-    uint64_t acc = step / 2;
+    /* lut[v] = (step/2 + count below v) / step, capped at 255 (reached
+     * only past the last occupied bin, where no sample maps). The
+     * numerator only grows, so the quotient is stepped up to it instead of
+     * dividing 256 times: q is the quotient while acc < next. */
+    uint64_t acc = step / 2, q = 0, next = step;
     for (int v = 0; v < 256; v++) {
-        uint64_t q = acc / step;
-        l[v] = (uint8_t)(q > 255 ? 255 : q);
+        while (q < 255 && acc >= next) {
+            q++;
+            next += step;
+        }
+        l[v] = (uint8_t)q;
         acc += hist[v];
     }
 }

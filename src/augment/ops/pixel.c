@@ -23,7 +23,7 @@ enum { BLOCK = 64 };
 #endif
 
 DEL_SIMD_CLONES
-void del_blend_row(uint8_t *out, const uint8_t *in1, const uint8_t *in2, size_t n, float alpha)
+static void blend_row_k(uint8_t *out, const uint8_t *in1, const uint8_t *in2, size_t n, float alpha)
 {
     alpha = del_blend_alpha(alpha);
     size_t i = 0;
@@ -39,7 +39,7 @@ void del_blend_row(uint8_t *out, const uint8_t *in1, const uint8_t *in2, size_t 
 }
 
 DEL_SIMD_CLONES
-void del_blend_const_row(uint8_t *out, int in1, const uint8_t *in2, size_t n, float alpha)
+static void blend_const_row_k(uint8_t *out, int in1, const uint8_t *in2, size_t n, float alpha)
 {
     alpha = del_blend_alpha(alpha);
     size_t i = 0;
@@ -65,7 +65,7 @@ static inline void color_px(uint8_t *out, const uint8_t *rgb, float alpha)
 }
 
 DEL_SIMD_CLONES
-void del_color_row(uint8_t *out, const uint8_t *rgb, size_t npix, float alpha)
+static void color_row_k(uint8_t *out, const uint8_t *rgb, size_t npix, float alpha)
 {
     alpha = del_blend_alpha(alpha);
     size_t i = 0;
@@ -81,7 +81,7 @@ void del_color_row(uint8_t *out, const uint8_t *rgb, size_t npix, float alpha)
 }
 
 DEL_SIMD_CLONES
-uint64_t del_luma_sum(const uint8_t *rgb, size_t npix)
+static uint64_t luma_sum_k(const uint8_t *rgb, size_t npix)
 {
     uint64_t sum = 0;
     size_t i = 0;
@@ -110,7 +110,7 @@ static inline int smooth_at(const uint8_t *up, const uint8_t *mid, const uint8_t
 }
 
 DEL_SIMD_CLONES
-void del_sharpen_row(uint8_t *out, const uint8_t *up, const uint8_t *mid, const uint8_t *down, size_t n, int c,
+static void sharpen_row_k(uint8_t *out, const uint8_t *up, const uint8_t *mid, const uint8_t *down, size_t n, int c,
                      float alpha)
 {
     alpha = del_blend_alpha(alpha);
@@ -129,7 +129,7 @@ void del_sharpen_row(uint8_t *out, const uint8_t *up, const uint8_t *mid, const 
 }
 
 DEL_SIMD_CLONES
-void del_and_row(uint8_t *out, const uint8_t *in, size_t n, uint8_t mask)
+static void and_row_k(uint8_t *out, const uint8_t *in, size_t n, uint8_t mask)
 {
     size_t i = 0;
     for (; i + BLOCK <= n; i += BLOCK) {
@@ -144,7 +144,7 @@ void del_and_row(uint8_t *out, const uint8_t *in, size_t n, uint8_t mask)
 }
 
 DEL_SIMD_CLONES
-void del_invert_from_row(uint8_t *out, const uint8_t *in, size_t n, int from)
+static void invert_from_row_k(uint8_t *out, const uint8_t *in, size_t n, int from)
 {
     size_t i = 0;
     for (; i + BLOCK <= n; i += BLOCK) {
@@ -159,7 +159,7 @@ void del_invert_from_row(uint8_t *out, const uint8_t *in, size_t n, int from)
 }
 
 DEL_SIMD_CLONES
-void del_add_clamp_row(uint8_t *out, const uint8_t *in, size_t n, int delta)
+static void add_clamp_row_k(uint8_t *out, const uint8_t *in, size_t n, int delta)
 {
     size_t i = 0;
     for (; i + BLOCK <= n; i += BLOCK) {
@@ -181,7 +181,7 @@ void del_add_clamp_row(uint8_t *out, const uint8_t *in, size_t n, int delta)
  * for each position of a 3 * BLOCK-sample window (whole pixels for c = 1
  * or 3), folded into channels at the end. */
 DEL_SIMD_CLONES
-void del_channel_range(const uint8_t *px, size_t n, int c, uint8_t lo[3], uint8_t hi[3])
+static void channel_range_k(const uint8_t *px, size_t n, int c, uint8_t lo[3], uint8_t hi[3])
 {
     enum { W = 3 * BLOCK };
     uint8_t mn[W], mx[W];
@@ -211,7 +211,7 @@ void del_channel_range(const uint8_t *px, size_t n, int c, uint8_t lo[3], uint8_
 }
 
 DEL_SIMD_CLONES
-void del_stretch_row(uint8_t *out, const uint8_t *in, size_t n, int c, const uint8_t lo[3], const uint32_t mul[3])
+static void stretch_row_k(uint8_t *out, const uint8_t *in, size_t n, int c, const uint8_t lo[3], const uint32_t mul[3])
 {
     /* Per-position constants over a window of whole pixels. */
     enum { W = 3 * BLOCK };
@@ -232,30 +232,133 @@ void del_stretch_row(uint8_t *out, const uint8_t *in, size_t n, int c, const uin
         out[i] = (uint8_t)(((in[i] - lw[k]) * mw[k]) >> 16);
 }
 
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(DEL_NO_SIMD_CLONES)
+#include <immintrin.h>
+
+/* AVX-512 VBMI's two-table byte permute looks up 64 samples in a 128-byte
+ * half of a table at once; bit 7 of the sample picks the half. With three
+ * channels the byte's channel repeats every 3 vectors (192 bytes), so each
+ * vector blends the three tables' results by a fixed mask. Returns how
+ * many samples it did (a multiple of 64 * c). */
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) static size_t lut_vbmi(uint8_t *out, const uint8_t *in,
+                                                                           size_t n, const uint8_t *lut, int c)
+{
+    __m512i t[3][4];
+    __mmask64 pick[3][3] = {{0}}; /* [vector of the 3][channel] */
+    for (int k = 0; k < c; k++)
+        for (int j = 0; j < 4; j++)
+            t[k][j] = _mm512_loadu_si512((const void *)(lut + 256 * k + 64 * j));
+    for (int v = 0; v < 3; v++)
+        for (int b = 0; b < 64; b++)
+            pick[v][(64 * v + b) % c] |= (__mmask64)1 << b;
+    const size_t step = 64 * (size_t)c;
+    size_t i = 0;
+    for (; i + step <= n; i += step)
+        for (int v = 0; v < c; v++) {
+            const __m512i x = _mm512_loadu_si512((const void *)(in + i + 64 * (size_t)v));
+            const __mmask64 high = _mm512_movepi8_mask(x);
+            __m512i r = _mm512_setzero_si512();
+            for (int k = 0; k < c; k++) {
+                const __m512i lo = _mm512_permutex2var_epi8(t[k][0], x, t[k][1]);
+                const __m512i hi = _mm512_permutex2var_epi8(t[k][2], x, t[k][3]);
+                r = _mm512_mask_blend_epi8(pick[v][k], r, _mm512_mask_blend_epi8(high, lo, hi));
+            }
+            _mm512_storeu_si512((void *)(out + i + 64 * (size_t)v), r);
+        }
+    return i;
+}
+
+static size_t lut_simd(uint8_t *out, const uint8_t *in, size_t n, const uint8_t *lut, int c)
+{
+    return __builtin_cpu_supports("avx512vbmi") ? lut_vbmi(out, in, n, lut, c) : 0;
+}
+#else
+static size_t lut_simd(uint8_t *out, const uint8_t *in, size_t n, const uint8_t *lut, int c)
+{
+    (void)out, (void)in, (void)n, (void)lut, (void)c;
+    return 0;
+}
+#endif
+
 void del_img_apply_lut(const del_img *d, const del_img *s, const uint8_t *lut, int per_channel)
 {
     const size_t n = (size_t)s->h * (size_t)s->w * (size_t)s->c;
     const uint8_t *in = s->px;
     uint8_t *out = d->px;
-    size_t i = 0;
+    const int c = per_channel ? s->c : 1;
+    size_t i = lut_simd(out, in, n, lut, c);
     /* Several lookups before their stores, so that the loads of one step
      * need not wait for the stores of the last when out is in. */
-    if (!per_channel || s->c == 1) {
+    if (c == 1) {
         for (; i + 4 <= n; i += 4) {
-            const uint8_t a = lut[in[i]], b = lut[in[i + 1]], c = lut[in[i + 2]], e = lut[in[i + 3]];
+            const uint8_t a = lut[in[i]], b = lut[in[i + 1]], e = lut[in[i + 2]], f = lut[in[i + 3]];
             out[i] = a;
             out[i + 1] = b;
-            out[i + 2] = c;
-            out[i + 3] = e;
+            out[i + 2] = e;
+            out[i + 3] = f;
         }
         for (; i < n; i++)
             out[i] = lut[in[i]];
         return;
     }
     for (; i < n; i += 3) {
-        const uint8_t a = lut[in[i]], b = lut[256 + in[i + 1]], c = lut[512 + in[i + 2]];
+        const uint8_t a = lut[in[i]], b = lut[256 + in[i + 1]], e = lut[512 + in[i + 2]];
         out[i] = a;
         out[i + 1] = b;
-        out[i + 2] = c;
+        out[i + 2] = e;
     }
+}
+
+/* Entry points. GCC exports a target_clones function's ifunc symbol
+ * whatever its visibility, so the kernels above are static and called
+ * through these. */
+void del_blend_row(uint8_t *out, const uint8_t *in1, const uint8_t *in2, size_t n, float alpha)
+{
+    blend_row_k(out, in1, in2, n, alpha);
+}
+
+void del_blend_const_row(uint8_t *out, int in1, const uint8_t *in2, size_t n, float alpha)
+{
+    blend_const_row_k(out, in1, in2, n, alpha);
+}
+
+void del_color_row(uint8_t *out, const uint8_t *rgb, size_t npix, float alpha)
+{
+    color_row_k(out, rgb, npix, alpha);
+}
+
+uint64_t del_luma_sum(const uint8_t *rgb, size_t npix)
+{
+    return luma_sum_k(rgb, npix);
+}
+
+void del_sharpen_row(uint8_t *out, const uint8_t *up, const uint8_t *mid, const uint8_t *down, size_t n, int c,
+                     float alpha)
+{
+    sharpen_row_k(out, up, mid, down, n, c, alpha);
+}
+
+void del_and_row(uint8_t *out, const uint8_t *in, size_t n, uint8_t mask)
+{
+    and_row_k(out, in, n, mask);
+}
+
+void del_invert_from_row(uint8_t *out, const uint8_t *in, size_t n, int from)
+{
+    invert_from_row_k(out, in, n, from);
+}
+
+void del_add_clamp_row(uint8_t *out, const uint8_t *in, size_t n, int delta)
+{
+    add_clamp_row_k(out, in, n, delta);
+}
+
+void del_channel_range(const uint8_t *px, size_t n, int c, uint8_t lo[3], uint8_t hi[3])
+{
+    channel_range_k(px, n, c, lo, hi);
+}
+
+void del_stretch_row(uint8_t *out, const uint8_t *in, size_t n, int c, const uint8_t lo[3], const uint32_t mul[3])
+{
+    stretch_row_k(out, in, n, c, lo, mul);
 }

@@ -253,6 +253,36 @@ START_TEST(test_stretch_row_applies_each_channels_map)
 }
 END_TEST
 
+START_TEST(test_apply_lut_maps_every_sample_through_its_channels_table)
+{
+    uint8_t lut[3 * 256];
+    for (int i = 0; i < 3 * 256; i++)
+        lut[i] = rand_u8();
+    const int heights[] = {1, 2, 3, 7, 64};
+    for (size_t hi = 0; hi < sizeof heights / sizeof heights[0]; hi++)
+        for (int c = 1; c <= 3; c += 2)
+            for (int per_channel = 0; per_channel <= 1; per_channel++) {
+                const int h = heights[hi], w = 67; /* rows of 67 or 201 samples: SIMD blocks and tails */
+                const size_t n = (size_t)h * (size_t)w * (size_t)c;
+                uint8_t *in = malloc(n), *out = malloc(n), *inplace = malloc(n);
+                for (size_t i = 0; i < n; i++)
+                    in[i] = rand_u8();
+                memcpy(inplace, in, n);
+                del_img s = {in, h, w, c}, d = {out, h, w, c}, ip = {inplace, h, w, c};
+                del_img_apply_lut(&d, &s, lut, per_channel);
+                del_img_apply_lut(&ip, &ip, lut, per_channel);
+                for (size_t i = 0; i < n; i++) {
+                    const int table = per_channel ? (int)(i % (size_t)c) : 0;
+                    ck_assert_msg(out[i] == lut[256 * table + in[i]] && inplace[i] == out[i],
+                                  "%dx%dx%d per_channel %d, sample %zu", h, w, c, per_channel, i);
+                }
+                free(in);
+                free(out);
+                free(inplace);
+            }
+}
+END_TEST
+
 /* autocontrast on one channel holding lo..hi, against ImageOps'
  * int(v * scale + offset) in double, for every range. */
 START_TEST(test_autocontrast_matches_pillows_double_arithmetic_for_every_range)
@@ -381,6 +411,7 @@ static Suite *augment_kernels_suite(void)
     tcase_add_test(tc, test_point_rows_match_their_formulas_for_every_value);
     tcase_add_test(tc, test_channel_range_finds_each_channels_extremes);
     tcase_add_test(tc, test_stretch_row_applies_each_channels_map);
+    tcase_add_test(tc, test_apply_lut_maps_every_sample_through_its_channels_table);
     tcase_add_test(tc, test_autocontrast_matches_pillows_double_arithmetic_for_every_range);
     tcase_add_test(tc, test_autocontrast_keeps_pillows_rounding_by_hand);
     tcase_add_test(tc, test_nearest_warp_matches_pillows_fixed_point_loop);

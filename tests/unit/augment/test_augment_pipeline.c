@@ -137,6 +137,60 @@ START_TEST(test_trivialaugment_draws_bins_over_the_wide_ranges)
 }
 END_TEST
 
+/* ---- del_augment_image's buffers ---- */
+
+/* RandAugment's result is its drawn ops applied in turn, each into a new
+ * tensor: whatever buffers the pipeline picks (in place, straight into
+ * dst, identity skipped), and with a crop before it or CutMix after. */
+START_TEST(test_randaugment_image_equals_its_drawn_ops_applied_in_turn)
+{
+    const del_aug_op *table = del_aug_op_table(NULL);
+    const int64_t shape[3] = {9, 9, 3};
+    del_tensor *src = NULL, *dst = NULL, *want[2] = {NULL, NULL};
+    ck_assert_del_ok(del_tensor_new(&src, DEL_DTYPE_U8, 3, shape));
+    ck_assert_del_ok(del_tensor_new(&dst, DEL_DTYPE_U8, 3, shape));
+    ck_assert_del_ok(del_tensor_new(&want[0], DEL_DTYPE_U8, 3, shape));
+    ck_assert_del_ok(del_tensor_new(&want[1], DEL_DTYPE_U8, 3, shape));
+    uint8_t *px = del_tensor_data(src);
+    for (int i = 0; i < 243; i++)
+        px[i] = (uint8_t)(i * 37 % 251);
+    for (int variant = 0; variant < 3; variant++) {
+        del_augment *a = NULL;
+        ck_assert_del_ok(del_augment_new(&a));
+        ck_assert_del_ok(del_augment_set_seed(a, 11));
+        if (variant == 1) /* no padding, crop to the same size: the image is unchanged, but now a buffer */
+            ck_assert_del_ok(del_augment_add_random_crop(a, 9, 9, 0, 0));
+        ck_assert_del_ok(del_augment_add_randaugment(a, 3, 12));
+        if (variant == 2)
+            ck_assert_del_ok(del_augment_add_cutmix(a, 1.0f, 1.0f));
+        for (int64_t index = 0; index < 300; index++) {
+            ck_assert_del_ok(del_augment_image(a, dst, src, 4, index));
+            del_rng r;
+            del_rng_seed_stream(&r, 11, 4, (uint64_t)index);
+            if (variant == 1) { /* the crop's two draws */
+                ck_assert_uint_eq(del_rng_below(&r, 1), 0);
+                ck_assert_uint_eq(del_rng_below(&r, 1), 0);
+            }
+            del_ra_choice ch[3];
+            del_randaugment_draw(&r, 3, 12, 9, 9, ch);
+            del_tensor *cur = src;
+            for (int k = 0; k < 3; k++) {
+                ck_assert_del_ok(table[ch[k].op].fn(want[k & 1], cur, ch[k].value, DEL_INTERP_NEAREST, 0));
+                cur = want[k & 1];
+            }
+            ck_assert_msg(memcmp(del_tensor_data(dst), del_tensor_data(cur), 243) == 0,
+                          "variant %d, index %lld: ops %d %d %d", variant, (long long)index, ch[0].op, ch[1].op,
+                          ch[2].op);
+        }
+        del_augment_free(a);
+    }
+    del_tensor_free(src);
+    del_tensor_free(dst);
+    del_tensor_free(want[0]);
+    del_tensor_free(want[1]);
+}
+END_TEST
+
 /* ---- determinism ---- */
 
 static del_augment *std_pipeline(uint64_t seed, int with_batch_steps)
@@ -480,6 +534,7 @@ static Suite *augment_pipeline_suite(void)
     tcase_add_test(tc, test_randaugment_chooses_each_of_the_14_ops_uniformly);
     tcase_add_test(tc, test_randaugment_extreme_bins_match_torchvision_ranges);
     tcase_add_test(tc, test_trivialaugment_draws_bins_over_the_wide_ranges);
+    tcase_add_test(tc, test_randaugment_image_equals_its_drawn_ops_applied_in_turn);
     tcase_add_test(tc, test_batches_are_identical_with_1_2_and_4_threads);
     tcase_add_test(tc, test_batch_image_equals_single_image_call_for_its_index);
     tcase_add_test(tc, test_op_with_probability_zero_or_one);
