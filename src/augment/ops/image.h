@@ -17,12 +17,14 @@
  * blend rounds both); AVX2 alone has no FMA. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__) && \
     !defined(DEL_NO_SIMD_CLONES)
+#define DEL_HAVE_SIMD_CLONES 1
 #if defined(__STRICT_ANSI__)
 #define DEL_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #else
 #define DEL_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
 #endif
 #else
+#define DEL_HAVE_SIMD_CLONES 0
 #define DEL_SIMD_CLONES
 #endif
 
@@ -94,7 +96,8 @@ static inline float del_blend_alpha(float alpha)
 /* out[i] = del_pil_blend(in1[i], in2[i], alpha). */
 void del_blend_row(uint8_t *out, const uint8_t *in1, const uint8_t *in2, size_t n, float alpha);
 
-/* out[i] = del_pil_blend(in1, in2[i], alpha). */
+/* out[i] = del_pil_blend(in1, in2[i], alpha) (a table lookup per sample
+ * where the vector code would be slower: without AVX2). */
 void del_blend_const_row(uint8_t *out, int in1, const uint8_t *in2, size_t n, float alpha);
 
 /* ImageEnhance.Color on npix RGB pixels: each sample blended from the
@@ -116,7 +119,7 @@ void del_and_row(uint8_t *out, const uint8_t *in, size_t n, uint8_t mask);
 /* out[i] = in[i] >= from ? 255 - in[i] : in[i]. */
 void del_invert_from_row(uint8_t *out, const uint8_t *in, size_t n, int from);
 
-/* out[i] = in[i] + delta clamped to [0, 255]. */
+/* out[i] = in[i] + delta clamped to [0, 255] (by table without AVX2). */
 void del_add_clamp_row(uint8_t *out, const uint8_t *in, size_t n, int delta);
 
 /* out[i] = ((in[i] - lo[k]) mul[k]) >> 16 in 32-bit unsigned arithmetic,

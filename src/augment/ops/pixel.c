@@ -110,8 +110,8 @@ static inline int smooth_at(const uint8_t *up, const uint8_t *mid, const uint8_t
 }
 
 DEL_SIMD_CLONES
-static void sharpen_row_k(uint8_t *out, const uint8_t *up, const uint8_t *mid, const uint8_t *down, size_t n, int c,
-                     float alpha)
+static void sharpen_row_k(uint8_t *out, const uint8_t *up, const uint8_t *mid, const uint8_t *down, size_t n,
+                          int c, float alpha)
 {
     alpha = del_blend_alpha(alpha);
     const ptrdiff_t cc = c;
@@ -232,7 +232,7 @@ static void stretch_row_k(uint8_t *out, const uint8_t *in, size_t n, int c, cons
         out[i] = (uint8_t)(((in[i] - lw[k]) * mw[k]) >> 16);
 }
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(DEL_NO_SIMD_CLONES)
+#if DEL_HAVE_SIMD_CLONES
 #include <immintrin.h>
 
 /* AVX-512 VBMI's two-table byte permute looks up 64 samples in a 128-byte
@@ -272,20 +272,29 @@ static size_t lut_simd(uint8_t *out, const uint8_t *in, size_t n, const uint8_t 
 {
     return __builtin_cpu_supports("avx512vbmi") ? lut_vbmi(out, in, n, lut, c) : 0;
 }
+
+/* With AVX2 a float blend of 8 or 16 samples at once beats a table lookup
+ * per sample; with SSE2 alone it does not. */
+static int simd_wide(void)
+{
+    return __builtin_cpu_supports("avx2");
+}
 #else
 static size_t lut_simd(uint8_t *out, const uint8_t *in, size_t n, const uint8_t *lut, int c)
 {
     (void)out, (void)in, (void)n, (void)lut, (void)c;
     return 0;
 }
+
+static int simd_wide(void)
+{
+    return 0;
+}
 #endif
 
-void del_img_apply_lut(const del_img *d, const del_img *s, const uint8_t *lut, int per_channel)
+/* out[i] = lut[256 k + in[i]], k the channel of sample i of c. */
+static void apply_lut(uint8_t *out, const uint8_t *in, size_t n, const uint8_t *lut, int c)
 {
-    const size_t n = (size_t)s->h * (size_t)s->w * (size_t)s->c;
-    const uint8_t *in = s->px;
-    uint8_t *out = d->px;
-    const int c = per_channel ? s->c : 1;
     size_t i = lut_simd(out, in, n, lut, c);
     /* Several lookups before their stores, so that the loads of one step
      * need not wait for the stores of the last when out is in. */
@@ -309,6 +318,11 @@ void del_img_apply_lut(const del_img *d, const del_img *s, const uint8_t *lut, i
     }
 }
 
+void del_img_apply_lut(const del_img *d, const del_img *s, const uint8_t *lut, int per_channel)
+{
+    apply_lut(d->px, s->px, (size_t)s->h * (size_t)s->w * (size_t)s->c, lut, per_channel ? s->c : 1);
+}
+
 /* Entry points. GCC exports a target_clones function's ifunc symbol
  * whatever its visibility, so the kernels above are static and called
  * through these. */
@@ -319,7 +333,15 @@ void del_blend_row(uint8_t *out, const uint8_t *in1, const uint8_t *in2, size_t 
 
 void del_blend_const_row(uint8_t *out, int in1, const uint8_t *in2, size_t n, float alpha)
 {
-    blend_const_row_k(out, in1, in2, n, alpha);
+    if (simd_wide()) {
+        blend_const_row_k(out, in1, in2, n, alpha);
+        return;
+    }
+    uint8_t lut[256];
+    const float a = del_blend_alpha(alpha);
+    for (int v = 0; v < 256; v++)
+        lut[v] = del_pil_blend(in1, v, a);
+    apply_lut(out, in2, n, lut, 1);
 }
 
 void del_color_row(uint8_t *out, const uint8_t *rgb, size_t npix, float alpha)
@@ -350,7 +372,16 @@ void del_invert_from_row(uint8_t *out, const uint8_t *in, size_t n, int from)
 
 void del_add_clamp_row(uint8_t *out, const uint8_t *in, size_t n, int delta)
 {
-    add_clamp_row_k(out, in, n, delta);
+    if (simd_wide()) {
+        add_clamp_row_k(out, in, n, delta);
+        return;
+    }
+    uint8_t lut[256];
+    for (int v = 0; v < 256; v++) {
+        const int t = v + delta;
+        lut[v] = (uint8_t)(t < 0 ? 0 : t > 255 ? 255 : t);
+    }
+    apply_lut(out, in, n, lut, 1);
 }
 
 void del_channel_range(const uint8_t *px, size_t n, int c, uint8_t lo[3], uint8_t hi[3])

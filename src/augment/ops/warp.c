@@ -100,11 +100,12 @@ static inline void copy_run(uint8_t *d, const uint8_t *s, size_t n)
     }
 }
 
-/* Pixels x0..x1-1 of one output row in Pillow's 16.16 nearest sampling,
- * every tap known to be inside the image. A unit x step (a0 = 1.0, as in
- * shear_x and shear_y) walks source rows in runs, copied whole. */
 enum { SPAN_BLOCK = 64 };
 
+/* n pixels of one output row in Pillow's 16.16 nearest sampling from
+ * (xx, yy) on, every tap known to be inside the image. A unit x step
+ * (a0 = 1.0, as in shear_x and shear_y) walks source rows in runs, copied
+ * whole. */
 DEL_SIMD_CLONES
 static void pil_nearest_span(uint8_t *out, const del_img *s, int64_t xx, int64_t yy, int64_t a0, int64_t a3,
                              int n)
