@@ -295,14 +295,30 @@ static size_t tap_shift(const del_conv2d_shape *s, const slot_layout *l, int t)
     return (size_t)(t / s->kernel) * l->wp + (size_t)(t % s->kernel);
 }
 
-/* wperm[tap, co, ci] = w[co, ci, tap] */
-static void permute_weights(const del_conv2d_shape *s, const float *w, float *wperm)
+typedef struct perm_job {
+    const del_conv2d_shape *s;
+    const float *w;
+    float *wperm;
+} perm_job;
+
+static void permute_range(void *ctx, int64_t begin, int64_t end)
 {
+    const perm_job *j = ctx;
+    const del_conv2d_shape *s = j->s;
     int kk = s->kernel * s->kernel;
-    for (int co = 0; co < s->c_out; co++)
+    for (int co = (int)begin; co < (int)end; co++)
         for (int ci = 0; ci < s->c_in; ci++)
             for (int t = 0; t < kk; t++)
-                wperm[((size_t)t * s->c_out + co) * s->c_in + ci] = w[((size_t)co * s->c_in + ci) * kk + t];
+                j->wperm[((size_t)t * s->c_out + co) * s->c_in + ci] =
+                    j->w[((size_t)co * s->c_in + ci) * kk + t];
+}
+
+/* wperm[tap, co, ci] = w[co, ci, tap]; a copy, split over co (it ran on
+ * one thread before every forward and backward of the shifted path) */
+static void permute_weights(const del_conv2d_shape *s, const float *w, float *wperm)
+{
+    perm_job j = {s, w, wperm};
+    del_parallel_for(s->c_out, permute_range, &j);
 }
 
 /* ---- the parallel drivers ---- */
