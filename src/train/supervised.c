@@ -3,7 +3,7 @@
  * dataset, optionally augmented, with batches prepared ahead by the
  * prefetcher. Built on the public API only (plus the internal
  * error and random-stream helpers and the trainers' own prefetcher), as
- * every trainer is. */
+ * every trainer is. Its checkpoints are in supervised_checkpoint.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,10 +12,8 @@
 #include "del.h"
 #include "core/error.h"
 #include "core/rng.h"
-#include "io/checkpoint.h"
-#include "train/prefetch.h"
+#include "train/supervised_internal.h"
 
-#define MAX_CHANNELS 3
 #define EVAL_BATCH 500
 #define DEFAULT_PREFETCH 2
 #define DEFAULT_STEP_SIZE 1000
@@ -24,68 +22,6 @@
 /* Third coordinate of the batch-order stream: keeps it apart from streams
  * keyed by (seed, epoch, image index), e.g. augmentation. */
 #define ORDER_STREAM UINT64_C(0x6261746368) /* "batch" */
-
-/* A place in the batch order: the epoch and the next position in its
- * permutation (pool_n: the epoch is used up). */
-typedef struct order_cursor {
-    int64_t epoch;
-    int64_t pos;
-} order_cursor;
-
-/* One prepared batch. */
-typedef struct batch_slot {
-    del_tensor *x;
-    del_tensor *y;      /* i32 [batch] labels, without a pipeline */
-    del_tensor *soft;   /* f32 [batch, outputs] soft labels, with one */
-    int64_t *idx;
-    order_cursor after; /* the order once this batch is drawn */
-} batch_slot;
-
-struct del_trainer {
-    del_model *model;
-    const del_dataset *data;
-    int channels, height, width;
-    int num_outputs;
-
-    int64_t *pool;   /* dataset indices of the labeled images */
-    int64_t pool_n;
-    int64_t *perm;   /* permutation of epoch perm_epoch, as positions in pool */
-    int64_t perm_epoch; /* -1: none yet */
-    order_cursor order; /* after the last finished step */
-    order_cursor draw;  /* the producer's, during a fit */
-    int64_t steps_done; /* since creation or set_seed: the next batch number */
-
-    int batch;
-    del_tensor *grad;
-    batch_slot slots[DEL_PREFETCH_MAX_SLOTS];
-    int nslots;      /* allocated, for slot_batch images with slot_soft labels */
-    int slot_batch, slot_soft;
-    int prefetch;
-
-    del_augment *aug, *aug_unlabeled;
-
-    int use_adamw; /* else SGD; the adam_* fields are set with it */
-    float lr, momentum, weight_decay;
-    int nesterov;
-    float adam_lr, beta1, beta2, adam_eps, adam_weight_decay;
-    del_schedule schedule;
-    int64_t step_size;
-    float gamma;
-    int64_t warmup;
-    float clip_norm;
-    float smoothing;
-    float mean[MAX_CHANNELS], std[MAX_CHANNELS];
-    uint64_t seed;
-    int64_t total_steps; /* 0: a fresh optimizer per fit */
-    del_optimizer *opt;  /* kept across fits when total_steps > 0; NULL before the first */
-    int64_t opt_params;  /* the model's parameter count when opt was made */
-
-    del_progress_fn progress;
-    int64_t every;
-    void *user;
-
-    int fitting; /* setters refuse to change a running fit */
-};
 
 static void free_slots(del_trainer *tr)
 {
@@ -619,7 +555,7 @@ static del_status train_step(del_trainer *tr, del_optimizer *opt, const batch_sl
 
 /* A new optimizer for `steps` steps (a fit's, or the run's total), from
  * the trainer's settings. */
-static del_status make_optimizer(const del_trainer *tr, int64_t steps, del_optimizer **out)
+del_status del_supervised_make_optimizer(const del_trainer *tr, int64_t steps, del_optimizer **out)
 {
     del_optimizer *opt = NULL;
     del_status st = tr->use_adamw ? del_optimizer_new_adamw(&opt, tr->model, tr->adam_lr, tr->beta1, tr->beta2,
@@ -662,7 +598,7 @@ DEL_API del_status del_trainer_fit(del_trainer *trainer, int64_t steps)
     if (st == DEL_OK)
         st = ensure_slots(tr, del_prefetch_slots(tr->prefetch), tr->aug != NULL, fn);
     if (st == DEL_OK && tr->total_steps == 0) {
-        st = make_optimizer(tr, steps, &fresh);
+        st = del_supervised_make_optimizer(tr, steps, &fresh);
         opt = fresh;
     } else if (st == DEL_OK && tr->opt) {
         if (del_model_num_params(tr->model) != tr->opt_params)
@@ -671,7 +607,7 @@ DEL_API del_status del_trainer_fit(del_trainer *trainer, int64_t steps)
                            (long long)del_model_num_params(tr->model), (long long)tr->opt_params);
         opt = tr->opt;
     } else if (st == DEL_OK) {
-        st = make_optimizer(tr, tr->total_steps, &tr->opt);
+        st = del_supervised_make_optimizer(tr, tr->total_steps, &tr->opt);
         tr->opt_params = del_model_num_params(tr->model);
         opt = tr->opt;
     }
@@ -720,256 +656,6 @@ cleanup:
     del_optimizer_free(fresh);
     tr->fitting = 0;
     return st;
-}
-
-/* ---- checkpoints ---- */
-
-#define TRAINER_NAME "supervised"
-
-/* FNV-1a over the labeled images' indices and labels: a resumed run must
- * draw from the same pool. */
-static int64_t pool_hash(const del_trainer *tr)
-{
-    const int32_t *labels = del_dataset_labels(tr->data);
-    uint64_t h = UINT64_C(0xcbf29ce484222325);
-    for (int64_t k = 0; k < tr->pool_n; k++) {
-        uint64_t v[2] = {(uint64_t)tr->pool[k], (uint64_t)(uint32_t)labels[tr->pool[k]]};
-        for (int j = 0; j < 2; j++)
-            for (int b = 0; b < 8; b++) {
-                h ^= (v[j] >> (8 * b)) & 0xff;
-                h *= UINT64_C(0x100000001b3);
-            }
-    }
-    return (int64_t)h;
-}
-
-/* The trainer's record: what identifies the dataset, the settings, the
- * place in the batch order. del_trainer_load_checkpoint reads the same. */
-static int trainer_fields(const del_trainer *tr, del_ckpt_field *f)
-{
-    int n = 0;
-#define I64(k, v) f[n++] = (del_ckpt_field){.key = k, .kind = DEL_CKPT_I64, .i = (int64_t)(v)}
-#define F32(k, v) f[n++] = (del_ckpt_field){.key = k, .kind = DEL_CKPT_F32, .f = (v)}
-    I64("labeled", tr->pool_n);
-    I64("labels_hash", pool_hash(tr));
-    I64("outputs", tr->num_outputs);
-    I64("augment", tr->aug != NULL);
-    I64("batch", tr->batch);
-    I64("seed", tr->seed);
-    I64("epoch", tr->order.epoch);
-    I64("position", tr->order.pos);
-    I64("steps_done", tr->steps_done);
-    I64("total_steps", tr->total_steps);
-    I64("adamw", tr->use_adamw);
-    F32("sgd_lr", tr->lr);
-    F32("sgd_momentum", tr->momentum);
-    F32("sgd_weight_decay", tr->weight_decay);
-    I64("sgd_nesterov", tr->nesterov);
-    F32("adamw_lr", tr->adam_lr);
-    F32("adamw_beta1", tr->beta1);
-    F32("adamw_beta2", tr->beta2);
-    F32("adamw_eps", tr->adam_eps);
-    F32("adamw_weight_decay", tr->adam_weight_decay);
-    I64("schedule", tr->schedule);
-    I64("step_size", tr->step_size);
-    F32("gamma", tr->gamma);
-    I64("warmup", tr->warmup);
-    F32("clip_norm", tr->clip_norm);
-    F32("label_smoothing", tr->smoothing);
-    static const char *const means[MAX_CHANNELS] = {"mean_0", "mean_1", "mean_2"};
-    static const char *const stds[MAX_CHANNELS] = {"std_0", "std_1", "std_2"};
-    for (int c = 0; c < tr->channels; c++) {
-        F32("", tr->mean[c]);
-        strcpy(f[n - 1].key, means[c]);
-        F32("", tr->std[c]);
-        strcpy(f[n - 1].key, stds[c]);
-    }
-#undef I64
-#undef F32
-    return n;
-}
-
-DEL_API del_status del_trainer_save_checkpoint(del_trainer *trainer, const char *path)
-{
-    static const char fn[] = "del_trainer_save_checkpoint";
-    if (!trainer)
-        return del_error_null(fn, "trainer");
-    if (!path)
-        return del_error_null(fn, "path");
-    if (trainer->fitting && trainer->total_steps == 0)
-        return del_error(DEL_ESTATE, "%s: saving during a fit needs del_trainer_set_total_steps (without it the "
-                         "fit's optimizer is not kept)", fn);
-    del_ckpt_field fields[DEL_CKPT_MAX_FIELDS];
-    int n = trainer_fields(trainer, fields);
-    return del_ckpt_save(path, trainer->model, trainer->opt, TRAINER_NAME, fields, n, fn);
-}
-
-/* Reads the field key of kind into *i or *f. */
-static del_status get_field(const del_ckpt *c, const char *key, int kind, int64_t *i, float *f, const char *fn,
-                            const char *path)
-{
-    const del_ckpt_field *fl = del_ckpt_field_get(c, key, kind);
-    if (!fl)
-        return del_error(DEL_EFORMAT, "%s: '%s' is corrupt (the trainer record lacks '%s')", fn, path, key);
-    if (i)
-        *i = fl->i;
-    if (f)
-        *f = fl->f;
-    return DEL_OK;
-}
-
-/* The saved settings, applied to tmp (a copy of the trainer that shares
- * its buffers) through the setters, which check every value; a value they
- * refuse makes the file corrupt. */
-static del_status load_settings(del_trainer *tmp, const del_ckpt *c, const char *fn, const char *path)
-{
-    static const char *const names[] = {
-        "sgd_lr", "sgd_momentum", "sgd_weight_decay", "adamw_lr", "adamw_beta1", "adamw_beta2", "adamw_eps",
-        "adamw_weight_decay", "gamma", "clip_norm", "label_smoothing", "mean_0", "std_0", "mean_1", "std_1",
-        "mean_2", "std_2"};
-    enum { N_F32 = sizeof names / sizeof names[0] };
-    static const char *const inames[] = {"adamw", "sgd_nesterov", "schedule", "step_size", "warmup",
-                                         "total_steps", "seed"};
-    enum { N_I64 = sizeof inames / sizeof inames[0] };
-    float v[N_F32];
-    int64_t iv[N_I64];
-    del_status st = DEL_OK;
-    for (int k = 0; k < N_F32 && st == DEL_OK; k++)
-        st = k < 11 + 2 * tmp->channels ? get_field(c, names[k], DEL_CKPT_F32, NULL, &v[k], fn, path) : DEL_OK;
-    for (int k = 0; k < N_I64 && st == DEL_OK; k++)
-        st = get_field(c, inames[k], DEL_CKPT_I64, &iv[k], NULL, fn, path);
-    if (st != DEL_OK)
-        return st;
-    float mean[MAX_CHANNELS], stdv[MAX_CHANNELS];
-    for (int ch = 0; ch < tmp->channels; ch++) {
-        mean[ch] = v[11 + 2 * ch];
-        stdv[ch] = v[12 + 2 * ch];
-    }
-    if (iv[0] != 0 && iv[0] != 1)
-        st = del_error(DEL_EINVAL, "'adamw' must be 0 or 1");
-    if (st == DEL_OK && iv[1] != 0 && iv[1] != 1)
-        st = del_error(DEL_EINVAL, "'sgd_nesterov' must be 0 or 1");
-    if (st == DEL_OK && iv[2] != DEL_SCHEDULE_STEP && iv[2] != DEL_SCHEDULE_CONSTANT && iv[2] != DEL_SCHEDULE_COSINE)
-        st = del_error(DEL_EINVAL, "unknown schedule");
-    /* The optimizer not in use first: each setter selects its own. */
-    if (st == DEL_OK && iv[0])
-        st = del_trainer_set_sgd(tmp, v[0], v[1], v[2], (int)iv[1]);
-    if (st == DEL_OK)
-        st = del_trainer_set_adamw(tmp, v[3], v[4], v[5], v[6], v[7]);
-    if (st == DEL_OK && !iv[0])
-        st = del_trainer_set_sgd(tmp, v[0], v[1], v[2], (int)iv[1]);
-    if (st == DEL_OK)
-        st = del_trainer_set_step_schedule(tmp, iv[3], v[8]);
-    if (st == DEL_OK)
-        st = del_trainer_set_schedule(tmp, (del_schedule)iv[2]);
-    if (st == DEL_OK)
-        st = del_trainer_set_warmup(tmp, iv[4]);
-    if (st == DEL_OK)
-        st = del_trainer_set_clip_norm(tmp, v[9]);
-    if (st == DEL_OK)
-        st = del_trainer_set_label_smoothing(tmp, v[10]);
-    if (st == DEL_OK)
-        st = del_trainer_set_normalize(tmp, mean, stdv, tmp->channels);
-    if (st == DEL_OK)
-        st = del_trainer_set_total_steps(tmp, iv[5]);
-    if (st == DEL_OK)
-        st = del_trainer_set_seed(tmp, (uint64_t)iv[6]);
-    if (st != DEL_OK) {
-        char why[512];
-        snprintf(why, sizeof why, "%s", del_last_error());
-        return del_error(DEL_EFORMAT, "%s: '%s' is corrupt (trainer setting: %s)", fn, path, why);
-    }
-    return DEL_OK;
-}
-
-/* The dataset and pipeline checks and the place in the batch order. */
-static del_status load_position(del_trainer *tmp, const del_ckpt *c, const char *fn, const char *path)
-{
-    static const char *const names[] = {"labeled", "labels_hash", "outputs", "augment",
-                                        "batch",   "epoch",       "position", "steps_done"};
-    int64_t v[8];
-    for (int k = 0; k < 8; k++) {
-        del_status st = get_field(c, names[k], DEL_CKPT_I64, &v[k], NULL, fn, path);
-        if (st != DEL_OK)
-            return st;
-    }
-    if (v[0] != tmp->pool_n || v[1] != pool_hash(tmp) || v[2] != tmp->num_outputs)
-        return del_error(DEL_EINVAL, "%s: '%s' was saved with another dataset (%lld labeled images, this trainer "
-                         "has %lld%s)", fn, path, (long long)v[0], (long long)tmp->pool_n,
-                         v[0] == tmp->pool_n ? " with other labels or in another order" : "");
-    if (v[3] != (tmp->aug != NULL))
-        return del_error(DEL_EINVAL, "%s: '%s' was saved %s an augmentation pipeline; %s", fn, path,
-                         v[3] ? "with" : "without",
-                         v[3] ? "set the same pipeline (del_trainer_set_augment) before loading"
-                              : "remove the trainer's pipeline before loading");
-    if (v[4] < 1 || v[4] > tmp->pool_n || v[5] < 0 || v[6] < 0 || v[6] > tmp->pool_n || v[7] < 0)
-        return del_error(DEL_EFORMAT, "%s: '%s' is corrupt (batch size or batch order out of range)", fn, path);
-    tmp->batch = (int)v[4];
-    tmp->order.epoch = v[5];
-    tmp->order.pos = v[6];
-    tmp->steps_done = v[7];
-    tmp->perm_epoch = -1;
-    return DEL_OK;
-}
-
-DEL_API del_status del_trainer_load_checkpoint(del_trainer *trainer, const char *path)
-{
-    static const char fn[] = "del_trainer_load_checkpoint";
-    if (!trainer)
-        return del_error_null(fn, "trainer");
-    if (!path)
-        return del_error_null(fn, "path");
-    if (trainer->fitting)
-        return del_error(DEL_ESTATE, "%s: cannot load while del_trainer_fit runs", fn);
-    del_ckpt *c = NULL;
-    del_optimizer *opt = NULL;
-    del_tensor *grad = NULL;
-    del_status st = del_ckpt_read(&c, path, fn);
-    if (st != DEL_OK)
-        return st;
-    del_trainer tmp = *trainer;
-    tmp.opt = NULL; /* so that the setters on tmp never free the trainer's */
-    const char *name = del_ckpt_trainer(c);
-    if (!name)
-        st = del_error(DEL_EINVAL, "%s: '%s' holds no trainer state (saved with del_checkpoint_save; load it with "
-                       "del_checkpoint_load)", fn, path);
-    else if (strcmp(name, TRAINER_NAME) != 0)
-        st = del_error(DEL_EINVAL, "%s: '%s' was saved by a %s trainer, not a %s one", fn, path, name, TRAINER_NAME);
-    if (st == DEL_OK)
-        st = load_settings(&tmp, c, fn, path);
-    if (st == DEL_OK)
-        st = load_position(&tmp, c, fn, path);
-    int adamw = 0;
-    if (st == DEL_OK && del_ckpt_has_optimizer(c, &adamw)) {
-        if (tmp.total_steps == 0 || adamw != tmp.use_adamw)
-            st = del_error(DEL_EFORMAT, "%s: '%s' is corrupt (its optimizer does not match the trainer's settings)",
-                           fn, path);
-        if (st == DEL_OK)
-            st = make_optimizer(&tmp, tmp.total_steps, &opt);
-    }
-    if (st == DEL_OK)
-        st = del_ckpt_check(c, tmp.model, opt, fn, path);
-    if (st == DEL_OK && tmp.batch != trainer->batch) {
-        const int64_t gshape[2] = {tmp.batch, tmp.num_outputs};
-        st = del_tensor_new(&grad, DEL_DTYPE_F32, 2, gshape);
-    }
-    if (st != DEL_OK) {
-        del_optimizer_free(opt);
-        del_ckpt_free(c);
-        return st;
-    }
-    /* Nothing can fail from here on. */
-    del_ckpt_apply(c, tmp.model, opt);
-    del_ckpt_free(c);
-    if (grad) {
-        del_tensor_free(trainer->grad);
-        tmp.grad = grad;
-    }
-    del_optimizer_free(trainer->opt);
-    tmp.opt = opt;
-    tmp.opt_params = del_model_num_params(tmp.model);
-    *trainer = tmp;
-    return DEL_OK;
 }
 
 /* Index of the largest of k scores, the first on ties; -1 if a score is
