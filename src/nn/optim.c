@@ -12,9 +12,9 @@
  * Parameter groups (model.h) become ranges of the parameter buffer: frozen
  * layers are left out of every range, so neither they nor their state
  * change (requires_grad=False); each range has its layers' lr multiplier.
- * The ranges are rebuilt before every step (a loop over the layers), so
- * they follow frozen groups, multipliers and a layer list that changed
- * without changing the parameter count; a layer unfrozen mid-run starts
+ * The ranges are rebuilt whenever the model's groups changed (every
+ * freeze, multiplier or layer-list change bumps its groups_version), so
+ * they follow them at no per-step cost; a layer unfrozen mid-run starts
  * from zero state: for SGD that is torch's
  * behaviour (its momentum buffer starts at the gradient), for AdamW the
  * bias correction counts the optimizer's steps, not the layer's. */
@@ -61,6 +61,7 @@ static del_status build_ranges(del_optimizer *o, const char *func)
             o->ranges[k++] = (del_optim_range){.begin = l->param_off, .count = l->n_params, .lr_scale = mult};
     }
     o->num_ranges = k;
+    o->groups_version = m->groups_version;
     return DEL_OK;
 }
 
@@ -338,9 +339,11 @@ DEL_API del_status del_optimizer_step(del_optimizer *opt)
         return del_error(DEL_ESTATE,
                          "del_optimizer_step: the model's layers were replaced or removed since the optimizer "
                          "was made (e.g. a head); its state belongs to the old parameters: make a new optimizer");
-    del_status st = build_ranges(opt, "del_optimizer_step");
-    if (st != DEL_OK)
-        return st;
+    if (opt->groups_version != opt->model->groups_version) {
+        del_status st = build_ranges(opt, "del_optimizer_step");
+        if (st != DEL_OK)
+            return st;
+    }
     float gscale = clip_factor(opt, del_model_grads(opt->model));
     float lr = del_optimizer_lr(opt);
     for (int k = 0; k < opt->num_ranges; k++) {

@@ -27,10 +27,12 @@ struct del_optimizer {
     float momentum; /* SGD */
     int nesterov;   /* SGD */
     float beta1, beta2, eps; /* AdamW */
-    /* Rebuilt from the model's groups before every step; room for
-     * ranges_cap, grown when the model gained layers with parameters. */
+    /* Rebuilt from the model's groups when they changed (groups_version);
+     * room for ranges_cap, grown when the model gained layers with
+     * parameters. */
     del_optim_range *ranges;
     int num_ranges, ranges_cap;
+    uint64_t groups_version; /* the model's, when the ranges were built */
 
     del_schedule schedule;
     int64_t total_steps; /* cosine: warm-up included */
