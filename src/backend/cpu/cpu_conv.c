@@ -120,10 +120,10 @@ static slot_layout layout_of(const del_conv2d_shape *s)
     return l;
 }
 
-/* 3x3 / stride 1 / pad 1 layers with enough channels run their forward
- * and their input gradient through Winograd (cpu_winograd.c); the weight
- * gradient stays on the gemms below. The two never use the workspace at
- * the same time, so they share it. */
+/* 3x3 / stride 1 / pad 1 layers with enough channels run their forward,
+ * input gradient and weight gradient through Winograd (cpu_winograd.c);
+ * only a bias gradient stays on the code below. The passes never use the
+ * workspace at the same time, so they share it. */
 static int use_winograd(const del_conv2d_shape *s)
 {
     return del_cpu_wg_applies(s);
@@ -616,15 +616,17 @@ static void reduce_slots(void *ctx, int64_t begin, int64_t end)
 void del_cpu_conv2d_backward(const del_conv2d_shape *s, const float *x, const float *w, const float *dy,
                              float *dx, float *dw, float *dbias, void *ws)
 {
-    int wg_dx = dx && use_winograd(s);
+    int wg = use_winograd(s), wg_dx = dx && wg, wg_dw = dw && wg;
     conv_job j = {.s = s, .l = layout_of(s), .x = x, .w = w, .dy = dy, .dx = wg_dx ? NULL : dx,
-                  .want_dw = dw != NULL, .want_db = dbias != NULL, .ws = ws, .slots = conv_slots(s)};
-    if (is_shifted(s)) {
-        permute_weights(s, w, ws_base(ws));
-        j.wperm = ws_base(ws);
+                  .want_dw = dw && !wg_dw, .want_db = dbias != NULL, .ws = ws, .slots = conv_slots(s)};
+    if (j.dx || j.want_dw || j.want_db) {
+        if (is_shifted(s)) {
+            permute_weights(s, w, ws_base(ws));
+            j.wperm = ws_base(ws);
+        }
+        del_parallel_for(j.slots, backward_slots, &j);
     }
-    del_parallel_for(j.slots, backward_slots, &j);
-    if (dw) {
+    if (j.want_dw) {
         reduce_job r = {s, &j.l, ws, j.slots, dw, j.l.dw, is_shifted(s)};
         del_parallel_for((int64_t)w_floats(s), reduce_slots, &r);
     }
@@ -632,7 +634,9 @@ void del_cpu_conv2d_backward(const del_conv2d_shape *s, const float *x, const fl
         reduce_job r = {s, &j.l, ws, j.slots, dbias, j.l.db, 0};
         reduce_slots(&r, 0, s->c_out);
     }
-    /* after the reductions: it reuses their workspace */
+    /* after the reductions: they reuse their workspace */
+    if (wg_dw)
+        del_cpu_wg_backward_weights(s, x, dy, dw, ws);
     if (wg_dx)
         del_cpu_wg_backward_data(s, w, dy, dx, ws);
 }

@@ -140,7 +140,8 @@ static int slots_of(const wg_geom *g)
     return g->items < WG_SLOTS ? g->items : WG_SLOTS;
 }
 
-/* Both directions: forward (c_in -> c_out) and backward-data (c_out -> c_in). */
+/* The largest of the three passes: forward (c_in -> c_out), backward-data
+ * (c_out -> c_in) and the weight gradient (V, Z and a partial dU per slot). */
 size_t del_cpu_wg_workspace(const del_conv2d_shape *s)
 {
     if (!del_cpu_wg_applies(s))
@@ -148,7 +149,10 @@ size_t del_cpu_wg_workspace(const del_conv2d_shape *s)
     wg_geom f = geom_of(s->n, s->c_in, s->c_out, s->h_in, s->w_in);
     wg_geom b = geom_of(s->n, s->c_out, s->c_in, s->h_in, s->w_in);
     size_t fs = (size_t)slots_of(&f) * f.total, bs = (size_t)slots_of(&b) * b.total;
-    return (u_floats(s->c_in, s->c_out) + (fs > bs ? fs : bs)) * sizeof(float) + 64;
+    size_t ws = (size_t)slots_of(&f) * (f.total + u_floats(s->c_in, s->c_out)); /* + each slot's dU */
+    size_t most = fs > bs ? fs : bs;
+    most = most > ws ? most : ws;
+    return (u_floats(s->c_in, s->c_out) + most) * sizeof(float) + 64;
 }
 
 /* ---- weight transform: U[xi][o][i] = (G g G^T)[xi] for the 3x3 kernel g of (o, i) ---- */
@@ -225,6 +229,8 @@ typedef struct wg_job {
     const float *x, *u;
     float *y;
     void *ws;
+    /* weight gradient only: the output gradient (g.co channels) */
+    const float *dy;
     /* epilogue (forward only): y = (acc + bias) * scale + shift, relu, 2x2 pool */
     const float *bias, *scale, *shift;
     int relu, pool;
@@ -466,4 +472,146 @@ void del_cpu_wg_backward_data(const del_conv2d_shape *s, const float *w, const f
     transform_weights(s->c_in, s->c_out, w, 1, u);
     j.u = u;
     wg_run(&j);
+}
+
+/* ---- weight gradient ----
+ *
+ * With U = G g G^T and y = A^T [sum_ci U . V] A per tile, the gradient of
+ * U is dU[xi] = sum over tiles of Z[xi] V[xi]^T with Z = A dy A^T (the 4x4
+ * output-gradient block taken to 6x6), and dg = G^T dU G. So the 36 gemms
+ * Z[xi] (c_out x cols) times V[xi]^T (cols x c_in) of each chunk add into
+ * its slot's dU; the slots' dU are summed in slot order and taken back to
+ * 3x3 kernels once. Tile outputs past the image and missing images have a
+ * zero dy, so they add nothing. */
+
+/* A = AT^T: the six outputs z[0..5] of the four y[0..3]. */
+#define WG_A(y0, y1, y2, y3, z, zs)                            \
+    do {                                                       \
+        vec e02_ = (y0) + (y2), o13_ = (y1) + (y3);            \
+        vec e4_ = (y0) + 4.0f * (y2), o8_ = 2.0f * (y1) + 8.0f * (y3); \
+        (z)[0] = (y0);                                         \
+        (z)[(zs)] = e02_ + o13_;                               \
+        (z)[2 * (zs)] = e02_ - o13_;                           \
+        (z)[3 * (zs)] = e4_ + o8_;                             \
+        (z)[4 * (zs)] = e4_ - o8_;                             \
+        (z)[5 * (zs)] = (y3);                                  \
+    } while (0)
+
+/* Z[xi][c][t*L + lane] for the tiles of one chunk: each lane's 4x4 block
+ * of dy, transposed into lanes, then A on its columns and rows. */
+WG_CLONES
+static void dy_transform(const wg_job *j, int first, int tr0, float *restrict zbuf)
+{
+    const wg_geom *g = &j->g;
+    int nl = g->n - first < L ? g->n - first : L;
+    size_t plane = (size_t)g->h * g->w, img = (size_t)g->co * plane, xs = (size_t)g->co * g->cols / L;
+    for (int c = 0; c < g->co; c++)
+        for (int rr = 0; rr < g->rows; rr++) {
+            int oh0 = 4 * (tr0 + rr);
+            int nh = g->h - oh0 < 4 ? g->h - oh0 : 4;
+            for (int t = 0; t < g->tc; t++) {
+                int ow0 = 4 * t, nw = g->w - ow0 < 4 ? g->w - ow0 : 4;
+                vec r[16] __attribute__((aligned(64)));
+                for (int lane = 0; lane < L; lane++) {
+                    float *blk = (float *)&r[lane];
+                    if (lane >= nl || nh <= 0) {
+                        memset(blk, 0, sizeof(vec));
+                        continue;
+                    }
+                    const float *src = j->dy + (size_t)(first + lane) * img + (size_t)c * plane +
+                                       (size_t)oh0 * g->w + ow0;
+                    if (nh == 4 && nw == 4) {
+                        for (int a = 0; a < 4; a++)
+                            memcpy(blk + 4 * a, src + (size_t)a * g->w, 4 * sizeof(float));
+                        continue;
+                    }
+                    memset(blk, 0, sizeof(vec));
+                    for (int a = 0; a < nh; a++)
+                        for (int b = 0; b < nw; b++)
+                            blk[4 * a + b] = src[(size_t)a * g->w + b];
+                }
+                /* r[a*4 + b] = dy[a][b] of every lane */
+                transpose16(r);
+                vec tmp[6][4] __attribute__((aligned(64)));
+                for (int b = 0; b < 4; b++)
+                    WG_A(r[b], r[4 + b], r[8 + b], r[12 + b], &tmp[0][b], 4);
+                vec *dst = (vec *)zbuf + (size_t)c * (g->cols / L) + (size_t)rr * g->tc + t;
+                for (int i = 0; i < 6; i++)
+                    WG_A(tmp[i][0], tmp[i][1], tmp[i][2], tmp[i][3], dst + (size_t)(i * 6) * xs, xs);
+            }
+        }
+}
+
+/* A slot's partial dU [36][co][ci] sits after its V, Z and staging rows. */
+static float *slot_du(const wg_job *j, int slot)
+{
+    size_t stride = j->g.total + u_floats(j->g.ci, j->g.co);
+    return ws_base(j->ws) + u_floats(j->g.ci, j->g.co) + (size_t)slot * stride + j->g.total;
+}
+
+static void wgrad_slots(void *ctx, int64_t begin, int64_t end)
+{
+    const wg_job *j = ctx;
+    const wg_geom *g = &j->g;
+    int slots = slots_of(g), q = g->items / slots, r = g->items % slots;
+    size_t stride = g->total + u_floats(g->ci, g->co);
+    float *base0 = ws_base(j->ws) + u_floats(g->ci, g->co);
+    for (int64_t slot = begin; slot < end; slot++) {
+        int s = (int)slot, lo = s * q + (s < r ? s : r), hi = lo + q + (s < r ? 1 : 0);
+        float *base = base0 + (size_t)s * stride, *v = base + g->v, *z = base + g->m, *du = slot_du(j, s);
+        memset(du, 0, (size_t)36 * g->co * g->ci * sizeof(float));
+        for (int item = lo; item < hi; item++) {
+            int group = item / g->chunks, tr0 = (item % g->chunks) * g->rows, first = group * L;
+            input_transform(j, first, tr0, v, base + g->d);
+            dy_transform(j, first, tr0, z);
+            for (int xi = 0; xi < 36; xi++)
+                del_cpu_sgemm(0, 1, g->co, g->ci, (int)g->cols, 1.0f, z + (size_t)xi * g->co * g->cols,
+                              (int)g->cols, v + (size_t)xi * g->ci * g->cols, (int)g->cols, 1.0f,
+                              du + (size_t)xi * g->co * g->ci, g->ci);
+        }
+    }
+}
+
+typedef struct wb_job {
+    const wg_job *j;
+    float *dw;
+} wb_job;
+
+/* Output channels [begin, end): dw[o][i] += G^T (sum over slots of dU) G,
+ * the slots added in slot order, in double. */
+static void wgrad_reduce(void *ctx, int64_t begin, int64_t end)
+{
+    const wb_job *b = ctx;
+    const wg_geom *g = &b->j->g;
+    int slots = slots_of(g);
+    for (int o = (int)begin; o < (int)end; o++)
+        for (int i = 0; i < g->ci; i++) {
+            double du[6][6], t[3][6];
+            for (int xi = 0; xi < 36; xi++) {
+                double acc = 0.0;
+                for (int s = 0; s < slots; s++)
+                    acc += slot_du(b->j, s)[((size_t)xi * g->co + o) * g->ci + i];
+                du[xi / 6][xi % 6] = acc;
+            }
+            for (int a = 0; a < 3; a++)
+                for (int c = 0; c < 6; c++)
+                    t[a][c] = wg_G[0][a] * du[0][c] + wg_G[1][a] * du[1][c] + wg_G[2][a] * du[2][c] +
+                              wg_G[3][a] * du[3][c] + wg_G[4][a] * du[4][c] + wg_G[5][a] * du[5][c];
+            float *k = b->dw + ((size_t)o * g->ci + i) * 9;
+            for (int a = 0; a < 3; a++)
+                for (int bb = 0; bb < 3; bb++) {
+                    double v = 0.0;
+                    for (int c = 0; c < 6; c++)
+                        v += t[a][c] * wg_G[c][bb];
+                    k[a * 3 + bb] += (float)v;
+                }
+        }
+}
+
+void del_cpu_wg_backward_weights(const del_conv2d_shape *s, const float *x, const float *dy, float *dw, void *ws)
+{
+    wg_job j = {.g = geom_of(s->n, s->c_in, s->c_out, s->h_in, s->w_in), .x = x, .dy = dy, .ws = ws};
+    del_parallel_for(slots_of(&j.g), wgrad_slots, &j);
+    wb_job b = {&j, dw};
+    del_parallel_for(s->c_out, wgrad_reduce, &b);
 }

@@ -28,4 +28,7 @@ void del_cpu_wg_forward(const del_conv2d_shape *s, const float *x, const float *
 /* dx (overwritten) = the input gradient of the convolution s from dy. */
 void del_cpu_wg_backward_data(const del_conv2d_shape *s, const float *w, const float *dy, float *dx, void *ws);
 
+/* dw += the weight gradient of the convolution s from its input x and dy. */
+void del_cpu_wg_backward_weights(const del_conv2d_shape *s, const float *x, const float *dy, float *dw, void *ws);
+
 #endif

@@ -1,7 +1,7 @@
 /* Backend: the Winograd F(4x4, 3x3) path of conv2d (3x3, stride 1, pad 1,
  * at least 16 input and output channels) against a naive convolution in
- * double precision, with an elementwise error bound; its epilogue, pooling
- * and input gradient; no cross-talk between images; and bit-identical
+ * double precision, with an elementwise error bound; its epilogue, pooling,
+ * input gradient and weight gradient; no cross-talk between images; and bit-identical
  * results for 1, 2, 3 and 4 threads.
  *
  * The bound. Winograd computes y = A^T [sum_ci U . V] A with U = G g G^T
@@ -236,7 +236,7 @@ START_TEST(test_winograd_backward_data_within_error_bound)
     reference(c->n, c->c_out, c->c_in, c->h, c->w, dy, w, 1, want, bound);
     magnitude(c->n, c->c_out, c->c_in, c->h, c->w, dy, w, 1, mag);
     check_bound("dx", _i, xl, dx, want, bound, mag);
-    /* the weight and bias gradients (direct gemms) are still right */
+    /* the bias gradient (direct code) is still right */
     for (int o = 0; o < c->c_out; o++) {
         double acc = 0, am = 0;
         for (int i = 0; i < c->n; i++)
@@ -246,25 +246,6 @@ START_TEST(test_winograd_backward_data_within_error_bound)
                 am += fabs(v);
             }
         ck_assert_msg(fabs(db[o] - acc) <= 2e-5 * am + 1e-6, "case %d dbias[%d]", _i, o);
-        for (int ci = 0; ci < c->c_in; ci++)
-            for (int kh = 0; kh < 3; kh++)
-                for (int kw = 0; kw < 3; kw++) {
-                    double g = 0, gm = 0;
-                    for (int i = 0; i < c->n; i++)
-                        for (int yy = 0; yy < c->h; yy++)
-                            for (int xx = 0; xx < c->w; xx++) {
-                                int iy = yy + kh - 1, ix = xx + kw - 1;
-                                if (iy < 0 || iy >= c->h || ix < 0 || ix >= c->w)
-                                    continue;
-                                double t = (double)dy[(((size_t)i * c->c_out + o) * c->h + yy) * c->w + xx] *
-                                           x[(((size_t)i * c->c_in + ci) * c->h + iy) * c->w + ix];
-                                g += t;
-                                gm += fabs(t);
-                            }
-                    size_t at = (((size_t)o * c->c_in + ci) * 3 + kh) * 3 + kw;
-                    ck_assert_msg(fabs(dw[at] - g) <= 2e-5 * gm + 1e-6, "case %d dw[%zu]: %g vs %g", _i, at,
-                                  dw[at], g);
-                }
     }
     free(x);
     free(w);
@@ -272,6 +253,132 @@ START_TEST(test_winograd_backward_data_within_error_bound)
     free(dx);
     free(dw);
     free(db);
+    free(want);
+    free(bound);
+    free(mag);
+    free(ws);
+}
+END_TEST
+
+/* The weight gradient: dg = G^T [sum over images and tiles of
+ * (A dy A^T) . (B^T d B)] G for each (o, i), with dy the tile's 4x4 output
+ * gradient and d its 6x6 input block. Exact value and bound in double,
+ * the bound as for the forward: gamma_k times the bracket in absolute
+ * values, with k = the number of tile terms summed (16 lanes per tile of
+ * each group of images) + 32 for the transforms, products and roundings. */
+static void reference_dw(const wg_case *c, const float *x, const float *dy, double *want, double *bound, double *mag)
+{
+    int h = c->h, w = c->w, th = (h + 3) / 4, tw = (w + 3) / 4, ci = c->c_in, co = c->c_out;
+    double *acc = calloc((size_t)co * ci * 36, sizeof *acc);
+    double *za = malloc((size_t)co * 36 * sizeof *za), *va = malloc((size_t)ci * 36 * sizeof *va);
+    for (int i = 0; i < c->n; i++)
+        for (int ty = 0; ty < th; ty++)
+            for (int tx = 0; tx < tw; tx++) {
+                for (int o = 0; o < co; o++) {
+                    double t[6][4];
+                    for (int r = 0; r < 6; r++)
+                        for (int b = 0; b < 4; b++) {
+                            t[r][b] = 0;
+                            for (int a = 0; a < 4; a++) {
+                                int y = 4 * ty + a, xx = 4 * tx + b;
+                                if (y < h && xx < w)
+                                    t[r][b] += fabs(AT[a][r]) * fabs(dy[(((size_t)i * co + o) * h + y) * w + xx]);
+                            }
+                        }
+                    for (int r = 0; r < 6; r++)
+                        for (int q = 0; q < 6; q++) {
+                            double v = 0;
+                            for (int b = 0; b < 4; b++)
+                                v += t[r][b] * fabs(AT[b][q]);
+                            za[(size_t)o * 36 + r * 6 + q] = v;
+                        }
+                }
+                for (int cc = 0; cc < ci; cc++) {
+                    double d[6][6], t[6][6];
+                    for (int a = 0; a < 6; a++)
+                        for (int b = 0; b < 6; b++) {
+                            int y = 4 * ty + a - 1, xx = 4 * tx + b - 1;
+                            d[a][b] = y < 0 || y >= h || xx < 0 || xx >= w
+                                          ? 0
+                                          : fabs(x[(((size_t)i * ci + cc) * h + y) * w + xx]);
+                        }
+                    for (int a = 0; a < 6; a++)
+                        for (int b = 0; b < 6; b++) {
+                            t[a][b] = 0;
+                            for (int k = 0; k < 6; k++)
+                                t[a][b] += fabs(BT[a][k]) * d[k][b];
+                        }
+                    for (int a = 0; a < 6; a++)
+                        for (int b = 0; b < 6; b++) {
+                            double v = 0;
+                            for (int k = 0; k < 6; k++)
+                                v += t[a][k] * fabs(BT[b][k]);
+                            va[(size_t)cc * 36 + a * 6 + b] = v;
+                        }
+                }
+                for (int o = 0; o < co; o++)
+                    for (int cc = 0; cc < ci; cc++)
+                        for (int e = 0; e < 36; e++)
+                            acc[((size_t)o * ci + cc) * 36 + e] += za[(size_t)o * 36 + e] * va[(size_t)cc * 36 + e];
+            }
+    int groups = (c->n + 15) / 16;
+    double k = (double)groups * 16 * th * tw + 32;
+    for (int o = 0; o < co; o++)
+        for (int cc = 0; cc < ci; cc++) {
+            const double *m = acc + ((size_t)o * ci + cc) * 36;
+            for (int kh = 0; kh < 3; kh++)
+                for (int kw = 0; kw < 3; kw++) {
+                    double b = 0, exact = 0, mg = 0;
+                    for (int r = 0; r < 6; r++)
+                        for (int q = 0; q < 6; q++)
+                            b += fabs(G[r][kh]) * m[r * 6 + q] * fabs(G[q][kw]);
+                    for (int i = 0; i < c->n; i++)
+                        for (int y = 0; y < h; y++)
+                            for (int xx = 0; xx < w; xx++) {
+                                int iy = y + kh - 1, ix = xx + kw - 1;
+                                if (iy < 0 || iy >= h || ix < 0 || ix >= w)
+                                    continue;
+                                double t = (double)dy[(((size_t)i * co + o) * h + y) * w + xx] *
+                                           x[(((size_t)i * ci + cc) * h + iy) * w + ix];
+                                exact += t;
+                                mg += fabs(t);
+                            }
+                    size_t at = (((size_t)o * ci + cc) * 3 + kh) * 3 + kw;
+                    want[at] = exact;
+                    bound[at] = k * 0x1p-24 / (1 - k * 0x1p-24) * b;
+                    mag[at] = mg;
+                }
+        }
+    free(acc);
+    free(za);
+    free(va);
+}
+
+START_TEST(test_winograd_backward_weights_within_error_bound)
+{
+    const wg_case *c = &cases[_i];
+    const del_conv2d_shape s = shape_of(c);
+    const del_backend *be = del_backend_get();
+    size_t xl = (size_t)c->n * c->c_in * c->h * c->w, yl = (size_t)c->n * c->c_out * c->h * c->w;
+    size_t wl = (size_t)c->c_out * c->c_in * 9;
+    float *x = rand_buf(xl, 380 + _i), *w = rand_buf(wl, 390 + _i), *dy = rand_buf(yl, 400 + _i);
+    float *dw = fill_buf(wl, 0.0f), *twice = malloc(wl * sizeof *twice);
+    double *want = malloc(wl * sizeof *want), *bound = malloc(wl * sizeof *bound), *mag = malloc(wl * sizeof *mag);
+    void *ws = malloc(be->conv2d_workspace(&s) + 1);
+    be->conv2d_backward(&s, x, w, dy, NULL, dw, NULL, ws);
+    reference_dw(c, x, dy, want, bound, mag);
+    check_bound("dw", _i, wl, dw, want, bound, mag);
+    /* dw is added to: a second call on the result doubles it exactly */
+    memcpy(twice, dw, wl * sizeof *dw);
+    be->conv2d_backward(&s, x, w, dy, NULL, twice, NULL, ws);
+    for (size_t e = 0; e < wl; e++)
+        ck_assert_msg(twice[e] == 2.0f * dw[e], "case %d dw[%zu]: second call gave %.9g, want %.9g", _i, e,
+                      twice[e], 2.0f * dw[e]);
+    free(x);
+    free(w);
+    free(dy);
+    free(dw);
+    free(twice);
     free(want);
     free(bound);
     free(mag);
@@ -454,6 +561,7 @@ static Suite *winograd_suite(void)
     tcase_set_timeout(t, 300);
     tcase_add_loop_test(t, test_winograd_forward_within_error_bound, 0, N_CASES);
     tcase_add_loop_test(t, test_winograd_backward_data_within_error_bound, 0, N_CASES);
+    tcase_add_loop_test(t, test_winograd_backward_weights_within_error_bound, 0, N_CASES);
     tcase_add_test(t, test_winograd_affine_relu_pool_equal_composition);
     tcase_add_test(t, test_winograd_image_result_independent_of_other_images);
     tcase_add_test(t, test_winograd_bit_identical_for_1_2_3_4_threads);
