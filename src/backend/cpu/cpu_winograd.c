@@ -177,7 +177,10 @@ typedef struct wt_job {
 } wt_job;
 
 /* Output channels [begin, end): each (o, i) writes its own 36 entries of u,
- * so any split gives the same bits. */
+ * so any split gives the same bits. Blocks of input channels go through
+ * the two products together (one lane per channel, the same double
+ * expressions for each). */
+#define WT_BLOCK 64
 static void transform_weights_range(void *ctx, int64_t begin, int64_t end)
 {
     const wt_job *j = ctx;
@@ -185,19 +188,25 @@ static void transform_weights_range(void *ctx, int64_t begin, int64_t end)
     const float *w = j->w;
     float *u = j->u;
     for (int o = (int)begin; o < (int)end; o++)
-        for (int i = 0; i < ci; i++) {
-            double g[3][3], t[6][3];
-            const float *k = flip ? w + ((size_t)i * co + o) * 9 : w + ((size_t)o * ci + i) * 9;
-            for (int a = 0; a < 3; a++)
-                for (int b = 0; b < 3; b++)
-                    g[a][b] = flip ? k[(2 - a) * 3 + (2 - b)] : k[a * 3 + b];
+        for (int i0 = 0; i0 < ci; i0 += WT_BLOCK) {
+            int nb = ci - i0 < WT_BLOCK ? ci - i0 : WT_BLOCK;
+            double g[3][3][WT_BLOCK], t[6][3][WT_BLOCK];
+            for (int b = 0; b < nb; b++) {
+                int i = i0 + b;
+                const float *k = flip ? w + ((size_t)i * co + o) * 9 : w + ((size_t)o * ci + i) * 9;
+                for (int a = 0; a < 3; a++)
+                    for (int c = 0; c < 3; c++)
+                        g[a][c][b] = flip ? k[(2 - a) * 3 + (2 - c)] : k[a * 3 + c];
+            }
             for (int r = 0; r < 6; r++)
-                for (int b = 0; b < 3; b++)
-                    t[r][b] = wg_G[r][0] * g[0][b] + wg_G[r][1] * g[1][b] + wg_G[r][2] * g[2][b];
+                for (int c = 0; c < 3; c++)
+                    for (int b = 0; b < nb; b++)
+                        t[r][c][b] = wg_G[r][0] * g[0][c][b] + wg_G[r][1] * g[1][c][b] + wg_G[r][2] * g[2][c][b];
             for (int r = 0; r < 6; r++)
                 for (int c = 0; c < 6; c++) {
-                    double v = t[r][0] * wg_G[c][0] + t[r][1] * wg_G[c][1] + t[r][2] * wg_G[c][2];
-                    u[((size_t)(r * 6 + c) * co + o) * ci + i] = (float)v;
+                    float *dst = u + ((size_t)(r * 6 + c) * co + o) * ci + i0;
+                    for (int b = 0; b < nb; b++)
+                        dst[b] = (float)(t[r][0][b] * wg_G[c][0] + t[r][1][b] * wg_G[c][1] + t[r][2][b] * wg_G[c][2]);
                 }
         }
 }
@@ -578,33 +587,42 @@ typedef struct wb_job {
 } wb_job;
 
 /* Output channels [begin, end): dw[o][i] += G^T (sum over slots of dU) G,
- * the slots added in slot order, in double. */
+ * the slots added in slot order, in double; blocks of input channels
+ * together, one lane per channel. */
 static void wgrad_reduce(void *ctx, int64_t begin, int64_t end)
 {
     const wb_job *b = ctx;
     const wg_geom *g = &b->j->g;
-    int slots = slots_of(g);
+    int slots = slots_of(g), ci = g->ci;
     for (int o = (int)begin; o < (int)end; o++)
-        for (int i = 0; i < g->ci; i++) {
-            double du[6][6], t[3][6];
-            for (int xi = 0; xi < 36; xi++) {
-                double acc = 0.0;
-                for (int s = 0; s < slots; s++)
-                    acc += slot_du(b->j, s)[((size_t)xi * g->co + o) * g->ci + i];
-                du[xi / 6][xi % 6] = acc;
+        for (int i0 = 0; i0 < ci; i0 += WT_BLOCK) {
+            int nb = ci - i0 < WT_BLOCK ? ci - i0 : WT_BLOCK;
+            double du[36][WT_BLOCK], t[3][6][WT_BLOCK];
+            for (int xi = 0; xi < 36; xi++)
+                for (int q = 0; q < nb; q++)
+                    du[xi][q] = 0.0;
+            for (int s = 0; s < slots; s++) {
+                const float *src = slot_du(b->j, s);
+                for (int xi = 0; xi < 36; xi++) {
+                    const float *row = src + ((size_t)xi * g->co + o) * ci + i0;
+                    for (int q = 0; q < nb; q++)
+                        du[xi][q] += row[q];
+                }
             }
             for (int a = 0; a < 3; a++)
                 for (int c = 0; c < 6; c++)
-                    t[a][c] = wg_G[0][a] * du[0][c] + wg_G[1][a] * du[1][c] + wg_G[2][a] * du[2][c] +
-                              wg_G[3][a] * du[3][c] + wg_G[4][a] * du[4][c] + wg_G[5][a] * du[5][c];
-            float *k = b->dw + ((size_t)o * g->ci + i) * 9;
+                    for (int q = 0; q < nb; q++)
+                        t[a][c][q] = wg_G[0][a] * du[c][q] + wg_G[1][a] * du[6 + c][q] + wg_G[2][a] * du[12 + c][q] +
+                                     wg_G[3][a] * du[18 + c][q] + wg_G[4][a] * du[24 + c][q] +
+                                     wg_G[5][a] * du[30 + c][q];
             for (int a = 0; a < 3; a++)
-                for (int bb = 0; bb < 3; bb++) {
-                    double v = 0.0;
-                    for (int c = 0; c < 6; c++)
-                        v += t[a][c] * wg_G[c][bb];
-                    k[a * 3 + bb] += (float)v;
-                }
+                for (int bb = 0; bb < 3; bb++)
+                    for (int q = 0; q < nb; q++) {
+                        double v = 0.0;
+                        for (int c = 0; c < 6; c++)
+                            v += t[a][c][q] * wg_G[c][bb];
+                        b->dw[((size_t)o * ci + i0 + q) * 9 + a * 3 + bb] += (float)v;
+                    }
         }
 }
 
