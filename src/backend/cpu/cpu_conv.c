@@ -634,9 +634,7 @@ void del_cpu_conv2d_backward(const del_conv2d_shape *s, const float *x, const fl
         reduce_job r = {s, &j.l, ws, j.slots, dbias, j.l.db, 0};
         reduce_slots(&r, 0, s->c_out);
     }
-    /* after the reductions: they reuse their workspace */
-    if (wg_dw)
-        del_cpu_wg_backward_weights(s, x, dy, dw, ws);
-    if (wg_dx)
-        del_cpu_wg_backward_data(s, w, dy, dx, ws);
+    /* after the reductions: it reuses their workspace */
+    if (wg_dx || wg_dw)
+        del_cpu_wg_backward(s, x, w, dy, wg_dx ? dx : NULL, wg_dw ? dw : NULL, ws);
 }

@@ -140,21 +140,6 @@ static int slots_of(const wg_geom *g)
     return g->items < WG_SLOTS ? g->items : WG_SLOTS;
 }
 
-/* The largest of the three passes: forward (c_in -> c_out), backward-data
- * (c_out -> c_in) and the weight gradient (V, Z and a partial dU per slot). */
-size_t del_cpu_wg_workspace(const del_conv2d_shape *s)
-{
-    if (!del_cpu_wg_applies(s))
-        return 0;
-    wg_geom f = geom_of(s->n, s->c_in, s->c_out, s->h_in, s->w_in);
-    wg_geom b = geom_of(s->n, s->c_out, s->c_in, s->h_in, s->w_in);
-    size_t fs = (size_t)slots_of(&f) * f.total, bs = (size_t)slots_of(&b) * b.total;
-    size_t ws = (size_t)slots_of(&f) * (f.total + u_floats(s->c_in, s->c_out)); /* + each slot's dU */
-    size_t most = fs > bs ? fs : bs;
-    most = most > ws ? most : ws;
-    return (u_floats(s->c_in, s->c_out) + most) * sizeof(float) + 64;
-}
-
 /* ---- weight transform: U[xi][o][i] = (G g G^T)[xi] for the 3x3 kernel g of (o, i) ---- */
 
 static const double wg_G[6][3] = {
@@ -289,11 +274,37 @@ static inline __attribute__((always_inline)) void gather_rows(const wg_job *j, i
     }
 }
 
+/* A = AT^T: the six outputs z[0..5] of the four y[0..3]. */
+#define WG_A(y0, y1, y2, y3, z, zs)                            \
+    do {                                                       \
+        vec e02_ = (y0) + (y2), o13_ = (y1) + (y3);            \
+        vec e4_ = (y0) + 4.0f * (y2), o8_ = 2.0f * (y1) + 8.0f * (y3); \
+        (z)[0] = (y0);                                         \
+        (z)[(zs)] = e02_ + o13_;                               \
+        (z)[2 * (zs)] = e02_ - o13_;                           \
+        (z)[3 * (zs)] = e4_ + o8_;                             \
+        (z)[4 * (zs)] = e4_ - o8_;                             \
+        (z)[5 * (zs)] = (y3);                                  \
+    } while (0)
+
+/* Z = A Y A^T of one tile from y[a*4 + b] (all lanes) to dst[(i*6 + jj) * zs] */
+static inline __attribute__((always_inline)) void a_transform(const vec *y, vec *dst, size_t zs)
+{
+    vec tmp[6][4];
+    for (int b = 0; b < 4; b++)
+        WG_A(y[b], y[4 + b], y[8 + b], y[12 + b], &tmp[0][b], 4);
+    for (int i = 0; i < 6; i++)
+        WG_A(tmp[i][0], tmp[i][1], tmp[i][2], tmp[i][3], dst + (size_t)(i * 6) * zs, zs);
+}
+
 /* V[xi][c][t*L + lane] for the tiles of one chunk: for each channel, tile
  * row by tile row, vertical B^T over whole interleaved rows, then the
- * horizontal B^T per tile. */
+ * horizontal B^T per tile. With zbuf (the backward pass, where the input
+ * is dy) also Z = A dy A^T of the weight gradient, in the same layout, from
+ * the gathered rows 1-4: each tile's 4x4 block of dy, already in lanes. */
 WG_CLONES
-static void input_transform(const wg_job *j, int first, int tr0, float *restrict v, float *restrict dbuf)
+static void input_transform(const wg_job *j, int first, int tr0, float *restrict v, float *restrict dbuf,
+                            float *restrict zbuf)
 {
     const wg_geom *g = &j->g;
     size_t rowlen = (size_t)g->dwr * L;
@@ -302,10 +313,18 @@ static void input_transform(const wg_job *j, int first, int tr0, float *restrict
     for (int c = 0; c < g->ci; c++)
         for (int rr = 0; rr < g->rows; rr++) {
             gather_rows(j, first, c, 4 * (tr0 + rr), dbuf, stage);
-            /* vertical: rbuf row i = sum_k BT[i][k] dbuf row k */
             const vec *d = (const vec *)dbuf;
-            vec *r = (vec *)rbuf;
             size_t ds = (size_t)g->dwr;
+            if (zbuf)
+                for (int t = 0; t < g->tc; t++) {
+                    vec y[16];
+                    for (int a = 0; a < 4; a++)
+                        for (int b = 0; b < 4; b++)
+                            y[a * 4 + b] = d[(size_t)(1 + a) * ds + 4 * t + 1 + b];
+                    a_transform(y, (vec *)zbuf + (size_t)c * (g->cols / L) + (size_t)rr * g->tc + t, xs);
+                }
+            /* vertical: rbuf row i = sum_k BT[i][k] dbuf row k */
+            vec *r = (vec *)rbuf;
             for (int q = 0; q < g->dw; q++) {
                 vec d0 = d[q], d1 = d[ds + q], d2 = d[2 * ds + q], d3 = d[3 * ds + q];
                 vec d4 = d[4 * ds + q], d5 = d[5 * ds + q];
@@ -433,12 +452,13 @@ static float *ws_base(void *ws)
     return (float *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
 }
 
-static void run_item(const wg_job *j, float *base, int item)
+/* One chunk of a convolution; zbuf as in input_transform. */
+static void run_item(const wg_job *j, float *base, int item, float *zbuf)
 {
     const wg_geom *g = &j->g;
     int group = item / g->chunks, tr0 = (item % g->chunks) * g->rows, first = group * L;
     float *v = base + g->v, *m = base + g->m;
-    input_transform(j, first, tr0, v, base + g->d);
+    input_transform(j, first, tr0, v, base + g->d, zbuf);
     for (int xi = 0; xi < 36; xi++)
         del_cpu_sgemm(0, 0, g->co, (int)g->cols, g->ci, 1.0f, j->u + (size_t)xi * g->co * g->ci, g->ci,
                       v + (size_t)xi * g->ci * g->cols, (int)g->cols, 0.0f, m + (size_t)xi * g->co * g->cols,
@@ -454,7 +474,7 @@ static void wg_slots(void *ctx, int64_t begin, int64_t end)
     for (int64_t slot = begin; slot < end; slot++) {
         int s = (int)slot, lo = s * q + (s < r ? s : r), hi = lo + q + (s < r ? 1 : 0);
         for (int item = lo; item < hi; item++)
-            run_item(j, base0 + (size_t)s * j->g.total, item);
+            run_item(j, base0 + (size_t)s * j->g.total, item, NULL);
     }
 }
 
@@ -474,14 +494,6 @@ void del_cpu_wg_forward(const del_conv2d_shape *s, const float *x, const float *
     wg_run(&j);
 }
 
-void del_cpu_wg_backward_data(const del_conv2d_shape *s, const float *w, const float *dy, float *dx, void *ws)
-{
-    wg_job j = {.g = geom_of(s->n, s->c_out, s->c_in, s->h_in, s->w_in), .x = dy, .y = dx, .ws = ws};
-    float *u = ws_base(ws);
-    transform_weights(s->c_in, s->c_out, w, 1, u);
-    j.u = u;
-    wg_run(&j);
-}
 
 /* ---- weight gradient ----
  *
@@ -492,19 +504,6 @@ void del_cpu_wg_backward_data(const del_conv2d_shape *s, const float *w, const f
  * its slot's dU; the slots' dU are summed in slot order and taken back to
  * 3x3 kernels once. Tile outputs past the image and missing images have a
  * zero dy, so they add nothing. */
-
-/* A = AT^T: the six outputs z[0..5] of the four y[0..3]. */
-#define WG_A(y0, y1, y2, y3, z, zs)                            \
-    do {                                                       \
-        vec e02_ = (y0) + (y2), o13_ = (y1) + (y3);            \
-        vec e4_ = (y0) + 4.0f * (y2), o8_ = 2.0f * (y1) + 8.0f * (y3); \
-        (z)[0] = (y0);                                         \
-        (z)[(zs)] = e02_ + o13_;                               \
-        (z)[2 * (zs)] = e02_ - o13_;                           \
-        (z)[3 * (zs)] = e4_ + o8_;                             \
-        (z)[4 * (zs)] = e4_ - o8_;                             \
-        (z)[5 * (zs)] = (y3);                                  \
-    } while (0)
 
 /* Z[xi][c][t*L + lane] for the tiles of one chunk: each lane's 4x4 block
  * of dy, transposed into lanes, then A on its columns and rows. */
@@ -541,38 +540,62 @@ static void dy_transform(const wg_job *j, int first, int tr0, float *restrict zb
                 }
                 /* r[a*4 + b] = dy[a][b] of every lane */
                 transpose16(r);
-                vec tmp[6][4] __attribute__((aligned(64)));
-                for (int b = 0; b < 4; b++)
-                    WG_A(r[b], r[4 + b], r[8 + b], r[12 + b], &tmp[0][b], 4);
-                vec *dst = (vec *)zbuf + (size_t)c * (g->cols / L) + (size_t)rr * g->tc + t;
-                for (int i = 0; i < 6; i++)
-                    WG_A(tmp[i][0], tmp[i][1], tmp[i][2], tmp[i][3], dst + (size_t)(i * 6) * xs, xs);
+                a_transform(r, (vec *)zbuf + (size_t)c * (g->cols / L) + (size_t)rr * g->tc + t, xs);
             }
         }
 }
 
-/* A slot's partial dU [36][co][ci] sits after its V, Z and staging rows. */
-static float *slot_du(const wg_job *j, int slot)
+/* The backward pass runs both gradients chunk by chunk: the input gradient
+ * as a convolution of dy (geometry b: c_out -> c_in), whose gathered dy
+ * rows also give Z, then the input transform of x (geometry f) and the
+ * gemms into the slot's partial dU. A slot holds b's V, M and staging rows,
+ * then V of x, Z and dU. Both geometries have the same chunks and items. */
+typedef struct bw_slot {
+    size_t vx, z, du, total;
+} bw_slot;
+
+static bw_slot bw_slot_of(const wg_geom *b, const wg_geom *f)
 {
-    size_t stride = j->g.total + u_floats(j->g.ci, j->g.co);
-    return ws_base(j->ws) + u_floats(j->g.ci, j->g.co) + (size_t)slot * stride + j->g.total;
+    bw_slot l;
+    l.vx = b->total;
+    l.z = l.vx + round16((size_t)36 * f->ci * f->cols);
+    l.du = l.z + round16((size_t)36 * f->co * f->cols);
+    l.total = l.du + u_floats(f->ci, f->co);
+    return l;
 }
 
-static void wgrad_slots(void *ctx, int64_t begin, int64_t end)
+typedef struct wb_job {
+    wg_job d; /* input gradient: x = dy, y = dx, u = the rotated weights */
+    wg_job f; /* weight gradient: x = x, dy = dy */
+    bw_slot l;
+    int want_dx, want_dw;
+    float *dw;
+} wb_job;
+
+static float *bw_slot_base(const wb_job *b, int slot)
 {
-    const wg_job *j = ctx;
-    const wg_geom *g = &j->g;
+    return ws_base(b->d.ws) + u_floats(b->f.g.ci, b->f.g.co) + (size_t)slot * b->l.total;
+}
+
+static void backward_slots(void *ctx, int64_t begin, int64_t end)
+{
+    const wb_job *b = ctx;
+    const wg_geom *g = &b->f.g;
     int slots = slots_of(g), q = g->items / slots, r = g->items % slots;
-    size_t stride = g->total + u_floats(g->ci, g->co);
-    float *base0 = ws_base(j->ws) + u_floats(g->ci, g->co);
     for (int64_t slot = begin; slot < end; slot++) {
         int s = (int)slot, lo = s * q + (s < r ? s : r), hi = lo + q + (s < r ? 1 : 0);
-        float *base = base0 + (size_t)s * stride, *v = base + g->v, *z = base + g->m, *du = slot_du(j, s);
-        memset(du, 0, (size_t)36 * g->co * g->ci * sizeof(float));
+        float *base = bw_slot_base(b, s), *v = base + b->l.vx, *z = base + b->l.z, *du = base + b->l.du;
+        if (b->want_dw)
+            memset(du, 0, (size_t)36 * g->co * g->ci * sizeof(float));
         for (int item = lo; item < hi; item++) {
             int group = item / g->chunks, tr0 = (item % g->chunks) * g->rows, first = group * L;
-            input_transform(j, first, tr0, v, base + g->d);
-            dy_transform(j, first, tr0, z);
+            if (b->want_dx)
+                run_item(&b->d, base, item, b->want_dw ? z : NULL);
+            else
+                dy_transform(&b->f, first, tr0, z);
+            if (!b->want_dw)
+                continue;
+            input_transform(&b->f, first, tr0, v, base + b->d.g.d, NULL);
             for (int xi = 0; xi < 36; xi++)
                 del_cpu_sgemm(0, 1, g->co, g->ci, (int)g->cols, 1.0f, z + (size_t)xi * g->co * g->cols,
                               (int)g->cols, v + (size_t)xi * g->ci * g->cols, (int)g->cols, 1.0f,
@@ -581,18 +604,13 @@ static void wgrad_slots(void *ctx, int64_t begin, int64_t end)
     }
 }
 
-typedef struct wb_job {
-    const wg_job *j;
-    float *dw;
-} wb_job;
-
 /* Output channels [begin, end): dw[o][i] += G^T (sum over slots of dU) G,
  * the slots added in slot order, in double; blocks of input channels
  * together, one lane per channel. */
 static void wgrad_reduce(void *ctx, int64_t begin, int64_t end)
 {
     const wb_job *b = ctx;
-    const wg_geom *g = &b->j->g;
+    const wg_geom *g = &b->f.g;
     int slots = slots_of(g), ci = g->ci;
     for (int o = (int)begin; o < (int)end; o++)
         for (int i0 = 0; i0 < ci; i0 += WT_BLOCK) {
@@ -602,7 +620,7 @@ static void wgrad_reduce(void *ctx, int64_t begin, int64_t end)
                 for (int q = 0; q < nb; q++)
                     du[xi][q] = 0.0;
             for (int s = 0; s < slots; s++) {
-                const float *src = slot_du(b->j, s);
+                const float *src = bw_slot_base(b, s) + b->l.du;
                 for (int xi = 0; xi < 36; xi++) {
                     const float *row = src + ((size_t)xi * g->co + o) * ci + i0;
                     for (int q = 0; q < nb; q++)
@@ -626,10 +644,33 @@ static void wgrad_reduce(void *ctx, int64_t begin, int64_t end)
         }
 }
 
-void del_cpu_wg_backward_weights(const del_conv2d_shape *s, const float *x, const float *dy, float *dw, void *ws)
+void del_cpu_wg_backward(const del_conv2d_shape *s, const float *x, const float *w, const float *dy, float *dx,
+                         float *dw, void *ws)
 {
-    wg_job j = {.g = geom_of(s->n, s->c_in, s->c_out, s->h_in, s->w_in), .x = x, .dy = dy, .ws = ws};
-    del_parallel_for(slots_of(&j.g), wgrad_slots, &j);
-    wb_job b = {&j, dw};
-    del_parallel_for(s->c_out, wgrad_reduce, &b);
+    wb_job b = {.d = {.g = geom_of(s->n, s->c_out, s->c_in, s->h_in, s->w_in), .x = dy, .y = dx, .ws = ws},
+                .f = {.g = geom_of(s->n, s->c_in, s->c_out, s->h_in, s->w_in), .x = x, .dy = dy, .ws = ws},
+                .want_dx = dx != NULL, .want_dw = dw != NULL, .dw = dw};
+    if (!dx && !dw)
+        return;
+    b.l = bw_slot_of(&b.d.g, &b.f.g);
+    if (dx) {
+        float *u = ws_base(ws);
+        transform_weights(s->c_in, s->c_out, w, 1, u);
+        b.d.u = u;
+    }
+    del_parallel_for(slots_of(&b.f.g), backward_slots, &b);
+    if (dw)
+        del_parallel_for(s->c_out, wgrad_reduce, &b);
+}
+
+/* The larger of the two passes: forward (c_in -> c_out) and backward (see
+ * bw_slot_of), after the transformed weights. */
+size_t del_cpu_wg_workspace(const del_conv2d_shape *s)
+{
+    if (!del_cpu_wg_applies(s))
+        return 0;
+    wg_geom f = geom_of(s->n, s->c_in, s->c_out, s->h_in, s->w_in);
+    wg_geom b = geom_of(s->n, s->c_out, s->c_in, s->h_in, s->w_in);
+    size_t fs = (size_t)slots_of(&f) * f.total, bs = (size_t)slots_of(&f) * bw_slot_of(&b, &f).total;
+    return (u_floats(s->c_in, s->c_out) + (fs > bs ? fs : bs)) * sizeof(float) + 64;
 }

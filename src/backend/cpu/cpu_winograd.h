@@ -25,10 +25,10 @@ size_t del_cpu_wg_workspace(const del_conv2d_shape *s);
 void del_cpu_wg_forward(const del_conv2d_shape *s, const float *x, const float *w, const float *bias,
                         const float *scale, const float *shift, int relu, int pool, float *y, void *ws);
 
-/* dx (overwritten) = the input gradient of the convolution s from dy. */
-void del_cpu_wg_backward_data(const del_conv2d_shape *s, const float *w, const float *dy, float *dx, void *ws);
-
-/* dw += the weight gradient of the convolution s from its input x and dy. */
-void del_cpu_wg_backward_weights(const del_conv2d_shape *s, const float *x, const float *dy, float *dw, void *ws);
+/* The gradients of the convolution s from its input x and dy: dx (if not
+ * NULL) overwritten with the input gradient, dw (if not NULL) added to
+ * with the weight gradient. */
+void del_cpu_wg_backward(const del_conv2d_shape *s, const float *x, const float *w, const float *dy, float *dx,
+                         float *dw, void *ws);
 
 #endif
