@@ -13,6 +13,8 @@
  * padded gradient plane: no im2col and no col2im, which cost more than the
  * gemms' own packing (measured 2x on the forward, 3x on dx at 28x28, 32
  * channels). The weights are permuted to [k*k][c_out][c_in] once per call.
+ * (3x3 / stride 1 / pad 1 layers with 16 or more channels go to Winograd,
+ * cpu_winograd.c, for all three passes; see use_winograd.)
  * Few input channels (the first layer) make those gemms too thin; there a
  * wide im2col builds the usual [c_in*k*k, h_out*wp] column matrix, each
  * row one contiguous slice of the padded plane.

@@ -24,12 +24,14 @@
  *
  * The backward-data pass of such a layer is the same computation: a
  * 3x3 pad-1 convolution of dy with the weights rotated by 180 degrees and
- * c_in / c_out swapped.
+ * c_in / c_out swapped. The weight gradient (end of the file) shares its
+ * sweep over the chunks.
  *
  * Accuracy: besides the c_in-term sums of the direct method, each output
  * carries the rounding of the two transforms (entries up to 8 in A and 5
  * in B); tests/unit/backend/test_backend_winograd.c checks every output
- * against the elementwise forward-error bound of the whole computation. */
+ * (and every weight-gradient entry) against the elementwise forward-error
+ * bound of the whole computation. */
 #include <string.h>
 
 #if defined(__GNUC__) && !defined(__clang__)
