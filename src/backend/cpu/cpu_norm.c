@@ -201,6 +201,32 @@ static void bn_train_channels(void *ctx, int64_t begin, int64_t end)
     }
 }
 
+/* One contiguous range of channels per thread: the pool's finer chunks
+ * (a few channels each) made each image's run of memory short again and
+ * ran slower on two threads than on one. */
+typedef struct bn_split {
+    const bn_job *j;
+    del_range_fn fn;
+    int parts;
+} bn_split;
+
+static void bn_part(void *ctx, int64_t begin, int64_t end)
+{
+    const bn_split *b = ctx;
+    int64_t c = b->j->c;
+    for (int64_t p = begin; p < end; p++)
+        b->fn((void *)b->j, c * p / b->parts, c * (p + 1) / b->parts);
+}
+
+static void bn_run(const bn_job *j, del_range_fn fn)
+{
+    int parts = del_threads_count();
+    if (parts > j->c)
+        parts = j->c;
+    bn_split b = {j, fn, parts < 1 ? 1 : parts};
+    del_parallel_for(b.parts, bn_part, &b);
+}
+
 void del_cpu_batchnorm_forward_train(int n, int c, int hw, const float *x, const float *gamma,
                                      const float *beta, float eps, float momentum, float *running_mean,
                                      float *running_var, int relu, float *y, float *save_mean,
@@ -209,7 +235,7 @@ void del_cpu_batchnorm_forward_train(int n, int c, int hw, const float *x, const
     bn_job j = {.n = n, .c = c, .hw = hw, .x = x, .gamma = gamma, .beta = beta, .eps = eps,
                 .momentum = momentum, .rmean = running_mean, .rvar = running_var, .relu = relu, .y = y,
                 .out_mean = save_mean, .out_invstd = save_invstd};
-    del_parallel_for(c, bn_train_channels, &j);
+    bn_run(&j, bn_train_channels);
 }
 
 static void bn_eval_channels(void *ctx, int64_t begin, int64_t end)
@@ -285,5 +311,5 @@ void del_cpu_batchnorm_backward(int n, int c, int hw, const float *x, const floa
 {
     bn_job j = {.n = n, .c = c, .hw = hw, .x = x, .dy = dy, .gamma = gamma, .beta = beta, .relu = relu != 0,
                 .save_mean = save_mean, .save_invstd = save_invstd, .dx = dx, .dgamma = dgamma, .dbeta = dbeta};
-    del_parallel_for(c, bn_backward_channels, &j);
+    bn_run(&j, bn_backward_channels);
 }
