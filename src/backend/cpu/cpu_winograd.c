@@ -508,7 +508,9 @@ void del_cpu_wg_forward(const del_conv2d_shape *s, const float *x, const float *
  * zero dy, so they add nothing. */
 
 /* Z[xi][c][t*L + lane] for the tiles of one chunk: each lane's 4x4 block
- * of dy, transposed into lanes, then A on its columns and rows. */
+ * of dy, transposed into lanes, then A on its columns and rows. Only when
+ * no input gradient is wanted; otherwise input_transform makes Z from the
+ * dy rows it gathers anyway. */
 WG_CLONES
 static void dy_transform(const wg_job *j, int first, int tr0, float *restrict zbuf)
 {
@@ -524,7 +526,7 @@ static void dy_transform(const wg_job *j, int first, int tr0, float *restrict zb
                 vec r[16] __attribute__((aligned(64)));
                 for (int lane = 0; lane < L; lane++) {
                     float *blk = (float *)&r[lane];
-                    if (lane >= nl || nh <= 0) {
+                    if (lane >= nl) {
                         memset(blk, 0, sizeof(vec));
                         continue;
                     }
