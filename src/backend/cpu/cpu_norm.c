@@ -241,11 +241,18 @@ void del_cpu_batchnorm_forward_train(int n, int c, int hw, const float *x, const
 static void bn_eval_channels(void *ctx, int64_t begin, int64_t end)
 {
     const bn_job *j = ctx;
-    for (int ch = (int)begin; ch < (int)end; ch++) {
-        float scale = j->gamma[ch] / sqrtf(j->rvar_in[ch] + j->eps);
-        float sh = j->beta[ch] - j->rmean_in[ch] * scale;
+    for (int c0 = (int)begin; c0 < (int)end; c0 += BN_BLOCK) {
+        int nc = (int)end - c0 < BN_BLOCK ? (int)end - c0 : BN_BLOCK;
+        float scale[BN_BLOCK], sh[BN_BLOCK];
+        for (int k = 0; k < nc; k++) {
+            int ch = c0 + k;
+            scale[k] = j->gamma[ch] / sqrtf(j->rvar_in[ch] + j->eps);
+            sh[k] = j->beta[ch] - j->rmean_in[ch] * scale[k];
+        }
         for (int i = 0; i < j->n; i++)
-            plane_affine(plane(j, j->x, i, ch), (float *)plane(j, j->y, i, ch), j->hw, scale, sh, j->relu);
+            for (int k = 0; k < nc; k++)
+                plane_affine(plane(j, j->x, i, c0 + k), (float *)plane(j, j->y, i, c0 + k), j->hw, scale[k], sh[k],
+                             j->relu);
     }
 }
 
@@ -255,7 +262,7 @@ void del_cpu_batchnorm_forward_eval(int n, int c, int hw, const float *x, const 
 {
     bn_job j = {.n = n, .c = c, .hw = hw, .x = x, .gamma = gamma, .beta = beta, .rmean_in = running_mean,
                 .rvar_in = running_var, .eps = eps, .relu = relu, .y = y};
-    del_parallel_for(c, bn_eval_channels, &j);
+    bn_run(&j, bn_eval_channels);
 }
 
 static void bn_backward_channels(void *ctx, int64_t begin, int64_t end)
