@@ -73,6 +73,31 @@ static const double G[6][3] = {
     {0, 0, 1},
 };
 
+/* |B^T| |d| |B| of the 6x6 input block of tile (ty, tx) of one h x w plane
+ * (zero outside the plane), into v[36]. */
+static void abs_input_tile(const float *plane, int h, int w, int ty, int tx, double *v)
+{
+    double d[6][6], t[6][6];
+    for (int a = 0; a < 6; a++)
+        for (int b = 0; b < 6; b++) {
+            int y = 4 * ty + a - 1, x = 4 * tx + b - 1;
+            d[a][b] = y < 0 || y >= h || x < 0 || x >= w ? 0 : fabs(plane[(size_t)y * w + x]);
+        }
+    for (int a = 0; a < 6; a++)
+        for (int b = 0; b < 6; b++) {
+            t[a][b] = 0;
+            for (int k = 0; k < 6; k++)
+                t[a][b] += fabs(BT[a][k]) * d[k][b];
+        }
+    for (int a = 0; a < 6; a++)
+        for (int b = 0; b < 6; b++) {
+            double acc = 0;
+            for (int k = 0; k < 6; k++)
+                acc += t[a][k] * fabs(BT[b][k]);
+            v[a * 6 + b] = acc;
+        }
+}
+
 /* A same-size 3x3 convolution in double: out[i][o] = sum_c sum_kh,kw k(o, c, kh, kw) * in[i][c][y+kh-1][x+kw-1],
  * and its Winograd error bound. k(o, c) is w[o][c] or, when flip, w[c][o] rotated by 180 degrees
  * (the backward-data convolution). in has ci channels, out co. */
@@ -100,29 +125,8 @@ static void reference(int n, int ci, int co, int h, int w, const float *in, cons
     for (int i = 0; i < n; i++)
         for (int ty = 0; ty < th; ty++)
             for (int tx = 0; tx < tw; tx++) {
-                for (int c = 0; c < ci; c++) {
-                    double d[6][6], t[6][6];
-                    for (int a = 0; a < 6; a++)
-                        for (int b = 0; b < 6; b++) {
-                            int y = 4 * ty + a - 1, x = 4 * tx + b - 1;
-                            d[a][b] = y < 0 || y >= h || x < 0 || x >= w
-                                          ? 0
-                                          : fabs(in[(((size_t)i * ci + c) * h + y) * w + x]);
-                        }
-                    for (int a = 0; a < 6; a++)
-                        for (int b = 0; b < 6; b++) {
-                            t[a][b] = 0;
-                            for (int k = 0; k < 6; k++)
-                                t[a][b] += fabs(BT[a][k]) * d[k][b];
-                        }
-                    for (int a = 0; a < 6; a++)
-                        for (int b = 0; b < 6; b++) {
-                            double acc = 0;
-                            for (int k = 0; k < 6; k++)
-                                acc += t[a][k] * fabs(BT[b][k]);
-                            va[(size_t)c * 36 + a * 6 + b] = acc;
-                        }
-                }
+                for (int c = 0; c < ci; c++)
+                    abs_input_tile(in + ((size_t)i * ci + c) * h * w, h, w, ty, tx, va + (size_t)c * 36);
                 for (int o = 0; o < co; o++) {
                     double m[36] = {0};
                     for (int c = 0; c < ci; c++)
@@ -293,29 +297,8 @@ static void reference_dw(const wg_case *c, const float *x, const float *dy, doub
                             za[(size_t)o * 36 + r * 6 + q] = v;
                         }
                 }
-                for (int cc = 0; cc < ci; cc++) {
-                    double d[6][6], t[6][6];
-                    for (int a = 0; a < 6; a++)
-                        for (int b = 0; b < 6; b++) {
-                            int y = 4 * ty + a - 1, xx = 4 * tx + b - 1;
-                            d[a][b] = y < 0 || y >= h || xx < 0 || xx >= w
-                                          ? 0
-                                          : fabs(x[(((size_t)i * ci + cc) * h + y) * w + xx]);
-                        }
-                    for (int a = 0; a < 6; a++)
-                        for (int b = 0; b < 6; b++) {
-                            t[a][b] = 0;
-                            for (int k = 0; k < 6; k++)
-                                t[a][b] += fabs(BT[a][k]) * d[k][b];
-                        }
-                    for (int a = 0; a < 6; a++)
-                        for (int b = 0; b < 6; b++) {
-                            double v = 0;
-                            for (int k = 0; k < 6; k++)
-                                v += t[a][k] * fabs(BT[b][k]);
-                            va[(size_t)cc * 36 + a * 6 + b] = v;
-                        }
-                }
+                for (int cc = 0; cc < ci; cc++)
+                    abs_input_tile(x + ((size_t)i * ci + cc) * h * w, h, w, ty, tx, va + (size_t)cc * 36);
                 for (int o = 0; o < co; o++)
                     for (int cc = 0; cc < ci; cc++)
                         for (int e = 0; e < 36; e++)
