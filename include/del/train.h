@@ -202,9 +202,12 @@ DEL_API del_status del_trainer_set_progress(del_trainer *trainer, del_progress_f
  * trainer or be removed, and must be neither changed nor used elsewhere
  * while a fit runs, since the prefetch thread reads it); NULL removes it.
  * Each step's batch is del_augment_batch(aug, labeled, indices, batch,
- * epoch, step) where epoch is the epoch of the batch's first image in the
- * trainer's batch order and step the number of steps taken since the
- * trainer was made or its seed set (0-based, continuing across fits).
+ * epoch, step) except that each image's stream is keyed by the epoch that
+ * image was drawn in (a batch that runs past the end of an epoch holds
+ * images of two epochs): image i gets (seed, its epoch, indices[i]), the
+ * batch steps (seed, epoch of the first image, step), where step is the
+ * number of steps taken since the trainer was made or its seed set
+ * (0-based, continuing across fits).
  * With a pipeline the loss is always del_loss_soft_cross_entropy on the
  * pipeline's soft labels: mixed by CutMix/MixUp steps, one-hot otherwise,
  * where it equals the hard cross-entropy bit for bit (label smoothing, if

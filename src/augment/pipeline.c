@@ -463,6 +463,7 @@ typedef struct batch_ctx {
     const del_augment *aug;
     const del_dataset *ds;
     const int64_t *indices;
+    const int64_t *epochs; /* per image, or NULL: all `epoch` */
     uint64_t epoch;
     int oh, ow;
     size_t scratch_bytes;
@@ -484,7 +485,8 @@ static void batch_range(void *arg, int64_t begin, int64_t end)
     const size_t plane = (size_t)ctx->oh * (size_t)ctx->ow;
     for (int64_t i = begin; i < end; i++) {
         del_rng r;
-        del_rng_seed_stream(&r, ctx->aug->seed, ctx->epoch, (uint64_t)ctx->indices[i]);
+        const uint64_t epoch = ctx->epochs ? (uint64_t)ctx->epochs[i] : ctx->epoch;
+        del_rng_seed_stream(&r, ctx->aug->seed, epoch, (uint64_t)ctx->indices[i]);
         run_img im = {.cur = ds->images + (size_t)ctx->indices[i] * ds->image_bytes,
                       .buf = {buf, buf + ctx->scratch_bytes},
                       .h = ds->height,
@@ -552,9 +554,10 @@ static del_status check_batch_args(const del_augment *aug, const del_dataset *ds
     return DEL_OK;
 }
 
-DEL_API del_status del_augment_batch(del_augment *aug, const del_dataset *ds, const int64_t *indices, int64_t n,
-                                     uint64_t epoch, uint64_t batch_no, const float *mean, const float *std,
-                                     del_tensor *x, del_tensor *soft_labels, int num_classes)
+del_status del_augment_batch_epochs(del_augment *aug, const del_dataset *ds, const int64_t *indices,
+                                   const int64_t *epochs, int64_t n, uint64_t epoch, uint64_t batch_no,
+                                   const float *mean, const float *std, del_tensor *x, del_tensor *soft_labels,
+                                   int num_classes)
 {
     int oh, ow;
     size_t max_px;
@@ -565,8 +568,9 @@ DEL_API del_status del_augment_batch(del_augment *aug, const del_dataset *ds, co
     const int c = ds->channels;
     float lut[3][256];
     del_normalize_lut(lut, c, mean, std);
-    batch_ctx ctx = {.aug = aug, .ds = ds, .indices = indices, .epoch = epoch, .oh = oh, .ow = ow,
-                     .scratch_bytes = max_px * (size_t)c, .lut = (const float(*)[256])lut, .x = x->data};
+    batch_ctx ctx = {.aug = aug, .ds = ds, .indices = indices, .epochs = epochs, .epoch = epoch, .oh = oh,
+                     .ow = ow, .scratch_bytes = max_px * (size_t)c, .lut = (const float(*)[256])lut,
+                     .x = x->data};
     atomic_init(&ctx.status, DEL_OK);
     del_parallel_for(n, batch_range, &ctx);
     st = (del_status)atomic_load(&ctx.status);
@@ -583,4 +587,12 @@ DEL_API del_status del_augment_batch(del_augment *aug, const del_dataset *ds, co
     }
     del_augment_run_batch_steps(aug, x->data, soft, n, c, oh, ow, num_classes, epoch, batch_no);
     return DEL_OK;
+}
+
+DEL_API del_status del_augment_batch(del_augment *aug, const del_dataset *ds, const int64_t *indices, int64_t n,
+                                     uint64_t epoch, uint64_t batch_no, const float *mean, const float *std,
+                                     del_tensor *x, del_tensor *soft_labels, int num_classes)
+{
+    return del_augment_batch_epochs(aug, ds, indices, NULL, n, epoch, batch_no, mean, std, x, soft_labels,
+                                    num_classes);
 }

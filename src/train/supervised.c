@@ -11,6 +11,7 @@
 
 #include "del.h"
 #include "core/error.h"
+#include "augment/augment_internal.h"
 #include "core/rng.h"
 #include "train/supervised_internal.h"
 
@@ -31,6 +32,7 @@ static void free_slots(del_trainer *tr)
         del_tensor_free(b->y);
         del_tensor_free(b->soft);
         free(b->idx);
+        free(b->epochs);
         memset(b, 0, sizeof *b);
     }
     tr->nslots = 0;
@@ -54,7 +56,8 @@ static del_status ensure_slots(del_trainer *tr, int n, int soft, const char *fun
             st = soft ? del_tensor_new(&b->soft, DEL_DTYPE_F32, 2, sshape)
                       : del_tensor_new(&b->y, DEL_DTYPE_I32, 1, yshape);
         b->idx = malloc((size_t)tr->batch * sizeof *b->idx);
-        if (st == DEL_OK && !b->idx)
+        b->epochs = malloc((size_t)tr->batch * sizeof *b->epochs);
+        if (st == DEL_OK && (!b->idx || !b->epochs))
             st = del_error(DEL_ENOMEM, "%s: out of memory for a batch of %d", func, tr->batch);
         /* counted first, so that free_slots releases a half-made slot */
         tr->nslots++;
@@ -481,13 +484,12 @@ DEL_API del_status del_trainer_set_prefetch(del_trainer *trainer, int depth)
     return DEL_OK;
 }
 
-/* Draws the next batch's dataset indices at *cur: positions continue
- * through the current epoch's permutation, and a batch that reaches its end
- * carries on into the next epoch's. Each permutation depends only on
- * (seed, epoch). Returns the epoch of the batch's first image. */
-static int64_t draw_batch(del_trainer *tr, order_cursor *cur, int64_t *idx)
+/* Draws the next batch's dataset indices at *cur, and the epoch each
+ * one belongs to: positions continue through the current epoch's
+ * permutation, and a batch that reaches its end carries on into the next
+ * epoch's. Each permutation depends only on (seed, epoch). */
+static void draw_batch(del_trainer *tr, order_cursor *cur, int64_t *idx, int64_t *epochs)
 {
-    int64_t first_epoch = 0;
     for (int i = 0; i < tr->batch; i++) {
         if (cur->pos == tr->pool_n) {
             cur->epoch++;
@@ -501,11 +503,9 @@ static int64_t draw_batch(del_trainer *tr, order_cursor *cur, int64_t *idx)
             del_rng_shuffle_i64(&r, tr->perm, tr->pool_n);
             tr->perm_epoch = cur->epoch;
         }
-        if (i == 0)
-            first_epoch = cur->epoch;
+        epochs[i] = cur->epoch;
         idx[i] = tr->pool[tr->perm[cur->pos++]];
     }
-    return first_epoch;
 }
 
 /* The prefetcher's fill: runs on the producer thread during a fit, and is
@@ -514,11 +514,11 @@ static del_status fill_batch(void *ctx, int slot, int64_t step)
 {
     del_trainer *tr = ctx;
     batch_slot *b = &tr->slots[slot];
-    const int64_t epoch = draw_batch(tr, &tr->draw, b->idx);
+    draw_batch(tr, &tr->draw, b->idx, b->epochs);
     b->after = tr->draw;
     if (tr->aug)
-        return del_augment_batch(tr->aug, tr->data, b->idx, tr->batch, (uint64_t)epoch, (uint64_t)step, tr->mean,
-                                 tr->std, b->x, b->soft, tr->num_outputs);
+        return del_augment_batch_epochs(tr->aug, tr->data, b->idx, b->epochs, tr->batch, (uint64_t)b->epochs[0],
+                                        (uint64_t)step, tr->mean, tr->std, b->x, b->soft, tr->num_outputs);
     return del_dataset_batch(tr->data, b->idx, tr->batch, tr->mean, tr->std, b->x, b->y);
 }
 

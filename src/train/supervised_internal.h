@@ -22,6 +22,7 @@ typedef struct batch_slot {
     del_tensor *y;      /* i32 [batch] labels, without a pipeline */
     del_tensor *soft;   /* f32 [batch, outputs] soft labels, with one */
     int64_t *idx;
+    int64_t *epochs;    /* the epoch each image was drawn in */
     order_cursor after; /* the order once this batch is drawn */
 } batch_slot;
 

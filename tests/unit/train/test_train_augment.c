@@ -247,6 +247,45 @@ START_TEST(test_each_step_trains_on_the_pipelines_images_of_its_epoch)
 }
 END_TEST
 
+START_TEST(test_a_batch_across_an_epoch_boundary_keys_each_image_by_its_own_epoch)
+{
+    /* Batches of 8 from 12 labeled images: step 1 holds the last 4 images
+     * of epoch 0 and the first 4 of epoch 1. From zeroed weights each
+     * image's gradient is its own, so 8 times the sum of the three steps'
+     * updates is 12 times the sum of the two epochs' whole-set updates,
+     * whatever order the images come in, if and only if every image is
+     * augmented with the stream of the epoch it was drawn in. */
+    enum { NP = SK * SH * SW + SK };
+    del_dataset *ds = small_dataset();
+    del_model *m = small_model();
+    del_augment *aug = NULL;
+    ck_assert_del_ok(del_augment_new(&aug));
+    ck_assert_del_ok(del_augment_set_seed(aug, 23));
+    ck_assert_del_ok(del_augment_add_random_crop(aug, SH, SW, 2, 0));
+    ck_assert_del_ok(del_augment_add_flip_h(aug, 0.5f));
+    del_trainer *tr = small_trainer(m, ds, 8);
+    ck_assert_del_ok(del_trainer_set_augment(tr, aug));
+    double want[2][NP], got[NP] = {0};
+    expected_first_step(aug, ds, 0, want[0]);
+    expected_first_step(aug, ds, 1, want[1]);
+    for (int step = 0; step < 3; step++) {
+        memset(del_model_params(m), 0, NP * sizeof(float));
+        ck_assert_del_ok(del_trainer_fit(tr, 1));
+        const float *p = del_model_params(m);
+        for (int j = 0; j < NP; j++)
+            got[j] += 8.0 * p[j];
+    }
+    for (int j = 0; j < NP; j++) {
+        const double expect = 12.0 * (want[0][j] + want[1][j]);
+        ck_assert_msg(fabs(got[j] - expect) < 1e-5, "param %d: %.7f, expected %.7f", j, got[j], expect);
+    }
+    del_trainer_free(tr);
+    del_model_free(m);
+    del_augment_free(aug);
+    del_dataset_free(ds);
+}
+END_TEST
+
 /* Weights of a zero-initialised small model after the given fits, with a
  * crop + flip + CutMix pipeline (so that the batch number matters). A
  * positive cancel_at cancels the first fit after that step. */
@@ -441,6 +480,7 @@ static Suite *train_augment_suite(void)
     TCase *small = tcase_create("small");
     tcase_set_timeout(small, 60);
     tcase_add_test(small, test_each_step_trains_on_the_pipelines_images_of_its_epoch);
+    tcase_add_test(small, test_a_batch_across_an_epoch_boundary_keys_each_image_by_its_own_epoch);
     tcase_add_test(small, test_cancel_while_prefetching_returns_canceled_and_keeps_the_batch_order);
     tcase_add_test(small, test_removing_the_pipeline_trains_on_the_plain_images);
     tcase_add_test(small, test_pipeline_whose_output_differs_from_the_model_input_is_rejected);
