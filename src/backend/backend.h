@@ -80,11 +80,16 @@ typedef struct del_backend {
      * invstd = 1/sqrt(var + eps), then y = max(y, 0) if relu is non-zero (a
      * fused relu); running_mean/var updated with momentum using the unbiased
      * variance (PyTorch); save_mean/save_invstd [c] kept for backward;
-     * y must not overlap x */
+     * y must not overlap x. ws: batchnorm_workspace(n, c) bytes, or NULL
+     * (slower on several threads; the same bits either way) */
     void (*batchnorm_forward_train)(int n, int c, int hw, const float *x, const float *gamma,
                                     const float *beta, float eps, float momentum,
                                     float *running_mean, float *running_var, int relu, float *y,
-                                    float *save_mean, float *save_invstd);
+                                    float *save_mean, float *save_invstd, void *ws);
+
+    /* bytes of scratch for the training-mode batchnorm of n images of c
+     * channels (forward and backward), 8-byte aligned */
+    size_t (*batchnorm_workspace)(int n, int c);
 
     /* eval-mode batchnorm with running statistics, then max(y, 0) if relu
      * is non-zero; y must not overlap x */
@@ -98,10 +103,11 @@ typedef struct del_backend {
      * > 0 and 0 elsewhere, the sign recomputed from x, gamma, beta and the
      * saved statistics with the forward's float expressions (bit-exact, and
      * one stream less to read than the output); beta is only read then
-     * (may be NULL otherwise). dx must not overlap any input */
+     * (may be NULL otherwise). dx must not overlap any input; ws as in
+     * batchnorm_forward_train */
     void (*batchnorm_backward)(int n, int c, int hw, const float *x, const float *dy, const float *gamma,
                                const float *beta, int relu, const float *save_mean,
-                               const float *save_invstd, float *dx, float *dgamma, float *dbeta);
+                               const float *save_invstd, float *dx, float *dgamma, float *dbeta, void *ws);
 
     /* y = max(x, 0) elementwise (x == y allowed) */
     void (*relu_forward)(int64_t count, const float *x, float *y);

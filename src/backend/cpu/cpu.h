@@ -29,13 +29,14 @@ void del_cpu_maxpool2d_backward(const del_pool_shape *s, const float *dy, const 
 void del_cpu_batchnorm_forward_train(int n, int c, int hw, const float *x, const float *gamma,
                                      const float *beta, float eps, float momentum, float *running_mean,
                                      float *running_var, int relu, float *y, float *save_mean,
-                                     float *save_invstd);
+                                     float *save_invstd, void *ws);
+size_t del_cpu_batchnorm_workspace(int n, int c);
 void del_cpu_batchnorm_forward_eval(int n, int c, int hw, const float *x, const float *gamma,
                                     const float *beta, const float *running_mean, const float *running_var,
                                     float eps, int relu, float *y);
 void del_cpu_batchnorm_backward(int n, int c, int hw, const float *x, const float *dy, const float *gamma,
                                 const float *beta, int relu, const float *save_mean, const float *save_invstd,
-                                float *dx, float *dgamma, float *dbeta);
+                                float *dx, float *dgamma, float *dbeta, void *ws);
 
 void del_cpu_relu_forward(int64_t count, const float *x, float *y);
 void del_cpu_relu_backward(int64_t count, const float *y, const float *dy, float *dx);

@@ -6,7 +6,7 @@
 
 /* Pins the table's size: a new entry in del_backend must be added here too
  * (and in every other backend). */
-_Static_assert(sizeof(del_backend) == 23 * sizeof(void *), "del_backend changed: update del_cpu_backend");
+_Static_assert(sizeof(del_backend) == 24 * sizeof(void *), "del_backend changed: update del_cpu_backend");
 
 /* OpenBLAS always runs single-threaded: the library's pool parallelises
  * around it over a decomposition fixed by the shapes, which keeps results
@@ -88,6 +88,7 @@ const del_backend del_cpu_backend = {
     .maxpool2d_forward = del_cpu_maxpool2d_forward,                   /* cpu_pool.c */
     .maxpool2d_backward = del_cpu_maxpool2d_backward,                 /* scatter through argmax */
     .batchnorm_forward_train = del_cpu_batchnorm_forward_train,       /* cpu_norm.c */
+    .batchnorm_workspace = del_cpu_batchnorm_workspace,               /* per-image plane sums */
     .batchnorm_forward_eval = del_cpu_batchnorm_forward_eval,         /* running statistics */
     .batchnorm_backward = del_cpu_batchnorm_backward,                 /* batch-statistics gradient */
     .relu_forward = del_cpu_relu_forward,                             /* cpu_eltwise.c */

@@ -1,6 +1,13 @@
-/* Batch normalisation over [n, c, hw], parallel over channels: each
- * channel's statistics are summed by one task in a fixed order (8 float
- * lanes within a plane, planes added in double in image order). */
+/* Batch normalisation over [n, c, hw]. Each channel's statistics are
+ * summed in one fixed order: 8 float lanes within a plane, the planes'
+ * sums added in double in image order.
+ *
+ * Two ways to run a pass, with the same bits: with a workspace, in
+ * parallel over images (each plane's sum into the workspace, then the
+ * sums added per channel in image order), so that a thread reads the
+ * images it wrote in the layer before (the pool gives each thread the
+ * same share of every pass) and finds them in its own cache; without
+ * one, in parallel over channels, each channel summed by one task. */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -142,6 +149,8 @@ typedef struct bn_job {
     float eps, momentum;
     int relu;
     float *y, *dx, *rmean, *rvar, *out_mean, *out_invstd, *dgamma, *dbeta;
+    double *ps, *pt; /* image-parallel passes: per (image, channel) plane sums, [n][c] */
+    float *fk, *fa, *fb; /* and the backward's dx coefficients per channel */
 } bn_job;
 
 static const float *plane(const bn_job *j, const float *base, int i, int ch)
@@ -149,7 +158,68 @@ static const float *plane(const bn_job *j, const float *base, int i, int ch)
     return base + ((size_t)i * j->c + ch) * j->hw;
 }
 
-/* Channels are handled in blocks, each pass going image by image through
+/* ---- per-channel steps shared by both ways ---- */
+
+/* The shift of channel ch's sums: its first element. Two passes (sum,
+ * then squares about the mean): the one-pass formula loses the variance
+ * of activations with a large mean; the shift keeps the float partial
+ * sums small. */
+static float bn_shift(const bn_job *j, int ch)
+{
+    return j->x[(size_t)ch * j->hw];
+}
+
+static float bn_mean(float shift, double sum, double count)
+{
+    return (float)(shift + sum / count);
+}
+
+/* From the mean and the sum of squares about it: the running statistics,
+ * the saved mean and invstd, and the affine map y = x * scale + sh. */
+static void bn_finish_channel(const bn_job *j, int ch, float m, double sq, double count, float *scale, float *sh)
+{
+    double var = sq / count;
+    float invstd = (float)(1.0 / sqrt(var + j->eps));
+    *scale = j->gamma[ch] * invstd;
+    *sh = j->beta[ch] - m * *scale;
+    /* PyTorch updates the running variance with the unbiased estimate */
+    double unbiased = count > 1 ? sq / (count - 1) : var;
+    j->rmean[ch] = (1.0f - j->momentum) * j->rmean[ch] + j->momentum * m;
+    j->rvar[ch] = (1.0f - j->momentum) * j->rvar[ch] + j->momentum * (float)unbiased;
+    j->out_mean[ch] = m;
+    j->out_invstd[ch] = invstd;
+}
+
+/* The forward's fused relu, recomputed with its float expressions. */
+static relu_mask bn_mask(const bn_job *j, int ch)
+{
+    relu_mask rm = {0, 0.0f, 0.0f};
+    if (j->relu) {
+        rm.on = 1;
+        rm.sc = j->gamma[ch] * j->save_invstd[ch];
+        rm.sh = j->beta[ch] - j->save_mean[ch] * rm.sc;
+    }
+    return rm;
+}
+
+/* The parameter gradients of channel ch from its gradient sums, and dx's
+ * coefficients: dx = gamma*invstd * (dy - mean(dy) - xhat * mean(dy*xhat))
+ * as dx = k*dy + a*x + b, so that one pass suffices. */
+static void bn_finish_grad(const bn_job *j, int ch, double sdy, double sdyx, double count, float *fk, float *a,
+                           float *b)
+{
+    float m = j->save_mean[ch], is = j->save_invstd[ch];
+    j->dgamma[ch] += (float)(sdyx * is);
+    j->dbeta[ch] += (float)sdy;
+    double kk = (double)j->gamma[ch] * is, mdy = sdy / count, mdyx = sdyx * is / count;
+    *fk = (float)kk;
+    *a = (float)(-kk * is * mdyx);
+    *b = (float)(-kk * mdy + kk * is * mdyx * m);
+}
+
+/* ---- parallel over channels (no workspace) ----
+ *
+ * Channels are handled in blocks, each pass going image by image through
  * the block's planes: one contiguous run of memory per image, which the
  * hardware prefetcher follows (a channel's planes alone are short runs
  * c * hw floats apart, and walking them measured 2-3x slower). Every
@@ -165,11 +235,8 @@ static void bn_train_channels(void *ctx, int64_t begin, int64_t end)
         int nc = (int)end - c0 < BN_BLOCK ? (int)end - c0 : BN_BLOCK;
         double sum[BN_BLOCK], sq[BN_BLOCK];
         float shift[BN_BLOCK], m[BN_BLOCK], scale[BN_BLOCK], sh[BN_BLOCK];
-        /* Two passes: the one-pass formula loses the variance of
-         * activations with a large mean. Shifting by the first element
-         * keeps the float partial sums small. */
         for (int k = 0; k < nc; k++) {
-            shift[k] = j->x[(size_t)(c0 + k) * j->hw];
+            shift[k] = bn_shift(j, c0 + k);
             sum[k] = 0.0;
             sq[k] = 0.0;
         }
@@ -177,65 +244,17 @@ static void bn_train_channels(void *ctx, int64_t begin, int64_t end)
             for (int k = 0; k < nc; k++)
                 sum[k] += plane_sum(plane(j, j->x, i, c0 + k), j->hw, shift[k]);
         for (int k = 0; k < nc; k++)
-            m[k] = (float)(shift[k] + sum[k] / count);
+            m[k] = bn_mean(shift[k], sum[k], count);
         for (int i = 0; i < j->n; i++)
             for (int k = 0; k < nc; k++)
                 sq[k] += plane_sq(plane(j, j->x, i, c0 + k), j->hw, m[k]);
-        for (int k = 0; k < nc; k++) {
-            int ch = c0 + k;
-            double var = sq[k] / count;
-            float invstd = (float)(1.0 / sqrt(var + j->eps));
-            scale[k] = j->gamma[ch] * invstd;
-            sh[k] = j->beta[ch] - m[k] * scale[k];
-            /* PyTorch updates the running variance with the unbiased estimate */
-            double unbiased = count > 1 ? sq[k] / (count - 1) : var;
-            j->rmean[ch] = (1.0f - j->momentum) * j->rmean[ch] + j->momentum * m[k];
-            j->rvar[ch] = (1.0f - j->momentum) * j->rvar[ch] + j->momentum * (float)unbiased;
-            j->out_mean[ch] = m[k];
-            j->out_invstd[ch] = invstd;
-        }
+        for (int k = 0; k < nc; k++)
+            bn_finish_channel(j, c0 + k, m[k], sq[k], count, &scale[k], &sh[k]);
         for (int i = 0; i < j->n; i++)
             for (int k = 0; k < nc; k++)
                 plane_affine(plane(j, j->x, i, c0 + k), (float *)plane(j, j->y, i, c0 + k), j->hw, scale[k], sh[k],
                              j->relu);
     }
-}
-
-/* One contiguous range of channels per thread: the pool's finer chunks
- * (a few channels each) made each image's run of memory short again and
- * ran slower on two threads than on one. */
-typedef struct bn_split {
-    const bn_job *j;
-    del_range_fn fn;
-    int parts;
-} bn_split;
-
-static void bn_part(void *ctx, int64_t begin, int64_t end)
-{
-    const bn_split *b = ctx;
-    int64_t c = b->j->c;
-    for (int64_t p = begin; p < end; p++)
-        b->fn((void *)b->j, c * p / b->parts, c * (p + 1) / b->parts);
-}
-
-static void bn_run(const bn_job *j, del_range_fn fn)
-{
-    int parts = del_threads_count();
-    if (parts > j->c)
-        parts = j->c;
-    bn_split b = {j, fn, parts < 1 ? 1 : parts};
-    del_parallel_for(b.parts, bn_part, &b);
-}
-
-void del_cpu_batchnorm_forward_train(int n, int c, int hw, const float *x, const float *gamma,
-                                     const float *beta, float eps, float momentum, float *running_mean,
-                                     float *running_var, int relu, float *y, float *save_mean,
-                                     float *save_invstd)
-{
-    bn_job j = {.n = n, .c = c, .hw = hw, .x = x, .gamma = gamma, .beta = beta, .eps = eps,
-                .momentum = momentum, .rmean = running_mean, .rvar = running_var, .relu = relu, .y = y,
-                .out_mean = save_mean, .out_invstd = save_invstd};
-    bn_run(&j, bn_train_channels);
 }
 
 static void bn_eval_channels(void *ctx, int64_t begin, int64_t end)
@@ -256,15 +275,6 @@ static void bn_eval_channels(void *ctx, int64_t begin, int64_t end)
     }
 }
 
-void del_cpu_batchnorm_forward_eval(int n, int c, int hw, const float *x, const float *gamma,
-                                    const float *beta, const float *running_mean, const float *running_var,
-                                    float eps, int relu, float *y)
-{
-    bn_job j = {.n = n, .c = c, .hw = hw, .x = x, .gamma = gamma, .beta = beta, .rmean_in = running_mean,
-                .rvar_in = running_var, .eps = eps, .relu = relu, .y = y};
-    bn_run(&j, bn_eval_channels);
-}
-
 static void bn_backward_channels(void *ctx, int64_t begin, int64_t end)
 {
     const bn_job *j = ctx;
@@ -275,15 +285,7 @@ static void bn_backward_channels(void *ctx, int64_t begin, int64_t end)
         relu_mask rm[BN_BLOCK];
         float fk[BN_BLOCK], a[BN_BLOCK], b[BN_BLOCK];
         for (int k = 0; k < nc; k++) {
-            int ch = c0 + k;
-            float m = j->save_mean[ch], is = j->save_invstd[ch];
-            rm[k] = (relu_mask){0, 0.0f, 0.0f};
-            if (j->relu) {
-                /* exactly as bn_train_channels computed them */
-                rm[k].on = 1;
-                rm[k].sc = j->gamma[ch] * is;
-                rm[k].sh = j->beta[ch] - m * rm[k].sc;
-            }
+            rm[k] = bn_mask(j, c0 + k);
             sdy[k] = 0.0;
             sdyx[k] = 0.0;
         }
@@ -291,18 +293,8 @@ static void bn_backward_channels(void *ctx, int64_t begin, int64_t end)
             for (int k = 0; k < nc; k++)
                 plane_grad_sums(plane(j, j->x, i, c0 + k), plane(j, j->dy, i, c0 + k), rm[k], j->hw,
                                 j->save_mean[c0 + k], &sdy[k], &sdyx[k]);
-        for (int k = 0; k < nc; k++) {
-            int ch = c0 + k;
-            float m = j->save_mean[ch], is = j->save_invstd[ch];
-            j->dgamma[ch] += (float)(sdyx[k] * is);
-            j->dbeta[ch] += (float)sdy[k];
-            /* dx = gamma*invstd * (dy - mean(dy) - xhat * mean(dy*xhat)), as
-             * dx = k*dy + a*x + b so that one pass suffices */
-            double kk = (double)j->gamma[ch] * is, mdy = sdy[k] / count, mdyx = sdyx[k] * is / count;
-            fk[k] = (float)kk;
-            a[k] = (float)(-kk * is * mdyx);
-            b[k] = (float)(-kk * mdy + kk * is * mdyx * m);
-        }
+        for (int k = 0; k < nc; k++)
+            bn_finish_grad(j, c0 + k, sdy[k], sdyx[k], count, &fk[k], &a[k], &b[k]);
         if (!j->dx)
             continue;
         for (int i = 0; i < j->n; i++)
@@ -312,11 +304,171 @@ static void bn_backward_channels(void *ctx, int64_t begin, int64_t end)
     }
 }
 
+/* One contiguous range of channels per thread: the pool's finer chunks
+ * (a few channels each) made each image's run of memory short again and
+ * ran slower on two threads than on one. */
+typedef struct bn_split {
+    const bn_job *j;
+    del_range_fn fn;
+    int parts;
+} bn_split;
+
+static void bn_part(void *ctx, int64_t begin, int64_t end)
+{
+    const bn_split *b = ctx;
+    int64_t c = b->j->c;
+    for (int64_t p = begin; p < end; p++)
+        b->fn((void *)b->j, c * p / b->parts, c * (p + 1) / b->parts);
+}
+
+static void bn_run_channels(const bn_job *j, del_range_fn fn)
+{
+    int parts = del_threads_count();
+    if (parts > j->c)
+        parts = j->c;
+    bn_split b = {j, fn, parts < 1 ? 1 : parts};
+    del_parallel_for(b.parts, bn_part, &b);
+}
+
+/* ---- parallel over images (with a workspace) ---- */
+
+/* The workspace: two [n][c] arrays of plane sums, then three [c] floats. */
+size_t del_cpu_batchnorm_workspace(int n, int c)
+{
+    return (size_t)2 * (size_t)n * (size_t)c * sizeof(double) + (size_t)3 * (size_t)c * sizeof(float);
+}
+
+static void bn_carve(bn_job *j, void *ws)
+{
+    size_t nc = (size_t)j->n * (size_t)j->c;
+    j->ps = ws;
+    j->pt = j->ps + nc;
+    j->fk = (float *)(j->pt + nc);
+    j->fa = j->fk + j->c;
+    j->fb = j->fa + j->c;
+}
+
+/* Sum over images, in image order, of channel ch's plane values in a. */
+static double sum_images(const bn_job *j, const double *a, int ch)
+{
+    double s = 0.0;
+    for (int i = 0; i < j->n; i++)
+        s += a[(size_t)i * j->c + ch];
+    return s;
+}
+
+static void img_sums(void *ctx, int64_t begin, int64_t end)
+{
+    const bn_job *j = ctx;
+    for (int i = (int)begin; i < (int)end; i++)
+        for (int ch = 0; ch < j->c; ch++)
+            j->ps[(size_t)i * j->c + ch] = plane_sum(plane(j, j->x, i, ch), j->hw, bn_shift(j, ch));
+}
+
+static void img_squares(void *ctx, int64_t begin, int64_t end)
+{
+    const bn_job *j = ctx;
+    for (int i = (int)begin; i < (int)end; i++)
+        for (int ch = 0; ch < j->c; ch++)
+            j->ps[(size_t)i * j->c + ch] = plane_sq(plane(j, j->x, i, ch), j->hw, j->out_mean[ch]);
+}
+
+/* y from x with the saved statistics: scale and shift are the float
+ * expressions bn_finish_channel computed them with */
+static void img_affine(void *ctx, int64_t begin, int64_t end)
+{
+    const bn_job *j = ctx;
+    for (int i = (int)begin; i < (int)end; i++)
+        for (int ch = 0; ch < j->c; ch++) {
+            float scale = j->gamma[ch] * j->out_invstd[ch], sh = j->beta[ch] - j->out_mean[ch] * scale;
+            plane_affine(plane(j, j->x, i, ch), (float *)plane(j, j->y, i, ch), j->hw, scale, sh, j->relu);
+        }
+}
+
+static void bn_train_images(const bn_job *j)
+{
+    double count = (double)j->n * j->hw;
+    del_parallel_for(j->n, img_sums, (void *)j);
+    for (int ch = 0; ch < j->c; ch++)
+        j->out_mean[ch] = bn_mean(bn_shift(j, ch), sum_images(j, j->ps, ch), count);
+    del_parallel_for(j->n, img_squares, (void *)j);
+    for (int ch = 0; ch < j->c; ch++) {
+        float scale, sh;
+        bn_finish_channel(j, ch, j->out_mean[ch], sum_images(j, j->ps, ch), count, &scale, &sh);
+    }
+    del_parallel_for(j->n, img_affine, (void *)j);
+}
+
+static void img_grad_sums(void *ctx, int64_t begin, int64_t end)
+{
+    const bn_job *j = ctx;
+    for (int i = (int)begin; i < (int)end; i++)
+        for (int ch = 0; ch < j->c; ch++) {
+            size_t k = (size_t)i * j->c + ch;
+            j->ps[k] = 0.0;
+            j->pt[k] = 0.0;
+            plane_grad_sums(plane(j, j->x, i, ch), plane(j, j->dy, i, ch), bn_mask(j, ch), j->hw,
+                            j->save_mean[ch], &j->ps[k], &j->pt[k]);
+        }
+}
+
+static void img_dx(void *ctx, int64_t begin, int64_t end)
+{
+    const bn_job *j = ctx;
+    for (int i = (int)begin; i < (int)end; i++)
+        for (int ch = 0; ch < j->c; ch++)
+            plane_dx(plane(j, j->x, i, ch), plane(j, j->dy, i, ch), bn_mask(j, ch), (float *)plane(j, j->dx, i, ch),
+                     j->hw, j->fk[ch], j->fa[ch], j->fb[ch]);
+}
+
+static void bn_backward_images(const bn_job *j)
+{
+    double count = (double)j->n * j->hw;
+    del_parallel_for(j->n, img_grad_sums, (void *)j);
+    for (int ch = 0; ch < j->c; ch++)
+        bn_finish_grad(j, ch, sum_images(j, j->ps, ch), sum_images(j, j->pt, ch), count, &j->fk[ch], &j->fa[ch],
+                       &j->fb[ch]);
+    if (j->dx)
+        del_parallel_for(j->n, img_dx, (void *)j);
+}
+
+/* ---- entry points ---- */
+
+void del_cpu_batchnorm_forward_train(int n, int c, int hw, const float *x, const float *gamma,
+                                     const float *beta, float eps, float momentum, float *running_mean,
+                                     float *running_var, int relu, float *y, float *save_mean,
+                                     float *save_invstd, void *ws)
+{
+    bn_job j = {.n = n, .c = c, .hw = hw, .x = x, .gamma = gamma, .beta = beta, .eps = eps,
+                .momentum = momentum, .rmean = running_mean, .rvar = running_var, .relu = relu, .y = y,
+                .out_mean = save_mean, .out_invstd = save_invstd};
+    if (ws) {
+        bn_carve(&j, ws);
+        bn_train_images(&j);
+    } else {
+        bn_run_channels(&j, bn_train_channels);
+    }
+}
+
+void del_cpu_batchnorm_forward_eval(int n, int c, int hw, const float *x, const float *gamma,
+                                    const float *beta, const float *running_mean, const float *running_var,
+                                    float eps, int relu, float *y)
+{
+    bn_job j = {.n = n, .c = c, .hw = hw, .x = x, .gamma = gamma, .beta = beta, .rmean_in = running_mean,
+                .rvar_in = running_var, .eps = eps, .relu = relu, .y = y};
+    bn_run_channels(&j, bn_eval_channels);
+}
+
 void del_cpu_batchnorm_backward(int n, int c, int hw, const float *x, const float *dy, const float *gamma,
                                 const float *beta, int relu, const float *save_mean, const float *save_invstd,
-                                float *dx, float *dgamma, float *dbeta)
+                                float *dx, float *dgamma, float *dbeta, void *ws)
 {
     bn_job j = {.n = n, .c = c, .hw = hw, .x = x, .dy = dy, .gamma = gamma, .beta = beta, .relu = relu != 0,
                 .save_mean = save_mean, .save_invstd = save_invstd, .dx = dx, .dgamma = dgamma, .dbeta = dbeta};
-    bn_run(&j, bn_backward_channels);
+    if (ws) {
+        bn_carve(&j, ws);
+        bn_backward_images(&j);
+    } else {
+        bn_run_channels(&j, bn_backward_channels);
+    }
 }

@@ -54,6 +54,13 @@ static void batchnorm_init(const del_layer *l, float *params, float *state, del_
     }
 }
 
+/* The backend's scratch for the training passes (the model's shared
+ * workspace). */
+static size_t batchnorm_workspace(const del_layer *l, int n)
+{
+    return del_backend_get()->batchnorm_workspace(n, bn_channels(l));
+}
+
 static del_status batchnorm_forward(del_layer *l, const del_layer_ctx *ctx, const del_tensor *x)
 {
     const del_backend *be = del_backend_get();
@@ -80,7 +87,7 @@ static del_status batchnorm_forward(del_layer *l, const del_layer_ctx *ctx, cons
         return st;
     float *save = l->aux->data;
     be->batchnorm_forward_train(n, c, hw, x->data, gamma, beta, l->cfg.eps, l->cfg.momentum, rmean,
-                                rvar, l->fused_relu, l->out->data, save, save + c);
+                                rvar, l->fused_relu, l->out->data, save, save + c, ctx->ws);
     return DEL_OK;
 }
 
@@ -142,7 +149,7 @@ static del_status batchnorm_backward(del_layer *l, const del_layer_ctx *ctx, con
     const float *save = l->aux->data;
     del_backend_get()->batchnorm_backward(n, c, hw, x->data, dy->data, ctx->params, ctx->params + c,
                                           l->fused_relu, save, save + c, l->dx->data, ctx->grads,
-                                          ctx->grads + c);
+                                          ctx->grads + c, ctx->ws);
     return DEL_OK;
 }
 
@@ -150,7 +157,7 @@ const del_layer_ops del_layer_batchnorm = {
     /* .name      = */ "batchnorm",
     /* .setup     = */ batchnorm_setup,
     /* .init      = */ batchnorm_init,
-    /* .workspace = */ NULL,
+    /* .workspace = */ batchnorm_workspace,
     /* .forward   = */ batchnorm_forward,
     /* .backward  = */ batchnorm_backward,
 };

@@ -141,11 +141,15 @@ static void residual_init(const del_layer *l, float *params, float *state, del_r
         }
 }
 
-/* Bytes of the convolutions' scratch, rounded up to a cache line. */
+/* Bytes of the convolutions' scratch, which the batchnorms use too
+ * (never at the same time), rounded up to a cache line. */
 static size_t conv_scratch(const block *b)
 {
     const del_backend *be = del_backend_get();
     size_t s = be->conv2d_workspace(&b->conv1), s2 = be->conv2d_workspace(&b->conv2);
+    size_t sb = be->batchnorm_workspace(b->n, b->c);
+    if (sb > s)
+        s = sb;
     if (s2 > s)
         s = s2;
     if (b->proj) {
@@ -254,16 +258,16 @@ static del_status residual_forward(del_layer *l, const del_layer_ctx *ctx, const
     int64_t c2 = 2 * (int64_t)b.c;
     be->conv2d_forward(&b.conv1, x->data, p + b.w1, NULL, s.a1, ctx->ws);
     be->batchnorm_forward_train(n, b.c, b.hw, s.a1, p + b.bn1, p + b.bn1 + b.c, RES_BN_EPS, RES_BN_MOMENTUM, rs,
-                                rs + b.c, 1, s.h1, s.mean[0], s.invstd[0]);
+                                rs + b.c, 1, s.h1, s.mean[0], s.invstd[0], ctx->ws);
     be->conv2d_forward(&b.conv2, s.h1, p + b.w2, NULL, s.a2, ctx->ws);
     be->batchnorm_forward_train(n, b.c, b.hw, s.a2, p + b.bn2, p + b.bn2 + b.c, RES_BN_EPS, RES_BN_MOMENTUM,
-                                rs + c2, rs + c2 + b.c, 0, y, s.mean[1], s.invstd[1]);
+                                rs + c2, rs + c2 + b.c, 0, y, s.mean[1], s.invstd[1], ctx->ws);
     const float *shortcut = x->data;
     if (b.proj) {
         be->conv2d_forward(&b.convp, x->data, p + b.wp, NULL, s.ap, ctx->ws);
         be->batchnorm_forward_train(n, b.c, b.hw, s.ap, p + b.bnp, p + b.bnp + b.c, RES_BN_EPS,
                                     RES_BN_MOMENTUM, rs + 2 * c2, rs + 2 * c2 + b.c, 0, s.bp, s.mean[2],
-                                    s.invstd[2]);
+                                    s.invstd[2], ctx->ws);
         shortcut = s.bp;
     }
     float survival = l->cfg.survival;
@@ -341,14 +345,14 @@ static del_status residual_backward(del_layer *l, const del_layer_ctx *ctx, cons
     be->residual_join_backward(n, b.out_img, l->out->data, dy->data, mask, dz, mask ? g1 : NULL);
     const float *dbranch = mask ? g1 : dz;
     be->batchnorm_backward(n, b.c, b.hw, s.a2, dbranch, p + b.bn2, NULL, 0, s.mean[1], s.invstd[1], g2,
-                           g + b.bn2, g + b.bn2 + b.c);
+                           g + b.bn2, g + b.bn2 + b.c, ctx->ws);
     be->conv2d_backward(&b.conv2, s.h1, p + b.w2, g2, g1, g + b.w2, NULL, ctx->ws);
     be->batchnorm_backward(n, b.c, b.hw, s.a1, g1, p + b.bn1, p + b.bn1 + b.c, 1, s.mean[0], s.invstd[0], g2,
-                           g + b.bn1, g + b.bn1 + b.c);
+                           g + b.bn1, g + b.bn1 + b.c, ctx->ws);
     be->conv2d_backward(&b.conv1, x->data, p + b.w1, g2, dx, g + b.w1, NULL, ctx->ws);
     if (b.proj) {
         be->batchnorm_backward(n, b.c, b.hw, s.ap, dz, p + b.bnp, NULL, 0, s.mean[2], s.invstd[2], g1, g + b.bnp,
-                               g + b.bnp + b.c);
+                               g + b.bnp + b.c, ctx->ws);
         be->conv2d_backward(&b.convp, x->data, p + b.wp, g1, dx ? dxp : NULL, g + b.wp, NULL, ctx->ws);
         if (dx)
             be->add((int64_t)n * b.in_img, dxp, dx);

@@ -405,7 +405,7 @@ START_TEST(test_batchnorm_train_matches_reference_and_updates_running_stats)
     for (size_t j = 0; j < len; j++)
         xd[j] = x[j];
     const float eps = 1e-5f, mom = 0.1f;
-    be->batchnorm_forward_train(n, c, hw, x, gamma, beta, eps, mom, rm, rv, 0, y, sm, si);
+    be->batchnorm_forward_train(n, c, hw, x, gamma, beta, eps, mom, rm, rv, 0, y, sm, si, NULL);
     bn_ref(n, c, hw, xd, gamma, beta, eps, yd, mean, var);
     for (size_t j = 0; j < len; j++)
         ck_assert_double_eq_tol(y[j], yd[j], 1e-4);
@@ -480,8 +480,8 @@ START_TEST(test_batchnorm_backward_matches_finite_differences)
     double *xd = calloc(len, sizeof *xd), *scratch = calloc(len, sizeof *scratch);
     for (size_t j = 0; j < len; j++)
         xd[j] = x[j];
-    be->batchnorm_forward_train(n, c, hw, x, gamma, beta, 1e-5f, 0.1f, rm, rv, 0, y, sm, si);
-    be->batchnorm_backward(n, c, hw, x, r, gamma, NULL, 0, sm, si, dx, dg, dbeta);
+    be->batchnorm_forward_train(n, c, hw, x, gamma, beta, 1e-5f, 0.1f, rm, rv, 0, y, sm, si, NULL);
+    be->batchnorm_backward(n, c, hw, x, r, gamma, NULL, 0, sm, si, dx, dg, dbeta, NULL);
 
     const double h = 1e-5;
     /* checking every element of the big case is slow; a stride covers all channels */
@@ -514,7 +514,7 @@ START_TEST(test_batchnorm_backward_matches_finite_differences)
 
     /* dx may be NULL: the parameter gradients are still accumulated */
     float *dg2 = fill_buf((size_t)c, 0.0f), *db2 = fill_buf((size_t)c, 0.0f);
-    be->batchnorm_backward(n, c, hw, x, r, gamma, NULL, 0, sm, si, NULL, dg2, db2);
+    be->batchnorm_backward(n, c, hw, x, r, gamma, NULL, 0, sm, si, NULL, dg2, db2, NULL);
     for (int ch = 0; ch < c; ch++) {
         ck_assert_double_eq_tol(dg2[ch], dg[ch] - 1.0, 1e-5 * (1 + fabs(dg[ch])));
         ck_assert_double_eq_tol(db2[ch], dbeta[ch] - 2.0, 1e-5 * (1 + fabs(dbeta[ch])));
@@ -599,7 +599,29 @@ END_TEST
 
 typedef struct run_out {
     float *y, *dx, *dw, *db, *bny, *bndx, *bndg, *pool, *gemm;
+    /* [path: without, with a workspace][relu: 0, 1] */
+    float *bn_y[2][2], *bn_dx[2][2], *bn_dgb[2][2], *bn_stats[2][2];
 } run_out;
+
+/* Batchnorm forward and backward on a [9, 16, 196] batch (relu fused or
+ * not, with or without a workspace): y, dx, dgamma|dbeta and the running
+ * and saved statistics (4 x 16) into fresh buffers of o. */
+static void run_bn(run_out *o, const float *x, const float *dy, const float *g, const float *b, int with_ws,
+                   int relu)
+{
+    const del_backend *be = del_backend_get();
+    size_t len = 9 * 16 * 196;
+    void *ws = with_ws ? malloc(be->batchnorm_workspace(9, 16)) : NULL;
+    float *y = malloc(len * sizeof(float)), *dx = malloc(len * sizeof(float));
+    float *dgb = fill_buf(32, 0), *st = fill_buf(64, 0.5f);
+    be->batchnorm_forward_train(9, 16, 196, x, g, b, 1e-5f, 0.1f, st, st + 16, relu, y, st + 32, st + 48, ws);
+    be->batchnorm_backward(9, 16, 196, x, dy, g, b, relu, st + 32, st + 48, dx, dgb, dgb + 16, ws);
+    o->bn_y[with_ws][relu] = y;
+    o->bn_dx[with_ws][relu] = dx;
+    o->bn_dgb[with_ws][relu] = dgb;
+    o->bn_stats[with_ws][relu] = st;
+    free(ws);
+}
 
 static void run_all(int threads, run_out *o)
 {
@@ -622,9 +644,12 @@ static void run_all(int threads, run_out *o)
     o->bny = malloc(yl * sizeof(float));
     o->bndx = malloc(yl * sizeof(float));
     o->bndg = fill_buf(32, 0);
-    be->batchnorm_forward_train(9, 16, 196, o->y, g, b, 1e-5f, 0.1f, rm, rv, 0, o->bny, sm, si);
-    be->batchnorm_backward(9, 16, 196, o->y, dy, g, NULL, 0, sm, si, o->bndx, o->bndg, o->bndg + 16);
+    be->batchnorm_forward_train(9, 16, 196, o->y, g, b, 1e-5f, 0.1f, rm, rv, 0, o->bny, sm, si, NULL);
+    be->batchnorm_backward(9, 16, 196, o->y, dy, g, NULL, 0, sm, si, o->bndx, o->bndg, o->bndg + 16, NULL);
     be->relu_forward((int64_t)yl, o->bny, o->bny);
+    for (int path = 0; path < 2; path++)
+        for (int relu = 0; relu < 2; relu++)
+            run_bn(o, o->y, dy, g, b, path, relu);
 
     const del_pool_shape ps = {9, 16, 14, 14, 7, 7, 2, 2};
     int32_t *am = malloc(yl / 4 * sizeof *am);
@@ -659,6 +684,31 @@ static void free_out(run_out *o)
     free(o->bndg);
     free(o->pool);
     free(o->gemm);
+    for (int path = 0; path < 2; path++)
+        for (int relu = 0; relu < 2; relu++) {
+            free(o->bn_y[path][relu]);
+            free(o->bn_dx[path][relu]);
+            free(o->bn_dgb[path][relu]);
+            free(o->bn_stats[path][relu]);
+        }
+}
+
+/* The batchnorm's two ways (over channels without a workspace, over
+ * images with one) give the same bits as the reference run's channel way. */
+static void check_bn_paths(const run_out *ref, const run_out *o, int threads)
+{
+    size_t yl = 9 * 16 * 196;
+    for (int path = 0; path < 2; path++)
+        for (int relu = 0; relu < 2; relu++) {
+            ck_assert_msg(memcmp(ref->bn_y[0][relu], o->bn_y[path][relu], yl * 4) == 0,
+                          "bn y differs: %d threads, workspace %d, relu %d", threads, path, relu);
+            ck_assert_msg(memcmp(ref->bn_dx[0][relu], o->bn_dx[path][relu], yl * 4) == 0,
+                          "bn dx differs: %d threads, workspace %d, relu %d", threads, path, relu);
+            ck_assert_msg(memcmp(ref->bn_dgb[0][relu], o->bn_dgb[path][relu], 32 * 4) == 0,
+                          "bn dgamma/dbeta differ: %d threads, workspace %d, relu %d", threads, path, relu);
+            ck_assert_msg(memcmp(ref->bn_stats[0][relu], o->bn_stats[path][relu], 64 * 4) == 0,
+                          "bn statistics differ: %d threads, workspace %d, relu %d", threads, path, relu);
+        }
 }
 
 START_TEST(test_results_bit_identical_for_1_2_4_threads)
@@ -666,6 +716,7 @@ START_TEST(test_results_bit_identical_for_1_2_4_threads)
     run_out ref, other;
     size_t yl = 9 * 16 * 196, xl = 9 * 8 * 196, wl = 16 * 8 * 9;
     run_all(1, &ref);
+    check_bn_paths(&ref, &ref, 1);
     static const int counts[] = {2, 4, 3};
     for (int t = 0; t < 3; t++) {
         run_all(counts[t], &other);
@@ -678,6 +729,7 @@ START_TEST(test_results_bit_identical_for_1_2_4_threads)
         ck_assert_msg(memcmp(ref.bndg, other.bndg, 32 * 4) == 0, "bn dgamma/dbeta differ");
         ck_assert_msg(memcmp(ref.pool, other.pool, yl / 4 * 4) == 0, "maxpool differs");
         ck_assert_msg(memcmp(ref.gemm, other.gemm, (128 * 128 + 128 * 784) * 4) == 0, "gemm differs");
+        check_bn_paths(&ref, &other, counts[t]);
         free_out(&other);
     }
     free_out(&ref);

@@ -52,7 +52,7 @@ START_TEST(test_bn_relu_train_forward_is_max_of_zero_and_normalised_input)
     float *sm = fill_buf((size_t)b->c, 0.0f), *si = fill_buf((size_t)b->c, 0.0f);
     double mean[8], var[8];
     stats_ref(b, x, mean, var);
-    be->batchnorm_forward_train(b->n, b->c, b->hw, x, gamma, beta, 1e-5f, 0.1f, rm, rv, 1, y, sm, si);
+    be->batchnorm_forward_train(b->n, b->c, b->hw, x, gamma, beta, 1e-5f, 0.1f, rm, rv, 1, y, sm, si, NULL);
     int zeros = 0;
     for (int i = 0; i < b->n; i++)
         for (int ch = 0; ch < b->c; ch++)
@@ -95,7 +95,7 @@ START_TEST(test_bn_train_variance_survives_a_large_mean)
     float gamma[2] = {1.0f, 1.0f}, beta[2] = {0.0f, 0.0f}, rm[2] = {0, 0}, rv[2] = {0, 0}, sm[2], si[2];
     double mean[2], var[2];
     stats_ref(&b, x, mean, var);
-    be->batchnorm_forward_train(b.n, b.c, b.hw, x, gamma, beta, 1e-5f, 1.0f, rm, rv, 0, y, sm, si);
+    be->batchnorm_forward_train(b.n, b.c, b.hw, x, gamma, beta, 1e-5f, 1.0f, rm, rv, 0, y, sm, si, NULL);
     double cnt = (double)b.n * b.hw;
     for (int ch = 0; ch < b.c; ch++) {
         ck_assert_double_eq_tol(sm[ch], mean[ch], 1e-4);
@@ -141,8 +141,8 @@ START_TEST(test_bn_relu_backward_matches_masked_textbook_gradient)
     float *rm = fill_buf((size_t)b->c, 0.0f), *rv = fill_buf((size_t)b->c, 1.0f);
     float *sm = fill_buf((size_t)b->c, 0.0f), *si = fill_buf((size_t)b->c, 0.0f);
     float *dx = fill_buf(len, 77.0f), *dg = fill_buf((size_t)b->c, 1.0f), *db = fill_buf((size_t)b->c, 2.0f);
-    be->batchnorm_forward_train(b->n, b->c, b->hw, x, gamma, beta, 1e-5f, 0.1f, rm, rv, 1, y, sm, si);
-    be->batchnorm_backward(b->n, b->c, b->hw, x, dy, gamma, beta, 1, sm, si, dx, dg, db);
+    be->batchnorm_forward_train(b->n, b->c, b->hw, x, gamma, beta, 1e-5f, 0.1f, rm, rv, 1, y, sm, si, NULL);
+    be->batchnorm_backward(b->n, b->c, b->hw, x, dy, gamma, beta, 1, sm, si, dx, dg, db, NULL);
 
     double mean[8], var[8], cnt = (double)b->n * b->hw;
     stats_ref(b, x, mean, var);
@@ -373,8 +373,8 @@ static void run_fused(int threads, fused_out *o)
     o->dgb = fill_buf(14, 0.0f);
     o->stats = fill_buf(28, 0.0f); /* running mean, var, save mean, invstd */
     float *st = o->stats;
-    be->batchnorm_forward_train(n, c, hw, x, g, b, 1e-5f, 0.1f, st, st + 7, 1, o->y, st + 14, st + 21);
-    be->batchnorm_backward(n, c, hw, x, dy, g, b, 1, st + 14, st + 21, o->dx, o->dgb, o->dgb + 7);
+    be->batchnorm_forward_train(n, c, hw, x, g, b, 1e-5f, 0.1f, st, st + 7, 1, o->y, st + 14, st + 21, NULL);
+    be->batchnorm_backward(n, c, hw, x, dy, g, b, 1, st + 14, st + 21, o->dx, o->dgb, o->dgb + 7, NULL);
     free(x);
     free(dy);
     free(g);
