@@ -78,7 +78,9 @@ typedef struct del_backend {
     /* training-mode batchnorm over x [n, c, hw]: batch mean and biased
      * variance per channel; y = gamma * (x - mean) * invstd + beta with
      * invstd = 1/sqrt(var + eps), then y = max(y, 0) if relu is non-zero (a
-     * fused relu); running_mean/var updated with momentum using the unbiased
+     * fused relu; y NULL: the statistics only, for a consumer that applies
+     * y = x * scale + shift itself with scale = gamma * save_invstd and
+     * shift = beta - save_mean * scale, in float); running_mean/var updated with momentum using the unbiased
      * variance (PyTorch); save_mean/save_invstd [c] kept for backward;
      * y must not overlap x. ws: batchnorm_workspace(n, c) bytes, or NULL
      * (slower on several threads; the same bits either way) */
@@ -141,6 +143,16 @@ typedef struct del_backend {
      * (no stochastic depth); y may be a (not b) */
     void (*residual_join_forward)(int rows, int64_t cols, const float *a, const float *scale, const float *b,
                                   float *y);
+
+    /* the join after the branch's batchnorm (and the projection's), over
+     * [n, c, hw]: y = max(scale[i] * (a * a_scale[ch] + a_shift[ch]) + b', 0)
+     * with b' = b * b_scale[ch] + b_shift[ch] if b_scale, else b. Each step
+     * is rounded to float as batchnorm_forward_train's output and
+     * residual_join_forward round it, so the result has the bits of the
+     * two run one after the other; y may be a (not b) */
+    void (*residual_join_forward_bn)(int n, int c, int hw, const float *a, const float *a_scale,
+                                     const float *a_shift, const float *scale, const float *b,
+                                     const float *b_scale, const float *b_shift, float *y);
 
     /* its gradient from the forward output y: db = y > 0 ? dy : 0 (the
      * shortcut's), da = scale[r] * db (the branch's; with scale NULL, da

@@ -44,6 +44,9 @@ void del_cpu_add_bias_rows(int rows, int cols, const float *bias, float *y);
 void del_cpu_sum_rows(int rows, int cols, const float *x, float *out);
 void del_cpu_residual_join_forward(int rows, int64_t cols, const float *a, const float *scale, const float *b,
                                    float *y);
+void del_cpu_residual_join_forward_bn(int n, int c, int hw, const float *a, const float *a_scale,
+                                      const float *a_shift, const float *scale, const float *b,
+                                      const float *b_scale, const float *b_shift, float *y);
 void del_cpu_residual_join_backward(int rows, int64_t cols, const float *y, const float *dy, const float *scale,
                                     float *db, float *da);
 void del_cpu_add(int64_t count, const float *x, float *y);

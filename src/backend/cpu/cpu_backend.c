@@ -6,7 +6,7 @@
 
 /* Pins the table's size: a new entry in del_backend must be added here too
  * (and in every other backend). */
-_Static_assert(sizeof(del_backend) == 24 * sizeof(void *), "del_backend changed: update del_cpu_backend");
+_Static_assert(sizeof(del_backend) == 25 * sizeof(void *), "del_backend changed: update del_cpu_backend");
 
 /* OpenBLAS always runs single-threaded: the library's pool parallelises
  * around it over a decomposition fixed by the shapes, which keeps results
@@ -100,6 +100,7 @@ const del_backend del_cpu_backend = {
     .global_avgpool_forward = del_cpu_global_avgpool_forward,         /* plane means */
     .global_avgpool_backward = del_cpu_global_avgpool_backward,       /* broadcast dy / hw */
     .residual_join_forward = del_cpu_residual_join_forward,           /* cpu_eltwise.c */
+    .residual_join_forward_bn = del_cpu_residual_join_forward_bn,     /* with the batchnorms' affine maps */
     .residual_join_backward = del_cpu_residual_join_backward,         /* relu mask, branch scale */
     .add = del_cpu_add,                                               /* shortcut input gradient */
 };

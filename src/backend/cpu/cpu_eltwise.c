@@ -156,6 +156,51 @@ void del_cpu_residual_join_backward(int rows, int64_t cols, const float *y, cons
     del_parallel_for(join_tasks(rows, cols, &j), join_bwd_tasks, &j);
 }
 
+/* Parallel over images, one plane at a time: the pool gives a thread the
+ * images it wrote in the passes before. */
+typedef struct join_bn_job {
+    int c, hw;
+    const float *a, *as, *ash, *scale, *b, *bs, *bsh;
+    float *y;
+} join_bn_job;
+
+static void join_bn_images(void *ctx, int64_t begin, int64_t end)
+{
+    const join_bn_job *j = ctx;
+    for (int64_t i = begin; i < end; i++) {
+        float m = j->scale ? j->scale[i] : 1.0f;
+        for (int ch = 0; ch < j->c; ch++) {
+            size_t off = ((size_t)i * j->c + ch) * j->hw;
+            const float *a = j->a + off, *b = j->b + off;
+            float *y = j->y + off;
+            float as = j->as[ch], ash = j->ash[ch];
+            if (j->bs) {
+                float bs = j->bs[ch], bsh = j->bsh[ch];
+                for (int k = 0; k < j->hw; k++) {
+                    float t = a[k] * as + ash, u = b[k] * bs + bsh;
+                    float v = m * t + u;
+                    y[k] = v > 0.0f ? v : 0.0f;
+                }
+            } else {
+                for (int k = 0; k < j->hw; k++) {
+                    float t = a[k] * as + ash;
+                    float v = m * t + b[k];
+                    y[k] = v > 0.0f ? v : 0.0f;
+                }
+            }
+        }
+    }
+}
+
+void del_cpu_residual_join_forward_bn(int n, int c, int hw, const float *a, const float *a_scale,
+                                      const float *a_shift, const float *scale, const float *b,
+                                      const float *b_scale, const float *b_shift, float *y)
+{
+    join_bn_job j = {.c = c, .hw = hw, .a = a, .as = a_scale, .ash = a_shift, .scale = scale, .b = b,
+                     .bs = b_scale, .bsh = b_shift, .y = y};
+    del_parallel_for(n, join_bn_images, &j);
+}
+
 static void add_blocks(void *ctx, int64_t begin, int64_t end)
 {
     const relu_job *j = ctx;

@@ -250,6 +250,8 @@ static void bn_train_channels(void *ctx, int64_t begin, int64_t end)
                 sq[k] += plane_sq(plane(j, j->x, i, c0 + k), j->hw, m[k]);
         for (int k = 0; k < nc; k++)
             bn_finish_channel(j, c0 + k, m[k], sq[k], count, &scale[k], &sh[k]);
+        if (!j->y)
+            continue;
         for (int i = 0; i < j->n; i++)
             for (int k = 0; k < nc; k++)
                 plane_affine(plane(j, j->x, i, c0 + k), (float *)plane(j, j->y, i, c0 + k), j->hw, scale[k], sh[k],
@@ -396,7 +398,8 @@ static void bn_train_images(const bn_job *j)
         float scale, sh;
         bn_finish_channel(j, ch, j->out_mean[ch], sum_images(j, j->ps, ch), count, &scale, &sh);
     }
-    del_parallel_for(j->n, img_affine, (void *)j);
+    if (j->y)
+        del_parallel_for(j->n, img_affine, (void *)j);
 }
 
 static void img_grad_sums(void *ctx, int64_t begin, int64_t end)

@@ -18,7 +18,9 @@
  * State: running mean and variance of bn1, bn2 (and bnp).
  * aux (training): the batch statistics, the per-image mask and the
  * activations backward needs (conv1 out, relu(bn1) out, conv2 out, and
- * the projection's conv and batchnorm outputs). The output holds y.
+ * the projection's conv output). The output holds y: bn2's (and bnp's)
+ * affine maps are applied inside the join, so their outputs are never
+ * written out.
  * The shared workspace holds the convolutions' scratch and, after it, the
  * buffers of a single backward (or the eval-mode temporaries), so they are
  * shared by every block of the model. A backward after an evaluation-mode
@@ -176,9 +178,9 @@ static float *scratch(const block *b, const del_layer_ctx *ctx)
 }
 
 /* aux in training: stats (mean, invstd per batchnorm), mask [n], then the
- * activations a1, h1, a2 (and ap, bp). */
+ * activations a1, h1, a2 (and ap). */
 typedef struct saved {
-    float *mean[3], *invstd[3], *mask, *a1, *h1, *a2, *ap, *bp;
+    float *mean[3], *invstd[3], *mask, *a1, *h1, *a2, *ap;
 } saved;
 
 static saved saved_of(const del_layer *l, const block *b)
@@ -194,7 +196,6 @@ static saved saved_of(const del_layer *l, const block *b)
     s.h1 = s.a1 + b->act;
     s.a2 = s.h1 + b->act;
     s.ap = b->proj ? s.a2 + b->act : NULL;
-    s.bp = b->proj ? s.ap + b->act : NULL;
     return s;
 }
 
@@ -247,7 +248,7 @@ static del_status residual_forward(del_layer *l, const del_layer_ctx *ctx, const
                          "del_model_forward: a residual block's batchnorm in training mode needs more than 1 "
                          "value per channel, got a batch of %d x %d",
                          n, b.hw);
-    int64_t aux_len = 6 * (int64_t)b.c + n + (b.proj ? 5 : 3) * b.act;
+    int64_t aux_len = 6 * (int64_t)b.c + n + (b.proj ? 4 : 3) * b.act;
     st = del_tensor_ensure(l->aux, DEL_DTYPE_F32, 1, &aux_len);
     if (st != DEL_OK)
         return st;
@@ -260,15 +261,27 @@ static del_status residual_forward(del_layer *l, const del_layer_ctx *ctx, const
     be->batchnorm_forward_train(n, b.c, b.hw, s.a1, p + b.bn1, p + b.bn1 + b.c, RES_BN_EPS, RES_BN_MOMENTUM, rs,
                                 rs + b.c, 1, s.h1, s.mean[0], s.invstd[0], ctx->ws);
     be->conv2d_forward(&b.conv2, s.h1, p + b.w2, NULL, s.a2, ctx->ws);
+    /* bn2 and bnp: statistics only; the join applies them */
     be->batchnorm_forward_train(n, b.c, b.hw, s.a2, p + b.bn2, p + b.bn2 + b.c, RES_BN_EPS, RES_BN_MOMENTUM,
-                                rs + c2, rs + c2 + b.c, 0, y, s.mean[1], s.invstd[1], ctx->ws);
+                                rs + c2, rs + c2 + b.c, 0, NULL, s.mean[1], s.invstd[1], ctx->ws);
     const float *shortcut = x->data;
     if (b.proj) {
         be->conv2d_forward(&b.convp, x->data, p + b.wp, NULL, s.ap, ctx->ws);
         be->batchnorm_forward_train(n, b.c, b.hw, s.ap, p + b.bnp, p + b.bnp + b.c, RES_BN_EPS,
-                                    RES_BN_MOMENTUM, rs + 2 * c2, rs + 2 * c2 + b.c, 0, s.bp, s.mean[2],
+                                    RES_BN_MOMENTUM, rs + 2 * c2, rs + 2 * c2 + b.c, 0, NULL, s.mean[2],
                                     s.invstd[2], ctx->ws);
-        shortcut = s.bp;
+        shortcut = s.ap;
+    }
+    /* the affine maps y = x * sc + sh of bn2 (and bnp), as the backend
+     * forms them from the saved statistics */
+    float *sc = scratch(&b, ctx), *sh = sc + b.c;
+    for (int k = 1; k < (b.proj ? 3 : 2); k++) {
+        const float *gamma = p + (k == 1 ? b.bn2 : b.bnp), *beta = gamma + b.c;
+        for (int ch = 0; ch < b.c; ch++) {
+            float scale = gamma[ch] * s.invstd[k][ch];
+            sc[2 * (k - 1) * b.c + ch] = scale;
+            sh[2 * (k - 1) * b.c + ch] = beta[ch] - s.mean[k][ch] * scale;
+        }
     }
     float survival = l->cfg.survival;
     const float *mask = NULL;
@@ -277,7 +290,8 @@ static del_status residual_forward(del_layer *l, const del_layer_ctx *ctx, const
             s.mask[i] = del_rng_uniform(ctx->rng) < survival ? 1.0f / survival : 0.0f;
         mask = s.mask;
     }
-    be->residual_join_forward(n, b.out_img, y, mask, shortcut, y);
+    be->residual_join_forward_bn(n, b.c, b.hw, s.a2, sc, sh, mask, shortcut, b.proj ? sc + 2 * b.c : NULL,
+                                 b.proj ? sh + 2 * b.c : NULL, y);
     return DEL_OK;
 }
 

@@ -605,7 +605,8 @@ typedef struct run_out {
 
 /* Batchnorm forward and backward on a [9, 16, 196] batch (relu fused or
  * not, with or without a workspace): y, dx, dgamma|dbeta and the running
- * and saved statistics (4 x 16) into fresh buffers of o. */
+ * and saved statistics (4 x 16) into fresh buffers of o; the forward
+ * without an output must give the same statistics. */
 static void run_bn(run_out *o, const float *x, const float *dy, const float *g, const float *b, int with_ws,
                    int relu)
 {
@@ -615,6 +616,13 @@ static void run_bn(run_out *o, const float *x, const float *dy, const float *g, 
     float *y = malloc(len * sizeof(float)), *dx = malloc(len * sizeof(float));
     float *dgb = fill_buf(32, 0), *st = fill_buf(64, 0.5f);
     be->batchnorm_forward_train(9, 16, 196, x, g, b, 1e-5f, 0.1f, st, st + 16, relu, y, st + 32, st + 48, ws);
+    /* y NULL: the same statistics, running and saved, and no output */
+    float *st2 = fill_buf(64, 0.5f);
+    be->batchnorm_forward_train(9, 16, 196, x, g, b, 1e-5f, 0.1f, st2, st2 + 16, relu, NULL, st2 + 32, st2 + 48,
+                                ws);
+    ck_assert_msg(memcmp(st, st2, 64 * 4) == 0, "statistics-only forward differs: workspace %d, relu %d", with_ws,
+                  relu);
+    free(st2);
     be->batchnorm_backward(9, 16, 196, x, dy, g, b, relu, st + 32, st + 48, dx, dgb, dgb + 16, ws);
     o->bn_y[with_ws][relu] = y;
     o->bn_dx[with_ws][relu] = dx;

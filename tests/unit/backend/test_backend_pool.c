@@ -1,5 +1,5 @@
-/* Backend: average pooling, global average pooling, the residual join and
- * add, against naive loops written here (double precision), and
+/* Backend: average pooling, global average pooling, the residual join (also
+ * with the batchnorms' affine maps inside) and add, against naive loops written here (double precision), and
  * bit-identical results with 1, 2 and 4 threads. */
 #include <math.h>
 #include <stdint.h>
@@ -188,6 +188,67 @@ START_TEST(test_residual_join_matches_naive)
 }
 END_TEST
 
+/* The join with the batchnorms' affine maps inside gives the bits of the
+ * batchnorm outputs joined afterwards (what residual.c did before), with
+ * and without a mask and a projection batchnorm, in place, and for 1, 2
+ * and 4 threads. */
+START_TEST(test_residual_join_bn_equals_batchnorm_then_join)
+{
+    const del_backend *be = del_backend_get();
+    enum { N = 5, C = 6, HW = 50 };
+    size_t len = (size_t)N * C * HW;
+    float *a = rand_buf(len, 21), *b = rand_buf(len, 22), *ya = malloc(len * 4), *yb = malloc(len * 4);
+    float *want = malloc(len * 4), *got = malloc(len * 4);
+    float *gamma = rand_buf(2 * C, 23), *beta = rand_buf(2 * C, 24), *st = fill_buf(8 * C, 1.0f);
+    float sc[2][C], sh[2][C];
+    const float mask[N] = {1.25f, 0.0f, 1.25f, 1.25f, 0.0f};
+    /* the batchnorm outputs, and the affine maps from their saved statistics */
+    be->batchnorm_forward_train(N, C, HW, a, gamma, beta, 1e-5f, 0.1f, st, st + C, 0, ya, st + 2 * C, st + 3 * C,
+                                NULL);
+    be->batchnorm_forward_train(N, C, HW, b, gamma + C, beta + C, 1e-5f, 0.1f, st + 4 * C, st + 5 * C, 0, yb,
+                                st + 6 * C, st + 7 * C, NULL);
+    for (int k = 0; k < 2; k++)
+        for (int ch = 0; ch < C; ch++) {
+            sc[k][ch] = gamma[k * C + ch] * st[(4 * k + 3) * C + ch];
+            sh[k][ch] = beta[k * C + ch] - st[(4 * k + 2) * C + ch] * sc[k][ch];
+        }
+    static const int threads[3] = {1, 2, 4};
+    for (int t = 0; t < 3; t++) {
+        ck_assert_del_ok(del_set_num_threads(threads[t]));
+        for (int with_mask = 0; with_mask < 2; with_mask++)
+            for (int proj = 0; proj < 2; proj++) {
+                const float *m = with_mask ? mask : NULL;
+                be->residual_join_forward(N, (int64_t)C * HW, ya, m, proj ? yb : b, want);
+                be->residual_join_forward_bn(N, C, HW, a, sc[0], sh[0], m, b, proj ? sc[1] : NULL,
+                                             proj ? sh[1] : NULL, got);
+                ck_assert_msg(memcmp(want, got, len * 4) == 0, "threads %d, mask %d, projection %d", threads[t],
+                              with_mask, proj);
+                /* in place on a copy of a */
+                memcpy(got, a, len * 4);
+                be->residual_join_forward_bn(N, C, HW, got, sc[0], sh[0], m, b, proj ? sc[1] : NULL,
+                                             proj ? sh[1] : NULL, got);
+                ck_assert_msg(memcmp(want, got, len * 4) == 0, "in place: mask %d, projection %d", with_mask, proj);
+            }
+    }
+    /* and the join does something: a value clipped to 0 and a positive one */
+    int zeros = 0, positive = 0;
+    for (size_t i = 0; i < len; i++) {
+        zeros += got[i] == 0.0f;
+        positive += got[i] > 0.0f;
+    }
+    ck_assert(zeros > 0 && positive > 0);
+    free(a);
+    free(b);
+    free(ya);
+    free(yb);
+    free(want);
+    free(got);
+    free(gamma);
+    free(beta);
+    free(st);
+}
+END_TEST
+
 START_TEST(test_add_accumulates)
 {
     size_t n = 50000;
@@ -245,6 +306,7 @@ static Suite *backend_pool_suite(void)
     tcase_add_test(tc, test_avgpool_hand_worked);
     tcase_add_test(tc, test_global_avgpool_matches_naive);
     tcase_add_test(tc, test_residual_join_matches_naive);
+    tcase_add_test(tc, test_residual_join_bn_equals_batchnorm_then_join);
     tcase_add_test(tc, test_add_accumulates);
     tcase_add_test(tc, test_pooling_and_join_do_not_depend_on_thread_count);
     suite_add_tcase(s, tc);
