@@ -68,6 +68,23 @@ typedef struct del_backend {
     void (*conv2d_backward)(const del_conv2d_shape *s, const float *x, const float *w,
                             const float *dy, float *dx, float *dw, float *dbias, void *ws);
 
+    /* non-zero if the two calls below take shape s: a convolution whose
+     * input is a training-mode batchnorm's output with a fused relu,
+     * h = max(x * in_scale[ci] + in_shift[ci], 0) (in float, as
+     * batchnorm_forward_train forms it; see its y NULL), read from the
+     * batchnorm's input x so that h is never written out */
+    int (*conv2d_fuses_input_bn)(const del_conv2d_shape *s);
+
+    /* conv2d_forward of h, without bias */
+    void (*conv2d_forward_input_bn)(const del_conv2d_shape *s, const float *x, const float *in_scale,
+                                    const float *in_shift, const float *w, float *y, void *ws);
+
+    /* conv2d_backward of h, without bias: dx (overwritten, may be NULL) is
+     * the gradient of h, dw accumulates */
+    void (*conv2d_backward_input_bn)(const del_conv2d_shape *s, const float *x, const float *in_scale,
+                                     const float *in_shift, const float *w, const float *dy, float *dx,
+                                     float *dw, void *ws);
+
     /* y = max over each window; argmax receives the flat index (within the
      * input plane h_in*w_in) of the max, first one on ties */
     void (*maxpool2d_forward)(const del_pool_shape *s, const float *x, float *y, int32_t *argmax);

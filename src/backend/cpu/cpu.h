@@ -22,6 +22,12 @@ void del_cpu_conv2d_forward_affine(const del_conv2d_shape *s, const float *x, co
                                    const float *scale, const float *shift, int relu, int pool, float *y, void *ws);
 void del_cpu_conv2d_backward(const del_conv2d_shape *s, const float *x, const float *w, const float *dy,
                              float *dx, float *dw, float *dbias, void *ws);
+int del_cpu_conv2d_fuses_input_bn(const del_conv2d_shape *s);
+void del_cpu_conv2d_forward_input_bn(const del_conv2d_shape *s, const float *x, const float *in_scale,
+                                     const float *in_shift, const float *w, float *y, void *ws);
+void del_cpu_conv2d_backward_input_bn(const del_conv2d_shape *s, const float *x, const float *in_scale,
+                                      const float *in_shift, const float *w, const float *dy, float *dx, float *dw,
+                                      void *ws);
 
 void del_cpu_maxpool2d_forward(const del_pool_shape *s, const float *x, float *y, int32_t *argmax);
 void del_cpu_maxpool2d_backward(const del_pool_shape *s, const float *dy, const int32_t *argmax, float *dx);

@@ -6,7 +6,7 @@
 
 /* Pins the table's size: a new entry in del_backend must be added here too
  * (and in every other backend). */
-_Static_assert(sizeof(del_backend) == 25 * sizeof(void *), "del_backend changed: update del_cpu_backend");
+_Static_assert(sizeof(del_backend) == 28 * sizeof(void *), "del_backend changed: update del_cpu_backend");
 
 /* OpenBLAS always runs single-threaded: the library's pool parallelises
  * around it over a decomposition fixed by the shapes, which keeps results
@@ -85,6 +85,9 @@ const del_backend del_cpu_backend = {
     .conv2d_forward = del_cpu_conv2d_forward,                         /* per-tap sgemm or im2col + sgemm */
     .conv2d_forward_affine = del_cpu_conv2d_forward_affine,           /* same, epilogue on the copy-out */
     .conv2d_backward = del_cpu_conv2d_backward,                       /* per-tap sgemm or sgemm + col2im */
+    .conv2d_fuses_input_bn = del_cpu_conv2d_fuses_input_bn,           /* the Winograd shapes */
+    .conv2d_forward_input_bn = del_cpu_conv2d_forward_input_bn,       /* bn + relu in the row gather */
+    .conv2d_backward_input_bn = del_cpu_conv2d_backward_input_bn,     /* the same for both gradients */
     .maxpool2d_forward = del_cpu_maxpool2d_forward,                   /* cpu_pool.c */
     .maxpool2d_backward = del_cpu_maxpool2d_backward,                 /* scatter through argmax */
     .batchnorm_forward_train = del_cpu_batchnorm_forward_train,       /* cpu_norm.c */

@@ -468,7 +468,7 @@ void del_cpu_conv2d_forward_affine(const del_conv2d_shape *s, const float *x, co
                                    const float *scale, const float *shift, int relu, int pool, float *y, void *ws)
 {
     if (use_winograd(s)) {
-        del_cpu_wg_forward(s, x, w, bias, scale, shift, relu, pool, y, ws);
+        del_cpu_wg_forward(s, (wg_input){x, NULL, NULL}, w, bias, scale, shift, relu, pool, y, ws);
         return;
     }
     conv_job j = {.s = s, .l = layout_of(s), .x = x, .w = w, .bias = bias, .scale = scale, .shift = shift,
@@ -638,5 +638,23 @@ void del_cpu_conv2d_backward(const del_conv2d_shape *s, const float *x, const fl
     }
     /* after the reductions: it reuses their workspace */
     if (wg_dx || wg_dw)
-        del_cpu_wg_backward(s, x, w, dy, wg_dx ? dx : NULL, wg_dw ? dw : NULL, ws);
+        del_cpu_wg_backward(s, (wg_input){x, NULL, NULL}, w, dy, wg_dx ? dx : NULL, wg_dw ? dw : NULL, ws);
+}
+
+int del_cpu_conv2d_fuses_input_bn(const del_conv2d_shape *s)
+{
+    return use_winograd(s);
+}
+
+void del_cpu_conv2d_forward_input_bn(const del_conv2d_shape *s, const float *x, const float *in_scale,
+                                     const float *in_shift, const float *w, float *y, void *ws)
+{
+    del_cpu_wg_forward(s, (wg_input){x, in_scale, in_shift}, w, NULL, NULL, NULL, 0, 0, y, ws);
+}
+
+void del_cpu_conv2d_backward_input_bn(const del_conv2d_shape *s, const float *x, const float *in_scale,
+                                      const float *in_shift, const float *w, const float *dy, float *dx, float *dw,
+                                      void *ws)
+{
+    del_cpu_wg_backward(s, (wg_input){x, in_scale, in_shift}, w, dy, dx, dw, ws);
 }

@@ -223,6 +223,7 @@ static void transform_weights(int co, int ci, const float *w, int flip, float *u
 typedef struct wg_job {
     wg_geom g;
     const float *x, *u;
+    const float *in_scale, *in_shift; /* x's affine map and relu, or NULL */
     float *y;
     void *ws;
     /* weight gradient only: the output gradient (g.co channels) */
@@ -262,7 +263,16 @@ static inline __attribute__((always_inline)) void gather_rows(const wg_job *j, i
                 for (int q = 0; q < g->w; q += 16)
                     __builtin_prefetch(src + plane + q);
             st[0] = 0.0f;
-            memcpy(st + 1, src, (size_t)g->w * sizeof(float));
+            if (j->in_scale) {
+                /* plane_affine's float expressions (cpu_norm.c) */
+                float a = j->in_scale[c], b = j->in_shift[c];
+                for (int q = 0; q < g->w; q++) {
+                    float v = src[q] * a + b;
+                    st[1 + q] = v > 0.0f ? v : 0.0f;
+                }
+            } else {
+                memcpy(st + 1, src, (size_t)g->w * sizeof(float));
+            }
             memset(st + 1 + g->w, 0, (size_t)(g->dwr - 1 - g->w) * sizeof(float));
         }
         for (int blk = 0; blk < g->dwr; blk += 16) {
@@ -485,10 +495,11 @@ static void wg_run(wg_job *j)
     del_parallel_for(slots_of(&j->g), wg_slots, j);
 }
 
-void del_cpu_wg_forward(const del_conv2d_shape *s, const float *x, const float *w, const float *bias,
+void del_cpu_wg_forward(const del_conv2d_shape *s, wg_input in, const float *w, const float *bias,
                         const float *scale, const float *shift, int relu, int pool, float *y, void *ws)
 {
-    wg_job j = {.g = geom_of(s->n, s->c_in, s->c_out, s->h_in, s->w_in), .x = x, .y = y, .ws = ws,
+    wg_job j = {.g = geom_of(s->n, s->c_in, s->c_out, s->h_in, s->w_in), .x = in.x, .in_scale = in.scale,
+                .in_shift = in.shift, .y = y, .ws = ws,
                 .bias = bias, .scale = scale, .shift = shift, .relu = relu != 0, .pool = pool != 0};
     float *u = ws_base(ws);
     transform_weights(s->c_out, s->c_in, w, 0, u);
@@ -648,11 +659,12 @@ static void wgrad_reduce(void *ctx, int64_t begin, int64_t end)
         }
 }
 
-void del_cpu_wg_backward(const del_conv2d_shape *s, const float *x, const float *w, const float *dy, float *dx,
+void del_cpu_wg_backward(const del_conv2d_shape *s, wg_input in, const float *w, const float *dy, float *dx,
                          float *dw, void *ws)
 {
     wb_job b = {.d = {.g = geom_of(s->n, s->c_out, s->c_in, s->h_in, s->w_in), .x = dy, .y = dx, .ws = ws},
-                .f = {.g = geom_of(s->n, s->c_in, s->c_out, s->h_in, s->w_in), .x = x, .dy = dy, .ws = ws},
+                .f = {.g = geom_of(s->n, s->c_in, s->c_out, s->h_in, s->w_in), .x = in.x, .in_scale = in.scale,
+                      .in_shift = in.shift, .dy = dy, .ws = ws},
                 .want_dx = dx != NULL, .want_dw = dw != NULL, .dw = dw};
     if (!dx && !dw)
         return;

@@ -163,12 +163,13 @@ static size_t conv_scratch(const block *b)
 }
 
 /* After the conv scratch: four activation-sized buffers (three for a
- * training backward), and the projection's input gradient. */
+ * training backward), the projection's input gradient, and bn1's affine
+ * map (2 c). */
 static size_t residual_workspace(const del_layer *l, int n)
 {
     block b;
     block_of(l, n, &b);
-    size_t floats = 4 * (size_t)b.act + (b.proj ? (size_t)n * (size_t)b.in_img : 0);
+    size_t floats = 4 * (size_t)b.act + (b.proj ? (size_t)n * (size_t)b.in_img : 0) + 2 * (size_t)b.c;
     return conv_scratch(&b) + floats * sizeof(float);
 }
 
@@ -177,8 +178,32 @@ static float *scratch(const block *b, const del_layer_ctx *ctx)
     return (float *)((char *)ctx->ws + conv_scratch(b));
 }
 
+/* Where bn1's affine map goes: past everything else in the workspace. */
+static float *bn1_map(const block *b, const del_layer_ctx *ctx)
+{
+    return scratch(b, ctx) + 4 * b->act + (b->proj ? (int64_t)b->n * b->in_img : 0);
+}
+
+/* A training-mode batchnorm's output map y = x * sc + sh from its saved
+ * statistics, with the float expressions of the backend's kernel. */
+static void bn_map(const float *gamma, const float *beta, const float *mean, const float *invstd, int c, float *sc,
+                   float *sh)
+{
+    for (int ch = 0; ch < c; ch++) {
+        float scale = gamma[ch] * invstd[ch];
+        sc[ch] = scale;
+        sh[ch] = beta[ch] - mean[ch] * scale;
+    }
+}
+
+/* Whether conv2 reads relu(bn1(a1)) straight from a1 (h1 never written). */
+static int fuses_bn1(const block *b)
+{
+    return del_backend_get()->conv2d_fuses_input_bn(&b->conv2);
+}
+
 /* aux in training: stats (mean, invstd per batchnorm), mask [n], then the
- * activations a1, h1, a2 (and ap). */
+ * activations a1, h1 (unless conv2 fuses bn1), a2 (and ap). */
 typedef struct saved {
     float *mean[3], *invstd[3], *mask, *a1, *h1, *a2, *ap;
 } saved;
@@ -193,8 +218,8 @@ static saved saved_of(const del_layer *l, const block *b)
     }
     s.mask = p + 6 * (int64_t)b->c;
     s.a1 = s.mask + b->n;
-    s.h1 = s.a1 + b->act;
-    s.a2 = s.h1 + b->act;
+    s.h1 = fuses_bn1(b) ? NULL : s.a1 + b->act;
+    s.a2 = s.a1 + (s.h1 ? 2 : 1) * b->act;
     s.ap = b->proj ? s.a2 + b->act : NULL;
     return s;
 }
@@ -248,7 +273,7 @@ static del_status residual_forward(del_layer *l, const del_layer_ctx *ctx, const
                          "del_model_forward: a residual block's batchnorm in training mode needs more than 1 "
                          "value per channel, got a batch of %d x %d",
                          n, b.hw);
-    int64_t aux_len = 6 * (int64_t)b.c + n + (b.proj ? 4 : 3) * b.act;
+    int64_t aux_len = 6 * (int64_t)b.c + n + (2 + (fuses_bn1(&b) ? 0 : 1) + (b.proj ? 1 : 0)) * b.act;
     st = del_tensor_ensure(l->aux, DEL_DTYPE_F32, 1, &aux_len);
     if (st != DEL_OK)
         return st;
@@ -260,7 +285,13 @@ static del_status residual_forward(del_layer *l, const del_layer_ctx *ctx, const
     be->conv2d_forward(&b.conv1, x->data, p + b.w1, NULL, s.a1, ctx->ws);
     be->batchnorm_forward_train(n, b.c, b.hw, s.a1, p + b.bn1, p + b.bn1 + b.c, RES_BN_EPS, RES_BN_MOMENTUM, rs,
                                 rs + b.c, 1, s.h1, s.mean[0], s.invstd[0], ctx->ws);
-    be->conv2d_forward(&b.conv2, s.h1, p + b.w2, NULL, s.a2, ctx->ws);
+    if (s.h1) {
+        be->conv2d_forward(&b.conv2, s.h1, p + b.w2, NULL, s.a2, ctx->ws);
+    } else {
+        float *sc1 = bn1_map(&b, ctx);
+        bn_map(p + b.bn1, p + b.bn1 + b.c, s.mean[0], s.invstd[0], b.c, sc1, sc1 + b.c);
+        be->conv2d_forward_input_bn(&b.conv2, s.a1, sc1, sc1 + b.c, p + b.w2, s.a2, ctx->ws);
+    }
     /* bn2 and bnp: statistics only; the join applies them */
     be->batchnorm_forward_train(n, b.c, b.hw, s.a2, p + b.bn2, p + b.bn2 + b.c, RES_BN_EPS, RES_BN_MOMENTUM,
                                 rs + c2, rs + c2 + b.c, 0, NULL, s.mean[1], s.invstd[1], ctx->ws);
@@ -275,14 +306,9 @@ static del_status residual_forward(del_layer *l, const del_layer_ctx *ctx, const
     /* the affine maps y = x * sc + sh of bn2 (and bnp), as the backend
      * forms them from the saved statistics */
     float *sc = scratch(&b, ctx), *sh = sc + b.c;
-    for (int k = 1; k < (b.proj ? 3 : 2); k++) {
-        const float *gamma = p + (k == 1 ? b.bn2 : b.bnp), *beta = gamma + b.c;
-        for (int ch = 0; ch < b.c; ch++) {
-            float scale = gamma[ch] * s.invstd[k][ch];
-            sc[2 * (k - 1) * b.c + ch] = scale;
-            sh[2 * (k - 1) * b.c + ch] = beta[ch] - s.mean[k][ch] * scale;
-        }
-    }
+    bn_map(p + b.bn2, p + b.bn2 + b.c, s.mean[1], s.invstd[1], b.c, sc, sh);
+    if (b.proj)
+        bn_map(p + b.bnp, p + b.bnp + b.c, s.mean[2], s.invstd[2], b.c, sc + 2 * b.c, sh + 2 * b.c);
     float survival = l->cfg.survival;
     const float *mask = NULL;
     if (survival < 1.0f) {
@@ -360,7 +386,13 @@ static del_status residual_backward(del_layer *l, const del_layer_ctx *ctx, cons
     const float *dbranch = mask ? g1 : dz;
     be->batchnorm_backward(n, b.c, b.hw, s.a2, dbranch, p + b.bn2, NULL, 0, s.mean[1], s.invstd[1], g2,
                            g + b.bn2, g + b.bn2 + b.c, ctx->ws);
-    be->conv2d_backward(&b.conv2, s.h1, p + b.w2, g2, g1, g + b.w2, NULL, ctx->ws);
+    if (s.h1) {
+        be->conv2d_backward(&b.conv2, s.h1, p + b.w2, g2, g1, g + b.w2, NULL, ctx->ws);
+    } else {
+        float *sc1 = bn1_map(&b, ctx);
+        bn_map(p + b.bn1, p + b.bn1 + b.c, s.mean[0], s.invstd[0], b.c, sc1, sc1 + b.c);
+        be->conv2d_backward_input_bn(&b.conv2, s.a1, sc1, sc1 + b.c, p + b.w2, g2, g1, g + b.w2, ctx->ws);
+    }
     be->batchnorm_backward(n, b.c, b.hw, s.a1, g1, p + b.bn1, p + b.bn1 + b.c, 1, s.mean[0], s.invstd[0], g2,
                            g + b.bn1, g + b.bn1 + b.c, ctx->ws);
     be->conv2d_backward(&b.conv1, x->data, p + b.w1, g2, dx, g + b.w1, NULL, ctx->ws);

@@ -433,6 +433,73 @@ START_TEST(test_winograd_affine_relu_pool_equal_composition)
 }
 END_TEST
 
+/* A convolution that reads its input through a training batchnorm and
+ * relu (h never written) gives the bits of the batchnorm's output
+ * convolved: y, dx (the gradient of h), dw, for every case and 1-4 threads. */
+START_TEST(test_winograd_input_bn_equals_batchnorm_then_conv)
+{
+    const wg_case *c = &cases[_i];
+    const del_conv2d_shape s = shape_of(c);
+    const del_backend *be = del_backend_get();
+    ck_assert(be->conv2d_fuses_input_bn(&s));
+    size_t xl = (size_t)c->n * c->c_in * c->h * c->w, yl = (size_t)c->n * c->c_out * c->h * c->w;
+    size_t wl = (size_t)c->c_out * c->c_in * 9;
+    float *x = rand_buf(xl, 380), *w = rand_buf(wl, 381), *dy = rand_buf(yl, 382);
+    float *gamma = rand_buf((size_t)c->c_in, 383), *beta = rand_buf((size_t)c->c_in, 384);
+    float *st = fill_buf(4 * (size_t)c->c_in, 1.0f), *h = malloc(xl * sizeof *h);
+    float *sc = malloc((size_t)c->c_in * sizeof *sc), *sh = malloc((size_t)c->c_in * sizeof *sh);
+    float *y0 = malloc(yl * sizeof *y0), *dx0 = malloc(xl * sizeof *dx0), *dw0 = fill_buf(wl, 0.0f);
+    float *y = malloc(yl * sizeof *y), *dx = malloc(xl * sizeof *dx), *dw = fill_buf(wl, 0.0f);
+    void *ws = malloc(be->conv2d_workspace(&s) + 1);
+    const int ci = c->c_in;
+    be->batchnorm_forward_train(c->n, ci, c->h * c->w, x, gamma, beta, 1e-5f, 0.1f, st, st + ci, 1, h, st + 2 * ci,
+                                st + 3 * ci, NULL);
+    int zeros = 0;
+    for (size_t e = 0; e < xl; e++)
+        zeros += h[e] == 0.0f;
+    ck_assert(zeros > 0 && zeros < (int)xl); /* the relu acts */
+    for (int ch = 0; ch < ci; ch++) {
+        sc[ch] = gamma[ch] * st[3 * ci + ch];
+        sh[ch] = beta[ch] - st[2 * ci + ch] * sc[ch];
+    }
+    be->conv2d_forward(&s, h, w, NULL, y0, ws);
+    be->conv2d_backward(&s, h, w, dy, dx0, dw0, NULL, ws);
+    static const int threads[] = {1, 2, 3, 4};
+    for (int t = 0; t < 4; t++) {
+        ck_assert_del_ok(del_set_num_threads(threads[t]));
+        memset(dw, 0, wl * sizeof *dw);
+        be->conv2d_forward_input_bn(&s, x, sc, sh, w, y, ws);
+        be->conv2d_backward_input_bn(&s, x, sc, sh, w, dy, dx, dw, ws);
+        ck_assert_msg(memcmp(y, y0, yl * 4) == 0, "y differs, %d threads", threads[t]);
+        ck_assert_msg(memcmp(dx, dx0, xl * 4) == 0, "dx differs, %d threads", threads[t]);
+        ck_assert_msg(memcmp(dw, dw0, wl * 4) == 0, "dw differs, %d threads", threads[t]);
+        /* the weight gradient alone, and the input gradient alone */
+        memset(dw, 0, wl * sizeof *dw);
+        be->conv2d_backward_input_bn(&s, x, sc, sh, w, dy, NULL, dw, ws);
+        ck_assert_msg(memcmp(dw, dw0, wl * 4) == 0, "dw alone differs, %d threads", threads[t]);
+        be->conv2d_backward_input_bn(&s, x, sc, sh, w, dy, dx, NULL, ws);
+        ck_assert_msg(memcmp(dx, dx0, xl * 4) == 0, "dx alone differs, %d threads", threads[t]);
+    }
+    ck_assert_del_ok(del_set_num_threads(1));
+    free(x);
+    free(w);
+    free(dy);
+    free(gamma);
+    free(beta);
+    free(st);
+    free(h);
+    free(sc);
+    free(sh);
+    free(y0);
+    free(dx0);
+    free(dw0);
+    free(y);
+    free(dx);
+    free(dw);
+    free(ws);
+}
+END_TEST
+
 /* No cross-talk between the lanes of a group: an image's output and input
  * gradient do not change when the other images of the batch do. (They
  * may change with the image's position in its group of 16: OpenBLAS may
@@ -550,6 +617,7 @@ static Suite *winograd_suite(void)
     tcase_add_loop_test(t, test_winograd_backward_data_within_error_bound, 0, N_CASES);
     tcase_add_loop_test(t, test_winograd_backward_weights_within_error_bound, 0, N_CASES);
     tcase_add_test(t, test_winograd_affine_relu_pool_equal_composition);
+    tcase_add_loop_test(t, test_winograd_input_bn_equals_batchnorm_then_conv, 0, N_CASES);
     tcase_add_test(t, test_winograd_image_result_independent_of_other_images);
     tcase_add_test(t, test_winograd_bit_identical_for_1_2_3_4_threads);
     suite_add_tcase(s, t);
