@@ -37,6 +37,16 @@
 #include "backend/cpu/cpu_winograd.h"
 #include "core/threads.h"
 
+/* The strided copies of im2col / col2im (stride 2) vectorise only with
+ * AVX2 or AVX-512 permutes: versions picked at load time. Copies and
+ * per-element additions in the same order, so every version gives the
+ * same bits. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define CONV_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CONV_CLONES
+#endif
+
 /* More slots than any likely core count of a training box, few enough
  * that the partial weight gradients stay small. */
 #define CONV_SLOTS 8
@@ -165,6 +175,7 @@ static void valid_cols(const del_conv2d_shape *s, int kw, int *lo, int *hi)
 }
 
 /* col[(ci*k + kh)*k + kw, oh*w_out + ow] = x[ci, oh*s - p + kh, ow*s - p + kw] (0 outside) */
+CONV_CLONES
 static void im2col(const del_conv2d_shape *s, const float *x, float *col)
 {
     int k = s->kernel, ho = s->h_out, wo = s->w_out, st = s->stride;
@@ -203,6 +214,7 @@ static void im2col(const del_conv2d_shape *s, const float *x, float *col)
 /* The adjoint of im2col: dx[...] += col[...] (dx zeroed by the caller).
  * The (kh, kw) loops are outermost per channel so every dx element gets
  * its contributions in the same fixed order. */
+CONV_CLONES
 static void col2im(const del_conv2d_shape *s, const float *col, float *dx)
 {
     int k = s->kernel, ho = s->h_out, wo = s->w_out, st = s->stride;
