@@ -63,6 +63,8 @@ static const del_conv2d_shape conv_shapes[] = {
     {2, 4, 5, 6, 3, 5, 6, 1, 1, 0},
     {2, 3, 9, 9, 2, 4, 4, 3, 2, 0},
     {2, 3, 7, 6, 4, 4, 3, 1, 2, 0},
+    /* stride 2, 5x5, pad 2, odd width: kernel columns on both halves of the split rows */
+    {2, 3, 11, 9, 4, 6, 5, 5, 2, 2},
     {1, 1, 28, 28, 8, 28, 28, 3, 1, 1},
     {5, 16, 14, 14, 12, 14, 14, 3, 1, 1},
     {3, 2, 6, 5, 3, 4, 3, 3, 1, 0},
