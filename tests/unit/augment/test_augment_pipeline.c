@@ -1,4 +1,4 @@
-/* Augmentation pipelines: RandAugment's draws, determinism across thread
+/* Augmentation pipelines: RandAugment's and crop/flip's draws, determinism across thread
  * counts, CutMix / MixUp against hand computations, the Beta sampler, and
  * argument errors. */
 #include <math.h>
@@ -209,6 +209,69 @@ static del_augment *std_pipeline(uint64_t seed, int with_batch_steps)
     }
     return a;
 }
+
+/* ---- random crop + flip draws (FMNIST-1k's std aug) ---- */
+
+/* The crop offset (oy, ox in 0..4) and flip of image `index` in `epoch`,
+ * read back from two images whose pixels hold their row and column + 1. */
+static int crop_flip_code(del_augment *aug, const uint8_t *rows, const uint8_t *cols, int epoch, int index)
+{
+    const int64_t shape[3] = {28, 28, 1};
+    uint8_t out[28 * 28];
+    del_tensor *src = NULL, *dst = NULL;
+    ck_assert_del_ok(del_tensor_wrap(&dst, DEL_DTYPE_U8, 3, shape, out));
+    ck_assert_del_ok(del_tensor_wrap(&src, DEL_DTYPE_U8, 3, shape, (void *)rows));
+    ck_assert_del_ok(del_augment_image(aug, dst, src, (uint64_t)epoch, index));
+    int oy = out[2 * 28 + 2] - 1; /* output (2, 2) is padded row oy + 2, source row oy */
+    del_tensor_free(src);
+    ck_assert_del_ok(del_tensor_wrap(&src, DEL_DTYPE_U8, 3, shape, (void *)cols));
+    ck_assert_del_ok(del_augment_image(aug, dst, src, (uint64_t)epoch, index));
+    int v = out[2 * 28 + 2], flip = v >= 24, ox = flip ? v - 24 : v - 1; /* flipped: source column ox + 23 */
+    del_tensor_free(src);
+    del_tensor_free(dst);
+    ck_assert_msg(oy >= 0 && oy <= 4 && ox >= 0 && ox <= 4, "undecodable crop: %d %d (%d)", oy, ox, v);
+    return (oy * 5 + ox) * 2 + flip;
+}
+
+START_TEST(test_crop_and_flip_draws_are_uniform_and_fresh_every_epoch)
+{
+    /* pad 2, crop 28 of 28, flip p 0.5: 50 equally likely outcomes per
+     * (image, epoch), drawn afresh in every epoch and for every image. */
+    enum { N = 200, E = 25, K = 50 };
+    uint8_t rows[28 * 28], cols[28 * 28];
+    for (int r = 0; r < 28; r++)
+        for (int c = 0; c < 28; c++) {
+            rows[r * 28 + c] = (uint8_t)(r + 1);
+            cols[r * 28 + c] = (uint8_t)(c + 1);
+        }
+    del_augment *aug = NULL;
+    ck_assert_del_ok(del_augment_new(&aug));
+    ck_assert_del_ok(del_augment_set_seed(aug, 5));
+    ck_assert_del_ok(del_augment_add_random_crop(aug, 28, 28, 2, 0));
+    ck_assert_del_ok(del_augment_add_flip_h(aug, 0.5f));
+    static int code[N][E];
+    int hist[K] = {0}, repeat_epoch = 0, repeat_image = 0;
+    for (int i = 0; i < N; i++)
+        for (int e = 0; e < E; e++) {
+            code[i][e] = crop_flip_code(aug, rows, cols, e, i);
+            hist[code[i][e]]++;
+            repeat_epoch += e > 0 && code[i][e] == code[i][e - 1];
+            repeat_image += i > 0 && code[i][e] == code[i - 1][e];
+        }
+    /* chi-square with 49 degrees of freedom: mean 49, sd 9.9; 99.99 % below 95 */
+    double expect = (double)N * E / K, chi2 = 0.0;
+    for (int k = 0; k < K; k++)
+        chi2 += (hist[k] - expect) * (hist[k] - expect) / expect;
+    ck_assert_msg(chi2 < 95.0, "crop/flip outcomes not uniform: chi2 = %.1f", chi2);
+    /* the same outcome as the epoch before (or the image before): 1 in 50,
+     * 96 of 4,800 pairs expected, sd 9.7 */
+    ck_assert_msg(repeat_epoch > 50 && repeat_epoch < 145, "same crop/flip as last epoch %d times of %d", repeat_epoch,
+                  N * (E - 1));
+    ck_assert_msg(repeat_image > 50 && repeat_image < 145, "same crop/flip as the image before %d times of %d",
+                  repeat_image, (N - 1) * E);
+    del_augment_free(aug);
+}
+END_TEST
 
 START_TEST(test_batches_are_identical_with_1_2_and_4_threads)
 {
@@ -535,6 +598,7 @@ static Suite *augment_pipeline_suite(void)
     tcase_add_test(tc, test_randaugment_extreme_bins_match_torchvision_ranges);
     tcase_add_test(tc, test_trivialaugment_draws_bins_over_the_wide_ranges);
     tcase_add_test(tc, test_randaugment_image_equals_its_drawn_ops_applied_in_turn);
+    tcase_add_test(tc, test_crop_and_flip_draws_are_uniform_and_fresh_every_epoch);
     tcase_add_test(tc, test_batches_are_identical_with_1_2_and_4_threads);
     tcase_add_test(tc, test_batch_image_equals_single_image_call_for_its_index);
     tcase_add_test(tc, test_op_with_probability_zero_or_one);
