@@ -133,15 +133,25 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* Spins until *a differs from `seen` or DEL_SPIN_NS pass; returns whether it changed. */
-static int spin_while_u64(_Atomic uint64_t *a, uint64_t seen)
+/* What a spinning thread waits for. */
+static int new_job(const pool *p, uint64_t seen)
+{
+    return atomic_load_explicit(&p->generation, memory_order_acquire) != seen;
+}
+
+static int all_done(const pool *p, uint64_t nchunks)
+{
+    return (uint64_t)atomic_load(&p->chunks_done) == nchunks;
+}
+
+/* Spins until ready(p, arg) or DEL_SPIN_NS pass; the caller then sleeps
+ * on its condition variable if it must. */
+static void spin_until(int (*ready)(const pool *, uint64_t), const pool *p, uint64_t arg)
 {
     double t0 = now_ns();
-    for (int k = 0;; k++) {
-        if (atomic_load_explicit(a, memory_order_acquire) != seen)
-            return 1;
+    for (int k = 0; !ready(p, arg); k++) {
         if ((k & 63) == 63 && now_ns() - t0 > DEL_SPIN_NS)
-            return 0;
+            return;
         cpu_relax();
     }
 }
@@ -170,12 +180,12 @@ static void *worker_main(void *arg)
     pthread_mutex_lock(&p->mu);
     uint64_t seen = atomic_load(&p->generation);
     for (;;) {
-        if (!p->stop && atomic_load(&p->generation) == seen) {
+        if (!p->stop && !new_job(p, seen)) {
             pthread_mutex_unlock(&p->mu);
-            spin_while_u64(&p->generation, seen);
+            spin_until(new_job, p, seen);
             pthread_mutex_lock(&p->mu);
         }
-        while (!p->stop && atomic_load(&p->generation) == seen)
+        while (!p->stop && !new_job(p, seen))
             pthread_cond_wait(&p->work_cv, &p->mu);
         if (p->stop)
             break;
@@ -301,14 +311,9 @@ void del_parallel_for(int64_t n, del_range_fn fn, void *ctx)
     t_in_parallel = 0;
 
     if (atomic_fetch_add(&p->chunks_done, ran) + ran != nchunks) {
-        double t0 = now_ns();
-        for (int k = 0; atomic_load(&p->chunks_done) != nchunks; k++) {
-            if ((k & 63) == 63 && now_ns() - t0 > DEL_SPIN_NS)
-                break;
-            cpu_relax();
-        }
+        spin_until(all_done, p, (uint64_t)nchunks);
         pthread_mutex_lock(&p->mu);
-        while (atomic_load(&p->chunks_done) != nchunks)
+        while (!all_done(p, (uint64_t)nchunks))
             pthread_cond_wait(&p->done_cv, &p->mu);
         pthread_mutex_unlock(&p->mu);
     }

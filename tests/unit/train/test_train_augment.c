@@ -167,6 +167,17 @@ static del_trainer *small_trainer(del_model *m, const del_dataset *ds, int batch
     return tr;
 }
 
+/* A pad-2 random crop back to SH x SW, then a flip with p 0.5. */
+static del_augment *crop_flip_pipeline(uint64_t seed)
+{
+    del_augment *aug = NULL;
+    ck_assert_del_ok(del_augment_new(&aug));
+    ck_assert_del_ok(del_augment_set_seed(aug, seed));
+    ck_assert_del_ok(del_augment_add_random_crop(aug, SH, SW, 2, 0));
+    ck_assert_del_ok(del_augment_add_flip_h(aug, 0.5f));
+    return aug;
+}
+
 /* The expected weights after one step from zero weights on the whole
  * labeled set, augmented with the streams of `epoch` (aug NULL: as is):
  * logits are 0, softmax 1/K, so dW[k][f] = mean_i (1/K - [y_i = k]) x_i[f]
@@ -214,11 +225,7 @@ START_TEST(test_each_step_trains_on_the_pipelines_images_of_its_epoch)
     del_dataset *ds = small_dataset();
     del_model *m = small_model();
     ck_assert_int_eq(del_model_num_params(m), NP);
-    del_augment *aug = NULL;
-    ck_assert_del_ok(del_augment_new(&aug));
-    ck_assert_del_ok(del_augment_set_seed(aug, 17));
-    ck_assert_del_ok(del_augment_add_random_crop(aug, SH, SW, 2, 0));
-    ck_assert_del_ok(del_augment_add_flip_h(aug, 0.5f));
+    del_augment *aug = crop_flip_pipeline(17);
     del_trainer *tr = small_trainer(m, ds, 12);
     ck_assert_del_ok(del_trainer_set_augment(tr, aug));
     double want[3][NP];
@@ -258,11 +265,7 @@ START_TEST(test_a_batch_across_an_epoch_boundary_keys_each_image_by_its_own_epoc
     enum { NP = SK * SH * SW + SK };
     del_dataset *ds = small_dataset();
     del_model *m = small_model();
-    del_augment *aug = NULL;
-    ck_assert_del_ok(del_augment_new(&aug));
-    ck_assert_del_ok(del_augment_set_seed(aug, 23));
-    ck_assert_del_ok(del_augment_add_random_crop(aug, SH, SW, 2, 0));
-    ck_assert_del_ok(del_augment_add_flip_h(aug, 0.5f));
+    del_augment *aug = crop_flip_pipeline(23);
     del_trainer *tr = small_trainer(m, ds, 8);
     ck_assert_del_ok(del_trainer_set_augment(tr, aug));
     double want[2][NP], got[NP] = {0};
@@ -293,11 +296,7 @@ static void small_run(int depth, const int64_t *fits, int nfits, int cancel_at, 
 {
     del_dataset *ds = small_dataset();
     del_model *m = small_model();
-    del_augment *aug = NULL;
-    ck_assert_del_ok(del_augment_new(&aug));
-    ck_assert_del_ok(del_augment_set_seed(aug, 4));
-    ck_assert_del_ok(del_augment_add_random_crop(aug, SH, SW, 2, 0));
-    ck_assert_del_ok(del_augment_add_flip_h(aug, 0.5f));
+    del_augment *aug = crop_flip_pipeline(4);
     ck_assert_del_ok(del_augment_add_cutmix(aug, 1.0f, 1.0f));
     memset(del_model_params(m), 0, (size_t)del_model_num_params(m) * sizeof(float));
     del_trainer *tr = small_trainer(m, ds, 5);
