@@ -137,6 +137,21 @@ DEL_API int64_t del_model_num_params(const del_model *model);
 DEL_API float *del_model_params(del_model *model);
 DEL_API float *del_model_grads(del_model *model);
 
+/* The parameters of layer i: del_model_params(model)[*offset ..
+ * *offset + *count - 1] (count 0 for a layer without parameters, e.g.
+ * relu). Layers are numbered as in del_model_layer_type, heads included.
+ * Errors: DEL_EINVAL if model, offset or count is NULL or i is out of
+ * range. */
+DEL_API del_status del_model_layer_params(const del_model *model, int i, int64_t *offset, int64_t *count);
+
+/* The model's non-trainable buffers (PyTorch's "buffers": the running
+ * means and variances of its batchnorm layers and residual blocks), in
+ * layer order, del_model_num_buffers floats (0 and NULL for a model
+ * without batchnorm). Borrowed, valid as del_model_params. A training-mode
+ * forward updates them; writing them is allowed (e.g. restoring a copy). */
+DEL_API int64_t del_model_num_buffers(const del_model *model);
+DEL_API float *del_model_buffers(del_model *model);
+
 /* The input shape the model was made for: [channels, height, width] of one
  * image. Errors: DEL_EINVAL (a NULL argument). */
 DEL_API del_status del_model_input_shape(const del_model *model, int *channels, int *height, int *width);

@@ -235,16 +235,50 @@ DEL_API del_status del_trainer_set_augment_unlabeled(del_trainer *trainer, del_a
  * (during a fit). */
 DEL_API del_status del_trainer_set_prefetch(del_trainer *trainer, int depth);
 
+/* What a fit does with a step that goes non-finite: a NaN or infinite
+ * loss, or a NaN or infinite gradient (checked before the update), or
+ * parameters made non-finite by the update itself. */
+typedef enum del_nonfinite {
+    DEL_NONFINITE_STOP = 0, /* the fit stops with DEL_ENUMERIC (the default) */
+    DEL_NONFINITE_SKIP = 1  /* the step is skipped and counted; the fit goes on */
+} del_nonfinite;
+
+/* Sets what del_trainer_fit does with a non-finite step (see
+ * del_nonfinite). Either way the model is left as it was before that step:
+ * its parameters and batchnorm running statistics are restored and the
+ * optimizer does not step (the batch is used up, and dropout's random
+ * stream has moved on). A skipped step still counts as a step of the fit
+ * and of the schedule; del_trainer_skipped_steps counts them, and the
+ * progress callback's mean loss leaves them out (NaN if every step since
+ * the previous call was skipped). An update that makes finite parameters
+ * non-finite (a learning rate so large that the weights overflow) always
+ * stops the fit, with the parameters restored, since the optimizer's
+ * momentum is then non-finite too.
+ * Errors: DEL_EINVAL (NULL trainer, unknown policy), DEL_ESTATE (during a
+ * fit). */
+DEL_API del_status del_trainer_set_nonfinite(del_trainer *trainer, del_nonfinite policy);
+
+/* The number of steps skipped as non-finite (DEL_NONFINITE_SKIP) since the
+ * trainer was made or its seed set; saved in checkpoints. It may be read
+ * from the progress callback. 0 if trainer is NULL. */
+DEL_API int64_t del_trainer_skipped_steps(const del_trainer *trainer);
+
 /* Trains for `steps` steps (>= 1) in training mode, leaving the model in
  * evaluation mode. The same seed and settings give bit-identical weights
  * whatever the thread count and prefetch depth. A canceled fit keeps the
  * batch order where the last finished step left it, whatever was
  * prefetched. The progress callback runs on the calling thread, never on
  * the prefetch thread.
+ * A step whose loss or gradient is not finite stops the fit with
+ * DEL_ENUMERIC, the model left as it was before that step (or is skipped:
+ * del_trainer_set_nonfinite); the message names the step and what went
+ * non-finite (the loss, or the first layer whose gradient or updated
+ * parameters are not finite).
  * Errors: DEL_EINVAL (NULL trainer, steps < 1, the pipeline's output no
  * longer fits the model), DEL_ESTATE (called from its own progress
- * callback), DEL_ECANCELED (the callback stopped it), DEL_ENOMEM; a
- * failure of the pipeline is returned with its message. */
+ * callback; the kept optimizer no longer fits the model), DEL_ECANCELED
+ * (the callback stopped it), DEL_ENUMERIC (a non-finite step, see above),
+ * DEL_ENOMEM; a failure of the pipeline is returned with its message. */
 DEL_API del_status del_trainer_fit(del_trainer *trainer, int64_t steps);
 
 /* Saves the trainer's run to path (a checkpoint file: docs/file-format.md)
@@ -288,7 +322,9 @@ DEL_API del_status del_trainer_load_checkpoint(del_trainer *trainer, const char 
 /* Top-1 accuracy (0..1) of the model, in evaluation mode, on the labeled
  * images of test, normalised as for training.
  * Errors: DEL_EINVAL (NULL argument, image shape differs, no labeled
- * image), DEL_ENOMEM. */
+ * image, a label the model has no output for), DEL_ENUMERIC (the model's
+ * outputs are not finite for an image: a diverged model has no accuracy),
+ * DEL_ENOMEM. */
 DEL_API del_status del_trainer_evaluate(del_trainer *trainer, const del_dataset *test, double *accuracy);
 
 /* Checkpoints for hand-written training loops (as saving a PyTorch model's

@@ -25,6 +25,7 @@ DEL_API const char *del_status_str(del_status status)
     case DEL_EFORMAT: return "malformed data";
     case DEL_ECANCELED: return "canceled";
     case DEL_ESTATE: return "invalid state";
+    case DEL_ENUMERIC: return "non-finite value";
     }
     return "unknown status";
 }

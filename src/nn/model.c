@@ -161,6 +161,33 @@ DEL_API float *del_model_grads(del_model *model)
     return model && model->n_params > 0 ? model->grads : NULL;
 }
 
+DEL_API int64_t del_model_num_buffers(const del_model *model)
+{
+    return model ? model->n_state : 0;
+}
+
+DEL_API float *del_model_buffers(del_model *model)
+{
+    return model && model->n_state > 0 ? model->state : NULL;
+}
+
+DEL_API del_status del_model_layer_params(const del_model *model, int i, int64_t *offset, int64_t *count)
+{
+    static const char fn[] = "del_model_layer_params";
+    if (!model)
+        return del_error_null(fn, "model");
+    if (!offset)
+        return del_error_null(fn, "offset");
+    if (!count)
+        return del_error_null(fn, "count");
+    if (i < 0 || i >= model->n_layers)
+        return del_error(DEL_EINVAL, "%s: 'i' must be in 0..%d (the model's layers), got %d", fn, model->n_layers - 1,
+                         i);
+    *offset = model->layers[i].param_off;
+    *count = model->layers[i].n_params;
+    return DEL_OK;
+}
+
 DEL_API del_status del_model_input_shape(const del_model *model, int *channels, int *height, int *width)
 {
     static const char fn[] = "del_model_input_shape";

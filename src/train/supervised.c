@@ -24,17 +24,20 @@
  * keyed by (seed, epoch, image index), e.g. augmentation. */
 #define ORDER_STREAM UINT64_C(0x6261746368) /* "batch" */
 
+static void free_slot(batch_slot *b)
+{
+    del_tensor_free(b->x);
+    del_tensor_free(b->y);
+    del_tensor_free(b->soft);
+    free(b->idx);
+    free(b->epochs);
+    memset(b, 0, sizeof *b);
+}
+
 static void free_slots(del_trainer *tr)
 {
-    for (int i = 0; i < tr->nslots; i++) {
-        batch_slot *b = &tr->slots[i];
-        del_tensor_free(b->x);
-        del_tensor_free(b->y);
-        del_tensor_free(b->soft);
-        free(b->idx);
-        free(b->epochs);
-        memset(b, 0, sizeof *b);
-    }
+    for (int i = 0; i < tr->nslots; i++)
+        free_slot(&tr->slots[i]);
     tr->nslots = 0;
 }
 
@@ -55,14 +58,42 @@ static del_status ensure_slots(del_trainer *tr, int n, int soft, const char *fun
         if (st == DEL_OK)
             st = soft ? del_tensor_new(&b->soft, DEL_DTYPE_F32, 2, sshape)
                       : del_tensor_new(&b->y, DEL_DTYPE_I32, 1, yshape);
-        b->idx = malloc((size_t)tr->batch * sizeof *b->idx);
-        b->epochs = malloc((size_t)tr->batch * sizeof *b->epochs);
-        if (st == DEL_OK && (!b->idx || !b->epochs))
-            st = del_error(DEL_ENOMEM, "%s: out of memory for a batch of %d", func, tr->batch);
-        /* counted first, so that free_slots releases a half-made slot */
-        tr->nslots++;
-        if (st != DEL_OK)
+        if (st == DEL_OK) {
+            b->idx = malloc((size_t)tr->batch * sizeof *b->idx);
+            b->epochs = malloc((size_t)tr->batch * sizeof *b->epochs);
+            if (!b->idx || !b->epochs)
+                st = del_error(DEL_ENOMEM, "%s: out of memory for a batch of %d", func, tr->batch);
+        }
+        if (st != DEL_OK) {
+            /* A slot is counted only once whole: a later call rebuilds it. */
+            free_slot(b);
             return st;
+        }
+        tr->nslots++;
+    }
+    return DEL_OK;
+}
+
+/* Room to keep the model's parameters and buffers as they were before a
+ * step (restored when the step goes non-finite). */
+static del_status ensure_saved(del_trainer *tr, const char *func)
+{
+    const int64_t np = del_model_num_params(tr->model), nb = del_model_num_buffers(tr->model);
+    if (np != tr->saved_nparams) {
+        float *p = malloc((size_t)np * sizeof *p);
+        if (!p)
+            return del_error(DEL_ENOMEM, "%s: out of memory for a copy of %lld parameters", func, (long long)np);
+        free(tr->saved_params);
+        tr->saved_params = p;
+        tr->saved_nparams = np;
+    }
+    if (nb != tr->saved_nbuf) {
+        float *p = nb > 0 ? malloc((size_t)nb * sizeof *p) : NULL;
+        if (nb > 0 && !p)
+            return del_error(DEL_ENOMEM, "%s: out of memory for a copy of %lld buffer values", func, (long long)nb);
+        free(tr->saved_buffers);
+        tr->saved_buffers = p;
+        tr->saved_nbuf = nb;
     }
     return DEL_OK;
 }
@@ -105,6 +136,8 @@ DEL_API void del_trainer_free(del_trainer *trainer)
     free_slots(trainer);
     del_tensor_free(trainer->grad);
     del_optimizer_free(trainer->opt);
+    free(trainer->saved_params);
+    free(trainer->saved_buffers);
     free(trainer);
 }
 
@@ -179,23 +212,23 @@ DEL_API del_status del_trainer_new_supervised(del_trainer **out, del_model *mode
 
     tr->perm_epoch = -1;
     tr->prefetch = DEFAULT_PREFETCH;
-    tr->lr = 0.05f;
-    tr->momentum = 0.9f;
-    tr->weight_decay = 5e-4f;
-    tr->nesterov = 1;
+    tr->set.lr = 0.05f;
+    tr->set.momentum = 0.9f;
+    tr->set.weight_decay = 5e-4f;
+    tr->set.nesterov = 1;
     /* torch's AdamW defaults, unused until set_adamw; kept valid so that a
      * checkpoint's settings always pass the setters' checks */
-    tr->adam_lr = 1e-3f;
-    tr->beta1 = 0.9f;
-    tr->beta2 = 0.999f;
-    tr->adam_eps = 1e-8f;
-    tr->adam_weight_decay = 1e-2f;
-    tr->schedule = DEL_SCHEDULE_COSINE;
-    tr->step_size = DEFAULT_STEP_SIZE;
-    tr->gamma = DEFAULT_STEP_GAMMA;
+    tr->set.adam_lr = 1e-3f;
+    tr->set.beta1 = 0.9f;
+    tr->set.beta2 = 0.999f;
+    tr->set.adam_eps = 1e-8f;
+    tr->set.adam_weight_decay = 1e-2f;
+    tr->set.schedule = DEL_SCHEDULE_COSINE;
+    tr->set.step_size = DEFAULT_STEP_SIZE;
+    tr->set.gamma = DEFAULT_STEP_GAMMA;
     for (int c = 0; c < MAX_CHANNELS; c++) {
-        tr->mean[c] = 0.2860f;
-        tr->std[c] = 0.3530f;
+        tr->set.mean[c] = 0.2860f;
+        tr->set.std[c] = 0.3530f;
     }
     st = alloc_batch(tr, tr->pool_n < 64 ? (int)tr->pool_n : 64);
     if (st != DEL_OK)
@@ -208,26 +241,10 @@ cleanup:
     return st;
 }
 
-static del_status check_settable(const del_trainer *tr, const char *func)
-{
-    if (!tr)
-        return del_error_null(func, "trainer");
-    if (tr->fitting)
-        return del_error(DEL_ESTATE, "%s: cannot change settings while del_trainer_fit runs", func);
-    return DEL_OK;
-}
-
-/* An optimizer setting changed: the next fit starts a new optimizer. */
-static void drop_optimizer(del_trainer *tr)
-{
-    del_optimizer_free(tr->opt);
-    tr->opt = NULL;
-}
-
 DEL_API del_status del_trainer_set_batch_size(del_trainer *trainer, int batch_size)
 {
     static const char fn[] = "del_trainer_set_batch_size";
-    del_status st = check_settable(trainer, fn);
+    del_status st = del_trainer_check_settable(trainer, fn);
     if (st != DEL_OK)
         return st;
     if (batch_size < 1 || batch_size > trainer->pool_n)
@@ -236,200 +253,6 @@ DEL_API del_status del_trainer_set_batch_size(del_trainer *trainer, int batch_si
     if (batch_size == trainer->batch)
         return DEL_OK;
     return alloc_batch(trainer, batch_size);
-}
-
-DEL_API del_status del_trainer_set_sgd(del_trainer *trainer, float lr, float momentum, float weight_decay,
-                                       int nesterov)
-{
-    static const char fn[] = "del_trainer_set_sgd";
-    del_status st = check_settable(trainer, fn);
-    if (st != DEL_OK)
-        return st;
-    if (!(lr > 0.0f) || !isfinite(lr))
-        return del_error(DEL_EINVAL, "%s: 'lr' must be a finite value > 0, got %g", fn, (double)lr);
-    if (!(momentum >= 0.0f && momentum < 1.0f))
-        return del_error(DEL_EINVAL, "%s: 'momentum' must be in [0, 1), got %g", fn, (double)momentum);
-    if (!(weight_decay >= 0.0f) || !isfinite(weight_decay))
-        return del_error(DEL_EINVAL, "%s: 'weight_decay' must be a finite value >= 0, got %g", fn,
-                         (double)weight_decay);
-    if (nesterov != 0 && nesterov != 1)
-        return del_error(DEL_EINVAL, "%s: 'nesterov' must be 0 or 1, got %d", fn, nesterov);
-    if (nesterov && momentum == 0.0f)
-        return del_error(DEL_EINVAL, "%s: 'nesterov' needs 'momentum' > 0", fn);
-    trainer->use_adamw = 0;
-    trainer->lr = lr;
-    trainer->momentum = momentum;
-    trainer->weight_decay = weight_decay;
-    trainer->nesterov = nesterov;
-    drop_optimizer(trainer);
-    return DEL_OK;
-}
-
-DEL_API del_status del_trainer_set_adamw(del_trainer *trainer, float lr, float beta1, float beta2, float eps,
-                                         float weight_decay)
-{
-    static const char fn[] = "del_trainer_set_adamw";
-    del_status st = check_settable(trainer, fn);
-    if (st != DEL_OK)
-        return st;
-    if (!(lr > 0.0f) || !isfinite(lr))
-        return del_error(DEL_EINVAL, "%s: 'lr' must be a finite value > 0, got %g", fn, (double)lr);
-    if (!(beta1 >= 0.0f && beta1 < 1.0f))
-        return del_error(DEL_EINVAL, "%s: 'beta1' must be in [0, 1), got %g", fn, (double)beta1);
-    if (!(beta2 >= 0.0f && beta2 < 1.0f))
-        return del_error(DEL_EINVAL, "%s: 'beta2' must be in [0, 1), got %g", fn, (double)beta2);
-    if (!(eps > 0.0f) || !isfinite(eps))
-        return del_error(DEL_EINVAL, "%s: 'eps' must be a finite value > 0, got %g", fn, (double)eps);
-    if (!(weight_decay >= 0.0f) || !isfinite(weight_decay))
-        return del_error(DEL_EINVAL, "%s: 'weight_decay' must be a finite value >= 0, got %g", fn,
-                         (double)weight_decay);
-    trainer->use_adamw = 1;
-    trainer->adam_lr = lr;
-    trainer->beta1 = beta1;
-    trainer->beta2 = beta2;
-    trainer->adam_eps = eps;
-    trainer->adam_weight_decay = weight_decay;
-    drop_optimizer(trainer);
-    return DEL_OK;
-}
-
-DEL_API del_status del_trainer_set_schedule(del_trainer *trainer, del_schedule kind)
-{
-    static const char fn[] = "del_trainer_set_schedule";
-    del_status st = check_settable(trainer, fn);
-    if (st != DEL_OK)
-        return st;
-    if (kind != DEL_SCHEDULE_CONSTANT && kind != DEL_SCHEDULE_COSINE && kind != DEL_SCHEDULE_STEP)
-        return del_error(DEL_EINVAL, "%s: 'kind' must be DEL_SCHEDULE_CONSTANT (0), DEL_SCHEDULE_COSINE (1) or "
-                         "DEL_SCHEDULE_STEP (2), got %d", fn, (int)kind);
-    trainer->schedule = kind;
-    drop_optimizer(trainer);
-    return DEL_OK;
-}
-
-DEL_API del_status del_trainer_set_step_schedule(del_trainer *trainer, int64_t step_size, float gamma)
-{
-    static const char fn[] = "del_trainer_set_step_schedule";
-    del_status st = check_settable(trainer, fn);
-    if (st != DEL_OK)
-        return st;
-    if (step_size < 1)
-        return del_error(DEL_EINVAL, "%s: 'step_size' must be >= 1, got %lld", fn, (long long)step_size);
-    if (!(gamma > 0.0f) || !isfinite(gamma))
-        return del_error(DEL_EINVAL, "%s: 'gamma' must be a finite value > 0, got %g", fn, (double)gamma);
-    trainer->schedule = DEL_SCHEDULE_STEP;
-    trainer->step_size = step_size;
-    trainer->gamma = gamma;
-    drop_optimizer(trainer);
-    return DEL_OK;
-}
-
-DEL_API del_status del_trainer_set_warmup(del_trainer *trainer, int64_t warmup_steps)
-{
-    static const char fn[] = "del_trainer_set_warmup";
-    del_status st = check_settable(trainer, fn);
-    if (st != DEL_OK)
-        return st;
-    if (warmup_steps < 0)
-        return del_error(DEL_EINVAL, "%s: 'warmup_steps' must be >= 0 (0 = off), got %lld", fn,
-                         (long long)warmup_steps);
-    trainer->warmup = warmup_steps;
-    drop_optimizer(trainer);
-    return DEL_OK;
-}
-
-DEL_API del_status del_trainer_set_clip_norm(del_trainer *trainer, float max_norm)
-{
-    static const char fn[] = "del_trainer_set_clip_norm";
-    del_status st = check_settable(trainer, fn);
-    if (st != DEL_OK)
-        return st;
-    if (!(max_norm >= 0.0f) || !isfinite(max_norm))
-        return del_error(DEL_EINVAL, "%s: 'max_norm' must be a finite value >= 0 (0 = off), got %g", fn,
-                         (double)max_norm);
-    trainer->clip_norm = max_norm;
-    drop_optimizer(trainer);
-    return DEL_OK;
-}
-
-DEL_API del_status del_trainer_set_label_smoothing(del_trainer *trainer, float smoothing)
-{
-    static const char fn[] = "del_trainer_set_label_smoothing";
-    del_status st = check_settable(trainer, fn);
-    if (st != DEL_OK)
-        return st;
-    if (!(smoothing >= 0.0f && smoothing < 1.0f))
-        return del_error(DEL_EINVAL, "%s: 'smoothing' must be in [0, 1), got %g", fn, (double)smoothing);
-    trainer->smoothing = smoothing;
-    return DEL_OK;
-}
-
-DEL_API del_status del_trainer_set_total_steps(del_trainer *trainer, int64_t total_steps)
-{
-    static const char fn[] = "del_trainer_set_total_steps";
-    del_status st = check_settable(trainer, fn);
-    if (st != DEL_OK)
-        return st;
-    if (total_steps < 0)
-        return del_error(DEL_EINVAL, "%s: 'total_steps' must be >= 0 (0: a fresh optimizer per fit), got %lld", fn,
-                         (long long)total_steps);
-    trainer->total_steps = total_steps;
-    drop_optimizer(trainer);
-    return DEL_OK;
-}
-
-DEL_API del_status del_trainer_set_normalize(del_trainer *trainer, const float *mean, const float *std, int channels)
-{
-    static const char fn[] = "del_trainer_set_normalize";
-    del_status st = check_settable(trainer, fn);
-    if (st != DEL_OK)
-        return st;
-    if (!mean)
-        return del_error_null(fn, "mean");
-    if (!std)
-        return del_error_null(fn, "std");
-    if (channels != trainer->channels)
-        return del_error(DEL_EINVAL, "%s: 'channels' must be %d (the dataset's), got %d", fn, trainer->channels,
-                         channels);
-    for (int c = 0; c < channels; c++) {
-        if (!isfinite(mean[c]))
-            return del_error(DEL_EINVAL, "%s: 'mean[%d]' must be finite, got %g", fn, c, (double)mean[c]);
-        if (!(std[c] > 0.0f) || !isfinite(std[c]))
-            return del_error(DEL_EINVAL, "%s: 'std[%d]' must be a finite value > 0, got %g", fn, c, (double)std[c]);
-    }
-    for (int c = 0; c < channels; c++) {
-        trainer->mean[c] = mean[c];
-        trainer->std[c] = std[c];
-    }
-    return DEL_OK;
-}
-
-DEL_API del_status del_trainer_set_seed(del_trainer *trainer, uint64_t seed)
-{
-    del_status st = check_settable(trainer, "del_trainer_set_seed");
-    if (st != DEL_OK)
-        return st;
-    trainer->seed = seed;
-    /* A new seed starts a new sequence of epochs and batch numbers. */
-    trainer->order.epoch = 0;
-    trainer->order.pos = 0;
-    trainer->perm_epoch = -1;
-    trainer->steps_done = 0;
-    return DEL_OK;
-}
-
-DEL_API del_status del_trainer_set_progress(del_trainer *trainer, del_progress_fn fn, int64_t every, void *user)
-{
-    static const char name[] = "del_trainer_set_progress";
-    del_status st = check_settable(trainer, name);
-    if (st != DEL_OK)
-        return st;
-    if (fn && every < 1)
-        return del_error(DEL_EINVAL, "%s: 'every' must be >= 1, got %lld", name, (long long)every);
-    trainer->progress = fn;
-    trainer->every = fn ? every : 0;
-    trainer->user = fn ? user : NULL;
-    return DEL_OK;
 }
 
 /* Checks that aug runs on the dataset's images and keeps their size, which
@@ -453,7 +276,7 @@ static del_status check_pipeline(const del_trainer *tr, const del_augment *aug, 
 
 static del_status set_pipeline(del_trainer *tr, del_augment **field, del_augment *aug, const char *func)
 {
-    del_status st = check_settable(tr, func);
+    del_status st = del_trainer_check_settable(tr, func);
     if (st == DEL_OK && aug)
         st = check_pipeline(tr, aug, func, "aug");
     if (st == DEL_OK)
@@ -474,7 +297,7 @@ DEL_API del_status del_trainer_set_augment_unlabeled(del_trainer *trainer, del_a
 DEL_API del_status del_trainer_set_prefetch(del_trainer *trainer, int depth)
 {
     static const char fn[] = "del_trainer_set_prefetch";
-    del_status st = check_settable(trainer, fn);
+    del_status st = del_trainer_check_settable(trainer, fn);
     if (st != DEL_OK)
         return st;
     if (depth < 0 || depth > DEL_PREFETCH_MAX_DEPTH)
@@ -518,8 +341,8 @@ static del_status fill_batch(void *ctx, int slot, int64_t step)
     b->after = tr->draw;
     if (tr->aug)
         return del_augment_batch_epochs(tr->aug, tr->data, b->idx, b->epochs, tr->batch, (uint64_t)b->epochs[0],
-                                        (uint64_t)step, tr->mean, tr->std, b->x, b->soft, tr->num_outputs);
-    return del_dataset_batch(tr->data, b->idx, tr->batch, tr->mean, tr->std, b->x, b->y);
+                                        (uint64_t)step, tr->set.mean, tr->set.std, b->x, b->soft, tr->num_outputs);
+    return del_dataset_batch(tr->data, b->idx, tr->batch, tr->set.mean, tr->set.std, b->x, b->y);
 }
 
 /* Smooths the soft labels of a batch in place: t' = (1 - s) t + s / K. The
@@ -529,46 +352,111 @@ static void smooth_soft_labels(const del_trainer *tr, del_tensor *soft)
 {
     float *t = del_tensor_data(soft);
     const int64_t count = del_tensor_numel(soft);
-    const float keep = 1.0f - tr->smoothing, spread = tr->smoothing / (float)tr->num_outputs;
+    const float keep = 1.0f - tr->set.smoothing, spread = tr->set.smoothing / (float)tr->num_outputs;
     for (int64_t i = 0; i < count; i++)
         t[i] = keep * t[i] + spread;
 }
 
-/* One optimizer step on a prepared batch. */
-static del_status train_step(del_trainer *tr, del_optimizer *opt, const batch_slot *b, float *loss)
+/* Index of the first NaN or infinity in v[0..n-1]; n if all are finite.
+ * Blocks are scanned with an exponent test the compiler vectorises, and
+ * only a block with a hit is searched element by element. */
+static int64_t first_nonfinite(const float *v, int64_t n)
 {
-    del_status st = del_model_forward(tr->model, b->x);
-    if (st == DEL_OK && b->soft && tr->smoothing != 0.0f)
+    enum { BLOCK = 1024 };
+    const uint32_t *u = (const uint32_t *)(const void *)v;
+    for (int64_t i = 0; i < n; i += BLOCK) {
+        const int64_t m = n - i < BLOCK ? n - i : BLOCK;
+        uint32_t hit = 0;
+        for (int64_t j = 0; j < m; j++)
+            hit |= (uint32_t)((u[i + j] & 0x7f800000u) == 0x7f800000u);
+        if (hit)
+            for (int64_t j = 0; j < m; j++)
+                if (!isfinite(v[i + j]))
+                    return i + j;
+    }
+    return n;
+}
+
+/* Sets the DEL_ENUMERIC message of a step whose `what` ("gradient",
+ * "parameters after the update") went non-finite at parameter k. */
+static del_status nonfinite_params(const del_trainer *tr, int64_t step, const char *what, int64_t k,
+                                   const float *v, const char *fn)
+{
+    const int n = del_model_num_layers(tr->model);
+    int layer = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t off = 0, count = 0;
+        if (del_model_layer_params(tr->model, i, &off, &count) == DEL_OK && k >= off && k < off + count)
+            layer = i;
+    }
+    return del_error(DEL_ENUMERIC, "%s: step %lld: the %s of layer %d (%s) is not finite (%g at parameter %lld of "
+                     "%lld); the model is as it was before this step (lower the learning rate, or clip gradients "
+                     "with del_trainer_set_clip_norm)", fn, (long long)step, what, layer,
+                     del_model_layer_type(tr->model, layer), (double)v[k], (long long)k,
+                     (long long)del_model_num_params(tr->model));
+}
+
+/* One optimizer step on a prepared batch; `step` numbers it in messages.
+ * A non-finite loss or gradient returns DEL_ENUMERIC with the model's
+ * buffers restored and no update; parameters made non-finite by the
+ * update are restored too, and *fatal says the fit cannot go on (the
+ * optimizer's state took the non-finite values). */
+static del_status train_step(del_trainer *tr, del_optimizer *opt, const batch_slot *b, int64_t step, float *loss,
+                             int *fatal, const char *fn)
+{
+    del_model *m = tr->model;
+    const int64_t np = del_model_num_params(m), nb = del_model_num_buffers(m);
+    *fatal = 0;
+    if (nb > 0)
+        memcpy(tr->saved_buffers, del_model_buffers(m), (size_t)nb * sizeof(float));
+    del_status st = del_model_forward(m, b->x);
+    if (st == DEL_OK && b->soft && tr->set.smoothing != 0.0f)
         smooth_soft_labels(tr, b->soft);
     if (st == DEL_OK)
-        st = b->soft ? del_loss_soft_cross_entropy(del_model_output(tr->model), b->soft, loss, tr->grad)
-                     : del_loss_cross_entropy_smooth(del_model_output(tr->model), b->y, tr->smoothing, loss,
-                                                     tr->grad);
+        st = b->soft ? del_loss_soft_cross_entropy(del_model_output(m), b->soft, loss, tr->grad)
+                     : del_loss_cross_entropy_smooth(del_model_output(m), b->y, tr->set.smoothing, loss, tr->grad);
+    if (st == DEL_OK && !isfinite(*loss))
+        st = del_error(DEL_ENUMERIC, "%s: step %lld: the loss is not finite (%g); the model is as it was before this "
+                       "step (lower the learning rate, or clip gradients with del_trainer_set_clip_norm)", fn,
+                       (long long)step, (double)*loss);
     if (st == DEL_OK)
-        st = del_model_zero_grad(tr->model);
+        st = del_model_zero_grad(m);
     if (st == DEL_OK)
-        st = del_model_backward(tr->model, tr->grad);
-    if (st == DEL_OK)
+        st = del_model_backward(m, tr->grad);
+    int64_t k = np;
+    if (st == DEL_OK && (k = first_nonfinite(del_model_grads(m), np)) < np)
+        st = nonfinite_params(tr, step, "gradient", k, del_model_grads(m), fn);
+    if (st == DEL_OK) {
+        memcpy(tr->saved_params, del_model_params(m), (size_t)np * sizeof(float));
         st = del_optimizer_step(opt);
+        if (st == DEL_OK && (k = first_nonfinite(del_model_params(m), np)) < np) {
+            st = nonfinite_params(tr, step, "parameters after the update", k, del_model_params(m), fn);
+            memcpy(del_model_params(m), tr->saved_params, (size_t)np * sizeof(float));
+            *fatal = 1;
+        }
+    }
+    if (st == DEL_ENUMERIC && nb > 0)
+        memcpy(del_model_buffers(m), tr->saved_buffers, (size_t)nb * sizeof(float));
     return st;
 }
 
-/* A new optimizer for `steps` steps (a fit's, or the run's total), from
- * the trainer's settings. */
-del_status del_supervised_make_optimizer(const del_trainer *tr, int64_t steps, del_optimizer **out)
+/* A new optimizer for `steps` steps (a fit's, or the run's total) of
+ * model, from the settings s. */
+del_status del_supervised_make_optimizer(del_model *model, const train_settings *s, int64_t steps,
+                                         del_optimizer **out)
 {
     del_optimizer *opt = NULL;
-    del_status st = tr->use_adamw ? del_optimizer_new_adamw(&opt, tr->model, tr->adam_lr, tr->beta1, tr->beta2,
-                                                            tr->adam_eps, tr->adam_weight_decay)
-                                  : del_optimizer_new_sgd(&opt, tr->model, tr->lr, tr->momentum, tr->weight_decay,
-                                                          tr->nesterov);
+    del_status st = s->use_adamw ? del_optimizer_new_adamw(&opt, model, s->adam_lr, s->beta1, s->beta2, s->adam_eps,
+                                                           s->adam_weight_decay)
+                                 : del_optimizer_new_sgd(&opt, model, s->lr, s->momentum, s->weight_decay,
+                                                         s->nesterov);
     if (st == DEL_OK)
-        st = tr->schedule == DEL_SCHEDULE_STEP ? del_optimizer_set_step_schedule(opt, tr->step_size, tr->gamma)
-                                               : del_optimizer_set_schedule(opt, tr->schedule, steps, 0.0f);
+        st = s->schedule == DEL_SCHEDULE_STEP ? del_optimizer_set_step_schedule(opt, s->step_size, s->gamma)
+                                              : del_optimizer_set_schedule(opt, s->schedule, steps, 0.0f);
     if (st == DEL_OK)
-        st = del_optimizer_set_warmup(opt, tr->warmup);
+        st = del_optimizer_set_warmup(opt, s->warmup);
     if (st == DEL_OK)
-        st = del_optimizer_set_clip_norm(opt, tr->clip_norm);
+        st = del_optimizer_set_clip_norm(opt, s->clip_norm);
     if (st != DEL_OK) {
         del_optimizer_free(opt);
         return st;
@@ -597,8 +485,10 @@ DEL_API del_status del_trainer_fit(del_trainer *trainer, int64_t steps)
         st = check_pipeline(tr, tr->aug_unlabeled, fn, "augment_unlabeled");
     if (st == DEL_OK)
         st = ensure_slots(tr, del_prefetch_slots(tr->prefetch), tr->aug != NULL, fn);
-    if (st == DEL_OK && tr->total_steps == 0) {
-        st = del_supervised_make_optimizer(tr, steps, &fresh);
+    if (st == DEL_OK)
+        st = ensure_saved(tr, fn);
+    if (st == DEL_OK && tr->set.total_steps == 0) {
+        st = del_supervised_make_optimizer(tr->model, &tr->set, steps, &fresh);
         opt = fresh;
     } else if (st == DEL_OK && tr->opt) {
         if (del_model_num_params(tr->model) != tr->opt_params)
@@ -607,7 +497,7 @@ DEL_API del_status del_trainer_fit(del_trainer *trainer, int64_t steps)
                            (long long)del_model_num_params(tr->model), (long long)tr->opt_params);
         opt = tr->opt;
     } else if (st == DEL_OK) {
-        st = del_supervised_make_optimizer(tr, tr->total_steps, &tr->opt);
+        st = del_supervised_make_optimizer(tr->model, &tr->set, tr->set.total_steps, &tr->opt);
         tr->opt_params = del_model_num_params(tr->model);
         opt = tr->opt;
     }
@@ -625,20 +515,26 @@ DEL_API del_status del_trainer_fit(del_trainer *trainer, int64_t steps)
     int64_t loss_count = 0;
     for (int64_t step = 1; step <= steps; step++) {
         float loss = 0.0f;
-        int slot = 0;
+        int slot = 0, fatal = 0;
         st = del_prefetch_acquire(&pf, &slot);
         if (st == DEL_OK)
-            st = train_step(tr, opt, &tr->slots[slot], &loss);
-        if (st != DEL_OK)
+            st = train_step(tr, opt, &tr->slots[slot], tr->steps_done + 1, &loss, &fatal, fn);
+        const int skip = st == DEL_ENUMERIC && !fatal && tr->set.nonfinite == DEL_NONFINITE_SKIP;
+        if (st != DEL_OK && !skip)
             goto cleanup;
+        st = DEL_OK;
         /* Read before the slot goes back to the producer. */
         tr->order = tr->slots[slot].after;
         tr->steps_done++;
         del_prefetch_release(&pf);
-        loss_sum += loss;
-        loss_count++;
+        if (skip) {
+            tr->skipped++;
+        } else {
+            loss_sum += loss;
+            loss_count++;
+        }
         if (tr->progress && (step % tr->every == 0 || step == steps)) {
-            float mean_loss = (float)(loss_sum / (double)loss_count);
+            float mean_loss = loss_count > 0 ? (float)(loss_sum / (double)loss_count) : NAN;
             loss_sum = 0.0;
             loss_count = 0;
             if (tr->progress(step, steps, mean_loss, tr->user) != 0) {
@@ -659,12 +555,12 @@ cleanup:
 }
 
 /* Index of the largest of k scores, the first on ties; -1 if a score is
- * NaN, so that a diverged model never scores by luck. */
+ * not finite (the caller reports it). */
 static int argmax(const float *v, int k)
 {
     int best = 0;
     for (int j = 0; j < k; j++) {
-        if (isnan(v[j]))
+        if (!isfinite(v[j]))
             return -1;
         if (v[j] > v[best])
             best = j;
@@ -690,12 +586,23 @@ DEL_API del_status del_trainer_evaluate(del_trainer *trainer, const del_dataset 
     const int64_t n = del_dataset_size(test);
     const int32_t *labels = del_dataset_labels(test);
     int64_t n_labeled = 0;
-    for (int64_t i = 0; i < n; i++)
+    int32_t max_label = -1;
+    for (int64_t i = 0; i < n; i++) {
         n_labeled += labels[i] >= 0;
+        if (labels[i] > max_label)
+            max_label = labels[i];
+    }
     if (n_labeled == 0)
         return del_error(DEL_EINVAL, "%s: 'test' has no labeled image", fn);
+    int out_ndim = 0;
+    int64_t out_shape[3];
+    del_status st = del_model_output_shape(tr->model, &out_ndim, out_shape);
+    if (st != DEL_OK)
+        return st;
+    if (out_ndim != 1 || max_label >= out_shape[0])
+        return del_error(DEL_EINVAL, "%s: 'test' has label %d but the model has only %lld outputs", fn,
+                         (int)max_label, (long long)(out_ndim == 1 ? out_shape[0] : 0));
 
-    del_status st = DEL_OK;
     const size_t image_floats = (size_t)tr->channels * (size_t)tr->height * (size_t)tr->width;
     const int was_training = del_model_is_training(tr->model);
     int64_t idx[EVAL_BATCH];
@@ -717,7 +624,7 @@ DEL_API del_status del_trainer_evaluate(del_trainer *trainer, const del_dataset 
         const int64_t shape[4] = {m, tr->channels, tr->height, tr->width};
         st = del_tensor_wrap(&x, DEL_DTYPE_F32, 4, shape, xbuf);
         if (st == DEL_OK)
-            st = del_dataset_batch(test, idx, m, tr->mean, tr->std, x, NULL);
+            st = del_dataset_batch(test, idx, m, tr->set.mean, tr->set.std, x, NULL);
         if (st == DEL_OK)
             st = del_model_forward(tr->model, x);
         if (st != DEL_OK)
@@ -727,8 +634,15 @@ DEL_API del_status del_trainer_evaluate(del_trainer *trainer, const del_dataset 
         del_tensor *logits = del_model_output(tr->model);
         const int k = (int)del_tensor_dim(logits, 1);
         const float *scores = del_tensor_data(logits);
-        for (int r = 0; r < m; r++)
-            correct += argmax(scores + (size_t)r * (size_t)k, k) == labels[idx[r]];
+        for (int r = 0; r < m; r++) {
+            const int best = argmax(scores + (size_t)r * (size_t)k, k);
+            if (best < 0) {
+                st = del_error(DEL_ENUMERIC, "%s: the model's outputs for test image %lld are not finite: the model "
+                               "has diverged (NaN or infinite weights or inputs)", fn, (long long)idx[r]);
+                goto cleanup;
+            }
+            correct += best == labels[idx[r]];
+        }
     }
     *accuracy = (double)correct / (double)n_labeled;
 

@@ -47,29 +47,31 @@ static int trainer_fields(const del_trainer *tr, del_ckpt_field *f)
     I64("epoch", tr->order.epoch);
     I64("position", tr->order.pos);
     I64("steps_done", tr->steps_done);
-    I64("total_steps", tr->total_steps);
-    I64("adamw", tr->use_adamw);
-    F32("sgd_lr", tr->lr);
-    F32("sgd_momentum", tr->momentum);
-    F32("sgd_weight_decay", tr->weight_decay);
-    I64("sgd_nesterov", tr->nesterov);
-    F32("adamw_lr", tr->adam_lr);
-    F32("adamw_beta1", tr->beta1);
-    F32("adamw_beta2", tr->beta2);
-    F32("adamw_eps", tr->adam_eps);
-    F32("adamw_weight_decay", tr->adam_weight_decay);
-    I64("schedule", tr->schedule);
-    I64("step_size", tr->step_size);
-    F32("gamma", tr->gamma);
-    I64("warmup", tr->warmup);
-    F32("clip_norm", tr->clip_norm);
-    F32("label_smoothing", tr->smoothing);
+    I64("total_steps", tr->set.total_steps);
+    I64("adamw", tr->set.use_adamw);
+    F32("sgd_lr", tr->set.lr);
+    F32("sgd_momentum", tr->set.momentum);
+    F32("sgd_weight_decay", tr->set.weight_decay);
+    I64("sgd_nesterov", tr->set.nesterov);
+    F32("adamw_lr", tr->set.adam_lr);
+    F32("adamw_beta1", tr->set.beta1);
+    F32("adamw_beta2", tr->set.beta2);
+    F32("adamw_eps", tr->set.adam_eps);
+    F32("adamw_weight_decay", tr->set.adam_weight_decay);
+    I64("schedule", tr->set.schedule);
+    I64("step_size", tr->set.step_size);
+    F32("gamma", tr->set.gamma);
+    I64("warmup", tr->set.warmup);
+    F32("clip_norm", tr->set.clip_norm);
+    F32("label_smoothing", tr->set.smoothing);
+    I64("nonfinite", tr->set.nonfinite);
+    I64("skipped", tr->skipped);
     static const char *const means[MAX_CHANNELS] = {"mean_0", "mean_1", "mean_2"};
     static const char *const stds[MAX_CHANNELS] = {"std_0", "std_1", "std_2"};
     for (int c = 0; c < tr->channels; c++) {
-        F32("", tr->mean[c]);
+        F32("", tr->set.mean[c]);
         strcpy(f[n - 1].key, means[c]);
-        F32("", tr->std[c]);
+        F32("", tr->set.std[c]);
         strcpy(f[n - 1].key, stds[c]);
     }
 #undef I64
@@ -84,7 +86,7 @@ DEL_API del_status del_trainer_save_checkpoint(del_trainer *trainer, const char 
         return del_error_null(fn, "trainer");
     if (!path)
         return del_error_null(fn, "path");
-    if (trainer->fitting && trainer->total_steps == 0)
+    if (trainer->fitting && trainer->set.total_steps == 0)
         return del_error(DEL_ESTATE, "%s: saving during a fit needs del_trainer_set_total_steps (without it the "
                          "fit's optimizer is not kept)", fn);
     del_ckpt_field fields[DEL_CKPT_MAX_FIELDS];
@@ -106,10 +108,18 @@ static del_status get_field(const del_ckpt *c, const char *key, int kind, int64_
     return DEL_OK;
 }
 
-/* The saved settings, applied to tmp (a copy of the trainer that shares
- * its buffers) through the setters, which check every value; a value they
- * refuse makes the file corrupt. */
-static del_status load_settings(del_trainer *tmp, const del_ckpt *c, const char *fn, const char *path)
+/* Reads an optional field (written since libdel 0.1 added it): absent, it
+ * is 0. */
+static int64_t optional_i64(const del_ckpt *c, const char *key)
+{
+    const del_ckpt_field *fl = del_ckpt_field_get(c, key, DEL_CKPT_I64);
+    return fl ? fl->i : 0;
+}
+
+/* The saved settings, checked by the setters' own checks into s and
+ * *seed; a value they refuse makes the file corrupt. */
+static del_status load_settings(train_settings *s, uint64_t *seed, int channels, const del_ckpt *c, const char *fn,
+                                const char *path)
 {
     static const char *const names[] = {
         "sgd_lr", "sgd_momentum", "sgd_weight_decay", "adamw_lr", "adamw_beta1", "adamw_beta2", "adamw_eps",
@@ -123,55 +133,67 @@ static del_status load_settings(del_trainer *tmp, const del_ckpt *c, const char 
     int64_t iv[N_I64];
     del_status st = DEL_OK;
     for (int k = 0; k < N_F32 && st == DEL_OK; k++)
-        st = k < 11 + 2 * tmp->channels ? get_field(c, names[k], DEL_CKPT_F32, NULL, &v[k], fn, path) : DEL_OK;
+        st = k < 11 + 2 * channels ? get_field(c, names[k], DEL_CKPT_F32, NULL, &v[k], fn, path) : DEL_OK;
     for (int k = 0; k < N_I64 && st == DEL_OK; k++)
         st = get_field(c, inames[k], DEL_CKPT_I64, &iv[k], NULL, fn, path);
     if (st != DEL_OK)
         return st;
     float mean[MAX_CHANNELS], stdv[MAX_CHANNELS];
-    for (int ch = 0; ch < tmp->channels; ch++) {
+    for (int ch = 0; ch < channels; ch++) {
         mean[ch] = v[11 + 2 * ch];
         stdv[ch] = v[12 + 2 * ch];
     }
+    const int64_t nonfinite = optional_i64(c, "nonfinite");
     if (iv[0] != 0 && iv[0] != 1)
         st = del_error(DEL_EINVAL, "'adamw' must be 0 or 1");
     if (st == DEL_OK && iv[1] != 0 && iv[1] != 1)
         st = del_error(DEL_EINVAL, "'sgd_nesterov' must be 0 or 1");
     if (st == DEL_OK && iv[2] != DEL_SCHEDULE_STEP && iv[2] != DEL_SCHEDULE_CONSTANT && iv[2] != DEL_SCHEDULE_COSINE)
         st = del_error(DEL_EINVAL, "unknown schedule");
-    /* The optimizer not in use first: each setter selects its own. */
+    if (st == DEL_OK && nonfinite != DEL_NONFINITE_STOP && nonfinite != DEL_NONFINITE_SKIP)
+        st = del_error(DEL_EINVAL, "unknown non-finite policy");
+    /* The optimizer not in use first: each check selects its own. */
     if (st == DEL_OK && iv[0])
-        st = del_trainer_set_sgd(tmp, v[0], v[1], v[2], (int)iv[1]);
+        st = del_settings_sgd(s, v[0], v[1], v[2], (int)iv[1], "del_trainer_set_sgd");
     if (st == DEL_OK)
-        st = del_trainer_set_adamw(tmp, v[3], v[4], v[5], v[6], v[7]);
+        st = del_settings_adamw(s, v[3], v[4], v[5], v[6], v[7], "del_trainer_set_adamw");
     if (st == DEL_OK && !iv[0])
-        st = del_trainer_set_sgd(tmp, v[0], v[1], v[2], (int)iv[1]);
+        st = del_settings_sgd(s, v[0], v[1], v[2], (int)iv[1], "del_trainer_set_sgd");
     if (st == DEL_OK)
-        st = del_trainer_set_step_schedule(tmp, iv[3], v[8]);
+        st = del_settings_step_schedule(s, iv[3], v[8], "del_trainer_set_step_schedule");
     if (st == DEL_OK)
-        st = del_trainer_set_schedule(tmp, (del_schedule)iv[2]);
+        st = del_settings_schedule(s, (del_schedule)iv[2], "del_trainer_set_schedule");
     if (st == DEL_OK)
-        st = del_trainer_set_warmup(tmp, iv[4]);
+        st = del_settings_warmup(s, iv[4], "del_trainer_set_warmup");
     if (st == DEL_OK)
-        st = del_trainer_set_clip_norm(tmp, v[9]);
+        st = del_settings_clip_norm(s, v[9], "del_trainer_set_clip_norm");
     if (st == DEL_OK)
-        st = del_trainer_set_label_smoothing(tmp, v[10]);
+        st = del_settings_label_smoothing(s, v[10], "del_trainer_set_label_smoothing");
     if (st == DEL_OK)
-        st = del_trainer_set_normalize(tmp, mean, stdv, tmp->channels);
+        st = del_settings_normalize(s, mean, stdv, channels, "del_trainer_set_normalize");
     if (st == DEL_OK)
-        st = del_trainer_set_total_steps(tmp, iv[5]);
+        st = del_settings_total_steps(s, iv[5], "del_trainer_set_total_steps");
     if (st == DEL_OK)
-        st = del_trainer_set_seed(tmp, (uint64_t)iv[6]);
+        st = del_settings_nonfinite(s, (del_nonfinite)nonfinite, "del_trainer_set_nonfinite");
     if (st != DEL_OK) {
         char why[512];
         snprintf(why, sizeof why, "%s", del_last_error());
         return del_error(DEL_EFORMAT, "%s: '%s' is corrupt (trainer setting: %s)", fn, path, why);
     }
+    *seed = (uint64_t)iv[6];
     return DEL_OK;
 }
 
+/* A checkpoint's place in the batch order. */
+typedef struct saved_position {
+    int batch;
+    order_cursor order;
+    int64_t steps_done, skipped;
+} saved_position;
+
 /* The dataset and pipeline checks and the place in the batch order. */
-static del_status load_position(del_trainer *tmp, const del_ckpt *c, const char *fn, const char *path)
+static del_status load_position(const del_trainer *tr, saved_position *pos, const del_ckpt *c, const char *fn,
+                                const char *path)
 {
     static const char *const names[] = {"labeled", "labels_hash", "outputs", "augment",
                                         "batch",   "epoch",       "position", "steps_done"};
@@ -181,22 +203,24 @@ static del_status load_position(del_trainer *tmp, const del_ckpt *c, const char 
         if (st != DEL_OK)
             return st;
     }
-    if (v[0] != tmp->pool_n || v[1] != pool_hash(tmp) || v[2] != tmp->num_outputs)
+    if (v[0] != tr->pool_n || v[1] != pool_hash(tr) || v[2] != tr->num_outputs)
         return del_error(DEL_EINVAL, "%s: '%s' was saved with another dataset (%lld labeled images, this trainer "
-                         "has %lld%s)", fn, path, (long long)v[0], (long long)tmp->pool_n,
-                         v[0] == tmp->pool_n ? " with other labels or in another order" : "");
-    if (v[3] != (tmp->aug != NULL))
+                         "has %lld%s)", fn, path, (long long)v[0], (long long)tr->pool_n,
+                         v[0] == tr->pool_n ? " with other labels or in another order" : "");
+    if (v[3] != (tr->aug != NULL))
         return del_error(DEL_EINVAL, "%s: '%s' was saved %s an augmentation pipeline; %s", fn, path,
                          v[3] ? "with" : "without",
                          v[3] ? "set the same pipeline (del_trainer_set_augment) before loading"
                               : "remove the trainer's pipeline before loading");
-    if (v[4] < 1 || v[4] > tmp->pool_n || v[5] < 0 || v[6] < 0 || v[6] > tmp->pool_n || v[7] < 0)
+    const int64_t skipped = optional_i64(c, "skipped");
+    if (v[4] < 1 || v[4] > tr->pool_n || v[5] < 0 || v[6] < 0 || v[6] > tr->pool_n || v[7] < 0 || skipped < 0 ||
+        skipped > v[7])
         return del_error(DEL_EFORMAT, "%s: '%s' is corrupt (batch size or batch order out of range)", fn, path);
-    tmp->batch = (int)v[4];
-    tmp->order.epoch = v[5];
-    tmp->order.pos = v[6];
-    tmp->steps_done = v[7];
-    tmp->perm_epoch = -1;
+    pos->batch = (int)v[4];
+    pos->order.epoch = v[5];
+    pos->order.pos = v[6];
+    pos->steps_done = v[7];
+    pos->skipped = skipped;
     return DEL_OK;
 }
 
@@ -215,8 +239,11 @@ DEL_API del_status del_trainer_load_checkpoint(del_trainer *trainer, const char 
     del_status st = del_ckpt_read(&c, path, fn);
     if (st != DEL_OK)
         return st;
-    del_trainer tmp = *trainer;
-    tmp.opt = NULL; /* so that the setters on tmp never free the trainer's */
+    /* Everything is read and checked into these before the trainer
+     * changes. */
+    train_settings set = trainer->set;
+    uint64_t seed = 0;
+    saved_position pos = {0};
     const char *name = del_ckpt_trainer(c);
     if (!name)
         st = del_error(DEL_EINVAL, "%s: '%s' holds no trainer state (saved with del_checkpoint_save; load it with "
@@ -224,21 +251,21 @@ DEL_API del_status del_trainer_load_checkpoint(del_trainer *trainer, const char 
     else if (strcmp(name, TRAINER_NAME) != 0)
         st = del_error(DEL_EINVAL, "%s: '%s' was saved by a %s trainer, not a %s one", fn, path, name, TRAINER_NAME);
     if (st == DEL_OK)
-        st = load_settings(&tmp, c, fn, path);
+        st = load_settings(&set, &seed, trainer->channels, c, fn, path);
     if (st == DEL_OK)
-        st = load_position(&tmp, c, fn, path);
+        st = load_position(trainer, &pos, c, fn, path);
     int adamw = 0;
     if (st == DEL_OK && del_ckpt_has_optimizer(c, &adamw)) {
-        if (tmp.total_steps == 0 || adamw != tmp.use_adamw)
+        if (set.total_steps == 0 || adamw != set.use_adamw)
             st = del_error(DEL_EFORMAT, "%s: '%s' is corrupt (its optimizer does not match the trainer's settings)",
                            fn, path);
         if (st == DEL_OK)
-            st = del_supervised_make_optimizer(&tmp, tmp.total_steps, &opt);
+            st = del_supervised_make_optimizer(trainer->model, &set, set.total_steps, &opt);
     }
     if (st == DEL_OK)
-        st = del_ckpt_check(c, tmp.model, opt, fn, path);
-    if (st == DEL_OK && tmp.batch != trainer->batch) {
-        const int64_t gshape[2] = {tmp.batch, tmp.num_outputs};
+        st = del_ckpt_check(c, trainer->model, opt, fn, path);
+    if (st == DEL_OK && pos.batch != trainer->batch) {
+        const int64_t gshape[2] = {pos.batch, trainer->num_outputs};
         st = del_tensor_new(&grad, DEL_DTYPE_F32, 2, gshape);
     }
     if (st != DEL_OK) {
@@ -247,15 +274,21 @@ DEL_API del_status del_trainer_load_checkpoint(del_trainer *trainer, const char 
         return st;
     }
     /* Nothing can fail from here on. */
-    del_ckpt_apply(c, tmp.model, opt);
+    del_ckpt_apply(c, trainer->model, opt);
     del_ckpt_free(c);
     if (grad) {
         del_tensor_free(trainer->grad);
-        tmp.grad = grad;
+        trainer->grad = grad;
     }
     del_optimizer_free(trainer->opt);
-    tmp.opt = opt;
-    tmp.opt_params = del_model_num_params(tmp.model);
-    *trainer = tmp;
+    trainer->opt = opt;
+    trainer->opt_params = del_model_num_params(trainer->model);
+    trainer->set = set;
+    trainer->seed = seed;
+    trainer->batch = pos.batch;
+    trainer->order = pos.order;
+    trainer->steps_done = pos.steps_done;
+    trainer->skipped = pos.skipped;
+    trainer->perm_epoch = -1;
     return DEL_OK;
 }

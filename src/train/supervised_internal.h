@@ -26,6 +26,25 @@ typedef struct batch_slot {
     order_cursor after; /* the order once this batch is drawn */
 } batch_slot;
 
+/* The trainer's settings, each checked by its setter. A checkpoint's
+ * settings are checked on a copy (del_trainer_load_checkpoint) and applied
+ * only when every one of them passed. */
+typedef struct train_settings {
+    int use_adamw; /* else SGD; the adam_* fields are set with it */
+    float lr, momentum, weight_decay;
+    int nesterov;
+    float adam_lr, beta1, beta2, adam_eps, adam_weight_decay;
+    del_schedule schedule;
+    int64_t step_size;
+    float gamma;
+    int64_t warmup;
+    float clip_norm;
+    float smoothing;
+    float mean[MAX_CHANNELS], std[MAX_CHANNELS];
+    int64_t total_steps;  /* 0: a fresh optimizer per fit */
+    del_nonfinite nonfinite;
+} train_settings;
+
 struct del_trainer {
     del_model *model;
     const del_dataset *data;
@@ -49,19 +68,8 @@ struct del_trainer {
 
     del_augment *aug, *aug_unlabeled;
 
-    int use_adamw; /* else SGD; the adam_* fields are set with it */
-    float lr, momentum, weight_decay;
-    int nesterov;
-    float adam_lr, beta1, beta2, adam_eps, adam_weight_decay;
-    del_schedule schedule;
-    int64_t step_size;
-    float gamma;
-    int64_t warmup;
-    float clip_norm;
-    float smoothing;
-    float mean[MAX_CHANNELS], std[MAX_CHANNELS];
+    train_settings set;
     uint64_t seed;
-    int64_t total_steps; /* 0: a fresh optimizer per fit */
     del_optimizer *opt;  /* kept across fits when total_steps > 0; NULL before the first */
     int64_t opt_params;  /* the model's parameter count when opt was made */
 
@@ -70,10 +78,38 @@ struct del_trainer {
     void *user;
 
     int fitting; /* setters refuse to change a running fit */
+
+    /* Non-finite steps: the model's buffers and parameters as they were
+     * before the current step, restored when it goes non-finite. */
+    int64_t skipped;     /* steps skipped since creation or set_seed */
+    float *saved_buffers, *saved_params;
+    int64_t saved_nbuf, saved_nparams;
 };
 
-/* A new optimizer for `steps` steps (a fit's, or the run's total), from
- * the trainer's settings. */
-del_status del_supervised_make_optimizer(const del_trainer *tr, int64_t steps, del_optimizer **out);
+/* DEL_ESTATE while a fit runs (the setters' first check), DEL_EINVAL for
+ * a NULL trainer. */
+del_status del_trainer_check_settable(const del_trainer *tr, const char *func);
+
+/* The settings checks (trainer_settings.c): each checks its values and
+ * writes them into s, or leaves s as it was and returns DEL_EINVAL with a
+ * message starting with fn. */
+del_status del_settings_sgd(train_settings *s, float lr, float momentum, float weight_decay, int nesterov,
+                            const char *fn);
+del_status del_settings_adamw(train_settings *s, float lr, float beta1, float beta2, float eps, float weight_decay,
+                              const char *fn);
+del_status del_settings_schedule(train_settings *s, del_schedule kind, const char *fn);
+del_status del_settings_step_schedule(train_settings *s, int64_t step_size, float gamma, const char *fn);
+del_status del_settings_warmup(train_settings *s, int64_t warmup_steps, const char *fn);
+del_status del_settings_clip_norm(train_settings *s, float max_norm, const char *fn);
+del_status del_settings_label_smoothing(train_settings *s, float smoothing, const char *fn);
+del_status del_settings_total_steps(train_settings *s, int64_t total_steps, const char *fn);
+del_status del_settings_normalize(train_settings *s, const float *mean, const float *std, int channels,
+                                  const char *fn);
+del_status del_settings_nonfinite(train_settings *s, del_nonfinite policy, const char *fn);
+
+/* A new optimizer for `steps` steps (a fit's, or the run's total) of
+ * model, from the settings s. */
+del_status del_supervised_make_optimizer(del_model *model, const train_settings *s, int64_t steps,
+                                         del_optimizer **out);
 
 #endif
