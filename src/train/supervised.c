@@ -397,10 +397,11 @@ static del_status nonfinite_params(const del_trainer *tr, int64_t step, const ch
 }
 
 /* One optimizer step on a prepared batch; `step` numbers it in messages.
- * A non-finite loss or gradient returns DEL_ENUMERIC with the model's
- * buffers restored and no update; parameters made non-finite by the
- * update are restored too, and *fatal says the fit cannot go on (the
- * optimizer's state took the non-finite values). */
+ * On failure the model's buffers are restored and nothing is updated: a
+ * non-finite loss, running statistic or gradient returns DEL_ENUMERIC.
+ * Parameters made non-finite by the update are restored too, and *fatal
+ * says the fit cannot go on (the optimizer's state took the non-finite
+ * values). */
 static del_status train_step(del_trainer *tr, del_optimizer *opt, const batch_slot *b, int64_t step, float *loss,
                              int *fatal, const char *fn)
 {
@@ -415,6 +416,11 @@ static del_status train_step(del_trainer *tr, del_optimizer *opt, const batch_sl
     if (st == DEL_OK)
         st = b->soft ? del_loss_soft_cross_entropy(del_model_output(m), b->soft, loss, tr->grad)
                      : del_loss_cross_entropy_smooth(del_model_output(m), b->y, tr->set.smoothing, loss, tr->grad);
+    int64_t k = nb;
+    if (st == DEL_OK && nb > 0 && (k = first_nonfinite(del_model_buffers(m), nb)) < nb)
+        st = del_error(DEL_ENUMERIC, "%s: step %lld: the batchnorm running statistics are not finite (%g at buffer "
+                       "value %lld of %lld); the model is as it was before this step (are the inputs normalised?)",
+                       fn, (long long)step, (double)del_model_buffers(m)[k], (long long)k, (long long)nb);
     if (st == DEL_OK && !isfinite(*loss))
         st = del_error(DEL_ENUMERIC, "%s: step %lld: the loss is not finite (%g); the model is as it was before this "
                        "step (lower the learning rate, or clip gradients with del_trainer_set_clip_norm)", fn,
@@ -423,7 +429,6 @@ static del_status train_step(del_trainer *tr, del_optimizer *opt, const batch_sl
         st = del_model_zero_grad(m);
     if (st == DEL_OK)
         st = del_model_backward(m, tr->grad);
-    int64_t k = np;
     if (st == DEL_OK && (k = first_nonfinite(del_model_grads(m), np)) < np)
         st = nonfinite_params(tr, step, "gradient", k, del_model_grads(m), fn);
     if (st == DEL_OK) {
@@ -435,7 +440,7 @@ static del_status train_step(del_trainer *tr, del_optimizer *opt, const batch_sl
             *fatal = 1;
         }
     }
-    if (st == DEL_ENUMERIC && nb > 0)
+    if (st != DEL_OK && nb > 0)
         memcpy(del_model_buffers(m), tr->saved_buffers, (size_t)nb * sizeof(float));
     return st;
 }
@@ -520,6 +525,10 @@ DEL_API del_status del_trainer_fit(del_trainer *trainer, int64_t steps)
         if (st == DEL_OK)
             st = train_step(tr, opt, &tr->slots[slot], tr->steps_done + 1, &loss, &fatal, fn);
         const int skip = st == DEL_ENUMERIC && !fatal && tr->set.nonfinite == DEL_NONFINITE_SKIP;
+        if (st == DEL_ESTATE && opt == tr->opt)
+            st = del_error(DEL_ESTATE, "%s: the model's layers or heads were replaced or removed since the kept "
+                           "optimizer was made, so its state belongs to other parameters (call "
+                           "del_trainer_set_total_steps to start a new run with a new optimizer)", fn);
         if (st != DEL_OK && !skip)
             goto cleanup;
         st = DEL_OK;

@@ -21,6 +21,7 @@ DEL_EIO = -3
 DEL_EFORMAT = -4
 DEL_ECANCELED = -5
 DEL_ESTATE = -6
+DEL_ENUMERIC = -7
 del_dtype = ctypes.c_int
 DEL_DTYPE_F32 = 0
 DEL_DTYPE_U8 = 1
@@ -35,13 +36,17 @@ del_schedule = ctypes.c_int
 DEL_SCHEDULE_CONSTANT = 0
 DEL_SCHEDULE_COSINE = 1
 DEL_SCHEDULE_STEP = 2
+del_nonfinite = ctypes.c_int
+DEL_NONFINITE_STOP = 0
+DEL_NONFINITE_SKIP = 1
 
 ENUMS = {
-    'del_status': {'DEL_OK': 0, 'DEL_EINVAL': -1, 'DEL_ENOMEM': -2, 'DEL_EIO': -3, 'DEL_EFORMAT': -4, 'DEL_ECANCELED': -5, 'DEL_ESTATE': -6},
+    'del_status': {'DEL_OK': 0, 'DEL_EINVAL': -1, 'DEL_ENOMEM': -2, 'DEL_EIO': -3, 'DEL_EFORMAT': -4, 'DEL_ECANCELED': -5, 'DEL_ESTATE': -6, 'DEL_ENUMERIC': -7},
     'del_dtype': {'DEL_DTYPE_F32': 0, 'DEL_DTYPE_U8': 1, 'DEL_DTYPE_I32': 2},
     'del_split': {'DEL_SPLIT_TRAIN': 0, 'DEL_SPLIT_TEST': 1},
     'del_interp': {'DEL_INTERP_NEAREST': 0, 'DEL_INTERP_BILINEAR': 1},
     'del_schedule': {'DEL_SCHEDULE_CONSTANT': 0, 'DEL_SCHEDULE_COSINE': 1, 'DEL_SCHEDULE_STEP': 2},
+    'del_nonfinite': {'DEL_NONFINITE_STOP': 0, 'DEL_NONFINITE_SKIP': 1},
 }
 
 # ---- opaque handles (passed as void pointers) ----
@@ -282,6 +287,18 @@ FUNCTIONS = {
         ((ctypes.c_void_p, 'model'),),
     ),
     'del_model_grads': (
+        ctypes.POINTER(ctypes.c_float),
+        ((ctypes.c_void_p, 'model'),),
+    ),
+    'del_model_layer_params': (
+        del_status,
+        ((ctypes.c_void_p, 'model'), (ctypes.c_int, 'i'), (ctypes.POINTER(ctypes.c_int64), 'offset'), (ctypes.POINTER(ctypes.c_int64), 'count'),),
+    ),
+    'del_model_num_buffers': (
+        ctypes.c_int64,
+        ((ctypes.c_void_p, 'model'),),
+    ),
+    'del_model_buffers': (
         ctypes.POINTER(ctypes.c_float),
         ((ctypes.c_void_p, 'model'),),
     ),
@@ -700,6 +717,14 @@ FUNCTIONS = {
     'del_trainer_set_prefetch': (
         del_status,
         ((ctypes.c_void_p, 'trainer'), (ctypes.c_int, 'depth'),),
+    ),
+    'del_trainer_set_nonfinite': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (del_nonfinite, 'policy'),),
+    ),
+    'del_trainer_skipped_steps': (
+        ctypes.c_int64,
+        ((ctypes.c_void_p, 'trainer'),),
     ),
     'del_trainer_fit': (
         del_status,

@@ -51,6 +51,11 @@ class StateError(Error, RuntimeError):
     """DEL_ESTATE: the call is not valid in the handle's current state."""
 
 
+class NumericError(Error, ArithmeticError):
+    """DEL_ENUMERIC: a computation or a value is not finite (a diverged
+    training step, a model with NaN weights)."""
+
+
 _ERRORS = {
     _ffi.DEL_EINVAL: InvalidArgument,
     _ffi.DEL_ENOMEM: OutOfMemory,
@@ -58,6 +63,7 @@ _ERRORS = {
     _ffi.DEL_EFORMAT: FormatError,
     _ffi.DEL_ECANCELED: Canceled,
     _ffi.DEL_ESTATE: StateError,
+    _ffi.DEL_ENUMERIC: NumericError,
 }
 
 

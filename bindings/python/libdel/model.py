@@ -274,9 +274,9 @@ class Model(Handle):
     def num_params(self):
         return lib.del_model_num_params(self._h)
 
-    def _floats(self, fn):
+    def _floats(self, fn, count=None):
         h = self._h
-        n = lib.del_model_num_params(h)
+        n = (count or lib.del_model_num_params)(h)
         ptr = ctypes.cast(fn(h), ctypes.c_void_p).value
         if not ptr or n == 0:
             return memoryview(b"").cast("B").cast("f")
@@ -292,6 +292,23 @@ class Model(Handle):
     def grads(self):
         """The gradients as a float32 memoryview (no copy)."""
         return self._floats(lib.del_model_grads)
+
+    @property
+    def num_buffers(self):
+        """The number of non-trainable values (batchnorm running statistics)."""
+        return lib.del_model_num_buffers(self._h)
+
+    @property
+    def buffers(self):
+        """The batchnorm running means and variances, in layer order, as a
+        writable float32 memoryview (no copy; PyTorch's buffers)."""
+        return self._floats(lib.del_model_buffers, lib.del_model_num_buffers)
+
+    def layer_params(self, i):
+        """(offset, count): layer i's parameters are params[offset:offset + count]."""
+        off, count = ctypes.c_int64(), ctypes.c_int64()
+        check(lib.del_model_layer_params(self._h, int(i), ctypes.byref(off), ctypes.byref(count)))
+        return off.value, count.value
 
     @property
     def output_shape(self):

@@ -106,7 +106,10 @@ class Trainer(Handle):
     (select 'step'), warmup (steps), clip_norm, label_smoothing; mean and
     std (one value or one per channel); seed; total_steps (see
     set_total_steps); augment and augment_unlabeled (Augment pipelines,
-    False removes); prefetch (0..4)."""
+    False removes); prefetch (0..4); nonfinite ('stop', the default: a step
+    with a NaN or infinite loss, statistic or gradient stops fit with
+    NumericError, the model as before that step; or 'skip': such steps are
+    skipped and counted in skipped_steps)."""
 
     _free_name = "del_trainer_free"
     # The C defaults (include/del/train.h), so a partial change keeps the rest.
@@ -194,7 +197,8 @@ class Trainer(Handle):
     def set(self, batch_size=None, optimizer=None, lr=None, momentum=None, weight_decay=None,
             nesterov=None, betas=None, eps=None, schedule=None, step_size=None, gamma=None,
             warmup=None, clip_norm=None, label_smoothing=None, mean=None, std=None, seed=None,
-            augment=None, augment_unlabeled=None, prefetch=None, total_steps=None):
+            augment=None, augment_unlabeled=None, prefetch=None, total_steps=None,
+            nonfinite=None):
         """Changes settings; those left None keep their value. Returns self.
         lr and weight_decay apply to the optimizer selected (now or before);
         each optimizer keeps its own values. augment / augment_unlabeled: an
@@ -239,7 +243,19 @@ class Trainer(Handle):
             check(lib.del_trainer_set_seed(h, ctypes.c_uint64(int(seed))))
         if total_steps is not None:
             self.set_total_steps(total_steps)
+        if nonfinite is not None:
+            policies = {"stop": _ffi.DEL_NONFINITE_STOP, "skip": _ffi.DEL_NONFINITE_SKIP}
+            if nonfinite not in policies:
+                raise invalid("Trainer.set: 'nonfinite' must be 'stop' or 'skip', got %r"
+                              % (nonfinite,))
+            check(lib.del_trainer_set_nonfinite(h, policies[nonfinite]))
         return self
+
+    @property
+    def skipped_steps(self):
+        """Steps skipped as non-finite (nonfinite='skip') since the trainer
+        was made or its seed set; readable from the progress callback."""
+        return lib.del_trainer_skipped_steps(self._h)
 
     def set_total_steps(self, total_steps):
         """Trains one run of total_steps steps over several fits: the first
