@@ -281,6 +281,20 @@ DEL_API int64_t del_trainer_skipped_steps(const del_trainer *trainer);
  * DEL_ENOMEM; a failure of the pipeline is returned with its message. */
 DEL_API del_status del_trainer_fit(del_trainer *trainer, int64_t steps);
 
+/* One training step outside a fit, for a hand-written loop around the
+ * trainer (evaluate, checkpoint, change a setting between steps): draws
+ * the next batch on the calling thread and trains on it exactly as step
+ * k of a fit would, so del_trainer_step called n times equals
+ * del_trainer_fit(trainer, n) bit for bit. Steps continue one run, so
+ * del_trainer_set_total_steps must be set (it gives the schedule's
+ * length). *loss receives the step's training loss (NaN for a step
+ * skipped as non-finite). The model is left in the mode it was in.
+ * Errors: DEL_EINVAL (NULL argument), DEL_ESTATE (no total steps set,
+ * during a fit, the kept optimizer no longer fits the model), DEL_ENUMERIC
+ * (a non-finite step, as del_trainer_fit), DEL_ENOMEM; a failure of the
+ * pipeline is returned with its message. */
+DEL_API del_status del_trainer_step(del_trainer *trainer, float *loss);
+
 /* Saves the trainer's run to path (a checkpoint file: docs/file-format.md)
  * so that a trainer made again with the same model architecture, dataset
  * and pipelines continues it bit for bit (del_trainer_load_checkpoint).

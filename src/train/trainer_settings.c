@@ -7,7 +7,7 @@
 
 #include "del.h"
 #include "core/error.h"
-#include "train/supervised_internal.h"
+#include "train/trainer_internal.h"
 
 del_status del_trainer_check_settable(const del_trainer *tr, const char *func)
 {
@@ -26,6 +26,32 @@ static del_status drop_optimizer(del_trainer *tr, del_status st)
         tr->opt = NULL;
     }
     return st;
+}
+
+#define DEFAULT_STEP_SIZE 1000
+#define DEFAULT_STEP_GAMMA 0.1f
+
+void del_settings_defaults(train_settings *s)
+{
+    *s = (train_settings){0};
+    s->lr = 0.05f;
+    s->momentum = 0.9f;
+    s->weight_decay = 5e-4f;
+    s->nesterov = 1;
+    /* torch's AdamW defaults, unused until set_adamw; kept valid so that a
+     * checkpoint's settings always pass the setters' checks */
+    s->adam_lr = 1e-3f;
+    s->beta1 = 0.9f;
+    s->beta2 = 0.999f;
+    s->adam_eps = 1e-8f;
+    s->adam_weight_decay = 1e-2f;
+    s->schedule = DEL_SCHEDULE_COSINE;
+    s->step_size = DEFAULT_STEP_SIZE;
+    s->gamma = DEFAULT_STEP_GAMMA;
+    for (int c = 0; c < MAX_CHANNELS; c++) {
+        s->mean[c] = 0.2860f;
+        s->std[c] = 0.3530f;
+    }
 }
 
 static int positive_finite(float v)
@@ -275,9 +301,7 @@ DEL_API del_status del_trainer_set_seed(del_trainer *trainer, uint64_t seed)
         return st;
     trainer->seed = seed;
     /* A new seed starts a new sequence of epochs and batch numbers. */
-    trainer->order.epoch = 0;
-    trainer->order.pos = 0;
-    trainer->perm_epoch = -1;
+    del_streams_rewind(trainer);
     trainer->steps_done = 0;
     trainer->skipped = 0;
     return DEL_OK;

@@ -1,6 +1,7 @@
-/* The supervised trainer's checkpoints: its settings and position in the
- * batch order as named fields beside the model and optimizer sections of
- * the checkpoint container (src/io/checkpoint.h, docs/file-format.md). */
+/* The trainers' checkpoints: the settings and the position in the batch
+ * order as named fields beside the model and optimizer sections of the
+ * checkpoint container (src/io/checkpoint.h, docs/file-format.md), under
+ * the objective's name. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,20 +9,16 @@
 #include "del.h"
 #include "core/error.h"
 #include "io/checkpoint.h"
-#include "train/supervised_internal.h"
-
-/* ---- checkpoints ---- */
-
-#define TRAINER_NAME "supervised"
+#include "train/trainer_internal.h"
 
 /* FNV-1a over the labeled images' indices and labels: a resumed run must
  * draw from the same pool. */
-static int64_t pool_hash(const del_trainer *tr)
+static int64_t pool_hash(const train_stream *st)
 {
-    const int32_t *labels = del_dataset_labels(tr->data);
+    const int32_t *labels = del_dataset_labels(st->data);
     uint64_t h = UINT64_C(0xcbf29ce484222325);
-    for (int64_t k = 0; k < tr->pool_n; k++) {
-        uint64_t v[2] = {(uint64_t)tr->pool[k], (uint64_t)(uint32_t)labels[tr->pool[k]]};
+    for (int64_t k = 0; k < st->pool_n; k++) {
+        uint64_t v[2] = {(uint64_t)st->pool[k], (uint64_t)(uint32_t)labels[st->pool[k]]};
         for (int j = 0; j < 2; j++)
             for (int b = 0; b < 8; b++) {
                 h ^= (v[j] >> (8 * b)) & 0xff;
@@ -35,17 +32,18 @@ static int64_t pool_hash(const del_trainer *tr)
  * place in the batch order. del_trainer_load_checkpoint reads the same. */
 static int trainer_fields(const del_trainer *tr, del_ckpt_field *f)
 {
+    const train_stream *l = &tr->streams[DEL_STREAM_L];
     int n = 0;
 #define I64(k, v) f[n++] = (del_ckpt_field){.key = k, .kind = DEL_CKPT_I64, .i = (int64_t)(v)}
 #define F32(k, v) f[n++] = (del_ckpt_field){.key = k, .kind = DEL_CKPT_F32, .f = (v)}
-    I64("labeled", tr->pool_n);
-    I64("labels_hash", pool_hash(tr));
+    I64("labeled", l->pool_n);
+    I64("labels_hash", pool_hash(l));
     I64("outputs", tr->num_outputs);
-    I64("augment", tr->aug != NULL);
-    I64("batch", tr->batch);
+    I64("augment", l->aug != NULL);
+    I64("batch", l->batch);
     I64("seed", tr->seed);
-    I64("epoch", tr->order.epoch);
-    I64("position", tr->order.pos);
+    I64("epoch", l->order.epoch);
+    I64("position", l->order.pos);
     I64("steps_done", tr->steps_done);
     I64("total_steps", tr->set.total_steps);
     I64("adamw", tr->set.use_adamw);
@@ -91,7 +89,7 @@ DEL_API del_status del_trainer_save_checkpoint(del_trainer *trainer, const char 
                          "fit's optimizer is not kept)", fn);
     del_ckpt_field fields[DEL_CKPT_MAX_FIELDS];
     int n = trainer_fields(trainer, fields);
-    return del_ckpt_save(path, trainer->model, trainer->opt, TRAINER_NAME, fields, n, fn);
+    return del_ckpt_save(path, trainer->model, trainer->opt, trainer->obj->name, fields, n, fn);
 }
 
 /* Reads the field key of kind into *i or *f. */
@@ -203,17 +201,18 @@ static del_status load_position(const del_trainer *tr, saved_position *pos, cons
         if (st != DEL_OK)
             return st;
     }
-    if (v[0] != tr->pool_n || v[1] != pool_hash(tr) || v[2] != tr->num_outputs)
+    const train_stream *l = &tr->streams[DEL_STREAM_L];
+    if (v[0] != l->pool_n || v[1] != pool_hash(l) || v[2] != tr->num_outputs)
         return del_error(DEL_EINVAL, "%s: '%s' was saved with another dataset (%lld labeled images, this trainer "
-                         "has %lld%s)", fn, path, (long long)v[0], (long long)tr->pool_n,
-                         v[0] == tr->pool_n ? " with other labels or in another order" : "");
-    if (v[3] != (tr->aug != NULL))
+                         "has %lld%s)", fn, path, (long long)v[0], (long long)l->pool_n,
+                         v[0] == l->pool_n ? " with other labels or in another order" : "");
+    if (v[3] != (l->aug != NULL))
         return del_error(DEL_EINVAL, "%s: '%s' was saved %s an augmentation pipeline; %s", fn, path,
                          v[3] ? "with" : "without",
                          v[3] ? "set the same pipeline (del_trainer_set_augment) before loading"
                               : "remove the trainer's pipeline before loading");
     const int64_t skipped = optional_i64(c, "skipped");
-    if (v[4] < 1 || v[4] > tr->pool_n || v[5] < 0 || v[6] < 0 || v[6] > tr->pool_n || v[7] < 0 || skipped < 0 ||
+    if (v[4] < 1 || v[4] > l->pool_n || v[5] < 0 || v[6] < 0 || v[6] > l->pool_n || v[7] < 0 || skipped < 0 ||
         skipped > v[7])
         return del_error(DEL_EFORMAT, "%s: '%s' is corrupt (batch size or batch order out of range)", fn, path);
     pos->batch = (int)v[4];
@@ -235,7 +234,6 @@ DEL_API del_status del_trainer_load_checkpoint(del_trainer *trainer, const char 
         return del_error(DEL_ESTATE, "%s: cannot load while del_trainer_fit runs", fn);
     del_ckpt *c = NULL;
     del_optimizer *opt = NULL;
-    del_tensor *grad = NULL;
     del_status st = del_ckpt_read(&c, path, fn);
     if (st != DEL_OK)
         return st;
@@ -248,8 +246,9 @@ DEL_API del_status del_trainer_load_checkpoint(del_trainer *trainer, const char 
     if (!name)
         st = del_error(DEL_EINVAL, "%s: '%s' holds no trainer state (saved with del_checkpoint_save; load it with "
                        "del_checkpoint_load)", fn, path);
-    else if (strcmp(name, TRAINER_NAME) != 0)
-        st = del_error(DEL_EINVAL, "%s: '%s' was saved by a %s trainer, not a %s one", fn, path, name, TRAINER_NAME);
+    else if (strcmp(name, trainer->obj->name) != 0)
+        st = del_error(DEL_EINVAL, "%s: '%s' was saved by a %s trainer, not a %s one", fn, path, name,
+                       trainer->obj->name);
     if (st == DEL_OK)
         st = load_settings(&set, &seed, trainer->channels, c, fn, path);
     if (st == DEL_OK)
@@ -260,14 +259,10 @@ DEL_API del_status del_trainer_load_checkpoint(del_trainer *trainer, const char 
             st = del_error(DEL_EFORMAT, "%s: '%s' is corrupt (its optimizer does not match the trainer's settings)",
                            fn, path);
         if (st == DEL_OK)
-            st = del_supervised_make_optimizer(trainer->model, &set, set.total_steps, &opt);
+            st = del_trainer_make_optimizer(trainer->model, &set, set.total_steps, &opt);
     }
     if (st == DEL_OK)
         st = del_ckpt_check(c, trainer->model, opt, fn, path);
-    if (st == DEL_OK && pos.batch != trainer->batch) {
-        const int64_t gshape[2] = {pos.batch, trainer->num_outputs};
-        st = del_tensor_new(&grad, DEL_DTYPE_F32, 2, gshape);
-    }
     if (st != DEL_OK) {
         del_optimizer_free(opt);
         del_ckpt_free(c);
@@ -276,19 +271,16 @@ DEL_API del_status del_trainer_load_checkpoint(del_trainer *trainer, const char 
     /* Nothing can fail from here on. */
     del_ckpt_apply(c, trainer->model, opt);
     del_ckpt_free(c);
-    if (grad) {
-        del_tensor_free(trainer->grad);
-        trainer->grad = grad;
-    }
     del_optimizer_free(trainer->opt);
     trainer->opt = opt;
     trainer->opt_params = del_model_num_params(trainer->model);
     trainer->set = set;
     trainer->seed = seed;
-    trainer->batch = pos.batch;
-    trainer->order = pos.order;
+    train_stream *l = &trainer->streams[DEL_STREAM_L];
+    l->batch = pos.batch;
+    l->order = pos.order;
+    l->perm_epoch = -1;
     trainer->steps_done = pos.steps_done;
     trainer->skipped = pos.skipped;
-    trainer->perm_epoch = -1;
     return DEL_OK;
 }

@@ -1,0 +1,7 @@
+/* The objective registry: every technique a trainer can run. */
+#include "train/trainer_internal.h"
+
+const del_objective *const del_objectives[] = {
+    &del_objective_supervised,
+    NULL,
+};

@@ -1,0 +1,224 @@
+/* Internal to src/train/: the shared training loop's record, its data
+ * streams, and the objective table every technique plugs into.
+ *
+ * A trainer is a loop (loop.c: fit, step, progress, non-finite checks,
+ * the optimizer), up to DEL_NSTREAMS data streams (streams.c: each its own
+ * dataset rows, batch order, batch size, pipeline, prefetched slots), the
+ * settings (trainer_settings.c), checkpoints (trainer_checkpoint.c) and
+ * one objective: a table of functions (the layer and backend tables'
+ * style) with its own state blob, which turns a step's batches into
+ * losses and gradients. The supervised trainer is one short objective
+ * (supervised.c). */
+#ifndef DEL_TRAIN_TRAINER_INTERNAL_H
+#define DEL_TRAIN_TRAINER_INTERNAL_H
+
+#include "del.h"
+#include "train/prefetch.h"
+
+#define MAX_CHANNELS 3 /* of the images a trainer normalises */
+
+/* The data streams a step can draw from. */
+enum {
+    DEL_STREAM_L = 0, /* labeled images */
+    DEL_STREAM_U = 1, /* unlabeled (or pseudo-labeled) images */
+    DEL_NSTREAMS = 2
+};
+
+/* A place in a stream's batch order: the epoch and the next position in
+ * its permutation (pool_n: the epoch is used up). */
+typedef struct order_cursor {
+    int64_t epoch;
+    int64_t pos;
+} order_cursor;
+
+/* One prepared batch of one stream. */
+typedef struct batch_slot {
+    del_tensor *x;
+    del_tensor *y;      /* i32 [batch] labels, without a pipeline */
+    del_tensor *soft;   /* f32 [batch, outputs] soft labels, with one */
+    int64_t *idx;       /* dataset rows */
+    int64_t *epochs;    /* the epoch each image was drawn in */
+    order_cursor after; /* the stream's order once this batch is drawn */
+} batch_slot;
+
+/* A data stream: batches of `batch` rows of `data` drawn without
+ * replacement from `pool`, a fresh permutation each epoch keyed by (seed,
+ * epoch, order_key). */
+typedef struct train_stream {
+    const del_dataset *data; /* NULL: the stream is not used */
+    uint64_t order_key;
+    int64_t *pool;           /* dataset rows the stream draws from */
+    int64_t pool_n;
+    int64_t *perm;           /* permutation of epoch perm_epoch, as positions in pool */
+    int64_t perm_epoch;      /* -1: none yet */
+    order_cursor order;      /* after the last finished step */
+    order_cursor draw;       /* the producer's, during a fit */
+    int batch;
+    del_augment *aug;        /* borrowed; NULL: images as they are */
+    batch_slot slots[DEL_PREFETCH_MAX_SLOTS];
+    int nslots;              /* allocated, for slot_batch images with slot_soft labels */
+    int slot_batch, slot_soft;
+} train_stream;
+
+/* The trainer's settings, each checked by its setter. A checkpoint's
+ * settings are checked on a copy (del_trainer_load_checkpoint) and applied
+ * only when every one of them passed. */
+typedef struct train_settings {
+    int use_adamw; /* else SGD; the adam_* fields are set with it */
+    float lr, momentum, weight_decay;
+    int nesterov;
+    float adam_lr, beta1, beta2, adam_eps, adam_weight_decay;
+    del_schedule schedule;
+    int64_t step_size;
+    float gamma;
+    int64_t warmup;
+    float clip_norm;
+    float smoothing;
+    float mean[MAX_CHANNELS], std[MAX_CHANNELS];
+    int64_t total_steps; /* 0: a fresh optimizer per fit */
+    del_nonfinite nonfinite;
+} train_settings;
+
+/* What an objective's step gets: the model and, per stream it asked for,
+ * the step's batch (NULL for the others). */
+typedef struct train_step_in {
+    del_model *model;
+    const batch_slot *in[DEL_NSTREAMS];
+    int64_t step;  /* 1-based, since the trainer was made or its seed set */
+} train_step_in;
+
+/* A technique. Entries marked optional may be NULL; test_objectives walks
+ * every table and rejects a missing required entry. */
+typedef struct del_objective {
+    /* Its name: checkpoints' trainer record, messages. */
+    const char *name;
+    /* 1u << DEL_STREAM_*: the streams the loop must feed each step. */
+    unsigned streams;
+    /* Size of its state blob, zeroed and owned by the trainer. */
+    size_t state_size;
+    /* Required. Sets up the state once the trainer's model and streams are
+     * in place; on failure release is still called. */
+    del_status (*init)(void *state, del_trainer *tr, const char *fn);
+    /* Optional. Frees what init and later calls allocated in the state. */
+    void (*release)(void *state);
+    /* Optional. Runs at the start of every fit (or del_trainer_step), in
+     * training mode, before the first batch is used. */
+    del_status (*begin_fit)(void *state, del_trainer *tr, int64_t steps, const char *fn);
+    /* Required. Forward passes, losses and backward for one step: adds the
+     * gradients into del_model_grads (zeroed by the loop) and writes the
+     * step's total loss; the loop checks it, the gradients and the
+     * statistics, and steps the optimizer. */
+    del_status (*step)(void *state, del_trainer *tr, const train_step_in *in, float *loss, const char *fn);
+} del_objective;
+
+struct del_trainer {
+    const del_objective *obj;
+    void *state; /* obj->state_size bytes */
+    del_model *model;
+    int channels, height, width; /* of the model's input, and every stream's images */
+    int num_outputs;             /* of the model's (first head's) output */
+
+    train_stream streams[DEL_NSTREAMS];
+    int64_t steps_done; /* since creation or set_seed: the next batch number */
+    int prefetch;
+
+    del_augment *aug_unlabeled; /* stored for the unlabeled stream */
+
+    train_settings set;
+    uint64_t seed;
+    del_optimizer *opt; /* kept across fits when total_steps > 0; NULL before the first */
+    int64_t opt_params; /* the model's parameter count when opt was made */
+
+    del_progress_fn progress;
+    int64_t every;
+    void *user;
+
+    int fitting; /* setters refuse to change a running fit */
+
+    /* Non-finite steps: the model's buffers and parameters as they were
+     * before the current step, restored when it goes non-finite. */
+    int64_t skipped; /* steps skipped since creation or set_seed */
+    float *saved_buffers, *saved_params;
+    int64_t saved_nbuf, saved_nparams;
+};
+
+/* ---- loop.c ---- */
+
+/* A trainer for obj on model (its input and output shape checked: a
+ * vector of class scores), with the default settings and no stream yet;
+ * the caller adds streams (del_stream_init) and then calls
+ * del_trainer_start, which runs obj->init. */
+del_status del_trainer_create(del_trainer **out, const del_objective *obj, del_model *model, const char *fn);
+
+/* Runs the objective's init once the streams are set; on failure the
+ * caller frees the trainer. */
+del_status del_trainer_start(del_trainer *tr, const char *fn);
+
+/* *t as an f32 [rows, cols] tensor: kept when it has that shape, else
+ * made anew (the old one kept on failure). For objectives' scratch. */
+del_status del_trainer_ensure_matrix(del_tensor **t, int64_t rows, int64_t cols);
+
+/* A new optimizer for `steps` steps (a fit's, or the run's total) of
+ * model, from the settings s. */
+del_status del_trainer_make_optimizer(del_model *model, const train_settings *s, int64_t steps,
+                                      del_optimizer **out);
+
+/* ---- streams.c ---- */
+
+/* Sets stream s to draw from the rows of data that `labeled` selects
+ * (1: labels >= 0, 0: every row), with batch size min(batch, rows).
+ * Refuses images that do not match the model's input, and a pool with no
+ * row. Errors: DEL_EINVAL (the message names `arg`), DEL_ENOMEM. */
+del_status del_stream_init(del_trainer *tr, int s, const del_dataset *data, int labeled, int batch, const char *arg,
+                           const char *fn);
+void del_stream_release(train_stream *st);
+
+/* Makes n slots in every used stream for its batch size, with soft labels
+ * when it has a pipeline; slots that fit are kept. */
+del_status del_streams_ensure_slots(del_trainer *tr, int n, const char *fn);
+
+/* The prefetcher's fill: draws and prepares slot `slot` of every stream
+ * the objective uses, for global step `step`. */
+del_status del_streams_fill(void *ctx, int slot, int64_t step);
+
+/* Back to the start of the batch order (a new seed). */
+void del_streams_rewind(del_trainer *tr);
+
+/* Checks that aug runs on the trainer's images and keeps their size. */
+del_status del_stream_check_pipeline(const del_trainer *tr, const del_augment *aug, const char *func,
+                                     const char *arg);
+
+/* ---- trainer_settings.c ---- */
+
+/* DEL_ESTATE while a fit runs (the setters' first check), DEL_EINVAL for
+ * a NULL trainer. */
+del_status del_trainer_check_settable(const del_trainer *tr, const char *func);
+
+/* The defaults of every trainer (include/del/train.h). */
+void del_settings_defaults(train_settings *s);
+
+/* The settings checks: each checks its values and writes them into s, or
+ * leaves s as it was and returns DEL_EINVAL with a message starting with
+ * fn. */
+del_status del_settings_sgd(train_settings *s, float lr, float momentum, float weight_decay, int nesterov,
+                            const char *fn);
+del_status del_settings_adamw(train_settings *s, float lr, float beta1, float beta2, float eps, float weight_decay,
+                              const char *fn);
+del_status del_settings_schedule(train_settings *s, del_schedule kind, const char *fn);
+del_status del_settings_step_schedule(train_settings *s, int64_t step_size, float gamma, const char *fn);
+del_status del_settings_warmup(train_settings *s, int64_t warmup_steps, const char *fn);
+del_status del_settings_clip_norm(train_settings *s, float max_norm, const char *fn);
+del_status del_settings_label_smoothing(train_settings *s, float smoothing, const char *fn);
+del_status del_settings_total_steps(train_settings *s, int64_t total_steps, const char *fn);
+del_status del_settings_normalize(train_settings *s, const float *mean, const float *std, int channels,
+                                  const char *fn);
+del_status del_settings_nonfinite(train_settings *s, del_nonfinite policy, const char *fn);
+
+/* ---- the objectives ---- */
+
+extern const del_objective del_objective_supervised;
+
+/* The registry: every objective, NULL-terminated (objectives.c). */
+extern const del_objective *const del_objectives[];
+
+#endif
