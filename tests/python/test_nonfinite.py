@@ -69,5 +69,21 @@ class TestNonFinite(unittest.TestCase):
             t.evaluate(bright_dataset())
 
 
+class TestStep(unittest.TestCase):
+    def test_steps_equal_a_fit(self):
+        images = bytes((i * 37) % 256 for i in range(12 * 4))
+        ds = libdel.Dataset.from_arrays(images, [i % 2 for i in range(12)], 12, 2, 2, 1)
+        a = libdel.Model.from_spec("input 1 2 2; flatten; linear 2")
+        b = libdel.Model.from_spec("input 1 2 2; flatten; linear 2")
+        ta = libdel.Trainer.supervised(a, ds, batch_size=5, total_steps=4)
+        tb = libdel.Trainer.supervised(b, ds, batch_size=5, total_steps=4)
+        ta.fit(4)
+        losses = [tb.step() for _ in range(4)]
+        self.assertTrue(all(loss > 0 for loss in losses))
+        self.assertEqual(list(a.params), list(b.params))
+        with self.assertRaises(libdel.StateError):
+            libdel.Trainer.supervised(a, ds).step()
+
+
 if __name__ == "__main__":
     unittest.main()

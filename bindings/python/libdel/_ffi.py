@@ -730,6 +730,10 @@ FUNCTIONS = {
         del_status,
         ((ctypes.c_void_p, 'trainer'), (ctypes.c_int64, 'steps'),),
     ),
+    'del_trainer_step': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.POINTER(ctypes.c_float), 'loss'),),
+    ),
     'del_trainer_save_checkpoint': (
         del_status,
         ((ctypes.c_void_p, 'trainer'), (ctypes.c_char_p, 'path'),),

@@ -320,6 +320,15 @@ class Trainer(Handle):
                 lib.del_trainer_set_progress(h, _ffi.del_progress_fn(), 1, None)
                 self._callback = None
 
+    def step(self):
+        """One training step outside a fit (needs set_total_steps); n calls
+        equal fit(n) bit for bit. Returns the step's loss (NaN for a step
+        skipped as non-finite)."""
+        loss = ctypes.c_float()
+        self.model._invalidate_views()
+        check(lib.del_trainer_step(self._h, ctypes.byref(loss)))
+        return loss.value
+
     def evaluate(self, test):
         """Top-1 accuracy (0..1) on the labeled images of dataset `test`."""
         acc = ctypes.c_double()
