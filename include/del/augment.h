@@ -270,6 +270,22 @@ DEL_API del_status del_augment_image(del_augment *aug, del_tensor *dst, const de
  * a crop that does not fit: each message names the argument), DEL_ENOMEM. */
 DEL_API del_status del_augment_batch(del_augment *aug, const del_dataset *ds, const int64_t *indices, int64_t n, uint64_t epoch, uint64_t batch_no, const float *mean, const float *std, del_tensor *x, del_tensor *soft_labels, int num_classes);
 
+/* del_augment_batch with each image's own epoch and, optionally, the
+ * labels to mix given by the caller (pseudo-labels, a teacher's soft
+ * labels). Image i's stream is (seed, epochs[i], indices[i]); epochs NULL
+ * gives every image `epoch`, as del_augment_batch. The batch steps
+ * (CutMix, MixUp) use (seed, epoch, batch_no). targets, if not NULL, is an
+ * f32 [n, num_classes] tensor of finite label rows that the batch steps
+ * mix instead of the one-hot labels of ds (whose labels are then not read,
+ * so unlabeled images may be in the batch); it may be soft_labels itself
+ * (mixed in place). The trainers build their batches with this call: an
+ * image drawn in a batch that runs into the next epoch gets that epoch's
+ * stream.
+ * Errors: as del_augment_batch, the messages naming
+ * del_augment_batch_epochs; also DEL_EINVAL for targets without
+ * soft_labels, of the wrong shape, or with a non-finite value. */
+DEL_API del_status del_augment_batch_epochs(del_augment *aug, const del_dataset *ds, const int64_t *indices, const int64_t *epochs, int64_t n, uint64_t epoch, uint64_t batch_no, const float *mean, const float *std, del_tensor *x, const del_tensor *targets, del_tensor *soft_labels, int num_classes);
+
 #ifdef __cplusplus
 }
 #endif

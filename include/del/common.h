@@ -40,6 +40,15 @@ DEL_API const char *del_last_error(void);
  * "unknown status" for values that are not a del_status. Never NULL. */
 DEL_API const char *del_status_str(del_status status);
 
+/* Sets the calling thread's last-error message (del_last_error) to
+ * message, cut to the library's message size, and returns status: for
+ * code built on libdel (a technique written on the public API, a
+ * callback) that reports its failures the way libdel does, as
+ * `return del_set_error(DEL_EINVAL, "my_trainer: 'k' must be >= 1");`.
+ * A NULL message sets the status's description (del_status_str).
+ * Thread-safe; never fails. */
+DEL_API del_status del_set_error(del_status status, const char *message);
+
 /* Sets the number of compute threads used by every libdel call in this
  * process (the library's own pool and OpenBLAS). n >= 1; the default is
  * the number of online CPUs. Results do not depend on n: the same seed

@@ -107,6 +107,17 @@ DEL_API del_status del_dataset_subset(del_dataset **out, const del_dataset *src,
  * out of range, std <= 0). */
 DEL_API del_status del_dataset_batch(const del_dataset *ds, const int64_t *indices, int64_t n, const float *mean, const float *std, del_tensor *x, del_tensor *y);
 
+/* Batch orders: perm[0..n-1] receives a permutation of 0..n-1 drawn from
+ * the random stream (seed, epoch, stream), the one that the library's
+ * other draws keyed by (seed, epoch, ...) never share when stream differs
+ * from every image index (the trainers use stream values >= 2^32). The
+ * same arguments give the same permutation on every machine and thread
+ * count: a Fisher-Yates shuffle of the identity with the library's
+ * xoshiro256** stream (include/del/augment.h's streams). The trainers
+ * draw each epoch's batch order this way.
+ * Errors: DEL_EINVAL (NULL perm with n > 0, n < 0). */
+DEL_API del_status del_permutation(int64_t *perm, int64_t n, uint64_t seed, uint64_t epoch, uint64_t stream);
+
 #ifdef __cplusplus
 }
 #endif

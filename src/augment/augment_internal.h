@@ -80,12 +80,6 @@ void del_augment_run_batch_steps(const del_augment *aug, float *x, float *soft, 
 
 /* ---- pipeline.c ---- */
 
-/* del_augment_batch with each image's own epoch: image i's stream is
- * (seed, epochs[i], indices[i]) (epochs NULL: `epoch` for every image);
- * the batch steps use (seed, epoch, batch_no). Same checks and errors. */
-del_status del_augment_batch_epochs(del_augment *aug, const del_dataset *ds, const int64_t *indices,
-                                   const int64_t *epochs, int64_t n, uint64_t epoch, uint64_t batch_no,
-                                   const float *mean, const float *std, del_tensor *x, del_tensor *soft_labels,
-                                   int num_classes);
+
 
 #endif

@@ -504,9 +504,9 @@ static void batch_range(void *arg, int64_t begin, int64_t end)
 
 static del_status check_batch_args(const del_augment *aug, const del_dataset *ds, const int64_t *indices, int64_t n,
                                    const float *mean, const float *std, const del_tensor *x,
-                                   const del_tensor *soft_labels, int num_classes, int *oh, int *ow, size_t *max_px)
+                                   const del_tensor *targets, const del_tensor *soft_labels, int num_classes, int *oh,
+                                   int *ow, size_t *max_px, const char *fn)
 {
-    static const char fn[] = "del_augment_batch";
     char got[64];
     if (!aug)
         return del_error_null(fn, "aug");
@@ -537,6 +537,8 @@ static del_status check_batch_args(const del_augment *aug, const del_dataset *ds
     if (!del_tensor_has_shape(x, DEL_DTYPE_F32, 4, xs))
         return del_error(DEL_EINVAL, "%s: 'x' must be f32 [%lld, %d, %d, %d], got %s", fn, (long long)n,
                          ds->channels, *oh, *ow, del_tensor_shape_str(x, got, sizeof got));
+    if (targets && !soft_labels)
+        return del_error(DEL_EINVAL, "%s: 'targets' needs 'soft_labels' (the mixed labels go there)", fn);
     if (!soft_labels)
         return DEL_OK;
     if (num_classes < 1)
@@ -545,6 +547,17 @@ static del_status check_batch_args(const del_augment *aug, const del_dataset *ds
     if (!del_tensor_has_shape(soft_labels, DEL_DTYPE_F32, 2, ls))
         return del_error(DEL_EINVAL, "%s: 'soft_labels' must be f32 [%lld, %d], got %s", fn, (long long)n,
                          num_classes, del_tensor_shape_str(soft_labels, got, sizeof got));
+    if (targets) {
+        if (!del_tensor_has_shape(targets, DEL_DTYPE_F32, 2, ls))
+            return del_error(DEL_EINVAL, "%s: 'targets' must be f32 [%lld, %d], got %s", fn, (long long)n,
+                             num_classes, del_tensor_shape_str(targets, got, sizeof got));
+        const float *t = targets->data;
+        for (int64_t i = 0; i < n * num_classes; i++)
+            if (!isfinite(t[i]))
+                return del_error(DEL_EINVAL, "%s: 'targets' row %lld has a non-finite value (%g)", fn,
+                                 (long long)(i / num_classes), (double)t[i]);
+        return DEL_OK;
+    }
     for (int64_t i = 0; i < n; i++) {
         int32_t y = ds->labels[indices[i]];
         if (y < 0 || y >= num_classes)
@@ -554,15 +567,16 @@ static del_status check_batch_args(const del_augment *aug, const del_dataset *ds
     return DEL_OK;
 }
 
-del_status del_augment_batch_epochs(del_augment *aug, const del_dataset *ds, const int64_t *indices,
-                                   const int64_t *epochs, int64_t n, uint64_t epoch, uint64_t batch_no,
-                                   const float *mean, const float *std, del_tensor *x, del_tensor *soft_labels,
-                                   int num_classes)
+/* The work of both batch calls; fn names the public one in messages. */
+static del_status augment_batch(del_augment *aug, const del_dataset *ds, const int64_t *indices, const int64_t *epochs,
+                                int64_t n, uint64_t epoch, uint64_t batch_no, const float *mean, const float *std,
+                                del_tensor *x, const del_tensor *targets, del_tensor *soft_labels, int num_classes,
+                                const char *fn)
 {
     int oh, ow;
     size_t max_px;
-    del_status st =
-        check_batch_args(aug, ds, indices, n, mean, std, x, soft_labels, num_classes, &oh, &ow, &max_px);
+    del_status st = check_batch_args(aug, ds, indices, n, mean, std, x, targets, soft_labels, num_classes, &oh, &ow,
+                                     &max_px, fn);
     if (st != DEL_OK)
         return st;
     const int c = ds->channels;
@@ -575,24 +589,38 @@ del_status del_augment_batch_epochs(del_augment *aug, const del_dataset *ds, con
     del_parallel_for(n, batch_range, &ctx);
     st = (del_status)atomic_load(&ctx.status);
     if (st == DEL_ENOMEM)
-        return del_error(DEL_ENOMEM, "del_augment_batch: out of memory");
+        return del_error(DEL_ENOMEM, "%s: out of memory", fn);
     if (st != DEL_OK) /* the worker's own message is on its thread */
-        return del_error(st, "del_augment_batch: an image step failed (status %d)", (int)st);
+        return del_error(st, "%s: an image step failed (status %d)", fn, (int)st);
     float *soft = NULL;
     if (soft_labels) {
         soft = soft_labels->data;
-        memset(soft, 0, (size_t)n * (size_t)num_classes * sizeof *soft);
-        for (int64_t i = 0; i < n; i++)
-            soft[i * num_classes + ds->labels[indices[i]]] = 1.0f;
+        const size_t bytes = (size_t)n * (size_t)num_classes * sizeof *soft;
+        if (targets) {
+            memmove(soft, targets->data, bytes);
+        } else {
+            memset(soft, 0, bytes);
+            for (int64_t i = 0; i < n; i++)
+                soft[i * num_classes + ds->labels[indices[i]]] = 1.0f;
+        }
     }
     del_augment_run_batch_steps(aug, x->data, soft, n, c, oh, ow, num_classes, epoch, batch_no);
     return DEL_OK;
+}
+
+DEL_API del_status del_augment_batch_epochs(del_augment *aug, const del_dataset *ds, const int64_t *indices,
+                                            const int64_t *epochs, int64_t n, uint64_t epoch, uint64_t batch_no,
+                                            const float *mean, const float *std, del_tensor *x,
+                                            const del_tensor *targets, del_tensor *soft_labels, int num_classes)
+{
+    return augment_batch(aug, ds, indices, epochs, n, epoch, batch_no, mean, std, x, targets, soft_labels,
+                         num_classes, "del_augment_batch_epochs");
 }
 
 DEL_API del_status del_augment_batch(del_augment *aug, const del_dataset *ds, const int64_t *indices, int64_t n,
                                      uint64_t epoch, uint64_t batch_no, const float *mean, const float *std,
                                      del_tensor *x, del_tensor *soft_labels, int num_classes)
 {
-    return del_augment_batch_epochs(aug, ds, indices, NULL, n, epoch, batch_no, mean, std, x, soft_labels,
-                                    num_classes);
+    return augment_batch(aug, ds, indices, NULL, n, epoch, batch_no, mean, std, x, NULL, soft_labels, num_classes,
+                         "del_augment_batch");
 }

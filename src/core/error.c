@@ -45,3 +45,8 @@ del_status del_error_null(const char *func, const char *arg)
 {
     return del_error(DEL_EINVAL, "%s: '%s' must not be NULL", func, arg);
 }
+
+DEL_API del_status del_set_error(del_status status, const char *message)
+{
+    return del_error(status, "%s", message ? message : del_status_str(status));
+}

@@ -3,6 +3,9 @@
 
 #include <math.h>
 
+#include "core/error.h"
+#include "del/data.h"
+
 static uint64_t splitmix64(uint64_t *x)
 {
     uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
@@ -93,4 +96,18 @@ void del_rng_shuffle_i64(del_rng *r, int64_t *idx, int64_t n)
         idx[i] = idx[j];
         idx[j] = t;
     }
+}
+
+DEL_API del_status del_permutation(int64_t *perm, int64_t n, uint64_t seed, uint64_t epoch, uint64_t stream)
+{
+    if (n < 0)
+        return del_error(DEL_EINVAL, "del_permutation: 'n' must be >= 0, got %lld", (long long)n);
+    if (!perm && n > 0)
+        return del_error_null("del_permutation", "perm");
+    del_rng r;
+    del_rng_seed_stream(&r, seed, epoch, stream);
+    for (int64_t k = 0; k < n; k++)
+        perm[k] = k;
+    del_rng_shuffle_i64(&r, perm, n);
+    return DEL_OK;
 }

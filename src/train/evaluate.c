@@ -4,8 +4,8 @@
 #include <stdlib.h>
 
 #include "del.h"
-#include "core/error.h"
-#include "train/trainer_internal.h"
+#include "train_error.h"
+#include "trainer_internal.h"
 
 #define EVAL_BATCH 500
 
@@ -27,15 +27,15 @@ DEL_API del_status del_trainer_evaluate(del_trainer *trainer, const del_dataset 
 {
     static const char fn[] = "del_trainer_evaluate";
     if (!trainer)
-        return del_error_null(fn, "trainer");
+        return train_error_null(fn, "trainer");
     if (!test)
-        return del_error_null(fn, "test");
+        return train_error_null(fn, "test");
     if (!accuracy)
-        return del_error_null(fn, "accuracy");
+        return train_error_null(fn, "accuracy");
     del_trainer *tr = trainer;
     if (del_dataset_channels(test) != tr->channels || del_dataset_height(test) != tr->height ||
         del_dataset_width(test) != tr->width)
-        return del_error(DEL_EINVAL, "%s: the images of 'test' must be %d x %d x %d (HxWxC) as the training images, got "
+        return train_error(DEL_EINVAL, "%s: the images of 'test' must be %d x %d x %d (HxWxC) as the training images, got "
                          "%d x %d x %d", fn, tr->height, tr->width, tr->channels, del_dataset_height(test),
                          del_dataset_width(test), del_dataset_channels(test));
     const int64_t n = del_dataset_size(test);
@@ -48,14 +48,14 @@ DEL_API del_status del_trainer_evaluate(del_trainer *trainer, const del_dataset 
             max_label = labels[i];
     }
     if (n_labeled == 0)
-        return del_error(DEL_EINVAL, "%s: 'test' has no labeled image", fn);
+        return train_error(DEL_EINVAL, "%s: 'test' has no labeled image", fn);
     int out_ndim = 0;
     int64_t out_shape[3];
     del_status st = del_model_output_shape(tr->model, &out_ndim, out_shape);
     if (st != DEL_OK)
         return st;
     if (out_ndim != 1 || max_label >= out_shape[0])
-        return del_error(DEL_EINVAL, "%s: 'test' has label %d but the model has only %lld outputs", fn,
+        return train_error(DEL_EINVAL, "%s: 'test' has label %d but the model has only %lld outputs", fn,
                          (int)max_label, (long long)(out_ndim == 1 ? out_shape[0] : 0));
 
     const size_t image_floats = (size_t)tr->channels * (size_t)tr->height * (size_t)tr->width;
@@ -65,7 +65,7 @@ DEL_API del_status del_trainer_evaluate(del_trainer *trainer, const del_dataset 
     del_tensor *x = NULL;
     float *xbuf = malloc(EVAL_BATCH * image_floats * sizeof *xbuf);
     if (!xbuf)
-        return del_error(DEL_ENOMEM, "%s: out of memory for a batch of %d images", fn, EVAL_BATCH);
+        return train_error(DEL_ENOMEM, "%s: out of memory for a batch of %d images", fn, EVAL_BATCH);
     st = del_model_set_training(tr->model, 0);
     if (st != DEL_OK)
         goto cleanup;
@@ -92,7 +92,7 @@ DEL_API del_status del_trainer_evaluate(del_trainer *trainer, const del_dataset 
         for (int r = 0; r < m; r++) {
             const int best = argmax(scores + (size_t)r * (size_t)k, k);
             if (best < 0) {
-                st = del_error(DEL_ENUMERIC, "%s: the model's outputs for test image %lld are not finite: the model "
+                st = train_error(DEL_ENUMERIC, "%s: the model's outputs for test image %lld are not finite: the model "
                                "has diverged (NaN or infinite weights or inputs)", fn, (long long)idx[r]);
                 goto cleanup;
             }

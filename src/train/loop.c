@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "del.h"
-#include "core/error.h"
-#include "train/trainer_internal.h"
+#include "train_error.h"
+#include "trainer_internal.h"
 
 #define DEFAULT_PREFETCH 2
 
@@ -17,7 +17,7 @@ del_status del_trainer_create(del_trainer **out, const del_objective *obj, del_m
 {
     *out = NULL;
     if (del_model_num_params(model) < 1)
-        return del_error(DEL_EINVAL, "%s: 'model' has no parameters to train", fn);
+        return train_error(DEL_EINVAL, "%s: 'model' has no parameters to train", fn);
     int c = 0, h = 0, w = 0, ndim = 0;
     int64_t shape[3];
     del_status st = del_model_input_shape(model, &c, &h, &w);
@@ -26,16 +26,16 @@ del_status del_trainer_create(del_trainer **out, const del_objective *obj, del_m
     if (st != DEL_OK)
         return st;
     if (ndim != 1)
-        return del_error(DEL_EINVAL, "%s: 'model' must output a vector of class scores, got %d-d output per image", fn,
+        return train_error(DEL_EINVAL, "%s: 'model' must output a vector of class scores, got %d-d output per image", fn,
                          ndim);
     if (c > MAX_CHANNELS)
-        return del_error(DEL_EINVAL, "%s: 'model' takes %d channels, at most %d supported", fn, c, MAX_CHANNELS);
+        return train_error(DEL_EINVAL, "%s: 'model' takes %d channels, at most %d supported", fn, c, MAX_CHANNELS);
     del_trainer *tr = calloc(1, sizeof *tr);
     void *state = obj->state_size > 0 ? calloc(1, obj->state_size) : NULL;
     if (!tr || (obj->state_size > 0 && !state)) {
         free(tr);
         free(state);
-        return del_error(DEL_ENOMEM, "%s: out of memory", fn);
+        return train_error(DEL_ENOMEM, "%s: out of memory", fn);
     }
     tr->obj = obj;
     tr->state = state;
@@ -54,7 +54,7 @@ del_status del_trainer_start(del_trainer *tr, const char *fn)
 {
     for (int s = 0; s < DEL_NSTREAMS; s++)
         if ((tr->obj->streams & (1u << s)) && !tr->streams[s].data)
-            return del_error(DEL_EINVAL, "%s: the %s trainer needs a%s stream", fn, tr->obj->name,
+            return train_error(DEL_EINVAL, "%s: the %s trainer needs a%s stream", fn, tr->obj->name,
                              s == DEL_STREAM_L ? " labeled" : "n unlabeled");
     return tr->obj->init(tr->state, tr, fn);
 }
@@ -119,7 +119,7 @@ static del_status ensure_saved(del_trainer *tr, const char *func)
     if (np != tr->saved_nparams) {
         float *p = malloc((size_t)np * sizeof *p);
         if (!p)
-            return del_error(DEL_ENOMEM, "%s: out of memory for a copy of %lld parameters", func, (long long)np);
+            return train_error(DEL_ENOMEM, "%s: out of memory for a copy of %lld parameters", func, (long long)np);
         free(tr->saved_params);
         tr->saved_params = p;
         tr->saved_nparams = np;
@@ -127,7 +127,7 @@ static del_status ensure_saved(del_trainer *tr, const char *func)
     if (nb != tr->saved_nbuf) {
         float *p = nb > 0 ? malloc((size_t)nb * sizeof *p) : NULL;
         if (nb > 0 && !p)
-            return del_error(DEL_ENOMEM, "%s: out of memory for a copy of %lld buffer values", func, (long long)nb);
+            return train_error(DEL_ENOMEM, "%s: out of memory for a copy of %lld buffer values", func, (long long)nb);
         free(tr->saved_buffers);
         tr->saved_buffers = p;
         tr->saved_nbuf = nb;
@@ -162,7 +162,7 @@ static del_status prepare(del_trainer *tr, int64_t steps, del_optimizer **opt, d
         *opt = *fresh;
     } else if (tr->opt) {
         if (del_model_num_params(tr->model) != tr->opt_params)
-            st = del_error(DEL_ESTATE, "%s: the model has %lld parameters, the kept optimizer was made for %lld "
+            st = train_error(DEL_ESTATE, "%s: the model has %lld parameters, the kept optimizer was made for %lld "
                            "(call del_trainer_set_total_steps to start a new run)", fn,
                            (long long)del_model_num_params(tr->model), (long long)tr->opt_params);
         *opt = tr->opt;
@@ -206,7 +206,7 @@ static del_status nonfinite_params(const del_trainer *tr, int64_t step, const ch
         if (del_model_layer_params(tr->model, i, &off, &count) == DEL_OK && k >= off && k < off + count)
             layer = i;
     }
-    return del_error(DEL_ENUMERIC, "%s: step %lld: the %s of layer %d (%s) is not finite (%g at parameter %lld of "
+    return train_error(DEL_ENUMERIC, "%s: step %lld: the %s of layer %d (%s) is not finite (%g at parameter %lld of "
                      "%lld); the model is as it was before this step (lower the learning rate, or clip gradients "
                      "with del_trainer_set_clip_norm)", fn, (long long)step, what, layer,
                      del_model_layer_type(tr->model, layer), (double)v[k], (long long)k,
@@ -236,11 +236,11 @@ static del_status train_step(del_trainer *tr, del_optimizer *opt, int slot, int6
         st = tr->obj->step(tr->state, tr, &in, loss, fn);
     int64_t k = nb;
     if (st == DEL_OK && nb > 0 && (k = first_nonfinite(del_model_buffers(m), nb)) < nb)
-        st = del_error(DEL_ENUMERIC, "%s: step %lld: the batchnorm running statistics are not finite (%g at buffer "
+        st = train_error(DEL_ENUMERIC, "%s: step %lld: the batchnorm running statistics are not finite (%g at buffer "
                        "value %lld of %lld); the model is as it was before this step (are the inputs normalised?)",
                        fn, (long long)step, (double)del_model_buffers(m)[k], (long long)k, (long long)nb);
     if (st == DEL_OK && !isfinite(*loss))
-        st = del_error(DEL_ENUMERIC, "%s: step %lld: the loss is not finite (%g); the model is as it was before this "
+        st = train_error(DEL_ENUMERIC, "%s: step %lld: the loss is not finite (%g); the model is as it was before this "
                        "step (lower the learning rate, or clip gradients with del_trainer_set_clip_norm)", fn,
                        (long long)step, (double)*loss);
     if (st == DEL_OK && (k = first_nonfinite(del_model_grads(m), np)) < np)
@@ -254,7 +254,7 @@ static del_status train_step(del_trainer *tr, del_optimizer *opt, int slot, int6
             *fatal = 1;
         }
         if (st == DEL_ESTATE && opt == tr->opt)
-            st = del_error(DEL_ESTATE, "%s: the model's layers or heads were replaced or removed since the kept "
+            st = train_error(DEL_ESTATE, "%s: the model's layers or heads were replaced or removed since the kept "
                            "optimizer was made, so its state belongs to other parameters (call "
                            "del_trainer_set_total_steps to start a new run with a new optimizer)", fn);
     }
@@ -277,11 +277,11 @@ DEL_API del_status del_trainer_fit(del_trainer *trainer, int64_t steps)
 {
     static const char fn[] = "del_trainer_fit";
     if (!trainer)
-        return del_error_null(fn, "trainer");
+        return train_error_null(fn, "trainer");
     if (trainer->fitting)
-        return del_error(DEL_ESTATE, "%s: the trainer is already fitting (called from its progress callback?)", fn);
+        return train_error(DEL_ESTATE, "%s: the trainer is already fitting (called from its progress callback?)", fn);
     if (steps < 1)
-        return del_error(DEL_EINVAL, "%s: 'steps' must be >= 1, got %lld", fn, (long long)steps);
+        return train_error(DEL_EINVAL, "%s: 'steps' must be >= 1, got %lld", fn, (long long)steps);
 
     del_trainer *tr = trainer;
     del_optimizer *opt = NULL, *fresh = NULL; /* fresh: this fit's own, freed at the end */
@@ -326,7 +326,7 @@ DEL_API del_status del_trainer_fit(del_trainer *trainer, int64_t steps)
             loss_sum = 0.0;
             loss_count = 0;
             if (tr->progress(step, steps, mean_loss, tr->user) != 0) {
-                st = del_error(DEL_ECANCELED, "%s: the progress callback stopped training after step %lld of %lld", fn,
+                st = train_error(DEL_ECANCELED, "%s: the progress callback stopped training after step %lld of %lld", fn,
                                (long long)step, (long long)steps);
                 goto cleanup;
             }
@@ -346,13 +346,13 @@ DEL_API del_status del_trainer_step(del_trainer *trainer, float *loss)
 {
     static const char fn[] = "del_trainer_step";
     if (!trainer)
-        return del_error_null(fn, "trainer");
+        return train_error_null(fn, "trainer");
     if (!loss)
-        return del_error_null(fn, "loss");
+        return train_error_null(fn, "loss");
     if (trainer->fitting)
-        return del_error(DEL_ESTATE, "%s: the trainer is fitting (called from its progress callback?)", fn);
+        return train_error(DEL_ESTATE, "%s: the trainer is fitting (called from its progress callback?)", fn);
     if (trainer->set.total_steps == 0)
-        return del_error(DEL_ESTATE, "%s: steps outside a fit continue one run: call del_trainer_set_total_steps "
+        return train_error(DEL_ESTATE, "%s: steps outside a fit continue one run: call del_trainer_set_total_steps "
                          "first (it sets the schedule's length)", fn);
     del_trainer *tr = trainer;
     del_optimizer *opt = NULL, *fresh = NULL;

@@ -1,5 +1,5 @@
 /* The objective registry: every technique a trainer can run. */
-#include "train/trainer_internal.h"
+#include "trainer_internal.h"
 
 const del_objective *const del_objectives[] = {
     &del_objective_supervised,

@@ -1,11 +1,11 @@
 /* The batch prefetcher: one producer thread per fit, a ring of slots, a
  * mutex and two condition variables. See prefetch.h for the protocol. */
-#include "train/prefetch.h"
+#include "prefetch.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "core/error.h"
+#include "train_error.h"
 
 int del_prefetch_slots(int depth)
 {
@@ -94,7 +94,7 @@ del_status del_prefetch_acquire(del_prefetch *pf, int *slot)
     pthread_mutex_unlock(&pf->mu);
     *slot = slot_of(pf, pf->next_use);
     if (pf->status[*slot] != DEL_OK)
-        return del_error(pf->status[*slot], "%s", pf->message[*slot]);
+        return train_error(pf->status[*slot], "%s", pf->message[*slot]);
     return DEL_OK;
 }
 

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "del/common.h"
+#include "train_error.h"
 
 /* Most batches prepared ahead (del_trainer_set_prefetch's bound). */
 #define DEL_PREFETCH_MAX_DEPTH 4
@@ -43,7 +44,7 @@ typedef struct del_prefetch {
     int64_t next_use;  /* the step the fitting thread holds or waits for */
     int stop;
     del_status status[DEL_PREFETCH_MAX_SLOTS];
-    char message[DEL_PREFETCH_MAX_SLOTS][512];
+    char message[DEL_PREFETCH_MAX_SLOTS][TRAIN_ERROR_SIZE];
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t ready_cv; /* a step became ready */

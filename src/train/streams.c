@@ -7,10 +7,8 @@
 #include <string.h>
 
 #include "del.h"
-#include "core/error.h"
-#include "augment/augment_internal.h"
-#include "core/rng.h"
-#include "train/trainer_internal.h"
+#include "train_error.h"
+#include "trainer_internal.h"
 
 static void free_slot(batch_slot *b)
 {
@@ -52,7 +50,7 @@ del_status del_stream_init(del_trainer *tr, int s, const del_dataset *data, int 
     train_stream *st = &tr->streams[s];
     if (del_dataset_channels(data) != tr->channels || del_dataset_height(data) != tr->height ||
         del_dataset_width(data) != tr->width)
-        return del_error(DEL_EINVAL, "%s: the images of '%s' (%d x %d x %d) do not fit 'model' (input %d x %d x %d)",
+        return train_error(DEL_EINVAL, "%s: the images of '%s' (%d x %d x %d) do not fit 'model' (input %d x %d x %d)",
                          fn, arg, del_dataset_channels(data), del_dataset_height(data), del_dataset_width(data),
                          tr->channels, tr->height, tr->width);
     const int64_t n = del_dataset_size(data);
@@ -61,13 +59,13 @@ del_status del_stream_init(del_trainer *tr, int s, const del_dataset *data, int 
     for (int64_t i = 0; i < n; i++)
         rows += !labeled || labels[i] >= 0;
     if (rows == 0)
-        return del_error(DEL_EINVAL, "%s: '%s' has no %s image", fn, arg, labeled ? "labeled" : "");
+        return train_error(DEL_EINVAL, "%s: '%s' has no %s image", fn, arg, labeled ? "labeled" : "");
     int64_t *pool = malloc((size_t)rows * sizeof *pool);
     int64_t *perm = malloc((size_t)rows * sizeof *perm);
     if (!pool || !perm) {
         free(pool);
         free(perm);
-        return del_error(DEL_ENOMEM, "%s: out of memory for %lld indices", fn, (long long)rows);
+        return train_error(DEL_ENOMEM, "%s: out of memory for %lld indices", fn, (long long)rows);
     }
     for (int64_t i = 0, k = 0; i < n; i++)
         if (!labeled || labels[i] >= 0)
@@ -113,7 +111,7 @@ static del_status ensure_slots(train_stream *st, int n, int soft, const del_trai
             b->idx = malloc((size_t)st->batch * sizeof *b->idx);
             b->epochs = malloc((size_t)st->batch * sizeof *b->epochs);
             if (!b->idx || !b->epochs)
-                status = del_error(DEL_ENOMEM, "%s: out of memory for a batch of %d", func, st->batch);
+                status = train_error(DEL_ENOMEM, "%s: out of memory for a batch of %d", func, st->batch);
         }
         if (status != DEL_OK) {
             /* A slot is counted only once whole: a later call rebuilds it. */
@@ -150,11 +148,8 @@ static void draw_batch(train_stream *st, uint64_t seed, order_cursor *cur, int64
             cur->pos = 0;
         }
         if (st->perm_epoch != cur->epoch) {
-            del_rng r;
-            del_rng_seed_stream(&r, seed, (uint64_t)cur->epoch, st->order_key);
-            for (int64_t k = 0; k < st->pool_n; k++)
-                st->perm[k] = k;
-            del_rng_shuffle_i64(&r, st->perm, st->pool_n);
+            /* Cannot fail: perm holds pool_n >= 1 indices. */
+            del_permutation(st->perm, st->pool_n, seed, (uint64_t)cur->epoch, st->order_key);
             st->perm_epoch = cur->epoch;
         }
         epochs[i] = cur->epoch;
@@ -178,7 +173,7 @@ del_status del_streams_fill(void *ctx, int slot, int64_t step)
         del_status status =
             st->aug ? del_augment_batch_epochs(st->aug, st->data, b->idx, b->epochs, st->batch,
                                                (uint64_t)b->epochs[0], (uint64_t)step, tr->set.mean, tr->set.std,
-                                               b->x, b->soft, tr->num_outputs)
+                                               b->x, NULL, b->soft, tr->num_outputs)
                     : del_dataset_batch(st->data, b->idx, st->batch, tr->set.mean, tr->set.std, b->x, b->y);
         if (status != DEL_OK)
             return status;
@@ -192,13 +187,13 @@ del_status del_stream_check_pipeline(const del_trainer *tr, const del_augment *a
     int oh = 0, ow = 0;
     del_status st = del_augment_output_size(aug, tr->height, tr->width, &oh, &ow);
     if (st != DEL_OK) {
-        char why[512];
+        char why[TRAIN_ERROR_SIZE];
         snprintf(why, sizeof why, "%s", del_last_error());
-        return del_error(st, "%s: '%s' cannot run on the %d x %d images of the dataset (%s)", func, arg, tr->height,
+        return train_error(st, "%s: '%s' cannot run on the %d x %d images of the dataset (%s)", func, arg, tr->height,
                          tr->width, why);
     }
     if (oh != tr->height || ow != tr->width)
-        return del_error(DEL_EINVAL, "%s: '%s' turns %d x %d images into %d x %d, but 'model' takes %d x %d x %d "
+        return train_error(DEL_EINVAL, "%s: '%s' turns %d x %d images into %d x %d, but 'model' takes %d x %d x %d "
                          "(C x H x W) images", func, arg, tr->height, tr->width, oh, ow, tr->channels, tr->height,
                          tr->width);
     return DEL_OK;

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 
 #include "del.h"
-#include "core/error.h"
-#include "train/trainer_internal.h"
+#include "train_error.h"
+#include "trainer_internal.h"
 
 #define DEFAULT_BATCH 64
 
@@ -25,7 +25,7 @@ static del_status supervised_init(void *state, del_trainer *tr, const char *fn)
         if (labels[i] > max_label)
             max_label = labels[i];
     if (max_label >= tr->num_outputs)
-        return del_error(DEL_EINVAL, "%s: 'labeled' has label %d but 'model' has only %d outputs", fn, (int)max_label,
+        return train_error(DEL_EINVAL, "%s: 'labeled' has label %d but 'model' has only %d outputs", fn, (int)max_label,
                          tr->num_outputs);
     return DEL_OK;
 }
@@ -81,14 +81,14 @@ DEL_API del_status del_trainer_new_supervised(del_trainer **out, del_model *mode
 {
     static const char fn[] = "del_trainer_new_supervised";
     if (!out)
-        return del_error_null(fn, "out");
+        return train_error_null(fn, "out");
     *out = NULL;
     if (!model)
-        return del_error_null(fn, "model");
+        return train_error_null(fn, "model");
     if (!labeled)
-        return del_error_null(fn, "labeled");
+        return train_error_null(fn, "labeled");
     if (del_dataset_channels(labeled) > MAX_CHANNELS)
-        return del_error(DEL_EINVAL, "%s: 'labeled' has %d channels, at most %d supported", fn,
+        return train_error(DEL_EINVAL, "%s: 'labeled' has %d channels, at most %d supported", fn,
                          del_dataset_channels(labeled), MAX_CHANNELS);
     del_trainer *tr = NULL;
     del_status st = del_trainer_create(&tr, &del_objective_supervised, model, fn);
@@ -112,7 +112,7 @@ DEL_API del_status del_trainer_set_batch_size(del_trainer *trainer, int batch_si
         return st;
     train_stream *l = &trainer->streams[DEL_STREAM_L];
     if (batch_size < 1 || batch_size > l->pool_n)
-        return del_error(DEL_EINVAL, "%s: 'batch_size' must be in 1..%lld (the labeled images), got %d", fn,
+        return train_error(DEL_EINVAL, "%s: 'batch_size' must be in 1..%lld (the labeled images), got %d", fn,
                          (long long)l->pool_n, batch_size);
     l->batch = batch_size;
     return DEL_OK;
@@ -150,7 +150,7 @@ DEL_API del_status del_trainer_set_prefetch(del_trainer *trainer, int depth)
     if (st != DEL_OK)
         return st;
     if (depth < 0 || depth > DEL_PREFETCH_MAX_DEPTH)
-        return del_error(DEL_EINVAL, "%s: 'depth' must be in 0..%d (0: no prefetching), got %d", fn,
+        return train_error(DEL_EINVAL, "%s: 'depth' must be in 0..%d (0: no prefetching), got %d", fn,
                          DEL_PREFETCH_MAX_DEPTH, depth);
     trainer->prefetch = depth;
     return DEL_OK;

@@ -7,9 +7,9 @@
 #include <string.h>
 
 #include "del.h"
-#include "core/error.h"
+#include "train_error.h"
 #include "io/checkpoint.h"
-#include "train/trainer_internal.h"
+#include "trainer_internal.h"
 
 /* FNV-1a over the labeled images' indices and labels: a resumed run must
  * draw from the same pool. */
@@ -81,11 +81,11 @@ DEL_API del_status del_trainer_save_checkpoint(del_trainer *trainer, const char 
 {
     static const char fn[] = "del_trainer_save_checkpoint";
     if (!trainer)
-        return del_error_null(fn, "trainer");
+        return train_error_null(fn, "trainer");
     if (!path)
-        return del_error_null(fn, "path");
+        return train_error_null(fn, "path");
     if (trainer->fitting && trainer->set.total_steps == 0)
-        return del_error(DEL_ESTATE, "%s: saving during a fit needs del_trainer_set_total_steps (without it the "
+        return train_error(DEL_ESTATE, "%s: saving during a fit needs del_trainer_set_total_steps (without it the "
                          "fit's optimizer is not kept)", fn);
     del_ckpt_field fields[DEL_CKPT_MAX_FIELDS];
     int n = trainer_fields(trainer, fields);
@@ -98,7 +98,7 @@ static del_status get_field(const del_ckpt *c, const char *key, int kind, int64_
 {
     const del_ckpt_field *fl = del_ckpt_field_get(c, key, kind);
     if (!fl)
-        return del_error(DEL_EFORMAT, "%s: '%s' is corrupt (the trainer record lacks '%s')", fn, path, key);
+        return train_error(DEL_EFORMAT, "%s: '%s' is corrupt (the trainer record lacks '%s')", fn, path, key);
     if (i)
         *i = fl->i;
     if (f)
@@ -143,13 +143,13 @@ static del_status load_settings(train_settings *s, uint64_t *seed, int channels,
     }
     const int64_t nonfinite = optional_i64(c, "nonfinite");
     if (iv[0] != 0 && iv[0] != 1)
-        st = del_error(DEL_EINVAL, "'adamw' must be 0 or 1");
+        st = train_error(DEL_EINVAL, "'adamw' must be 0 or 1");
     if (st == DEL_OK && iv[1] != 0 && iv[1] != 1)
-        st = del_error(DEL_EINVAL, "'sgd_nesterov' must be 0 or 1");
+        st = train_error(DEL_EINVAL, "'sgd_nesterov' must be 0 or 1");
     if (st == DEL_OK && iv[2] != DEL_SCHEDULE_STEP && iv[2] != DEL_SCHEDULE_CONSTANT && iv[2] != DEL_SCHEDULE_COSINE)
-        st = del_error(DEL_EINVAL, "unknown schedule");
+        st = train_error(DEL_EINVAL, "unknown schedule");
     if (st == DEL_OK && nonfinite != DEL_NONFINITE_STOP && nonfinite != DEL_NONFINITE_SKIP)
-        st = del_error(DEL_EINVAL, "unknown non-finite policy");
+        st = train_error(DEL_EINVAL, "unknown non-finite policy");
     /* The optimizer not in use first: each check selects its own. */
     if (st == DEL_OK && iv[0])
         st = del_settings_sgd(s, v[0], v[1], v[2], (int)iv[1], "del_trainer_set_sgd");
@@ -174,9 +174,9 @@ static del_status load_settings(train_settings *s, uint64_t *seed, int channels,
     if (st == DEL_OK)
         st = del_settings_nonfinite(s, (del_nonfinite)nonfinite, "del_trainer_set_nonfinite");
     if (st != DEL_OK) {
-        char why[512];
+        char why[TRAIN_ERROR_SIZE];
         snprintf(why, sizeof why, "%s", del_last_error());
-        return del_error(DEL_EFORMAT, "%s: '%s' is corrupt (trainer setting: %s)", fn, path, why);
+        return train_error(DEL_EFORMAT, "%s: '%s' is corrupt (trainer setting: %s)", fn, path, why);
     }
     *seed = (uint64_t)iv[6];
     return DEL_OK;
@@ -203,18 +203,18 @@ static del_status load_position(const del_trainer *tr, saved_position *pos, cons
     }
     const train_stream *l = &tr->streams[DEL_STREAM_L];
     if (v[0] != l->pool_n || v[1] != pool_hash(l) || v[2] != tr->num_outputs)
-        return del_error(DEL_EINVAL, "%s: '%s' was saved with another dataset (%lld labeled images, this trainer "
+        return train_error(DEL_EINVAL, "%s: '%s' was saved with another dataset (%lld labeled images, this trainer "
                          "has %lld%s)", fn, path, (long long)v[0], (long long)l->pool_n,
                          v[0] == l->pool_n ? " with other labels or in another order" : "");
     if (v[3] != (l->aug != NULL))
-        return del_error(DEL_EINVAL, "%s: '%s' was saved %s an augmentation pipeline; %s", fn, path,
+        return train_error(DEL_EINVAL, "%s: '%s' was saved %s an augmentation pipeline; %s", fn, path,
                          v[3] ? "with" : "without",
                          v[3] ? "set the same pipeline (del_trainer_set_augment) before loading"
                               : "remove the trainer's pipeline before loading");
     const int64_t skipped = optional_i64(c, "skipped");
     if (v[4] < 1 || v[4] > l->pool_n || v[5] < 0 || v[6] < 0 || v[6] > l->pool_n || v[7] < 0 || skipped < 0 ||
         skipped > v[7])
-        return del_error(DEL_EFORMAT, "%s: '%s' is corrupt (batch size or batch order out of range)", fn, path);
+        return train_error(DEL_EFORMAT, "%s: '%s' is corrupt (batch size or batch order out of range)", fn, path);
     pos->batch = (int)v[4];
     pos->order.epoch = v[5];
     pos->order.pos = v[6];
@@ -227,11 +227,11 @@ DEL_API del_status del_trainer_load_checkpoint(del_trainer *trainer, const char 
 {
     static const char fn[] = "del_trainer_load_checkpoint";
     if (!trainer)
-        return del_error_null(fn, "trainer");
+        return train_error_null(fn, "trainer");
     if (!path)
-        return del_error_null(fn, "path");
+        return train_error_null(fn, "path");
     if (trainer->fitting)
-        return del_error(DEL_ESTATE, "%s: cannot load while del_trainer_fit runs", fn);
+        return train_error(DEL_ESTATE, "%s: cannot load while del_trainer_fit runs", fn);
     del_ckpt *c = NULL;
     del_optimizer *opt = NULL;
     del_status st = del_ckpt_read(&c, path, fn);
@@ -244,10 +244,10 @@ DEL_API del_status del_trainer_load_checkpoint(del_trainer *trainer, const char 
     saved_position pos = {0};
     const char *name = del_ckpt_trainer(c);
     if (!name)
-        st = del_error(DEL_EINVAL, "%s: '%s' holds no trainer state (saved with del_checkpoint_save; load it with "
+        st = train_error(DEL_EINVAL, "%s: '%s' holds no trainer state (saved with del_checkpoint_save; load it with "
                        "del_checkpoint_load)", fn, path);
     else if (strcmp(name, trainer->obj->name) != 0)
-        st = del_error(DEL_EINVAL, "%s: '%s' was saved by a %s trainer, not a %s one", fn, path, name,
+        st = train_error(DEL_EINVAL, "%s: '%s' was saved by a %s trainer, not a %s one", fn, path, name,
                        trainer->obj->name);
     if (st == DEL_OK)
         st = load_settings(&set, &seed, trainer->channels, c, fn, path);
@@ -256,7 +256,7 @@ DEL_API del_status del_trainer_load_checkpoint(del_trainer *trainer, const char 
     int adamw = 0;
     if (st == DEL_OK && del_ckpt_has_optimizer(c, &adamw)) {
         if (set.total_steps == 0 || adamw != set.use_adamw)
-            st = del_error(DEL_EFORMAT, "%s: '%s' is corrupt (its optimizer does not match the trainer's settings)",
+            st = train_error(DEL_EFORMAT, "%s: '%s' is corrupt (its optimizer does not match the trainer's settings)",
                            fn, path);
         if (st == DEL_OK)
             st = del_trainer_make_optimizer(trainer->model, &set, set.total_steps, &opt);

@@ -13,7 +13,7 @@
 #define DEL_TRAIN_TRAINER_INTERNAL_H
 
 #include "del.h"
-#include "train/prefetch.h"
+#include "prefetch.h"
 
 #define MAX_CHANNELS 3 /* of the images a trainer normalises */
 

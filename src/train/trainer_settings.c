@@ -6,15 +6,15 @@
 #include <math.h>
 
 #include "del.h"
-#include "core/error.h"
-#include "train/trainer_internal.h"
+#include "train_error.h"
+#include "trainer_internal.h"
 
 del_status del_trainer_check_settable(const del_trainer *tr, const char *func)
 {
     if (!tr)
-        return del_error_null(func, "trainer");
+        return train_error_null(func, "trainer");
     if (tr->fitting)
-        return del_error(DEL_ESTATE, "%s: cannot change settings while del_trainer_fit runs", func);
+        return train_error(DEL_ESTATE, "%s: cannot change settings while del_trainer_fit runs", func);
     return DEL_OK;
 }
 
@@ -68,16 +68,16 @@ del_status del_settings_sgd(train_settings *s, float lr, float momentum, float w
                             const char *fn)
 {
     if (!positive_finite(lr))
-        return del_error(DEL_EINVAL, "%s: 'lr' must be a finite value > 0, got %g", fn, (double)lr);
+        return train_error(DEL_EINVAL, "%s: 'lr' must be a finite value > 0, got %g", fn, (double)lr);
     if (!(momentum >= 0.0f && momentum < 1.0f))
-        return del_error(DEL_EINVAL, "%s: 'momentum' must be in [0, 1), got %g", fn, (double)momentum);
+        return train_error(DEL_EINVAL, "%s: 'momentum' must be in [0, 1), got %g", fn, (double)momentum);
     if (!nonnegative_finite(weight_decay))
-        return del_error(DEL_EINVAL, "%s: 'weight_decay' must be a finite value >= 0, got %g", fn,
+        return train_error(DEL_EINVAL, "%s: 'weight_decay' must be a finite value >= 0, got %g", fn,
                          (double)weight_decay);
     if (nesterov != 0 && nesterov != 1)
-        return del_error(DEL_EINVAL, "%s: 'nesterov' must be 0 or 1, got %d", fn, nesterov);
+        return train_error(DEL_EINVAL, "%s: 'nesterov' must be 0 or 1, got %d", fn, nesterov);
     if (nesterov && momentum == 0.0f)
-        return del_error(DEL_EINVAL, "%s: 'nesterov' needs 'momentum' > 0", fn);
+        return train_error(DEL_EINVAL, "%s: 'nesterov' needs 'momentum' > 0", fn);
     s->use_adamw = 0;
     s->lr = lr;
     s->momentum = momentum;
@@ -90,15 +90,15 @@ del_status del_settings_adamw(train_settings *s, float lr, float beta1, float be
                               const char *fn)
 {
     if (!positive_finite(lr))
-        return del_error(DEL_EINVAL, "%s: 'lr' must be a finite value > 0, got %g", fn, (double)lr);
+        return train_error(DEL_EINVAL, "%s: 'lr' must be a finite value > 0, got %g", fn, (double)lr);
     if (!(beta1 >= 0.0f && beta1 < 1.0f))
-        return del_error(DEL_EINVAL, "%s: 'beta1' must be in [0, 1), got %g", fn, (double)beta1);
+        return train_error(DEL_EINVAL, "%s: 'beta1' must be in [0, 1), got %g", fn, (double)beta1);
     if (!(beta2 >= 0.0f && beta2 < 1.0f))
-        return del_error(DEL_EINVAL, "%s: 'beta2' must be in [0, 1), got %g", fn, (double)beta2);
+        return train_error(DEL_EINVAL, "%s: 'beta2' must be in [0, 1), got %g", fn, (double)beta2);
     if (!positive_finite(eps))
-        return del_error(DEL_EINVAL, "%s: 'eps' must be a finite value > 0, got %g", fn, (double)eps);
+        return train_error(DEL_EINVAL, "%s: 'eps' must be a finite value > 0, got %g", fn, (double)eps);
     if (!nonnegative_finite(weight_decay))
-        return del_error(DEL_EINVAL, "%s: 'weight_decay' must be a finite value >= 0, got %g", fn,
+        return train_error(DEL_EINVAL, "%s: 'weight_decay' must be a finite value >= 0, got %g", fn,
                          (double)weight_decay);
     s->use_adamw = 1;
     s->adam_lr = lr;
@@ -112,7 +112,7 @@ del_status del_settings_adamw(train_settings *s, float lr, float beta1, float be
 del_status del_settings_schedule(train_settings *s, del_schedule kind, const char *fn)
 {
     if (kind != DEL_SCHEDULE_CONSTANT && kind != DEL_SCHEDULE_COSINE && kind != DEL_SCHEDULE_STEP)
-        return del_error(DEL_EINVAL, "%s: 'kind' must be DEL_SCHEDULE_CONSTANT (0), DEL_SCHEDULE_COSINE (1) or "
+        return train_error(DEL_EINVAL, "%s: 'kind' must be DEL_SCHEDULE_CONSTANT (0), DEL_SCHEDULE_COSINE (1) or "
                          "DEL_SCHEDULE_STEP (2), got %d", fn, (int)kind);
     s->schedule = kind;
     return DEL_OK;
@@ -121,9 +121,9 @@ del_status del_settings_schedule(train_settings *s, del_schedule kind, const cha
 del_status del_settings_step_schedule(train_settings *s, int64_t step_size, float gamma, const char *fn)
 {
     if (step_size < 1)
-        return del_error(DEL_EINVAL, "%s: 'step_size' must be >= 1, got %lld", fn, (long long)step_size);
+        return train_error(DEL_EINVAL, "%s: 'step_size' must be >= 1, got %lld", fn, (long long)step_size);
     if (!positive_finite(gamma))
-        return del_error(DEL_EINVAL, "%s: 'gamma' must be a finite value > 0, got %g", fn, (double)gamma);
+        return train_error(DEL_EINVAL, "%s: 'gamma' must be a finite value > 0, got %g", fn, (double)gamma);
     s->schedule = DEL_SCHEDULE_STEP;
     s->step_size = step_size;
     s->gamma = gamma;
@@ -133,7 +133,7 @@ del_status del_settings_step_schedule(train_settings *s, int64_t step_size, floa
 del_status del_settings_warmup(train_settings *s, int64_t warmup_steps, const char *fn)
 {
     if (warmup_steps < 0)
-        return del_error(DEL_EINVAL, "%s: 'warmup_steps' must be >= 0 (0 = off), got %lld", fn,
+        return train_error(DEL_EINVAL, "%s: 'warmup_steps' must be >= 0 (0 = off), got %lld", fn,
                          (long long)warmup_steps);
     s->warmup = warmup_steps;
     return DEL_OK;
@@ -142,7 +142,7 @@ del_status del_settings_warmup(train_settings *s, int64_t warmup_steps, const ch
 del_status del_settings_clip_norm(train_settings *s, float max_norm, const char *fn)
 {
     if (!nonnegative_finite(max_norm))
-        return del_error(DEL_EINVAL, "%s: 'max_norm' must be a finite value >= 0 (0 = off), got %g", fn,
+        return train_error(DEL_EINVAL, "%s: 'max_norm' must be a finite value >= 0 (0 = off), got %g", fn,
                          (double)max_norm);
     s->clip_norm = max_norm;
     return DEL_OK;
@@ -151,7 +151,7 @@ del_status del_settings_clip_norm(train_settings *s, float max_norm, const char 
 del_status del_settings_label_smoothing(train_settings *s, float smoothing, const char *fn)
 {
     if (!(smoothing >= 0.0f && smoothing < 1.0f))
-        return del_error(DEL_EINVAL, "%s: 'smoothing' must be in [0, 1), got %g", fn, (double)smoothing);
+        return train_error(DEL_EINVAL, "%s: 'smoothing' must be in [0, 1), got %g", fn, (double)smoothing);
     s->smoothing = smoothing;
     return DEL_OK;
 }
@@ -159,7 +159,7 @@ del_status del_settings_label_smoothing(train_settings *s, float smoothing, cons
 del_status del_settings_total_steps(train_settings *s, int64_t total_steps, const char *fn)
 {
     if (total_steps < 0)
-        return del_error(DEL_EINVAL, "%s: 'total_steps' must be >= 0 (0: a fresh optimizer per fit), got %lld", fn,
+        return train_error(DEL_EINVAL, "%s: 'total_steps' must be >= 0 (0: a fresh optimizer per fit), got %lld", fn,
                          (long long)total_steps);
     s->total_steps = total_steps;
     return DEL_OK;
@@ -170,9 +170,9 @@ del_status del_settings_normalize(train_settings *s, const float *mean, const fl
 {
     for (int c = 0; c < channels; c++) {
         if (!isfinite(mean[c]))
-            return del_error(DEL_EINVAL, "%s: 'mean[%d]' must be finite, got %g", fn, c, (double)mean[c]);
+            return train_error(DEL_EINVAL, "%s: 'mean[%d]' must be finite, got %g", fn, c, (double)mean[c]);
         if (!positive_finite(std[c]))
-            return del_error(DEL_EINVAL, "%s: 'std[%d]' must be a finite value > 0, got %g", fn, c, (double)std[c]);
+            return train_error(DEL_EINVAL, "%s: 'std[%d]' must be a finite value > 0, got %g", fn, c, (double)std[c]);
     }
     for (int c = 0; c < channels; c++) {
         s->mean[c] = mean[c];
@@ -184,7 +184,7 @@ del_status del_settings_normalize(train_settings *s, const float *mean, const fl
 del_status del_settings_nonfinite(train_settings *s, del_nonfinite policy, const char *fn)
 {
     if (policy != DEL_NONFINITE_STOP && policy != DEL_NONFINITE_SKIP)
-        return del_error(DEL_EINVAL, "%s: 'policy' must be DEL_NONFINITE_STOP (0) or DEL_NONFINITE_SKIP (1), got %d",
+        return train_error(DEL_EINVAL, "%s: 'policy' must be DEL_NONFINITE_STOP (0) or DEL_NONFINITE_SKIP (1), got %d",
                          fn, (int)policy);
     s->nonfinite = policy;
     return DEL_OK;
@@ -271,11 +271,11 @@ DEL_API del_status del_trainer_set_normalize(del_trainer *trainer, const float *
     if (st != DEL_OK)
         return st;
     if (!mean)
-        return del_error_null(fn, "mean");
+        return train_error_null(fn, "mean");
     if (!std)
-        return del_error_null(fn, "std");
+        return train_error_null(fn, "std");
     if (channels != trainer->channels)
-        return del_error(DEL_EINVAL, "%s: 'channels' must be %d (the dataset's), got %d", fn, trainer->channels,
+        return train_error(DEL_EINVAL, "%s: 'channels' must be %d (the dataset's), got %d", fn, trainer->channels,
                          channels);
     return del_settings_normalize(&trainer->set, mean, std, channels, fn);
 }
@@ -314,7 +314,7 @@ DEL_API del_status del_trainer_set_progress(del_trainer *trainer, del_progress_f
     if (st != DEL_OK)
         return st;
     if (fn && every < 1)
-        return del_error(DEL_EINVAL, "%s: 'every' must be >= 1, got %lld", name, (long long)every);
+        return train_error(DEL_EINVAL, "%s: 'every' must be >= 1, got %lld", name, (long long)every);
     trainer->progress = fn;
     trainer->every = fn ? every : 0;
     trainer->user = fn ? user : NULL;

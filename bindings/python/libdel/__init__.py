@@ -23,6 +23,7 @@ __all__ = ["Error", "InvalidArgument", "OutOfMemory", "FileError", "FormatError"
            "save_checkpoint", "load_checkpoint",
            "cross_entropy", "distill_loss", "soft_cross_entropy", "softmax", "set_num_threads",
            "get_num_threads", "version", "version_number", "status_str", "last_error",
+           "set_last_error", "permutation",
            "library_path", "FMNIST_MEAN", "FMNIST_STD", "FASHION_MNIST_DIR"]
 
 FASHION_MNIST_DIR = _ffi.DEL_FASHION_MNIST_DIR
@@ -48,6 +49,24 @@ def status_str(status):
 def last_error():
     """The message of the last failure on this thread ("" if none)."""
     return lib.del_last_error().decode("utf-8", "replace")
+
+
+def set_last_error(status, message):
+    """Sets this thread's last-error message (as code built on libdel
+    reports a failure the library's way); returns status."""
+    return lib.del_set_error(int(status), None if message is None else str(message).encode())
+
+
+def permutation(n, seed, epoch=0, stream=0):
+    """A permutation of range(n) drawn from the stream (seed, epoch, stream),
+    as the trainers draw each epoch's batch order (a list of ints)."""
+    n = int(n)
+    if n < 0:
+        raise InvalidArgument("permutation: 'n' must be >= 0, got %d" % n)
+    perm = (ctypes.c_int64 * max(n, 1))()
+    check(lib.del_permutation(perm, n, ctypes.c_uint64(int(seed)), ctypes.c_uint64(int(epoch)),
+                              ctypes.c_uint64(int(stream))))
+    return list(perm[:n])
 
 
 def set_num_threads(n):

@@ -66,6 +66,10 @@ FUNCTIONS = {
         ctypes.c_char_p,
         ((del_status, 'status'),),
     ),
+    'del_set_error': (
+        del_status,
+        ((del_status, 'status'), (ctypes.c_char_p, 'message'),),
+    ),
     'del_set_num_threads': (
         del_status,
         ((ctypes.c_int, 'n'),),
@@ -201,6 +205,10 @@ FUNCTIONS = {
     'del_dataset_batch': (
         del_status,
         ((ctypes.c_void_p, 'ds'), (ctypes.POINTER(ctypes.c_int64), 'indices'), (ctypes.c_int64, 'n'), (ctypes.POINTER(ctypes.c_float), 'mean'), (ctypes.POINTER(ctypes.c_float), 'std'), (ctypes.c_void_p, 'x'), (ctypes.c_void_p, 'y'),),
+    ),
+    'del_permutation': (
+        del_status,
+        ((ctypes.POINTER(ctypes.c_int64), 'perm'), (ctypes.c_int64, 'n'), (ctypes.c_uint64, 'seed'), (ctypes.c_uint64, 'epoch'), (ctypes.c_uint64, 'stream'),),
     ),
     'del_model_new': (
         del_status,
@@ -605,6 +613,10 @@ FUNCTIONS = {
     'del_augment_batch': (
         del_status,
         ((ctypes.c_void_p, 'aug'), (ctypes.c_void_p, 'ds'), (ctypes.POINTER(ctypes.c_int64), 'indices'), (ctypes.c_int64, 'n'), (ctypes.c_uint64, 'epoch'), (ctypes.c_uint64, 'batch_no'), (ctypes.POINTER(ctypes.c_float), 'mean'), (ctypes.POINTER(ctypes.c_float), 'std'), (ctypes.c_void_p, 'x'), (ctypes.c_void_p, 'soft_labels'), (ctypes.c_int, 'num_classes'),),
+    ),
+    'del_augment_batch_epochs': (
+        del_status,
+        ((ctypes.c_void_p, 'aug'), (ctypes.c_void_p, 'ds'), (ctypes.POINTER(ctypes.c_int64), 'indices'), (ctypes.POINTER(ctypes.c_int64), 'epochs'), (ctypes.c_int64, 'n'), (ctypes.c_uint64, 'epoch'), (ctypes.c_uint64, 'batch_no'), (ctypes.POINTER(ctypes.c_float), 'mean'), (ctypes.POINTER(ctypes.c_float), 'std'), (ctypes.c_void_p, 'x'), (ctypes.c_void_p, 'targets'), (ctypes.c_void_p, 'soft_labels'), (ctypes.c_int, 'num_classes'),),
     ),
     'del_optimizer_new_sgd': (
         del_status,

@@ -206,10 +206,13 @@ class Augment(Handle):
         return out
 
     def batch(self, dataset, indices, epoch=0, batch_no=0, mean=None, std=None,
-              num_classes=None):
+              num_classes=None, epochs=None, targets=None):
         """(x, soft_labels): x float32 [n, C, H', W'] augmented and normalised
         (default Fashion-MNIST mean/std); soft_labels float32 [n, num_classes]
-        mixed one-hot labels, or None when num_classes is None."""
+        mixed one-hot labels, or None when num_classes is None.
+        epochs: one epoch per image (its stream; `epoch` keys the batch
+        steps). targets: a float32 Tensor [n, num_classes] of label rows to
+        mix instead of the dataset's labels (unlabeled images allowed)."""
         from .data import FMNIST_MEAN, FMNIST_STD
         hh, ww, cc = dataset.shape
         idx = c_array(ctypes.c_int64, indices, "Augment.batch: 'indices'")
@@ -227,10 +230,27 @@ class Augment(Handle):
         oh, ow = self.output_size(hh, ww)
         x = Tensor.zeros((n, cc, oh, ow), "float32")
         y = None if num_classes is None else Tensor.zeros((n, int(num_classes)), "float32")
-        check(lib.del_augment_batch(self._h, dataset._h, idx, n, ctypes.c_uint64(int(epoch)),
-                                    ctypes.c_uint64(int(batch_no)), m, s, x._h,
-                                    None if y is None else y._h,
-                                    0 if num_classes is None else int(num_classes)))
+        if epochs is None and targets is None:
+            check(lib.del_augment_batch(self._h, dataset._h, idx, n, ctypes.c_uint64(int(epoch)),
+                                        ctypes.c_uint64(int(batch_no)), m, s, x._h,
+                                        None if y is None else y._h,
+                                        0 if num_classes is None else int(num_classes)))
+            return x, y
+        if targets is not None and num_classes is None:
+            num_classes = targets.shape[1] if len(targets.shape) == 2 else 0
+            y = Tensor.zeros((n, int(num_classes)), "float32")
+        ep = None
+        if epochs is not None:
+            ep = c_array(ctypes.c_int64, epochs, "Augment.batch: 'epochs'")
+            if len(ep) != n:
+                raise invalid("Augment.batch: 'epochs' must hold one epoch per index (%d), got %d"
+                              % (n, len(ep)))
+        check(lib.del_augment_batch_epochs(self._h, dataset._h, idx, ep, n,
+                                           ctypes.c_uint64(int(epoch)),
+                                           ctypes.c_uint64(int(batch_no)), m, s, x._h,
+                                           None if targets is None else targets._h,
+                                           None if y is None else y._h,
+                                           0 if num_classes is None else int(num_classes)))
         return x, y
 
 

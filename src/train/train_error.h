@@ -1,0 +1,31 @@
+/* The trainers' error reporting, on the public API only (as Lua's
+ * lauxlib formats its messages and raises them through lua_error): a
+ * printf-style message formatted here and set with del_set_error. */
+#ifndef DEL_TRAIN_TRAIN_ERROR_H
+#define DEL_TRAIN_TRAIN_ERROR_H
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "del.h"
+
+/* Room for a message naming a PATH_MAX path and the system's reason. */
+#define TRAIN_ERROR_SIZE 4608
+
+__attribute__((format(printf, 2, 3))) static inline del_status train_error(del_status status, const char *fmt, ...)
+{
+    char msg[TRAIN_ERROR_SIZE];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return del_set_error(status, n < 0 ? NULL : msg);
+}
+
+/* The frequent NULL-argument check's message. */
+static inline del_status train_error_null(const char *func, const char *arg)
+{
+    return train_error(DEL_EINVAL, "%s: '%s' must not be NULL", func, arg);
+}
+
+#endif
