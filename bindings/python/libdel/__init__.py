@@ -9,6 +9,8 @@ Every failing call raises libdel.Error (or a subclass per status) whose
 message is the library's del_last_error().
 """
 
+import ctypes
+
 from . import _ffi, image
 from ._lib import (Canceled, Error, FileError, FormatError, InvalidArgument, OutOfMemory,
                    StateError, NumericError, check, lib, library_path)
