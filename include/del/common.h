@@ -27,7 +27,8 @@ typedef enum del_status {
     DEL_EIO = -3,       /* a file could not be opened, read or written */
     DEL_EFORMAT = -4,   /* a file or string is malformed (bad magic, truncated, parse error) */
     DEL_ECANCELED = -5, /* a callback asked the work to stop */
-    DEL_ESTATE = -6     /* the call is not valid in the handle's current state */
+    DEL_ESTATE = -6,    /* the call is not valid in the handle's current state */
+    DEL_ENUMERIC = -7   /* a computation or a value is not finite (NaN or infinity) */
 } del_status;
 
 /* The message of the last failure on the calling thread. Owned by the
