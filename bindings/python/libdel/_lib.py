@@ -7,7 +7,7 @@ import os
 from . import _ffi
 
 __all__ = ["Error", "InvalidArgument", "OutOfMemory", "FileError", "FormatError",
-           "Canceled", "StateError", "lib", "check", "library_path"]
+           "Canceled", "StateError", "NumericError", "lib", "check", "library_path"]
 
 # C functions deliberately left without a Python wrapper, reachable only as
 # libdel.lib.<name>. tests/python/test_api_coverage.py fails for any other
@@ -51,6 +51,10 @@ class StateError(Error, RuntimeError):
     """DEL_ESTATE: the call is not valid in the handle's current state."""
 
 
+class NumericError(Error, ArithmeticError):
+    """DEL_ENUMERIC: a computation or a value is not finite (NaN or infinity)."""
+
+
 _ERRORS = {
     _ffi.DEL_EINVAL: InvalidArgument,
     _ffi.DEL_ENOMEM: OutOfMemory,
@@ -58,6 +62,7 @@ _ERRORS = {
     _ffi.DEL_EFORMAT: FormatError,
     _ffi.DEL_ECANCELED: Canceled,
     _ffi.DEL_ESTATE: StateError,
+    _ffi.DEL_ENUMERIC: NumericError,
 }
 
 
