@@ -477,6 +477,15 @@ del_status del_path_check(const char *path, const char *arg, const char *func)
     return DEL_OK;
 }
 
+/* DEL_EIO for a failed step on file (the link given, if any, named too). */
+static del_status write_error(const char *func, const char *step, const char *file, const char *link, int err)
+{
+    if (link)
+        return del_error(DEL_EIO, "%s: cannot %s '%s' (for the link '%s'): %s", func, step, file, link,
+                         strerror(err));
+    return del_error(DEL_EIO, "%s: cannot %s '%s': %s", func, step, file, strerror(err));
+}
+
 /* The links a save follows before giving up, as the kernel (MAXSYMLINKS). */
 #define MAX_LINK_HOPS 40
 
@@ -526,7 +535,7 @@ static del_status resolve_links(const char *path, const char *func, char **out)
         }
         if (hops == MAX_LINK_HOPS) {
             free(cur);
-            return del_error(DEL_EIO, "%s: cannot write '%s': %s", func, path, strerror(ELOOP));
+            return write_error(func, "write", path, NULL, ELOOP);
         }
         char *target = read_link(cur, (size_t)sb.st_size);
         if (!target) {
@@ -619,12 +628,10 @@ del_status del_file_write_atomic(const char *path, const void *data, size_t len,
     st = resolve_links(path, func, &file);
     if (st != DEL_OK)
         return st;
-    /* Named in messages: the file written, and the link given if any. */
-    const char *via = strcmp(file, path) != 0 ? path : NULL;
+    const char *link = strcmp(file, path) != 0 ? path : NULL;
     char pid[24];
     int plen = snprintf(pid, sizeof pid, "%ld", (long)getpid());
-    size_t flen = strlen(file);
-    tmp = malloc(flen + sizeof temp_infix + (size_t)plen + sizeof ".XXXXXX");
+    tmp = malloc(strlen(file) + sizeof temp_infix + (size_t)plen + sizeof ".XXXXXX");
     if (!tmp) {
         free(file);
         return del_error(DEL_ENOMEM, "%s: out of memory", func);
@@ -632,25 +639,23 @@ del_status del_file_write_atomic(const char *path, const void *data, size_t len,
     sprintf(tmp, "%s%s%s.XXXXXX", file, temp_infix, pid);
     int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0) {
-        st = del_error(DEL_EIO, "%s: cannot create '%s'%s%s%s: %s", func, tmp, via ? " (for the link '" : "",
-                       via ? via : "", via ? "')" : "", strerror(errno));
+        st = write_error(func, "create", tmp, link, errno);
         free(tmp);
         free(file);
         return st;
     }
     /* mkstemp makes the file private (0600); a saved model is a normal file. */
     if (fchmod(fd, 0644) != 0 || !write_all(fd, data, len) || fsync(fd) != 0) {
-        st = del_error(DEL_EIO, "%s: cannot write '%s': %s", func, tmp, strerror(errno));
+        st = write_error(func, "write", tmp, link, errno);
         close(fd);
         goto cleanup;
     }
     if (close(fd) != 0) {
-        st = del_error(DEL_EIO, "%s: cannot write '%s': %s", func, tmp, strerror(errno));
+        st = write_error(func, "write", tmp, link, errno);
         goto cleanup;
     }
     if (rename(tmp, file) != 0) {
-        st = del_error(DEL_EIO, "%s: cannot replace '%s'%s%s%s: %s", func, file, via ? " (the target of the link '" : "",
-                       via ? via : "", via ? "')" : "", strerror(errno));
+        st = write_error(func, "replace", file, link, errno);
         goto cleanup;
     }
     sync_parent_dir(file);
