@@ -250,11 +250,12 @@ cleanup:
     return st;
 }
 
-/* The index of the first value of p[0..n) that is not finite, or -1. */
-static int64_t first_nonfinite(const float *p, int64_t n)
+/* The index of the first value of base[off..off+n) that is not finite,
+ * or -1 (base may be NULL when n is 0: a model without state). */
+static int64_t first_nonfinite(const float *base, int64_t off, int64_t n)
 {
     for (int64_t k = 0; k < n; k++)
-        if (!isfinite(p[k]))
+        if (!isfinite(base[off + k]))
             return k;
     return -1;
 }
@@ -264,11 +265,11 @@ del_status del_model_check_finite(const del_model *m, const char *func, const ch
     for (int i = 0; i < m->n_layers; i++) {
         const del_layer *l = &m->layers[i];
         const char *where = "parameters";
-        int64_t k = first_nonfinite(m->params + l->param_off, l->n_params);
+        int64_t k = first_nonfinite(m->params, l->param_off, l->n_params);
         float v = k >= 0 ? m->params[l->param_off + k] : 0.0f;
         if (k < 0) {
             where = "running statistics";
-            k = first_nonfinite(m->state + l->state_off, l->n_state);
+            k = first_nonfinite(m->state, l->state_off, l->n_state);
             v = k >= 0 ? m->state[l->state_off + k] : 0.0f;
         }
         if (k >= 0)
