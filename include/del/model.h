@@ -384,8 +384,9 @@ DEL_API del_status del_softmax(const del_tensor *logits, float temperature, del_
  * and renamed over path, so a crash or a failure never leaves a
  * half-written model and an existing file at path stays untouched unless
  * the save succeeds. A path that is a symbolic link is saved through: the
- * file at the end of the chain of links is replaced that way (created if
- * the last link dangles) and the links stay links.
+ * file at the end of the chain of links is replaced that way, with its
+ * temporary file beside it (created if the last link dangles), and the
+ * links stay links.
  * A writer killed during a save (a crash, SIGKILL) leaves its temporary
  * file behind; the next successful save of the same file removes those of
  * writers that no longer run, never one of a save still in progress in
