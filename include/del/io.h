@@ -14,11 +14,12 @@ extern "C" {
 /* Writes img (u8 [H, W, 1 or 3]: greyscale or RGB, H and W in
  * 1..65535) to path as an 8-bit PNG. The file is written to a fresh
  * temporary file beside path, fsynced and renamed over it (as model files
- * are), so a crash never leaves a half-written file and an existing file is
- * only ever replaced whole.
- * Errors: DEL_EINVAL (NULL argument, img not u8 [H, W, 1 or 3], a size
- * out of range), DEL_ENOMEM, DEL_EIO (cannot write or rename: the message
- * names the path). */
+ * are, del_model_save: symbolic links are saved through, temporary files
+ * left by killed writers are removed), so a crash never leaves a
+ * half-written file and an existing file is only ever replaced whole.
+ * Errors: DEL_EINVAL (NULL argument, empty path, img not u8 [H, W, 1 or
+ * 3], a size out of range), DEL_ENOMEM, DEL_EIO (cannot write or rename:
+ * the message names the path and ends with the system's reason). */
 DEL_API del_status del_image_write_png(const del_tensor *img, const char *path);
 
 /* The size of the grid del_image_grid makes of n images of h x w pixels,

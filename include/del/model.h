@@ -394,15 +394,41 @@ DEL_API del_status del_softmax(const del_tensor *logits, float temperature, del_
  * Threading: the calls are reentrant; the model must not be used by another
  * thread during the call. */
 
-/* Saves model to path. The file is written to "<path>.tmp.XXXXXX" in the
- * same directory, flushed to disk and renamed over path, so a crash or a
- * failure never leaves a half-written model and an existing file at path
- * stays untouched unless the save succeeds.
- * Errors: DEL_EINVAL (NULL argument, a layer type the format cannot hold),
- * DEL_EIO (the file cannot be created, written or renamed, e.g. the
- * directory does not exist or path is a directory: the message names the
- * file and gives the system's reason), DEL_ENOMEM. */
+/* Saves model to path. The file is written to "<path>.tmp.<pid>.XXXXXX"
+ * (<pid>: the writing process's id) in the same directory, flushed to disk
+ * and renamed over path, so a crash or a failure never leaves a
+ * half-written model and an existing file at path stays untouched unless
+ * the save succeeds. A path that is a symbolic link is saved through: the
+ * file at the end of the chain of links is replaced that way, with its
+ * temporary file beside it (created if the last link dangles), and the
+ * links stay links.
+ * A writer killed during a save (a crash, SIGKILL) leaves its temporary
+ * file behind; the next successful save of the same file removes those of
+ * writers that no longer run, never one of a save still in progress in
+ * another process or thread (docs/file-format.md has the exact rule).
+ * A model with a NaN or infinite parameter or batchnorm running statistic
+ * (a diverged run) is refused; del_model_save_flags with
+ * DEL_SAVE_ALLOW_NONFINITE saves it anyway.
+ * Errors: DEL_EINVAL (NULL argument, empty path, a layer type the format
+ * cannot hold), DEL_ENUMERIC (a parameter or statistic is not finite: the
+ * message names the first such layer, its index and type), DEL_EIO (the
+ * file cannot be created, written or renamed, e.g. the directory does not
+ * exist or path is a directory: the message names the file and ends with
+ * the system's reason), DEL_ENOMEM. */
 DEL_API del_status del_model_save(const del_model *model, const char *path);
+
+/* What del_model_save_flags and del_model_save_buffer_flags may do beyond
+ * del_model_save and del_model_save_buffer (an OR of these). */
+typedef enum del_save_flags {
+    DEL_SAVE_DEFAULT = 0,        /* as del_model_save: refuse non-finite values */
+    DEL_SAVE_ALLOW_NONFINITE = 1 /* save NaN and infinite parameters and statistics as they are */
+} del_save_flags;
+
+/* del_model_save with flags (del_save_flags). A file saved with NaN or
+ * infinite values loads with del_model_load as any other.
+ * Errors: those of del_model_save (DEL_ENUMERIC only without
+ * DEL_SAVE_ALLOW_NONFINITE); DEL_EINVAL also for unknown flags. */
+DEL_API del_status del_model_save_flags(const del_model *model, const char *path, int flags);
 
 /* Loads the model saved at path into *out (the caller frees it with
  * del_model_free; *out is NULL on failure).
@@ -414,16 +440,24 @@ DEL_API del_status del_model_load(del_model **out, const char *path);
 
 /* Serialises model into memory: *out receives the bytes of a model file
  * (what del_model_save would write), *size their number. The caller frees
- * *out with del_buffer_free. Errors: DEL_EINVAL (NULL argument, a layer
- * type the format cannot hold), DEL_ENOMEM. */
+ * *out with del_buffer_free. A model with a NaN or infinite value is
+ * refused, as by del_model_save. Errors: DEL_EINVAL (NULL argument, a
+ * layer type the format cannot hold), DEL_ENUMERIC (a parameter or
+ * statistic is not finite: the message names the layer), DEL_ENOMEM. */
 DEL_API del_status del_model_save_buffer(const del_model *model, void **out, size_t *size);
+
+/* del_model_save_buffer with flags (del_save_flags). Errors: those of
+ * del_model_save_buffer (DEL_ENUMERIC only without
+ * DEL_SAVE_ALLOW_NONFINITE); DEL_EINVAL also for unknown flags. */
+DEL_API del_status del_model_save_buffer_flags(const del_model *model, void **out, size_t *size, int flags);
 
 /* Loads a model from the size bytes at data (a model file's contents; data
  * may be NULL only if size is 0). Errors: as del_model_load, without
  * DEL_EIO. */
 DEL_API del_status del_model_load_buffer(del_model **out, const void *data, size_t size);
 
-/* Frees a buffer returned by libdel (del_model_save_buffer).
+/* Frees a buffer returned by libdel (del_model_save_buffer[_flags],
+ * del_checkpoint_save_buffer).
  * del_buffer_free(NULL) is a no-op. */
 DEL_API void del_buffer_free(void *buf);
 

@@ -310,10 +310,14 @@ DEL_API del_status del_trainer_step(del_trainer *trainer, float *loss);
  * "every N steps"), with total steps set: it then saves the run as it is
  * after that callback's step. Written to a temporary file and renamed, as
  * del_model_save.
- * Errors: DEL_EINVAL (NULL argument), DEL_ESTATE (called during a fit
- * without total steps set: that fit's optimizer is not kept; or the kept
- * optimizer no longer fits the model), DEL_EIO (cannot write path: the
- * message names it), DEL_ENOMEM. */
+ * A model with a NaN or infinite parameter or statistic is refused (the
+ * run diverged: resuming it is pointless); del_model_save_flags keeps such
+ * a model for inspection.
+ * Errors: DEL_EINVAL (NULL argument, empty path), DEL_ESTATE (called
+ * during a fit without total steps set: that fit's optimizer is not kept;
+ * or the kept optimizer no longer fits the model), DEL_ENUMERIC (a
+ * non-finite parameter or statistic: the message names the layer),
+ * DEL_EIO (cannot write path: the message names it), DEL_ENOMEM. */
 DEL_API del_status del_trainer_save_checkpoint(del_trainer *trainer, const char *path);
 
 /* Loads a checkpoint saved by del_trainer_save_checkpoint into trainer,
@@ -352,11 +356,25 @@ DEL_API del_status del_trainer_evaluate(del_trainer *trainer, const del_dataset 
  * another thread during the call. */
 
 /* Saves model and opt (NULL: the model only) to path, written to a
- * temporary file beside it and renamed, as del_model_save.
- * Errors: DEL_EINVAL (NULL path or model, opt made for another model),
- * DEL_ESTATE (the model's parameter count changed since opt was made),
- * DEL_EIO (cannot write path: the message names it), DEL_ENOMEM. */
+ * temporary file beside it and renamed, as del_model_save (symbolic links
+ * and temporary files left by killed writers are handled as there). A
+ * model with a NaN or infinite parameter or batchnorm statistic is refused:
+ * training cannot resume from it (del_model_save_flags with
+ * DEL_SAVE_ALLOW_NONFINITE keeps such a model for inspection).
+ * Errors: DEL_EINVAL (NULL path or model, empty path, opt made for another
+ * model), DEL_ESTATE (the model's parameter count changed since opt was
+ * made), DEL_ENUMERIC (a non-finite parameter or statistic: the message
+ * names the first such layer), DEL_EIO (cannot write path: the message
+ * names it and ends with the system's reason), DEL_ENOMEM. */
 DEL_API del_status del_checkpoint_save(const char *path, const del_model *model, const del_optimizer *opt);
+
+/* The checkpoint del_checkpoint_save would write, in memory: *out receives
+ * its bytes (the same, byte for byte), *size their number. The caller
+ * frees *out with del_buffer_free.
+ * Errors: as del_checkpoint_save without DEL_EIO (NULL out or size is
+ * DEL_EINVAL too); on error *out is NULL and *size 0. */
+DEL_API del_status del_checkpoint_save_buffer(const del_model *model, const del_optimizer *opt, void **out,
+                                              size_t *size);
 
 /* Loads the checkpoint at path into model, which must have the same
  * architecture (input shape, layer types and settings), and into opt (NULL:
@@ -371,6 +389,14 @@ DEL_API del_status del_checkpoint_save(const char *path, const del_model *model,
  * libdel, truncated, checksum mismatch, corrupt: the message says which),
  * DEL_ENOMEM. */
 DEL_API del_status del_checkpoint_load(const char *path, del_model *model, del_optimizer *opt);
+
+/* Loads a checkpoint from the size bytes at data (a checkpoint file's
+ * contents, e.g. from del_checkpoint_save_buffer; data may be NULL only if
+ * size is 0) into model and opt, as del_checkpoint_load: the same checks,
+ * all or nothing. The messages call the source '<buffer>'.
+ * Errors: as del_checkpoint_load without DEL_EIO (NULL data with size > 0
+ * is DEL_EINVAL). */
+DEL_API del_status del_checkpoint_load_buffer(const void *data, size_t size, del_model *model, del_optimizer *opt);
 
 #ifdef __cplusplus
 }

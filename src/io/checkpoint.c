@@ -18,6 +18,7 @@
 
 #include "core/error.h"
 #include "io/format.h"
+#include "io/model_file.h"
 #include "nn/model_internal.h"
 #include "nn/optim_internal.h"
 
@@ -140,11 +141,18 @@ del_status del_ckpt_serialize(const del_model *model, const del_optimizer *opt, 
     if (n_fields < 0 || n_fields > DEL_CKPT_MAX_FIELDS)
         return del_error(DEL_EINVAL, "%s: %d trainer fields, at most %d", func, n_fields, DEL_CKPT_MAX_FIELDS);
 
+    /* Training cannot resume from NaN or infinite values: refused, with
+     * the way to keep such a model anyway. */
+    del_status st = del_model_check_finite(model, func, "; a checkpoint could not resume training from it (to keep "
+                                           "the model for inspection, save it with del_model_save_flags and "
+                                           "DEL_SAVE_ALLOW_NONFINITE)");
+    if (st != DEL_OK)
+        return st;
     void *mfile = NULL;
     size_t mlen = 0;
-    del_status st = del_model_save_buffer(model, &mfile, &mlen);
+    st = del_model_save_buffer_flags(model, &mfile, &mlen, DEL_SAVE_ALLOW_NONFINITE);
     if (st != DEL_OK) {
-        char why[512];
+        char why[DEL_ERROR_MSG_SIZE];
         snprintf(why, sizeof why, "%s", del_last_error());
         return del_error(st, "%s: cannot save the model (%s)", func, why);
     }
@@ -181,9 +189,12 @@ del_status del_ckpt_serialize(const del_model *model, const del_optimizer *opt, 
 del_status del_ckpt_save(const char *path, const del_model *model, const del_optimizer *opt, const char *trainer,
                          const del_ckpt_field *fields, int n_fields, const char *func)
 {
+    del_status st = del_path_check(path, "path", func);
+    if (st != DEL_OK)
+        return st;
     uint8_t *file = NULL;
     size_t len = 0;
-    del_status st = del_ckpt_serialize(model, opt, trainer, fields, n_fields, func, &file, &len);
+    st = del_ckpt_serialize(model, opt, trainer, fields, n_fields, func, &file, &len);
     if (st == DEL_OK)
         st = del_file_write_atomic(path, file, len, func);
     free(file);
@@ -415,7 +426,7 @@ static del_status parse_payload(del_ckpt *c, const uint8_t *p, size_t len, const
     del_model *m = NULL;
     st = del_model_load_buffer(&m, sec.data, sec.len);
     if (st != DEL_OK) {
-        char why[512];
+        char why[DEL_ERROR_MSG_SIZE];
         snprintf(why, sizeof why, "%s", del_last_error());
         return del_error(st, "%s: '%s' holds a damaged model (%s)", src->func, src->name, why);
     }
@@ -673,6 +684,43 @@ DEL_API del_status del_checkpoint_save(const char *path, const del_model *model,
     return del_ckpt_save(path, model, opt, NULL, NULL, 0, fn);
 }
 
+DEL_API del_status del_checkpoint_save_buffer(const del_model *model, const del_optimizer *opt, void **out,
+                                              size_t *size)
+{
+    static const char fn[] = "del_checkpoint_save_buffer";
+    if (out)
+        *out = NULL;
+    if (size)
+        *size = 0;
+    if (!model)
+        return del_error_null(fn, "model");
+    if (!out)
+        return del_error_null(fn, "out");
+    if (!size)
+        return del_error_null(fn, "size");
+    uint8_t *file = NULL;
+    size_t len = 0;
+    del_status st = del_ckpt_serialize(model, opt, NULL, NULL, 0, fn, &file, &len);
+    if (st != DEL_OK)
+        return st;
+    *out = file;
+    *size = len;
+    return DEL_OK;
+}
+
+/* Checks a parsed checkpoint (st: how parsing went) against model and
+ * opt, applies it and frees it: all or nothing. */
+static del_status check_and_apply(del_ckpt *c, del_status st, del_model *model, del_optimizer *opt,
+                                  const char *fn, const char *name)
+{
+    if (st == DEL_OK)
+        st = del_ckpt_check(c, model, opt, fn, name);
+    if (st == DEL_OK)
+        del_ckpt_apply(c, model, opt);
+    del_ckpt_free(c);
+    return st;
+}
+
 DEL_API del_status del_checkpoint_load(const char *path, del_model *model, del_optimizer *opt)
 {
     static const char fn[] = "del_checkpoint_load";
@@ -682,10 +730,17 @@ DEL_API del_status del_checkpoint_load(const char *path, del_model *model, del_o
         return del_error_null(fn, "model");
     del_ckpt *c = NULL;
     del_status st = del_ckpt_read(&c, path, fn);
-    if (st == DEL_OK)
-        st = del_ckpt_check(c, model, opt, fn, path);
-    if (st == DEL_OK)
-        del_ckpt_apply(c, model, opt);
-    del_ckpt_free(c);
-    return st;
+    return check_and_apply(c, st, model, opt, fn, path);
+}
+
+DEL_API del_status del_checkpoint_load_buffer(const void *data, size_t size, del_model *model, del_optimizer *opt)
+{
+    static const char fn[] = "del_checkpoint_load_buffer";
+    if (!data && size > 0)
+        return del_error_null(fn, "data");
+    if (!model)
+        return del_error_null(fn, "model");
+    del_ckpt *c = NULL;
+    del_status st = del_ckpt_parse(&c, data ? data : (const void *)"", size, fn, "<buffer>");
+    return check_and_apply(c, st, model, opt, fn, "<buffer>");
 }

@@ -36,13 +36,15 @@ typedef struct del_ckpt del_ckpt;
 /* The bytes of a checkpoint of model, opt (NULL: none; else made over
  * model) and a trainer record (trainer NULL: none) into *out (malloc'd, the
  * caller frees it). Errors: DEL_EINVAL (opt over another model), DEL_ESTATE
- * (the model's parameter count changed since opt was made), DEL_ENOMEM,
- * and del_model_save_buffer's. */
+ * (the model's parameter count changed since opt was made), DEL_ENUMERIC
+ * (a non-finite parameter or statistic: the message says how to keep the
+ * model anyway), DEL_ENOMEM, and del_model_save_buffer's. */
 del_status del_ckpt_serialize(const del_model *model, const del_optimizer *opt, const char *trainer,
                               const del_ckpt_field *fields, int n_fields, const char *func, uint8_t **out,
                               size_t *len);
 
-/* del_ckpt_serialize written to path with del_file_write_atomic. */
+/* del_ckpt_serialize written to path with del_file_write_atomic; an
+ * empty path is refused first (DEL_EINVAL). */
 del_status del_ckpt_save(const char *path, const del_model *model, const del_optimizer *opt, const char *trainer,
                          const del_ckpt_field *fields, int n_fields, const char *func);
 

@@ -2,8 +2,10 @@
  * shared by libdel's binary formats. */
 #include "io/format.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -466,40 +468,202 @@ static void sync_parent_dir(const char *path)
     free(dir);
 }
 
+del_status del_path_check(const char *path, const char *arg, const char *func)
+{
+    if (!path)
+        return del_error_null(func, arg);
+    if (path[0] == '\0')
+        return del_error(DEL_EINVAL, "%s: '%s' is empty (expected a file name)", func, arg);
+    return DEL_OK;
+}
+
+/* DEL_EIO for a failed step on file (the link given, if any, named too). */
+static del_status write_error(const char *func, const char *step, const char *file, const char *link, int err)
+{
+    if (link)
+        return del_error(DEL_EIO, "%s: cannot %s '%s' (for the link '%s'): %s", func, step, file, link,
+                         strerror(err));
+    return del_error(DEL_EIO, "%s: cannot %s '%s': %s", func, step, file, strerror(err));
+}
+
+/* The links a save follows before giving up, as the kernel (MAXSYMLINKS). */
+#define MAX_LINK_HOPS 40
+
+/* The target of the link at path (malloc'd), or NULL with errno set. */
+static char *read_link(const char *path, size_t hint)
+{
+    size_t cap = hint + 1 > 64 ? hint + 1 : 64;
+    for (;;) {
+        char *buf = malloc(cap);
+        if (!buf)
+            return NULL;
+        ssize_t n = readlink(path, buf, cap);
+        if (n >= 0 && (size_t)n < cap) {
+            buf[n] = '\0';
+            return buf;
+        }
+        free(buf);
+        if (n < 0)
+            return NULL;
+        if (cap > ((size_t)1 << 20)) {
+            errno = ENAMETOOLONG;
+            return NULL;
+        }
+        cap *= 2; /* the link changed since lstat, or st_size was 0 */
+    }
+}
+
+/* The file a save to path replaces, in *out (malloc'd): path itself, or,
+ * when path is a symbolic link, the end of its chain of links, which need
+ * not exist yet (a dangling link is saved through: its target is created).
+ * A relative target is relative to the link's own directory, so it is
+ * appended to the link's directory as given (the kernel resolves the
+ * result as it would have resolved the link). */
+static del_status resolve_links(const char *path, const char *func, char **out)
+{
+    *out = NULL;
+    char *cur = strdup(path);
+    if (!cur)
+        return del_error(DEL_ENOMEM, "%s: out of memory", func);
+    for (int hops = 0;; hops++) {
+        struct stat sb;
+        /* Anything but a link (or nothing yet, or an lstat error the
+         * create will report with its reason) ends the chain. */
+        if (lstat(cur, &sb) != 0 || !S_ISLNK(sb.st_mode)) {
+            *out = cur;
+            return DEL_OK;
+        }
+        if (hops == MAX_LINK_HOPS) {
+            free(cur);
+            return write_error(func, "write", path, NULL, ELOOP);
+        }
+        char *target = read_link(cur, (size_t)sb.st_size);
+        if (!target) {
+            del_status st = errno == ENOMEM ? del_error(DEL_ENOMEM, "%s: out of memory", func)
+                                            : del_error(DEL_EIO, "%s: cannot read the link '%s': %s", func,
+                                                        cur, strerror(errno));
+            free(cur);
+            return st;
+        }
+        const char *slash = strrchr(cur, '/');
+        size_t dlen = target[0] == '/' || !slash ? 0 : (size_t)(slash - cur) + 1;
+        size_t tlen = strlen(target);
+        char *next = malloc(dlen + tlen + 1);
+        if (!next) {
+            free(target);
+            free(cur);
+            return del_error(DEL_ENOMEM, "%s: out of memory", func);
+        }
+        memcpy(next, cur, dlen);
+        memcpy(next + dlen, target, tlen + 1);
+        free(target);
+        free(cur);
+        cur = next;
+    }
+}
+
+/* Temporary files are "<file>.tmp.<pid>.XXXXXX": the writer's process id,
+ * then mkstemp's six characters. */
+static const char temp_infix[] = ".tmp.";
+
+/* The process id in name if name is a temporary file of a save to the
+ * file called base (exactly the pattern above), else 0. */
+static long temp_file_pid(const char *name, const char *base)
+{
+    size_t blen = strlen(base), ilen = sizeof temp_infix - 1;
+    if (strncmp(name, base, blen) != 0 || strncmp(name + blen, temp_infix, ilen) != 0)
+        return 0;
+    const char *p = name + blen + ilen;
+    long pid = 0;
+    int digits = 0;
+    for (; *p >= '0' && *p <= '9'; p++, digits++) {
+        if (digits == 9 || (digits == 0 && *p == '0'))
+            return 0;
+        pid = pid * 10 + (*p - '0');
+    }
+    if (digits == 0 || *p++ != '.')
+        return 0;
+    for (int k = 0; k < 6; k++, p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
+            return 0;
+    return *p == '\0' ? pid : 0;
+}
+
+/* Removes what earlier saves of file left behind when they were killed
+ * before their rename: the temporary files of file (its directory, its
+ * name, the pattern above) that are regular files of this user and whose
+ * writer process no longer exists. A writer still running (another
+ * process, or another thread of this one: the same pid) keeps its file.
+ * Best effort: a file that cannot be examined or removed stays. */
+static void remove_stale_temps(const char *file)
+{
+    const char *slash = strrchr(file, '/');
+    char *dir = slash ? strndup(file, slash == file ? 1 : (size_t)(slash - file)) : strdup(".");
+    const char *base = slash ? slash + 1 : file;
+    DIR *d = dir ? opendir(dir) : NULL;
+    free(dir);
+    if (!d)
+        return;
+    const long self = (long)getpid();
+    const uid_t uid = geteuid();
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        long pid = temp_file_pid(e->d_name, base);
+        if (pid <= 0 || pid == self || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        struct stat sb;
+        if (fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(sb.st_mode) &&
+            sb.st_uid == uid)
+            (void)unlinkat(dirfd(d), e->d_name, 0);
+    }
+    closedir(d);
+}
+
 del_status del_file_write_atomic(const char *path, const void *data, size_t len, const char *func)
 {
-    static const char suffix[] = ".tmp.XXXXXX";
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + sizeof suffix);
-    if (!tmp)
+    del_status st = del_path_check(path, "path", func);
+    if (st != DEL_OK)
+        return st;
+    char *file = NULL, *tmp = NULL;
+    st = resolve_links(path, func, &file);
+    if (st != DEL_OK)
+        return st;
+    const char *link = strcmp(file, path) != 0 ? path : NULL;
+    char pid[24];
+    int plen = snprintf(pid, sizeof pid, "%ld", (long)getpid());
+    tmp = malloc(strlen(file) + sizeof temp_infix + (size_t)plen + sizeof ".XXXXXX");
+    if (!tmp) {
+        free(file);
         return del_error(DEL_ENOMEM, "%s: out of memory", func);
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, suffix, sizeof suffix);
-    del_status st = DEL_OK;
+    }
+    sprintf(tmp, "%s%s%s.XXXXXX", file, temp_infix, pid);
     int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0) {
-        st = del_error(DEL_EIO, "%s: cannot create '%s': %s", func, tmp, strerror(errno));
+        st = write_error(func, "create", tmp, link, errno);
         free(tmp);
+        free(file);
         return st;
     }
     /* mkstemp makes the file private (0600); a saved model is a normal file. */
     if (fchmod(fd, 0644) != 0 || !write_all(fd, data, len) || fsync(fd) != 0) {
-        st = del_error(DEL_EIO, "%s: cannot write '%s': %s", func, tmp, strerror(errno));
+        st = write_error(func, "write", tmp, link, errno);
         close(fd);
         goto cleanup;
     }
     if (close(fd) != 0) {
-        st = del_error(DEL_EIO, "%s: cannot write '%s': %s", func, tmp, strerror(errno));
+        st = write_error(func, "write", tmp, link, errno);
         goto cleanup;
     }
-    if (rename(tmp, path) != 0) {
-        st = del_error(DEL_EIO, "%s: cannot replace '%s': %s", func, path, strerror(errno));
+    if (rename(tmp, file) != 0) {
+        st = write_error(func, "replace", file, link, errno);
         goto cleanup;
     }
-    sync_parent_dir(path);
+    sync_parent_dir(file);
+    remove_stale_temps(file);
 cleanup:
     if (st != DEL_OK)
         unlink(tmp);
     free(tmp);
+    free(file);
     return st;
 }

@@ -106,12 +106,23 @@ del_status del_format_unpack(const del_format *f, const del_source *src, const u
  * strerror), DEL_EFORMAT (larger than max), DEL_ENOMEM. */
 del_status del_file_read(const char *path, uint64_t max, const char *func, uint8_t **out, size_t *len);
 
-/* Writes data to a fresh "<path>.tmp.XXXXXX" in path's directory, fsyncs
- * it, renames it over path and fsyncs the directory, so readers see either
+/* DEL_OK if path (the argument called arg) names a file: not NULL, not
+ * empty. Errors: DEL_EINVAL ("'path' must not be NULL", "'path' is
+ * empty"). */
+del_status del_path_check(const char *path, const char *arg, const char *func);
+
+/* Writes data to path crash-safely. The file written is path or, when path
+ * is a symbolic link, the end of its chain of links (created if the last
+ * link dangles; the links stay links). The data go to a fresh
+ * "<file>.tmp.<pid>.XXXXXX" in that file's directory, which is fsynced,
+ * renamed over the file and the directory fsynced, so readers see either
  * the old file or the complete new one. On failure the temporary file is
- * removed and an existing path is left untouched. The new file has mode
- * 0644. Errors: DEL_EIO (the message names the file and gives strerror),
- * DEL_ENOMEM. */
+ * removed and an existing file is left untouched. After a successful
+ * rename the temporary files of the same file left by writers that were
+ * killed (their process no longer exists) are removed; those of writers
+ * still running, this process's included, are kept. The new file has mode
+ * 0644. Errors: DEL_EINVAL (path NULL or empty: nothing is created),
+ * DEL_EIO (the message names the file and gives strerror), DEL_ENOMEM. */
 del_status del_file_write_atomic(const char *path, const void *data, size_t len, const char *func);
 
 #endif

@@ -18,6 +18,7 @@
 
 #include "core/error.h"
 #include "io/format.h"
+#include "io/model_file.h"
 #include "nn/model_internal.h"
 
 /* Version 2 added the avgpool, global_avgpool and residual records,
@@ -249,25 +250,79 @@ cleanup:
     return st;
 }
 
-DEL_API del_status del_model_save(const del_model *model, const char *path)
+/* The index of the first value of base[off..off+n) that is not finite,
+ * or -1 (base may be NULL when n is 0: a model without state). */
+static int64_t first_nonfinite(const float *base, int64_t off, int64_t n)
 {
-    static const char fn[] = "del_model_save";
+    for (int64_t k = 0; k < n; k++)
+        if (!isfinite(base[off + k]))
+            return k;
+    return -1;
+}
+
+del_status del_model_check_finite(const del_model *m, const char *func, const char *advice)
+{
+    for (int i = 0; i < m->n_layers; i++) {
+        const del_layer *l = &m->layers[i];
+        const char *where = "parameters";
+        int64_t k = first_nonfinite(m->params, l->param_off, l->n_params);
+        float v = k >= 0 ? m->params[l->param_off + k] : 0.0f;
+        if (k < 0) {
+            where = "running statistics";
+            k = first_nonfinite(m->state, l->state_off, l->n_state);
+            v = k >= 0 ? m->state[l->state_off + k] : 0.0f;
+        }
+        if (k >= 0)
+            return del_error(DEL_ENUMERIC, "%s: layer %d (%s) has %s in its %s%s", func, i,
+                             del_model_layer_type(m, i), isnan(v) ? "NaN" : "infinity", where, advice);
+    }
+    return DEL_OK;
+}
+
+/* Checks flags and, unless they allow it, that the model is finite. */
+static del_status check_save_flags(const del_model *m, int flags, const char *func, const char *flags_func)
+{
+    if (flags & ~DEL_SAVE_ALLOW_NONFINITE)
+        return del_error(DEL_EINVAL, "%s: 'flags' must be DEL_SAVE_DEFAULT or DEL_SAVE_ALLOW_NONFINITE, got %d",
+                         func, flags);
+    if (flags & DEL_SAVE_ALLOW_NONFINITE)
+        return DEL_OK;
+    char advice[128];
+    snprintf(advice, sizeof advice, " (to save it anyway, e.g. to inspect a diverged run, call %s with "
+             "DEL_SAVE_ALLOW_NONFINITE)", flags_func);
+    return del_model_check_finite(m, func, advice);
+}
+
+static del_status save_file(const del_model *model, const char *path, int flags, const char *fn)
+{
     if (!model)
         return del_error_null(fn, "model");
-    if (!path)
-        return del_error_null(fn, "path");
+    del_status st = del_path_check(path, "path", fn);
+    if (st == DEL_OK)
+        st = check_save_flags(model, flags, fn, "del_model_save_flags");
+    if (st != DEL_OK)
+        return st;
     uint8_t *file = NULL;
     size_t len = 0;
-    del_status st = serialize(model, fn, &file, &len);
+    st = serialize(model, fn, &file, &len);
     if (st == DEL_OK)
         st = del_file_write_atomic(path, file, len, fn);
     free(file);
     return st;
 }
 
-DEL_API del_status del_model_save_buffer(const del_model *model, void **out, size_t *size)
+DEL_API del_status del_model_save(const del_model *model, const char *path)
 {
-    static const char fn[] = "del_model_save_buffer";
+    return save_file(model, path, DEL_SAVE_DEFAULT, "del_model_save");
+}
+
+DEL_API del_status del_model_save_flags(const del_model *model, const char *path, int flags)
+{
+    return save_file(model, path, flags, "del_model_save_flags");
+}
+
+static del_status save_buffer(const del_model *model, void **out, size_t *size, int flags, const char *fn)
+{
     if (out)
         *out = NULL;
     if (size)
@@ -278,14 +333,27 @@ DEL_API del_status del_model_save_buffer(const del_model *model, void **out, siz
         return del_error_null(fn, "out");
     if (!size)
         return del_error_null(fn, "size");
+    del_status st = check_save_flags(model, flags, fn, "del_model_save_buffer_flags");
+    if (st != DEL_OK)
+        return st;
     uint8_t *file = NULL;
     size_t len = 0;
-    del_status st = serialize(model, fn, &file, &len);
+    st = serialize(model, fn, &file, &len);
     if (st != DEL_OK)
         return st;
     *out = file;
     *size = len;
     return DEL_OK;
+}
+
+DEL_API del_status del_model_save_buffer(const del_model *model, void **out, size_t *size)
+{
+    return save_buffer(model, out, size, DEL_SAVE_DEFAULT, "del_model_save_buffer");
+}
+
+DEL_API del_status del_model_save_buffer_flags(const del_model *model, void **out, size_t *size, int flags)
+{
+    return save_buffer(model, out, size, flags, "del_model_save_buffer_flags");
 }
 
 DEL_API void del_buffer_free(void *buf)
@@ -299,7 +367,7 @@ DEL_API void del_buffer_free(void *buf)
  * must be ...") into a corrupt-record error for the file. */
 static del_status corrupt_record(const del_source *src, int i, const char *type)
 {
-    char why[512];
+    char why[DEL_ERROR_MSG_SIZE];
     const char *msg = del_last_error();
     size_t flen = strlen(src->func);
     if (strncmp(msg, src->func, flen) == 0 && strncmp(msg + flen, ": ", 2) == 0)

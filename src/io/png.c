@@ -40,8 +40,9 @@ DEL_API del_status del_image_write_png(const del_tensor *img, const char *path)
     static const char fn[] = "del_image_write_png";
     if (!img)
         return del_error_null(fn, "img");
-    if (!path)
-        return del_error_null(fn, "path");
+    del_status st = del_path_check(path, "path", fn);
+    if (st != DEL_OK)
+        return st;
     char got[64];
     if (img->dtype != DEL_DTYPE_U8 || img->ndim != 3 || (img->shape[2] != 1 && img->shape[2] != 3) ||
         img->shape[0] > 65535 || img->shape[1] > 65535)
@@ -49,7 +50,6 @@ DEL_API del_status del_image_write_png(const del_tensor *img, const char *path)
                          del_tensor_shape_str(img, got, sizeof got));
     const uint32_t h = (uint32_t)img->shape[0], w = (uint32_t)img->shape[1], c = (uint32_t)img->shape[2];
     const size_t row = (size_t)w * c, raw_len = (size_t)h * (row + 1);
-    del_status st = DEL_OK;
     del_writer out;
     del_writer_init(&out);
     uint8_t *raw = malloc(raw_len);

@@ -133,7 +133,7 @@ static void list_options(const spec_layer *sl, char *out, size_t size)
 /* Re-words the failure of an add call so it names the item. */
 static del_status rephrase(del_status st, const spec_item *it)
 {
-    char msg[512];
+    char msg[DEL_ERROR_MSG_SIZE];
     snprintf(msg, sizeof msg, "%s", del_last_error());
     const char *detail = msg;
     const char *colon = strstr(msg, ": ");
@@ -470,7 +470,7 @@ DEL_API del_status del_model_preset(del_model **out, const char *name, int chann
         return del_error(DEL_EINVAL, "del_model_preset: 'num_classes' must be >= 2, got %d", num_classes);
     del_model *m = NULL;
     del_status st = del_model_new(&m, channels, height, width);
-    char msg[512];
+    char msg[DEL_ERROR_MSG_SIZE];
     if (st != DEL_OK) {
         snprintf(msg, sizeof msg, "%s", del_last_error());
         const char *colon = strstr(msg, ": ");

@@ -36,7 +36,7 @@ static void *producer_main(void *arg)
         del_status st = pf->fill(pf->ctx, slot, step);
         pf->status[slot] = st;
         if (st != DEL_OK) /* the message lives on this thread: carry it over */
-            snprintf(pf->message[slot], sizeof pf->message[slot], "%s", del_last_error());
+            snprintf(pf->message, sizeof pf->message, "%s", del_last_error());
 
         pthread_mutex_lock(&pf->mu);
         pf->next_fill = step + 1;
@@ -94,7 +94,7 @@ del_status del_prefetch_acquire(del_prefetch *pf, int *slot)
     pthread_mutex_unlock(&pf->mu);
     *slot = slot_of(pf, pf->next_use);
     if (pf->status[*slot] != DEL_OK)
-        return train_error(pf->status[*slot], "%s", pf->message[*slot]);
+        return train_error(pf->status[*slot], "%s", pf->message);
     return DEL_OK;
 }
 

@@ -44,7 +44,7 @@ typedef struct del_prefetch {
     int64_t next_use;  /* the step the fitting thread holds or waits for */
     int stop;
     del_status status[DEL_PREFETCH_MAX_SLOTS];
-    char message[DEL_PREFETCH_MAX_SLOTS][TRAIN_ERROR_SIZE];
+    char message[TRAIN_ERROR_SIZE]; /* of the failed fill: the producer stops after it */
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t ready_cv; /* a step became ready */

@@ -9,8 +9,9 @@
 
 #include "del.h"
 
-/* Room for a message naming a PATH_MAX path and the system's reason. */
-#define TRAIN_ERROR_SIZE 4608
+/* Room for a message naming two PATH_MAX paths and the system's reason
+ * (the library's own message size). */
+#define TRAIN_ERROR_SIZE 9216
 
 __attribute__((format(printf, 2, 3))) static inline del_status train_error(del_status status, const char *fmt, ...)
 {

@@ -177,6 +177,39 @@ class TestLowLevelCheckpoint(unittest.TestCase):
         with self.assertRaises(libdel.FileError):
             load_checkpoint(os.path.join(self.dir, "missing.delc"), m)
 
+    def test_bytes_equal_the_file_and_load_as_it_does(self):
+        from libdel.train import load_checkpoint_bytes, save_checkpoint_bytes
+        m = model(1)
+        opt = libdel.Optimizer.sgd(m, lr=0.1)
+        self.step(m, opt, 0)
+        data = save_checkpoint_bytes(m, opt)
+        save_checkpoint(self.path, m, opt)
+        with open(self.path, "rb") as f:
+            self.assertEqual(f.read(), data)
+        c = model(5)
+        oc = libdel.Optimizer.sgd(c, lr=0.5)
+        load_checkpoint_bytes(bytearray(data), c, oc)
+        self.assertEqual(oc.steps, 1)
+        self.assertEqual(save_checkpoint_bytes(c, oc), data)
+        before = c.to_bytes()
+        for n in (0, 10, len(data) - 1):
+            with self.assertRaises(libdel.FormatError) as cm:
+                load_checkpoint_bytes(data[:n], c, oc)
+            self.assertIn("del_checkpoint_load_buffer: '<buffer>'", str(cm.exception))
+        self.assertEqual(c.to_bytes(), before)
+
+    def test_a_diverged_model_is_refused_with_the_way_to_keep_it(self):
+        m = model(1)
+        m.params[3] = float("nan")
+        with self.assertRaises(libdel.NumericError) as cm:
+            save_checkpoint(self.path, m)
+        self.assertEqual(cm.exception.status, libdel._ffi.DEL_ENUMERIC)
+        self.assertIn("layer 1 (linear) has NaN in its parameters", str(cm.exception))
+        self.assertIn("DEL_SAVE_ALLOW_NONFINITE", str(cm.exception))
+        self.assertFalse(os.path.exists(self.path))
+        with self.assertRaises(libdel.NumericError):
+            libdel.train.save_checkpoint_bytes(m)
+
 
 if __name__ == "__main__":
     unittest.main()

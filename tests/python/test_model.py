@@ -91,6 +91,39 @@ class TestSaveLoad(unittest.TestCase):
         again = libdel.Model.from_bytes(m.to_bytes())
         self.assertEqual(again.params.tobytes(), m.params.tobytes())
 
+    def test_nonfinite_models_save_only_when_allowed(self):
+        import os
+        import tempfile
+        m = tiny_linear()
+        m.params[9] = float("-inf")
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "m.delm")
+            with self.assertRaises(libdel.NumericError) as cm:
+                m.save(path)
+            self.assertIn("del_model_save: layer 1 (linear) has infinity in its parameters",
+                          str(cm.exception))
+            self.assertEqual(os.listdir(d), [])
+            with self.assertRaises(ArithmeticError):
+                m.to_bytes()
+            m.save(path, allow_nonfinite=True)
+            back = libdel.Model.load(path)
+        self.assertEqual(back.params[9], float("-inf"))
+        self.assertEqual(m.to_bytes(allow_nonfinite=True), back.to_bytes(allow_nonfinite=True))
+
+    def test_save_goes_through_a_symlink_and_refuses_an_empty_path(self):
+        import os
+        import tempfile
+        m = tiny_linear()
+        with tempfile.TemporaryDirectory() as d:
+            os.symlink("real.delm", os.path.join(d, "link.delm"))
+            m.save(os.path.join(d, "link.delm"))
+            self.assertTrue(os.path.islink(os.path.join(d, "link.delm")))
+            self.assertEqual(libdel.Model.load(os.path.join(d, "real.delm")).to_bytes(), m.to_bytes())
+            self.assertEqual(sorted(os.listdir(d)), ["link.delm", "real.delm"])
+        with self.assertRaises(libdel.InvalidArgument) as cm:
+            m.save("")
+        self.assertIn("'path' is empty", str(cm.exception))
+
     def test_loading_garbage_is_a_format_error(self):
         with self.assertRaises(libdel.FormatError):
             libdel.Model.from_bytes(b"definitely not a model file")

@@ -29,6 +29,9 @@ DEL_DTYPE_I32 = 2
 del_split = ctypes.c_int
 DEL_SPLIT_TRAIN = 0
 DEL_SPLIT_TEST = 1
+del_save_flags = ctypes.c_int
+DEL_SAVE_DEFAULT = 0
+DEL_SAVE_ALLOW_NONFINITE = 1
 del_interp = ctypes.c_int
 DEL_INTERP_NEAREST = 0
 DEL_INTERP_BILINEAR = 1
@@ -44,6 +47,7 @@ ENUMS = {
     'del_status': {'DEL_OK': 0, 'DEL_EINVAL': -1, 'DEL_ENOMEM': -2, 'DEL_EIO': -3, 'DEL_EFORMAT': -4, 'DEL_ECANCELED': -5, 'DEL_ESTATE': -6, 'DEL_ENUMERIC': -7},
     'del_dtype': {'DEL_DTYPE_F32': 0, 'DEL_DTYPE_U8': 1, 'DEL_DTYPE_I32': 2},
     'del_split': {'DEL_SPLIT_TRAIN': 0, 'DEL_SPLIT_TEST': 1},
+    'del_save_flags': {'DEL_SAVE_DEFAULT': 0, 'DEL_SAVE_ALLOW_NONFINITE': 1},
     'del_interp': {'DEL_INTERP_NEAREST': 0, 'DEL_INTERP_BILINEAR': 1},
     'del_schedule': {'DEL_SCHEDULE_CONSTANT': 0, 'DEL_SCHEDULE_COSINE': 1, 'DEL_SCHEDULE_STEP': 2},
     'del_nonfinite': {'DEL_NONFINITE_STOP': 0, 'DEL_NONFINITE_SKIP': 1},
@@ -430,6 +434,10 @@ FUNCTIONS = {
         del_status,
         ((ctypes.c_void_p, 'model'), (ctypes.c_char_p, 'path'),),
     ),
+    'del_model_save_flags': (
+        del_status,
+        ((ctypes.c_void_p, 'model'), (ctypes.c_char_p, 'path'), (ctypes.c_int, 'flags'),),
+    ),
     'del_model_load': (
         del_status,
         ((ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.c_char_p, 'path'),),
@@ -437,6 +445,10 @@ FUNCTIONS = {
     'del_model_save_buffer': (
         del_status,
         ((ctypes.c_void_p, 'model'), (ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.POINTER(ctypes.c_size_t), 'size'),),
+    ),
+    'del_model_save_buffer_flags': (
+        del_status,
+        ((ctypes.c_void_p, 'model'), (ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.POINTER(ctypes.c_size_t), 'size'), (ctypes.c_int, 'flags'),),
     ),
     'del_model_load_buffer': (
         del_status,
@@ -762,9 +774,17 @@ FUNCTIONS = {
         del_status,
         ((ctypes.c_char_p, 'path'), (ctypes.c_void_p, 'model'), (ctypes.c_void_p, 'opt'),),
     ),
+    'del_checkpoint_save_buffer': (
+        del_status,
+        ((ctypes.c_void_p, 'model'), (ctypes.c_void_p, 'opt'), (ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.POINTER(ctypes.c_size_t), 'size'),),
+    ),
     'del_checkpoint_load': (
         del_status,
         ((ctypes.c_char_p, 'path'), (ctypes.c_void_p, 'model'), (ctypes.c_void_p, 'opt'),),
+    ),
+    'del_checkpoint_load_buffer': (
+        del_status,
+        ((ctypes.c_void_p, 'data'), (ctypes.c_size_t, 'size'), (ctypes.c_void_p, 'model'), (ctypes.c_void_p, 'opt'),),
     ),
     'del_image_write_png': (
         del_status,

@@ -7,7 +7,7 @@ import os
 from . import _ffi
 
 __all__ = ["Error", "InvalidArgument", "OutOfMemory", "FileError", "FormatError",
-           "Canceled", "StateError", "lib", "check", "library_path"]
+           "Canceled", "StateError", "NumericError", "lib", "check", "library_path"]
 
 # C functions deliberately left without a Python wrapper, reachable only as
 # libdel.lib.<name>. tests/python/test_api_coverage.py fails for any other

@@ -5,6 +5,7 @@ import ctypes
 import os
 import weakref
 
+from . import _ffi
 from ._lib import Handle, check, invalid, lib, new_handle, view_memory
 from .tensor import Tensor, as_tensor
 
@@ -69,14 +70,24 @@ class Model(Handle):
         buf = (ctypes.c_char * mv.nbytes).from_buffer_copy(mv)
         return cls(_handle=new_handle(lib.del_model_load_buffer, buf, mv.nbytes))
 
-    def save(self, path):
-        """Saves the model to path (written to a temp file, then renamed)."""
-        check(lib.del_model_save(self._h, os.fsencode(path)))
+    def save(self, path, allow_nonfinite=False):
+        """Saves the model to path (written to a temp file, then renamed; a
+        symbolic link is saved through). A model with NaN or infinite
+        values raises NumericError unless allow_nonfinite is true (to keep
+        a diverged model for inspection)."""
+        if allow_nonfinite:
+            check(lib.del_model_save_flags(self._h, os.fsencode(path), _ffi.DEL_SAVE_ALLOW_NONFINITE))
+        else:
+            check(lib.del_model_save(self._h, os.fsencode(path)))
 
-    def to_bytes(self):
-        """The model file's bytes."""
+    def to_bytes(self, allow_nonfinite=False):
+        """The model file's bytes (NaN or infinite values: as save())."""
         ptr, size = ctypes.c_void_p(), ctypes.c_size_t()
-        check(lib.del_model_save_buffer(self._h, ctypes.byref(ptr), ctypes.byref(size)))
+        if allow_nonfinite:
+            check(lib.del_model_save_buffer_flags(self._h, ctypes.byref(ptr), ctypes.byref(size),
+                                                  _ffi.DEL_SAVE_ALLOW_NONFINITE))
+        else:
+            check(lib.del_model_save_buffer(self._h, ctypes.byref(ptr), ctypes.byref(size)))
         try:
             return ctypes.string_at(ptr, size.value)
         finally:

@@ -6,7 +6,8 @@ import os
 from . import _ffi
 from ._lib import Canceled, Handle, c_array, check, invalid, lib, new_handle
 
-__all__ = ["Optimizer", "Trainer", "save_checkpoint", "load_checkpoint"]
+__all__ = ["Optimizer", "Trainer", "save_checkpoint", "load_checkpoint", "save_checkpoint_bytes",
+           "load_checkpoint_bytes"]
 
 _SCHEDULES = {"constant": _ffi.DEL_SCHEDULE_CONSTANT, "cosine": _ffi.DEL_SCHEDULE_COSINE,
               "step": _ffi.DEL_SCHEDULE_STEP}
@@ -341,7 +342,9 @@ def save_checkpoint(path, model, optimizer=None):
     """Saves model (parameters, batchnorm statistics, random stream and
     parameter groups) and, if given, optimizer (its buffers, step count,
     settings and schedule) to path, as saving a PyTorch model's and
-    optimizer's state_dict together. The file is replaced atomically."""
+    optimizer's state_dict together. The file is replaced atomically (a
+    symbolic link is saved through). A model with NaN or infinite values
+    raises NumericError: keep it with Model.save(path, allow_nonfinite=True)."""
     check(lib.del_checkpoint_save(os.fsencode(path), model._h,
                                   None if optimizer is None else optimizer._h))
 
@@ -353,3 +356,23 @@ def load_checkpoint(path, model, optimizer=None):
     unchanged."""
     check(lib.del_checkpoint_load(os.fsencode(path), model._h,
                                   None if optimizer is None else optimizer._h))
+
+
+def save_checkpoint_bytes(model, optimizer=None):
+    """The bytes save_checkpoint would write (the same, byte for byte)."""
+    ptr, size = ctypes.c_void_p(), ctypes.c_size_t()
+    check(lib.del_checkpoint_save_buffer(model._h, None if optimizer is None else optimizer._h,
+                                         ctypes.byref(ptr), ctypes.byref(size)))
+    try:
+        return ctypes.string_at(ptr, size.value)
+    finally:
+        lib.del_buffer_free(ptr)
+
+
+def load_checkpoint_bytes(data, model, optimizer=None):
+    """load_checkpoint from the bytes of a checkpoint (e.g. from
+    save_checkpoint_bytes): the same checks, all or nothing."""
+    mv = memoryview(data).cast("B")
+    buf = (ctypes.c_char * mv.nbytes).from_buffer_copy(mv)
+    check(lib.del_checkpoint_load_buffer(buf, mv.nbytes, model._h,
+                                         None if optimizer is None else optimizer._h))

@@ -19,6 +19,8 @@ START_TEST(test_status_str_names_every_status)
     ck_assert_str_eq(del_status_str(DEL_EFORMAT), "malformed data");
     ck_assert_str_eq(del_status_str(DEL_ECANCELED), "canceled");
     ck_assert_str_eq(del_status_str(DEL_ESTATE), "invalid state");
+    ck_assert_int_eq(DEL_ENUMERIC, -7);
+    ck_assert_str_eq(del_status_str(DEL_ENUMERIC), "non-finite value");
     ck_assert_str_eq(del_status_str((del_status)-99), "unknown status");
     ck_assert_str_eq(del_status_str((del_status)7), "unknown status");
 }
@@ -33,16 +35,55 @@ START_TEST(test_error_formats_message_and_returns_status)
 }
 END_TEST
 
-START_TEST(test_error_truncates_long_messages)
+START_TEST(test_error_keeps_a_path_of_path_max_and_the_reason)
 {
-    char big[2000];
-    memset(big, 'a', sizeof big - 1);
-    big[sizeof big - 1] = '\0';
-    del_error(DEL_EINVAL, "%s", big);
-    size_t len = strlen(del_last_error());
-    ck_assert_uint_gt(len, 100);
-    ck_assert_uint_lt(len, sizeof big - 1);
-    ck_assert(del_last_error()[0] == 'a');
+    char path[4096];
+    memset(path, 'p', sizeof path - 1);
+    path[sizeof path - 1] = '\0';
+    path[0] = '/';
+    del_error(DEL_EIO, "del_foo: cannot create '%s.tmp.123.abcdef' (for the link '%s'): %s", path, path,
+              "No such file or directory");
+    const char *msg = del_last_error();
+    ck_assert_uint_eq(strlen(msg), 2 * (sizeof path - 1) + strlen("del_foo: cannot create '.tmp.123.abcdef' "
+                                                                  "(for the link ''): No such file or directory"));
+    ck_assert_ptr_null(strstr(msg, "..."));
+}
+END_TEST
+
+/* Longer than the buffer: the start (the function) and the end (the
+ * system's reason) stay, the middle gives way to "...". */
+START_TEST(test_error_cuts_the_middle_of_a_too_long_message)
+{
+    size_t n = 3 * DEL_ERROR_MSG_SIZE;
+    char *big = malloc(n + 1);
+    ck_assert_ptr_nonnull(big);
+    memset(big, 'a', n);
+    big[n] = '\0';
+    ck_assert_int_eq(del_error(DEL_EIO, "del_foo: cannot write '%s': Permission denied", big), DEL_EIO);
+    const char *msg = del_last_error();
+    size_t len = strlen(msg);
+    ck_assert_uint_eq(len, DEL_ERROR_MSG_SIZE - 1);
+    ck_assert(strncmp(msg, "del_foo: cannot write 'aaa", 26) == 0);
+    ck_assert_str_eq(msg + len - 21, "a': Permission denied");
+    const char *dots = strstr(msg, "...");
+    ck_assert_ptr_nonnull(dots);
+    ck_assert_uint_gt((size_t)(dots - msg), 1000);
+    ck_assert_uint_gt((size_t)(msg + len - dots), 1000);
+    /* a multi-byte character across a cut is dropped whole, not split */
+    for (size_t k = 0; k + 1 < n; k += 2) {
+        big[k] = (char)0xC3;
+        big[k + 1] = (char)0xA9; /* U+00E9 */
+    }
+    del_error(DEL_EIO, "x%sy", big); /* both cuts fall inside a character */
+    msg = del_last_error();
+    dots = strstr(msg, "...");
+    ck_assert_ptr_nonnull(dots);
+    ck_assert_int_eq((unsigned char)dots[-1], 0xA9);
+    ck_assert_int_eq((unsigned char)dots[3], 0xC3);
+    ck_assert_int_eq((size_t)(dots - msg) % 2, 1);
+    ck_assert_int_eq(msg[strlen(msg) - 1], 'y');
+    ck_assert_uint_lt(strlen(msg), DEL_ERROR_MSG_SIZE - 1);
+    free(big);
 }
 END_TEST
 
@@ -548,7 +589,8 @@ static Suite *core_suite(void)
     TCase *e = tcase_create("error");
     tcase_add_test(e, test_status_str_names_every_status);
     tcase_add_test(e, test_error_formats_message_and_returns_status);
-    tcase_add_test(e, test_error_truncates_long_messages);
+    tcase_add_test(e, test_error_keeps_a_path_of_path_max_and_the_reason);
+    tcase_add_test(e, test_error_cuts_the_middle_of_a_too_long_message);
     tcase_add_test(e, test_error_message_is_thread_local);
     tcase_add_test(e, test_version_matches_macros);
     suite_add_tcase(s, e);
