@@ -7,7 +7,8 @@
 #   make sanitize   C tests under ASan + UBSan (build-san/)
 #   make valgrind   C tests under valgrind
 #   make python-gen regenerate bindings/python/libdel/_ffi.py from include/del.h
-#   make deps       install the missing Debian packages (scripts/deps.sh)
+#   make deps       install the missing Debian packages (scripts/deps.sh); the
+#                   build targets stop at once, naming them, while some are missing
 
 VERSION_MAJOR := 0
 VERSION_MINOR := 1
@@ -22,6 +23,25 @@ DESTDIR ?=
 
 CC ?= cc
 PKG_CONFIG ?= pkg-config
+
+# ---- the Debian packages, checked before anything is built ----
+# A build goal on a machine without them stops here with their names
+# (scripts/deps.sh --check: one dpkg-query, silent when all is there)
+# instead of failing in the compiler. deps, check and demo install them
+# first and build in a sub-make, which checks; the others here need none.
+# DEPS_CHECK=no skips the check (packages installed some other way).
+NO_DEPS_GOALS := deps check demo clean uninstall python-gen check-python-gen
+DEPS_CHECK ?= yes
+ifeq ($(DEPS_CHECK),yes)
+ifneq ($(filter-out $(NO_DEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
+ifneq ($(shell scripts/deps.sh --check && echo ok),ok)
+$(error run 'make deps' to install them (apt-get, as root or with sudo), then make again)
+endif
+# Sub-makes (sanitize, the install test) need not check again.
+export DEPS_CHECK := done
+endif
+endif
+
 OPT ?= -O2
 SAN ?=
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
@@ -109,8 +129,13 @@ demo: deps
 # ---- Python bindings ----
 # Both interpreters when present: the default python3 (perhaps without numpy)
 # and Debian's, which has numpy, so the no-numpy and numpy paths both run.
+# NUMPY_PYTHON must have numpy (python3-numpy, a test dependency): it runs
+# with DEL_TEST_NUMPY=1, where the numpy tests fail rather than skip without
+# it; test-python fails when it is not there at all. NUMPY_PYTHON= (empty)
+# runs the tests without a numpy interpreter.
 PYTHON ?= python3
-PYTHONS ?= $(PYTHON) /usr/bin/python3
+NUMPY_PYTHON ?= /usr/bin/python3
+PYTHONS ?= $(PYTHON) $(NUMPY_PYTHON)
 FFI := bindings/python/libdel/_ffi.py
 
 python-gen:
@@ -122,16 +147,23 @@ check-python-gen:
 	if diff -u $(FFI) $$tmp; then rm -f $$tmp; echo "bindings: $(FFI) is up to date"; \
 	else rm -f $$tmp; echo "bindings: $(FFI) is stale; run 'make python-gen'" >&2; exit 1; fi
 
+REALPATH_PY := 'import os, sys; print(os.path.realpath(sys.executable))'
+
 test-python: $(SHARED)
-	@set -e; seen=; ran=0; \
+	@set -e; seen=; ran=0; numpy_real=; \
+	if [ -n "$(NUMPY_PYTHON)" ]; then \
+	  numpy_real=$$($(NUMPY_PYTHON) -c $(REALPATH_PY) 2>/dev/null) || { \
+	    echo "test-python: no $(NUMPY_PYTHON) (NUMPY_PYTHON, the interpreter with numpy);" \
+	         "run 'make deps', or set NUMPY_PYTHON= to test without numpy" >&2; exit 1; }; fi; \
 	for py in $(PYTHONS); do \
 	  exe=$$(command -v $$py 2>/dev/null) || continue; \
-	  real=$$($$exe -c 'import os, sys; print(os.path.realpath(sys.executable))' 2>/dev/null) || continue; \
+	  real=$$($$exe -c $(REALPATH_PY) 2>/dev/null) || continue; \
 	  case " $$seen " in *" $$real "*) continue;; esac; seen="$$seen $$real"; \
 	  if ! $$exe -c 'import sys; sys.exit(sys.version_info < (3, 8))'; then \
 	    echo "== skipping $$exe (Python < 3.8)"; continue; fi; \
-	  echo "== Python tests with $$exe ($$($$exe -V 2>&1))"; \
-	  PYTHONPATH=$(CURDIR)/bindings/python LIBDEL_PATH=$(CURDIR)/lib/$(SONAME) \
+	  need=0; note=; case "$$real" in "$$numpy_real") need=1; note=", numpy required";; esac; \
+	  echo "== Python tests with $$exe ($$($$exe -V 2>&1)$$note)"; \
+	  DEL_TEST_NUMPY=$$need PYTHONPATH=$(CURDIR)/bindings/python LIBDEL_PATH=$(CURDIR)/lib/$(SONAME) \
 	    $$exe -m unittest discover -s tests/python -t tests/python; \
 	  ran=1; \
 	done; \

@@ -144,7 +144,7 @@ class TestTensorWrap(unittest.TestCase):
             libdel.Tensor.zeros((1,)).numpy()
 
 
-@unittest.skipUnless(_util.HAVE_NUMPY, "numpy not installed")
+@_util.needs_numpy
 class TestTensorNumpy(unittest.TestCase):
     def test_wraps_numpy_array_and_writes_show_both_ways(self):
         a = np.arange(6, dtype=np.float32).reshape(2, 3)
