@@ -137,6 +137,48 @@ DEL_API del_status del_trainer_new_supervised(del_trainer **out, del_model *mode
 /* Frees trainer. del_trainer_free(NULL) is a no-op. */
 DEL_API void del_trainer_free(del_trainer *trainer);
 
+/* Transfer learning (SPEC §1.2): how much of a pre-trained model trains. */
+typedef enum del_finetune_mode {
+    DEL_FINETUNE_LINEAR_PROBE = 0, /* only the new head; the backbone frozen (its batchnorm on running statistics) */
+    DEL_FINETUNE_FULL = 1          /* everything, the backbone at a learning-rate multiplier (default 0.1) */
+} del_finetune_mode;
+
+/* Creates a fine-tuning trainer: model (a pre-trained model, e.g. from
+ * del_model_load of a file another program saved) gets a new classifier
+ * for num_classes classes, then trains on the labeled images of labeled
+ * (labels 0..num_classes-1) as the supervised trainer does, with all its
+ * settings and defaults. The model is changed here, as a PyTorch user
+ * replaces model.fc: a model without heads has its last layer (which must
+ * be linear) split off as a head called "head" (del_model_split_head);
+ * then the first head is replaced by "linear num_classes"
+ * (del_model_replace_head: fresh weights from the model's seed). A probe
+ * freezes the backbone (del_model_freeze: no gradients below the head,
+ * batchnorm on its running statistics); full fine-tuning sets the
+ * backbone's learning-rate multiplier (del_trainer_set_backbone_lr_mult)
+ * and may first train the head alone (del_trainer_set_head_warmup). The
+ * groups stay set on the model after training. model and labeled are
+ * borrowed and must outlive the trainer.
+ * Errors: DEL_EINVAL (NULL argument, mode unknown, num_classes < 1, a
+ * label >= num_classes, images that do not fit the model, a model without
+ * heads whose last layer is not linear or is its only layer) with the
+ * model unchanged; DEL_ENOMEM (the model may then have its classifier
+ * split off as a head). */
+DEL_API del_status del_trainer_new_finetune(del_trainer **out, del_model *model, const del_dataset *labeled, int num_classes, del_finetune_mode mode);
+
+/* The learning-rate multiplier of the backbone in full fine-tuning (mult
+ * finite > 0, default 0.1: torchvision's "backbone at 0.1x the head"),
+ * set on the model's groups at once. Errors: DEL_EINVAL (NULL trainer,
+ * not a fine-tuning trainer, a linear probe, mult out of range),
+ * DEL_ESTATE (during a fit). */
+DEL_API del_status del_trainer_set_backbone_lr_mult(del_trainer *trainer, float mult);
+
+/* Full fine-tuning: the first `steps` steps (counted from the trainer's
+ * creation or seed, across fits) train the new head alone on a frozen
+ * backbone, then the whole model trains (0: no warm-up, the default).
+ * Errors: DEL_EINVAL (NULL trainer, not a fine-tuning trainer, steps < 0,
+ * a warm-up on a linear probe), DEL_ESTATE (during a fit). */
+DEL_API del_status del_trainer_set_head_warmup(del_trainer *trainer, int64_t steps);
+
 /* Setters. Each returns DEL_EINVAL for a NULL trainer or a value out of
  * range (named in the message), DEL_ESTATE if called during a fit. */
 /* batch_size >= 1 (at most the number of labeled images). */

@@ -3,5 +3,6 @@
 
 const del_objective *const del_objectives[] = {
     &del_objective_supervised,
+    &del_objective_finetune,
     NULL,
 };

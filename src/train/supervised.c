@@ -10,10 +10,6 @@
 
 #define DEFAULT_BATCH 64
 
-typedef struct supervised_state {
-    del_tensor *grad; /* d loss / d logits of the batch */
-} supervised_state;
-
 static del_status supervised_init(void *state, del_trainer *tr, const char *fn)
 {
     (void)state;

@@ -216,7 +216,14 @@ del_status del_settings_nonfinite(train_settings *s, del_nonfinite policy, const
 
 /* ---- the objectives ---- */
 
+/* The supervised objective's state, which the objectives built on it
+ * (fine-tuning) embed. */
+typedef struct supervised_state {
+    del_tensor *grad; /* d loss / d logits of the batch */
+} supervised_state;
+
 extern const del_objective del_objective_supervised;
+extern const del_objective del_objective_finetune;
 
 /* The registry: every objective, NULL-terminated (objectives.c). */
 extern const del_objective *const del_objectives[];

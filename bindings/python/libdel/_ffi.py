@@ -39,6 +39,9 @@ del_schedule = ctypes.c_int
 DEL_SCHEDULE_CONSTANT = 0
 DEL_SCHEDULE_COSINE = 1
 DEL_SCHEDULE_STEP = 2
+del_finetune_mode = ctypes.c_int
+DEL_FINETUNE_LINEAR_PROBE = 0
+DEL_FINETUNE_FULL = 1
 del_nonfinite = ctypes.c_int
 DEL_NONFINITE_STOP = 0
 DEL_NONFINITE_SKIP = 1
@@ -50,6 +53,7 @@ ENUMS = {
     'del_save_flags': {'DEL_SAVE_DEFAULT': 0, 'DEL_SAVE_ALLOW_NONFINITE': 1},
     'del_interp': {'DEL_INTERP_NEAREST': 0, 'DEL_INTERP_BILINEAR': 1},
     'del_schedule': {'DEL_SCHEDULE_CONSTANT': 0, 'DEL_SCHEDULE_COSINE': 1, 'DEL_SCHEDULE_STEP': 2},
+    'del_finetune_mode': {'DEL_FINETUNE_LINEAR_PROBE': 0, 'DEL_FINETUNE_FULL': 1},
     'del_nonfinite': {'DEL_NONFINITE_STOP': 0, 'DEL_NONFINITE_SKIP': 1},
 }
 
@@ -681,6 +685,18 @@ FUNCTIONS = {
     'del_trainer_free': (
         None,
         ((ctypes.c_void_p, 'trainer'),),
+    ),
+    'del_trainer_new_finetune': (
+        del_status,
+        ((ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.c_void_p, 'model'), (ctypes.c_void_p, 'labeled'), (ctypes.c_int, 'num_classes'), (del_finetune_mode, 'mode'),),
+    ),
+    'del_trainer_set_backbone_lr_mult': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_float, 'mult'),),
+    ),
+    'del_trainer_set_head_warmup': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_int64, 'steps'),),
     ),
     'del_trainer_set_batch_size': (
         del_status,

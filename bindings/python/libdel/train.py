@@ -107,7 +107,8 @@ class Trainer(Handle):
     (select 'step'), warmup (steps), clip_norm, label_smoothing; mean and
     std (one value or one per channel); seed; total_steps (see
     set_total_steps); augment and augment_unlabeled (Augment pipelines,
-    False removes); prefetch (0..4); nonfinite ('stop', the default: a step
+    False removes); prefetch (0..4); backbone_lr_mult and head_warmup
+    (fine-tuning trainers only); nonfinite ('stop', the default: a step
     with a NaN or infinite loss, statistic or gradient stops fit with
     NumericError, the model as before that step; or 'skip': such steps are
     skipped and counted in skipped_steps)."""
@@ -137,6 +138,23 @@ class Trainer(Handle):
         """Minibatch SGD (or AdamW) with cross-entropy on the labeled images
         of `labeled`."""
         t = cls(new_handle(lib.del_trainer_new_supervised, model._h, labeled._h), model, labeled)
+        t.set(**settings)
+        return t
+
+    @classmethod
+    def finetune(cls, model, labeled, num_classes, mode="probe", **settings):
+        """Transfer learning: model's classifier is replaced by a new linear
+        head for num_classes classes (labels 0..num_classes-1), then either
+        only the head trains on the frozen backbone (mode='probe') or the
+        whole model does (mode='full') with the backbone at
+        backbone_lr_mult (default 0.1) after head_warmup steps of the head
+        alone (default 0)."""
+        modes = {"probe": _ffi.DEL_FINETUNE_LINEAR_PROBE, "full": _ffi.DEL_FINETUNE_FULL}
+        if mode not in modes:
+            raise invalid("Trainer.finetune: 'mode' must be 'probe' or 'full', got %r" % (mode,))
+        model._invalidate_views()
+        t = cls(new_handle(lib.del_trainer_new_finetune, model._h, labeled._h, int(num_classes),
+                           modes[mode]), model, labeled)
         t.set(**settings)
         return t
 
@@ -199,7 +217,7 @@ class Trainer(Handle):
             nesterov=None, betas=None, eps=None, schedule=None, step_size=None, gamma=None,
             warmup=None, clip_norm=None, label_smoothing=None, mean=None, std=None, seed=None,
             augment=None, augment_unlabeled=None, prefetch=None, total_steps=None,
-            nonfinite=None):
+            nonfinite=None, backbone_lr_mult=None, head_warmup=None):
         """Changes settings; those left None keep their value. Returns self.
         lr and weight_decay apply to the optimizer selected (now or before);
         each optimizer keeps its own values. augment / augment_unlabeled: an
@@ -244,6 +262,10 @@ class Trainer(Handle):
             check(lib.del_trainer_set_seed(h, ctypes.c_uint64(int(seed))))
         if total_steps is not None:
             self.set_total_steps(total_steps)
+        if backbone_lr_mult is not None:
+            check(lib.del_trainer_set_backbone_lr_mult(h, float(backbone_lr_mult)))
+        if head_warmup is not None:
+            check(lib.del_trainer_set_head_warmup(h, int(head_warmup)))
         if nonfinite is not None:
             policies = {"stop": _ffi.DEL_NONFINITE_STOP, "skip": _ffi.DEL_NONFINITE_SKIP}
             if nonfinite not in policies:
