@@ -179,6 +179,68 @@ DEL_API del_status del_trainer_set_backbone_lr_mult(del_trainer *trainer, float 
  * a warm-up on a linear probe), DEL_ESTATE (during a fit). */
 DEL_API del_status del_trainer_set_head_warmup(del_trainer *trainer, int64_t steps);
 
+/* Creates a knowledge-distillation trainer (SPEC §1.3, Hinton et al.
+ * 2015): student learns from teacher's temperature-softened outputs on
+ * every image of a step (a batch of labeled, of the unlabeled transfer
+ * set, or one of each) and from the hard labels of the labeled ones:
+ *   loss = w_kd * mean over the step's images of T^2 KL(softmax_T(t) || softmax_T(s))
+ *        + w_ce * CE(labels, s) over the labeled images
+ * (del_loss_distill; w_kd = alpha, w_ce = 1 - alpha; defaults T = 4,
+ * alpha = 0.9, T^2 on). labeled (its labeled images) or transfer (all its
+ * images, labels unused) may be NULL, not both: alpha = 1 with transfer
+ * alone trains on unlabeled images only. Batches: 64 from each stream
+ * (del_trainer_set_batch_size, del_trainer_set_unlabeled_batch_size). The
+ * teacher sees exactly the student's augmented batch (the labeled
+ * stream's del_trainer_set_augment, the transfer stream's
+ * del_trainer_set_augment_unlabeled), normalised with its own mean and std
+ * when del_trainer_set_teacher_normalize gave them, and runs in evaluation
+ * mode (del_trainer_set_teacher_training for its batchnorm in training
+ * mode); it is never updated. Student and teacher may differ in
+ * architecture but take the same images and give the same classes. The
+ * models and datasets are borrowed and must outlive the trainer; the
+ * teacher must not be used elsewhere during a fit. All other settings are
+ * the supervised trainer's (label smoothing and CutMix/MixUp apply to the
+ * hard-label term; the teacher sees the mixed images).
+ * Errors: DEL_EINVAL (NULL out, student or teacher, both datasets NULL,
+ * teacher == student, images or class counts that differ, a label the
+ * student has no output for, images that do not fit), DEL_ENOMEM. */
+DEL_API del_status del_trainer_new_distill(del_trainer **out, del_model *student, del_model *teacher, const del_dataset *labeled, const del_dataset *transfer);
+
+/* alpha in [0, 1]: w_kd = alpha, w_ce = 1 - alpha (default 0.9).
+ * Errors: DEL_EINVAL (NULL trainer, not a distillation trainer, alpha out
+ * of range), DEL_ESTATE (during a fit). */
+DEL_API del_status del_trainer_set_distill_alpha(del_trainer *trainer, float alpha);
+
+/* The two weights independently (finite, >= 0, not both 0), as
+ * torchdistill's and timm's separate loss factors.
+ * Errors: as del_trainer_set_distill_alpha. */
+DEL_API del_status del_trainer_set_distill_weights(del_trainer *trainer, float kd_weight, float ce_weight);
+
+/* The distillation temperature T (finite > 0; default 4).
+ * Errors: as del_trainer_set_distill_alpha. */
+DEL_API del_status del_trainer_set_temperature(del_trainer *trainer, float temperature);
+
+/* on = 1 (default): the KL term is multiplied by T^2 (Hinton: keeps the
+ * gradient's scale independent of T); 0: without it.
+ * Errors: as del_trainer_set_distill_alpha (on not 0 or 1). */
+DEL_API del_status del_trainer_set_distill_t2(del_trainer *trainer, int on);
+
+/* training = 1 runs the teacher in training mode (batch statistics, which
+ * update its running statistics, and dropout); 0 (default): evaluation
+ * mode. Errors: as del_trainer_set_distill_alpha. */
+DEL_API del_status del_trainer_set_teacher_training(del_trainer *trainer, int training);
+
+/* The teacher's own input normalisation (mean, std per channel, as
+ * del_trainer_set_normalize), for a teacher trained on differently
+ * normalised images; by default it sees the student's input.
+ * Errors: as del_trainer_set_normalize; not a distillation trainer. */
+DEL_API del_status del_trainer_set_teacher_normalize(del_trainer *trainer, const float *mean, const float *std, int channels);
+
+/* Images per step of the unlabeled (transfer) stream (default 64, at most
+ * its size). Errors: DEL_EINVAL (NULL trainer, a trainer without that
+ * stream, out of range), DEL_ESTATE (during a fit). */
+DEL_API del_status del_trainer_set_unlabeled_batch_size(del_trainer *trainer, int batch_size);
+
 /* Setters. Each returns DEL_EINVAL for a NULL trainer or a value out of
  * range (named in the message), DEL_ESTATE if called during a fit. */
 /* batch_size >= 1 (at most the number of labeled images). */

@@ -52,10 +52,11 @@ del_status del_trainer_create(del_trainer **out, const del_objective *obj, del_m
 
 del_status del_trainer_start(del_trainer *tr, const char *fn)
 {
+    int used = 0;
     for (int s = 0; s < DEL_NSTREAMS; s++)
-        if ((tr->obj->streams & (1u << s)) && !tr->streams[s].data)
-            return train_error(DEL_EINVAL, "%s: the %s trainer needs a%s stream", fn, tr->obj->name,
-                             s == DEL_STREAM_L ? " labeled" : "n unlabeled");
+        used += (tr->obj->streams & (1u << s)) && tr->streams[s].data;
+    if (!used)
+        return train_error(DEL_EINVAL, "%s: the %s trainer has no images to train on", fn, tr->obj->name);
     return tr->obj->init(tr->state, tr, fn);
 }
 
@@ -81,6 +82,26 @@ del_status del_trainer_ensure_matrix(del_tensor **t, int64_t rows, int64_t cols)
     del_tensor *fresh = NULL;
     const int64_t shape[2] = {rows, cols};
     del_status st = del_tensor_new(&fresh, DEL_DTYPE_F32, 2, shape);
+    if (st != DEL_OK)
+        return st;
+    del_tensor_free(*t);
+    *t = fresh;
+    return DEL_OK;
+}
+
+del_status del_trainer_ensure_like(del_tensor **t, const del_tensor *like)
+{
+    const int nd = del_tensor_ndim(like);
+    int64_t shape[4] = {0, 0, 0, 0};
+    int same = *t && del_tensor_ndim(*t) == nd && del_tensor_dtype(*t) == del_tensor_dtype(like);
+    for (int a = 0; a < nd; a++) {
+        shape[a] = del_tensor_dim(like, a);
+        same = same && del_tensor_dim(*t, a) == shape[a];
+    }
+    if (same)
+        return DEL_OK;
+    del_tensor *fresh = NULL;
+    del_status st = del_tensor_new(&fresh, del_tensor_dtype(like), nd, shape);
     if (st != DEL_OK)
         return st;
     del_tensor_free(*t);

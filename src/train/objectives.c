@@ -4,5 +4,6 @@
 const del_objective *const del_objectives[] = {
     &del_objective_supervised,
     &del_objective_finetune,
+    &del_objective_distill,
     NULL,
 };

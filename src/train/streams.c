@@ -72,6 +72,7 @@ del_status del_stream_init(del_trainer *tr, int s, const del_dataset *data, int 
             pool[k++] = i;
     del_stream_release(st);
     st->data = data;
+    st->labeled = labeled;
     st->order_key = order_keys[s];
     st->pool = pool;
     st->perm = perm;
@@ -91,7 +92,8 @@ void del_streams_rewind(del_trainer *tr)
     }
 }
 
-/* Makes n slots of st for its batch size, with soft or hard labels. */
+/* Makes n slots of st for its batch size, with soft or hard labels (or
+ * none: soft < 0). */
 static del_status ensure_slots(train_stream *st, int n, int soft, const del_trainer *tr, const char *func)
 {
     if (st->slot_batch != st->batch || st->slot_soft != soft)
@@ -104,7 +106,7 @@ static del_status ensure_slots(train_stream *st, int n, int soft, const del_trai
     while (st->nslots < n) {
         batch_slot *b = &st->slots[st->nslots];
         del_status status = del_tensor_new(&b->x, DEL_DTYPE_F32, 4, xshape);
-        if (status == DEL_OK)
+        if (status == DEL_OK && soft >= 0)
             status = soft ? del_tensor_new(&b->soft, DEL_DTYPE_F32, 2, sshape)
                           : del_tensor_new(&b->y, DEL_DTYPE_I32, 1, yshape);
         if (status == DEL_OK) {
@@ -129,7 +131,7 @@ del_status del_streams_ensure_slots(del_trainer *tr, int n, const char *fn)
         train_stream *st = &tr->streams[s];
         if (!st->data || !(tr->obj->streams & (1u << s)))
             continue;
-        del_status status = ensure_slots(st, n, st->aug != NULL, tr, fn);
+        del_status status = ensure_slots(st, n, st->labeled ? st->aug != NULL : -1, tr, fn);
         if (status != DEL_OK)
             return status;
     }

@@ -107,10 +107,29 @@ DEL_API del_status del_trainer_set_batch_size(del_trainer *trainer, int batch_si
     if (st != DEL_OK)
         return st;
     train_stream *l = &trainer->streams[DEL_STREAM_L];
+    if (!l->data)
+        return train_error(DEL_EINVAL, "%s: the %s trainer has no labeled stream (see "
+                           "del_trainer_set_unlabeled_batch_size)", fn, trainer->obj->name);
     if (batch_size < 1 || batch_size > l->pool_n)
         return train_error(DEL_EINVAL, "%s: 'batch_size' must be in 1..%lld (the labeled images), got %d", fn,
                          (long long)l->pool_n, batch_size);
     l->batch = batch_size;
+    return DEL_OK;
+}
+
+DEL_API del_status del_trainer_set_unlabeled_batch_size(del_trainer *trainer, int batch_size)
+{
+    static const char fn[] = "del_trainer_set_unlabeled_batch_size";
+    del_status st = del_trainer_check_settable(trainer, fn);
+    if (st != DEL_OK)
+        return st;
+    train_stream *u = &trainer->streams[DEL_STREAM_U];
+    if (!u->data)
+        return train_error(DEL_EINVAL, "%s: the %s trainer has no unlabeled stream", fn, trainer->obj->name);
+    if (batch_size < 1 || batch_size > u->pool_n)
+        return train_error(DEL_EINVAL, "%s: 'batch_size' must be in 1..%lld (the unlabeled images), got %d", fn,
+                           (long long)u->pool_n, batch_size);
+    u->batch = batch_size;
     return DEL_OK;
 }
 

@@ -28,22 +28,42 @@ static int64_t pool_hash(const train_stream *st)
     return (int64_t)h;
 }
 
-/* The trainer's record: what identifies the dataset, the settings, the
- * place in the batch order. del_trainer_load_checkpoint reads the same. */
+/* Each stream's fields: its rows (count, hash of rows and labels), whether
+ * it had a pipeline, its batch size and place in its order. The labeled
+ * stream's keys are the ones the supervised trainer always wrote. */
+enum { SF_ROWS, SF_HASH, SF_AUGMENT, SF_BATCH, SF_EPOCH, SF_POSITION, SF_COUNT };
+static const char *const stream_keys[DEL_NSTREAMS][SF_COUNT] = {
+    {"labeled", "labels_hash", "augment", "batch", "epoch", "position"},
+    {"unlabeled", "u_labels_hash", "u_augment", "u_batch", "u_epoch", "u_position"},
+};
+
+/* The trainer's record: what identifies the datasets, the settings, the
+ * place in the batch orders. del_trainer_load_checkpoint reads the same. */
 static int trainer_fields(const del_trainer *tr, del_ckpt_field *f)
 {
-    const train_stream *l = &tr->streams[DEL_STREAM_L];
     int n = 0;
 #define I64(k, v) f[n++] = (del_ckpt_field){.key = k, .kind = DEL_CKPT_I64, .i = (int64_t)(v)}
 #define F32(k, v) f[n++] = (del_ckpt_field){.key = k, .kind = DEL_CKPT_F32, .f = (v)}
-    I64("labeled", l->pool_n);
-    I64("labels_hash", pool_hash(l));
+    for (int s = 0; s < DEL_NSTREAMS; s++) {
+        const train_stream *st = &tr->streams[s];
+        if (!st->data)
+            continue;
+        const char *const *k = stream_keys[s];
+        I64("", st->pool_n);
+        strcpy(f[n - 1].key, k[SF_ROWS]);
+        I64("", pool_hash(st));
+        strcpy(f[n - 1].key, k[SF_HASH]);
+        I64("", st->aug != NULL);
+        strcpy(f[n - 1].key, k[SF_AUGMENT]);
+        I64("", st->batch);
+        strcpy(f[n - 1].key, k[SF_BATCH]);
+        I64("", st->order.epoch);
+        strcpy(f[n - 1].key, k[SF_EPOCH]);
+        I64("", st->order.pos);
+        strcpy(f[n - 1].key, k[SF_POSITION]);
+    }
     I64("outputs", tr->num_outputs);
-    I64("augment", l->aug != NULL);
-    I64("batch", l->batch);
     I64("seed", tr->seed);
-    I64("epoch", l->order.epoch);
-    I64("position", l->order.pos);
     I64("steps_done", tr->steps_done);
     I64("total_steps", tr->set.total_steps);
     I64("adamw", tr->set.use_adamw);
@@ -182,43 +202,71 @@ static del_status load_settings(train_settings *s, uint64_t *seed, int channels,
     return DEL_OK;
 }
 
-/* A checkpoint's place in the batch order. */
+/* A checkpoint's place in the batch orders. */
 typedef struct saved_position {
-    int batch;
-    order_cursor order;
+    int batch[DEL_NSTREAMS];
+    order_cursor order[DEL_NSTREAMS];
     int64_t steps_done, skipped;
 } saved_position;
 
-/* The dataset and pipeline checks and the place in the batch order. */
+/* One stream's dataset and pipeline checks and its place in its order. */
+static del_status load_stream(const del_trainer *tr, int s, saved_position *pos, const del_ckpt *c, const char *fn,
+                              const char *path)
+{
+    const train_stream *st = &tr->streams[s];
+    const char *const *keys = stream_keys[s];
+    static const char *const what[DEL_NSTREAMS] = {"labeled", "unlabeled"};
+    const int saved = del_ckpt_field_get(c, keys[SF_ROWS], DEL_CKPT_I64) != NULL;
+    if (saved != (st->data != NULL))
+        return train_error(DEL_EINVAL, "%s: '%s' was saved by a trainer %s %s images, this one has %s", fn, path,
+                           saved ? "with" : "without", what[s], st->data ? "them" : "none");
+    if (!st->data)
+        return DEL_OK;
+    int64_t v[SF_COUNT];
+    for (int k = 0; k < SF_COUNT; k++) {
+        del_status status = get_field(c, keys[k], DEL_CKPT_I64, &v[k], NULL, fn, path);
+        if (status != DEL_OK)
+            return status;
+    }
+    if (v[SF_ROWS] != st->pool_n || v[SF_HASH] != pool_hash(st))
+        return train_error(DEL_EINVAL, "%s: '%s' was saved with another dataset (%lld %s images, this trainer "
+                           "has %lld%s)", fn, path, (long long)v[SF_ROWS], what[s], (long long)st->pool_n,
+                           v[SF_ROWS] == st->pool_n ? " with other labels or in another order" : "");
+    if (v[SF_AUGMENT] != (st->aug != NULL))
+        return train_error(DEL_EINVAL, "%s: '%s' was saved %s an augmentation pipeline for the %s images; %s", fn,
+                           path, v[SF_AUGMENT] ? "with" : "without", what[s],
+                           v[SF_AUGMENT] ? "set the same pipeline before loading"
+                                         : "remove the trainer's pipeline before loading");
+    if (v[SF_BATCH] < 1 || v[SF_BATCH] > st->pool_n || v[SF_EPOCH] < 0 || v[SF_POSITION] < 0 ||
+        v[SF_POSITION] > st->pool_n)
+        return train_error(DEL_EFORMAT, "%s: '%s' is corrupt (batch size or batch order out of range)", fn, path);
+    pos->batch[s] = (int)v[SF_BATCH];
+    pos->order[s].epoch = v[SF_EPOCH];
+    pos->order[s].pos = v[SF_POSITION];
+    return DEL_OK;
+}
+
+/* The dataset and pipeline checks and the place in the batch orders. */
 static del_status load_position(const del_trainer *tr, saved_position *pos, const del_ckpt *c, const char *fn,
                                 const char *path)
 {
-    static const char *const names[] = {"labeled", "labels_hash", "outputs", "augment",
-                                        "batch",   "epoch",       "position", "steps_done"};
-    int64_t v[8];
-    for (int k = 0; k < 8; k++) {
-        del_status st = get_field(c, names[k], DEL_CKPT_I64, &v[k], NULL, fn, path);
-        if (st != DEL_OK)
-            return st;
-    }
-    const train_stream *l = &tr->streams[DEL_STREAM_L];
-    if (v[0] != l->pool_n || v[1] != pool_hash(l) || v[2] != tr->num_outputs)
-        return train_error(DEL_EINVAL, "%s: '%s' was saved with another dataset (%lld labeled images, this trainer "
-                         "has %lld%s)", fn, path, (long long)v[0], (long long)l->pool_n,
-                         v[0] == l->pool_n ? " with other labels or in another order" : "");
-    if (v[3] != (l->aug != NULL))
-        return train_error(DEL_EINVAL, "%s: '%s' was saved %s an augmentation pipeline; %s", fn, path,
-                         v[3] ? "with" : "without",
-                         v[3] ? "set the same pipeline (del_trainer_set_augment) before loading"
-                              : "remove the trainer's pipeline before loading");
+    int64_t outputs = 0, steps = 0;
+    del_status st = get_field(c, "outputs", DEL_CKPT_I64, &outputs, NULL, fn, path);
+    if (st == DEL_OK)
+        st = get_field(c, "steps_done", DEL_CKPT_I64, &steps, NULL, fn, path);
+    if (st != DEL_OK)
+        return st;
+    if (outputs != tr->num_outputs)
+        return train_error(DEL_EINVAL, "%s: '%s' was saved with a model of %lld outputs, this trainer's has %d", fn,
+                           path, (long long)outputs, tr->num_outputs);
+    for (int s = 0; s < DEL_NSTREAMS && st == DEL_OK; s++)
+        st = load_stream(tr, s, pos, c, fn, path);
+    if (st != DEL_OK)
+        return st;
     const int64_t skipped = optional_i64(c, "skipped");
-    if (v[4] < 1 || v[4] > l->pool_n || v[5] < 0 || v[6] < 0 || v[6] > l->pool_n || v[7] < 0 || skipped < 0 ||
-        skipped > v[7])
+    if (steps < 0 || skipped < 0 || skipped > steps)
         return train_error(DEL_EFORMAT, "%s: '%s' is corrupt (batch size or batch order out of range)", fn, path);
-    pos->batch = (int)v[4];
-    pos->order.epoch = v[5];
-    pos->order.pos = v[6];
-    pos->steps_done = v[7];
+    pos->steps_done = steps;
     pos->skipped = skipped;
     return DEL_OK;
 }
@@ -276,10 +324,14 @@ DEL_API del_status del_trainer_load_checkpoint(del_trainer *trainer, const char 
     trainer->opt_params = del_model_num_params(trainer->model);
     trainer->set = set;
     trainer->seed = seed;
-    train_stream *l = &trainer->streams[DEL_STREAM_L];
-    l->batch = pos.batch;
-    l->order = pos.order;
-    l->perm_epoch = -1;
+    for (int s = 0; s < DEL_NSTREAMS; s++) {
+        train_stream *st_s = &trainer->streams[s];
+        if (!st_s->data)
+            continue;
+        st_s->batch = pos.batch[s];
+        st_s->order = pos.order[s];
+        st_s->perm_epoch = -1;
+    }
     trainer->steps_done = pos.steps_done;
     trainer->skipped = pos.skipped;
     return DEL_OK;

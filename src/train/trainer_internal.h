@@ -34,8 +34,8 @@ typedef struct order_cursor {
 /* One prepared batch of one stream. */
 typedef struct batch_slot {
     del_tensor *x;
-    del_tensor *y;      /* i32 [batch] labels, without a pipeline */
-    del_tensor *soft;   /* f32 [batch, outputs] soft labels, with one */
+    del_tensor *y;      /* i32 [batch] labels, without a pipeline (NULL in an unlabeled stream) */
+    del_tensor *soft;   /* f32 [batch, outputs] soft labels, with one (NULL in an unlabeled stream) */
     int64_t *idx;       /* dataset rows */
     int64_t *epochs;    /* the epoch each image was drawn in */
     order_cursor after; /* the stream's order once this batch is drawn */
@@ -46,6 +46,7 @@ typedef struct batch_slot {
  * epoch, order_key). */
 typedef struct train_stream {
     const del_dataset *data; /* NULL: the stream is not used */
+    int labeled;             /* 1: its rows are labeled images, whose labels the batches carry */
     uint64_t order_key;
     int64_t *pool;           /* dataset rows the stream draws from */
     int64_t pool_n;
@@ -92,7 +93,8 @@ typedef struct train_step_in {
 typedef struct del_objective {
     /* Its name: checkpoints' trainer record, messages. */
     const char *name;
-    /* 1u << DEL_STREAM_*: the streams the loop must feed each step. */
+    /* 1u << DEL_STREAM_*: the streams it can use; the loop feeds each step
+     * those the constructor set up (at least one). */
     unsigned streams;
     /* Size of its state blob, zeroed and owned by the trainer. */
     size_t state_size;
@@ -157,6 +159,9 @@ del_status del_trainer_start(del_trainer *tr, const char *fn);
 /* *t as an f32 [rows, cols] tensor: kept when it has that shape, else
  * made anew (the old one kept on failure). For objectives' scratch. */
 del_status del_trainer_ensure_matrix(del_tensor **t, int64_t rows, int64_t cols);
+
+/* *t as a tensor of like's dtype and shape, kept when it has them. */
+del_status del_trainer_ensure_like(del_tensor **t, const del_tensor *like);
 
 /* A new optimizer for `steps` steps (a fit's, or the run's total) of
  * model, from the settings s. */
@@ -224,6 +229,7 @@ typedef struct supervised_state {
 
 extern const del_objective del_objective_supervised;
 extern const del_objective del_objective_finetune;
+extern const del_objective del_objective_distill;
 
 /* The registry: every objective, NULL-terminated (objectives.c). */
 extern const del_objective *const del_objectives[];

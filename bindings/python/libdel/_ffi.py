@@ -698,6 +698,38 @@ FUNCTIONS = {
         del_status,
         ((ctypes.c_void_p, 'trainer'), (ctypes.c_int64, 'steps'),),
     ),
+    'del_trainer_new_distill': (
+        del_status,
+        ((ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.c_void_p, 'student'), (ctypes.c_void_p, 'teacher'), (ctypes.c_void_p, 'labeled'), (ctypes.c_void_p, 'transfer'),),
+    ),
+    'del_trainer_set_distill_alpha': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_float, 'alpha'),),
+    ),
+    'del_trainer_set_distill_weights': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_float, 'kd_weight'), (ctypes.c_float, 'ce_weight'),),
+    ),
+    'del_trainer_set_temperature': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_float, 'temperature'),),
+    ),
+    'del_trainer_set_distill_t2': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_int, 'on'),),
+    ),
+    'del_trainer_set_teacher_training': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_int, 'training'),),
+    ),
+    'del_trainer_set_teacher_normalize': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.POINTER(ctypes.c_float), 'mean'), (ctypes.POINTER(ctypes.c_float), 'std'), (ctypes.c_int, 'channels'),),
+    ),
+    'del_trainer_set_unlabeled_batch_size': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_int, 'batch_size'),),
+    ),
     'del_trainer_set_batch_size': (
         del_status,
         ((ctypes.c_void_p, 'trainer'), (ctypes.c_int, 'batch_size'),),

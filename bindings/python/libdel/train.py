@@ -108,7 +108,9 @@ class Trainer(Handle):
     std (one value or one per channel); seed; total_steps (see
     set_total_steps); augment and augment_unlabeled (Augment pipelines,
     False removes); prefetch (0..4); backbone_lr_mult and head_warmup
-    (fine-tuning trainers only); nonfinite ('stop', the default: a step
+    (fine-tuning trainers only); temperature, alpha, kd_weight with
+    ce_weight, t2, teacher_training, teacher_mean with teacher_std,
+    unlabeled_batch_size (distillation); nonfinite ('stop', the default: a step
     with a NaN or infinite loss, statistic or gradient stops fit with
     NumericError, the model as before that step; or 'skip': such steps are
     skipped and counted in skipped_steps)."""
@@ -157,6 +159,56 @@ class Trainer(Handle):
                            modes[mode]), model, labeled)
         t.set(**settings)
         return t
+
+    @classmethod
+    def distill(cls, student, teacher, labeled=None, transfer=None, **settings):
+        """Knowledge distillation (Hinton et al. 2015): student learns from
+        teacher's temperature-softened outputs on every image of a step
+        (labeled and/or the unlabeled transfer set) and from the labels of
+        the labeled ones. Settings: temperature (default 4), alpha (0.9)
+        or kd_weight and ce_weight, t2 (True), teacher_training (False),
+        teacher_mean / teacher_std, unlabeled_batch_size (64), and every
+        supervised setting."""
+        student._invalidate_views()
+        t = cls(new_handle(lib.del_trainer_new_distill, student._h, teacher._h,
+                           None if labeled is None else labeled._h,
+                           None if transfer is None else transfer._h),
+                student, labeled if labeled is not None else transfer)
+        t.teacher = teacher
+        t.transfer = transfer
+        t.set(**settings)
+        return t
+
+    def _set_distill(self, temperature, alpha, kd_weight, ce_weight, t2, teacher_training,
+                     teacher_mean, teacher_std, unlabeled_batch_size):
+        h = self._h
+        if unlabeled_batch_size is not None:
+            check(lib.del_trainer_set_unlabeled_batch_size(h, int(unlabeled_batch_size)))
+        if temperature is not None:
+            check(lib.del_trainer_set_temperature(h, float(temperature)))
+        if alpha is not None:
+            check(lib.del_trainer_set_distill_alpha(h, float(alpha)))
+        if kd_weight is not None or ce_weight is not None:
+            if kd_weight is None or ce_weight is None:
+                raise invalid("Trainer.set: 'kd_weight' and 'ce_weight' go together")
+            check(lib.del_trainer_set_distill_weights(h, float(kd_weight), float(ce_weight)))
+        if t2 is not None:
+            check(lib.del_trainer_set_distill_t2(h, 1 if t2 else 0))
+        if teacher_training is not None:
+            check(lib.del_trainer_set_teacher_training(h, 1 if teacher_training else 0))
+        if teacher_mean is not None or teacher_std is not None:
+            if teacher_mean is None or teacher_std is None:
+                raise invalid("Trainer.set: 'teacher_mean' and 'teacher_std' go together")
+            channels = self.dataset.shape[2]
+            m = c_array(ctypes.c_float, [teacher_mean] * channels
+                        if isinstance(teacher_mean, (int, float)) else teacher_mean,
+                        "Trainer.set: 'teacher_mean'")
+            sd = c_array(ctypes.c_float, [teacher_std] * channels
+                         if isinstance(teacher_std, (int, float)) else teacher_std,
+                         "Trainer.set: 'teacher_std'")
+            if len(m) != len(sd):
+                raise invalid("Trainer.set: 'teacher_mean' and 'teacher_std' differ in length")
+            check(lib.del_trainer_set_teacher_normalize(h, m, sd, len(m)))
 
     def _set_optimizer(self, optimizer, values):
         kind = self.optimizer if optimizer is None else optimizer
@@ -217,7 +269,9 @@ class Trainer(Handle):
             nesterov=None, betas=None, eps=None, schedule=None, step_size=None, gamma=None,
             warmup=None, clip_norm=None, label_smoothing=None, mean=None, std=None, seed=None,
             augment=None, augment_unlabeled=None, prefetch=None, total_steps=None,
-            nonfinite=None, backbone_lr_mult=None, head_warmup=None):
+            nonfinite=None, backbone_lr_mult=None, head_warmup=None, temperature=None,
+            alpha=None, kd_weight=None, ce_weight=None, t2=None, teacher_training=None,
+            teacher_mean=None, teacher_std=None, unlabeled_batch_size=None):
         """Changes settings; those left None keep their value. Returns self.
         lr and weight_decay apply to the optimizer selected (now or before);
         each optimizer keeps its own values. augment / augment_unlabeled: an
@@ -262,6 +316,8 @@ class Trainer(Handle):
             check(lib.del_trainer_set_seed(h, ctypes.c_uint64(int(seed))))
         if total_steps is not None:
             self.set_total_steps(total_steps)
+        self._set_distill(temperature, alpha, kd_weight, ce_weight, t2, teacher_training,
+                          teacher_mean, teacher_std, unlabeled_batch_size)
         if backbone_lr_mult is not None:
             check(lib.del_trainer_set_backbone_lr_mult(h, float(backbone_lr_mult)))
         if head_warmup is not None:
