@@ -219,7 +219,9 @@ DEL_API del_status del_model_summary(const del_model *model, char *buf, size_t s
         return del_error_null("del_model_summary", "model");
     if (!buf && size > 0)
         return del_error_null("del_model_summary", "buf");
-    if (buf && size > 0)
+    if (size == 0 && !needed)
+        return del_error(DEL_EINVAL, "del_model_summary: 'needed' must not be NULL in a size query (size 0)");
+    if (size > 0)
         buf[0] = '\0';
     size_t len = 0;
     char sh[64];
@@ -241,7 +243,10 @@ DEL_API del_status del_model_summary(const del_model *model, char *buf, size_t s
     append(buf, size, &len, "total params: %lld\n", (long long)model->n_params);
     if (needed)
         *needed = len + 1;
-    if (len + 1 > size)
+    /* A size query is not an error; a buffer too small for the whole text
+     * is, so that a caller checking only the status never takes a
+     * truncated summary for the whole. */
+    if (size > 0 && len + 1 > size)
         return del_error(DEL_EINVAL, "del_model_summary: 'size' must be at least %zu, got %zu", len + 1,
                          size);
     return DEL_OK;
