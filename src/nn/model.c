@@ -401,6 +401,20 @@ static del_status forward_segment(del_model *m, int first, int end, const del_te
     return DEL_OK;
 }
 
+/* An out-of-memory error met inside fn's work, reported as fn's: the
+ * tensor and layer helpers that allocate name themselves. */
+static del_status nomem_of(del_status st, const char *fn)
+{
+    const char *msg = del_last_error();
+    size_t len = strlen(fn);
+    if (st != DEL_ENOMEM || (strncmp(msg, fn, len) == 0 && msg[len] == ':'))
+        return st;
+    char inner[512];
+    snprintf(inner, sizeof inner, "%s", msg);
+    const char *colon = strstr(inner, ": ");
+    return del_error(st, "%s: %s", fn, colon ? colon + 2 : inner);
+}
+
 DEL_API del_status del_model_forward(del_model *model, const del_tensor *x)
 {
     if (!model)
@@ -425,7 +439,7 @@ DEL_API del_status del_model_forward(del_model *model, const del_tensor *x)
     model->bn_groups_changed = 0;
     del_status st = del_tensor_ensure(model->input, DEL_DTYPE_F32, 4, x->shape);
     if (st != DEL_OK)
-        return st;
+        return nomem_of(st, "del_model_forward");
     if (model->input->data != x->data) /* x may be this model's own output */
         memcpy(model->input->data, x->data, del_tensor_nbytes(x));
     st = ensure_workspace(model, n);
@@ -438,7 +452,7 @@ DEL_API del_status del_model_forward(del_model *model, const del_tensor *x)
         st = forward_segment(model, hd->first, hd->first + hd->count, backbone_output(model));
     }
     if (st != DEL_OK)
-        return st;
+        return nomem_of(st, "del_model_forward");
     model->fwd_mode = model->training;
     return DEL_OK;
 }
@@ -664,7 +678,7 @@ DEL_API del_status del_model_backward(del_model *model, const del_tensor *grad_o
         model->have_grad = 0;
         st = del_tensor_ensure(model->input_grad, DEL_DTYPE_F32, y->ndim, y->shape);
         if (st != DEL_OK)
-            return st;
+            return nomem_of(st, "del_model_backward");
         if (model->input_grad->data != grad_output->data)
             memcpy(model->input_grad->data, grad_output->data, del_tensor_nbytes(grad_output));
         model->have_grad = 1;
@@ -672,7 +686,7 @@ DEL_API del_status del_model_backward(del_model *model, const del_tensor *grad_o
     }
     if (model->n_heads > 0)
         model->heads[0].grad_in = grad_output;
-    return backward_run(model, grad_output);
+    return nomem_of(backward_run(model, grad_output), "del_model_backward");
 }
 
 DEL_API del_status del_model_backward_heads(del_model *model, int count, const char *const *names,
@@ -722,7 +736,7 @@ DEL_API del_status del_model_backward_heads(del_model *model, int count, const c
             model->heads[h].grad_in = NULL;
         return st;
     }
-    return backward_run(model, NULL);
+    return nomem_of(backward_run(model, NULL), fn);
 }
 
 /* The first call after a backward computes the gradients that backward
