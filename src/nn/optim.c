@@ -337,15 +337,15 @@ DEL_API del_status del_optimizer_step(del_optimizer *opt)
     if (opt->model->layout_version != opt->layout_version)
         return del_error(DEL_ESTATE,
                          "del_optimizer_step: the model's layers were removed or replaced since the optimizer was "
-                         "made (e.g. del_model_remove_head, del_model_replace_head; it now has %lld parameters, "
+                         "made (e.g. del_model_remove_head, del_model_replace_head; the model has %lld parameters, "
                          "the optimizer was made for %lld): the optimizer's state belongs to other parameters; "
                          "make a new optimizer",
                          (long long)n, (long long)opt->n);
     if (n != opt->n)
         return del_error(DEL_ESTATE,
                          "del_optimizer_step: layers with parameters were added to the model since the optimizer "
-                         "was made (it now has %lld parameters, the optimizer was made for %lld): make a new "
-                         "optimizer",
+                         "was made (the model has %lld parameters, the optimizer was made for %lld): make a "
+                         "new optimizer",
                          (long long)n, (long long)opt->n);
     if (opt->groups_version != opt->model->groups_version) {
         del_status st = build_ranges(opt, "del_optimizer_step");
