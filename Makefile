@@ -90,7 +90,16 @@ CFLAGS_TEST := -std=c11 $(OPT) -g -Wall -Wextra -Werror -D_GNU_SOURCE -Iinclude 
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_TEST) $(CHECK_CFLAGS) $< -o $@ $(STATIC) $(CHECK_LIBS) $(LIBS) $(SAN)
+	$(CC) $(CFLAGS_TEST) $(CHECK_CFLAGS) $< $(ALLOC_FAIL_LINK) -o $@ $(STATIC) $(CHECK_LIBS) $(LIBS) $(SAN)
+
+# Allocation-failure injection (tests/unit/alloc_fail.h): a test program
+# whose source includes alloc_fail.h is linked with alloc_fail.c and the
+# allocator wrapped, so that it can make the n-th allocation fail.
+ALLOC_FAIL_FUNCS := malloc calloc realloc aligned_alloc posix_memalign strdup strndup free
+ALLOC_FAIL_SRCS := $(shell grep -l 'include "alloc_fail.h"' $(TEST_SRCS) /dev/null)
+ALLOC_FAIL_BINS := $(ALLOC_FAIL_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+$(ALLOC_FAIL_BINS): ALLOC_FAIL_LINK = tests/unit/alloc_fail.c $(ALLOC_FAIL_FUNCS:%=-Wl,--wrap=%)
+$(ALLOC_FAIL_BINS): tests/unit/alloc_fail.c tests/unit/alloc_fail.h
 
 test-c: $(TEST_BINS)
 	@set -e; for t in $(TEST_BINS); do echo "== $$t"; DEL_TEST_DATA=tests/data $$t; done

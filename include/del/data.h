@@ -102,9 +102,11 @@ DEL_API del_status del_dataset_subset(del_dataset **out, const del_dataset *src,
 /* Fills a training batch: x[i] = (image[indices[i]] / 255 - mean[c]) / std[c]
  * as f32 NCHW (x must be an f32 tensor of shape [n, C, H, W]) and, if y is
  * not NULL, y[i] = label[indices[i]] (y must be an i32 tensor of shape [n]).
- * mean and std hold C values each; std values must be > 0.
+ * mean and std hold C values each: mean values finite, std values finite
+ * and > 0. On an error nothing is written to x or y.
  * Errors: DEL_EINVAL (NULL argument, wrong dtype or shape of x or y, index
- * out of range, std <= 0). */
+ * out of range, a mean value not finite, a std value not finite or <= 0:
+ * the message names it and its value). */
 DEL_API del_status del_dataset_batch(const del_dataset *ds, const int64_t *indices, int64_t n, const float *mean, const float *std, del_tensor *x, del_tensor *y);
 
 /* Batch orders: perm[0..n-1] receives a permutation of 0..n-1 drawn from

@@ -33,7 +33,8 @@ DEL_API del_status del_image_grid_size(int n, int h, int w, int cols, int pad, i
  * pad pixels of value fill (0..255) between and around them; cells after
  * the last image are fill. Errors: DEL_EINVAL (NULL argument, bad dtype
  * or shape of either tensor: the message names it, cols < 1, pad < 0,
- * fill out of range). */
+ * fill out of range, a grid side above 65535); every message names
+ * del_image_grid. */
 DEL_API del_status del_image_grid(del_tensor *dst, const del_tensor *images, int cols, int pad, int fill);
 
 #ifdef __cplusplus

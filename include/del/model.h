@@ -162,9 +162,19 @@ DEL_API del_status del_model_input_shape(const del_model *model, int *channels, 
 DEL_API del_status del_model_output_shape(const del_model *model, int *ndim, int64_t *shape);
 
 /* Writes a human-readable summary (one line per layer with output shape and
- * parameter count, then the total) into buf of size bytes, NUL-terminated.
- * If it does not fit, writes what fits and returns DEL_EINVAL; *needed (if
- * not NULL) receives the size needed including the NUL. */
+ * parameter count, then the total) into buf of size bytes, NUL-terminated;
+ * *needed (if not NULL) receives the size the whole summary needs,
+ * including the NUL, as snprintf's return value plus one.
+ * Size query: size 0 (buf may be NULL; nothing is written) sets *needed and
+ * returns DEL_OK, so the usual pair of calls is
+ *   del_model_summary(m, NULL, 0, &n); buf = malloc(n);
+ *   del_model_summary(m, buf, n, NULL);
+ * A buffer too small for the whole summary (0 < size < *needed) receives
+ * the first size - 1 bytes and a NUL, and the call returns DEL_EINVAL
+ * (naming 'size' and the size needed), so that a caller checking only the
+ * status never takes a truncated summary for the whole.
+ * Errors: DEL_EINVAL (model NULL; buf NULL with size > 0; needed NULL with
+ * size 0; size too small, as above). */
 DEL_API del_status del_model_summary(const del_model *model, char *buf, size_t size, size_t *needed);
 
 /* Runs the model on x (f32 [N, C, H, W] matching the input shape; N >= 1):

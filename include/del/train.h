@@ -98,9 +98,10 @@ DEL_API double del_optimizer_grad_norm(const del_optimizer *opt);
 
 /* Applies one update from the model's current gradients with the learning
  * rate of the current step, then advances the step. Gradients are left as
- * they are. Errors: DEL_EINVAL (NULL opt), DEL_ESTATE (the model's
- * parameter count changed since the optimizer was made, or a head was
- * replaced or removed). */
+ * they are. Errors: DEL_EINVAL (NULL opt), DEL_ESTATE (since the
+ * optimizer was made, layers with parameters were added to the model, or
+ * its layers were removed or replaced, e.g. a head: the message says
+ * which; make a new optimizer). */
 DEL_API del_status del_optimizer_step(del_optimizer *opt);
 
 /* The learning rate the next step will use (0 if opt is NULL). */

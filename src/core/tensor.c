@@ -93,13 +93,12 @@ del_tensor *del_tensor_empty(void)
     return t;
 }
 
-DEL_API del_status del_tensor_new(del_tensor **out, del_dtype dtype, int ndim, const int64_t *shape)
+/* del_tensor_new for func (del_tensor_new, del_tensor_copy): the messages
+ * name func. */
+static del_status tensor_new(const char *func, del_tensor **out, del_dtype dtype, int ndim, const int64_t *shape)
 {
-    if (!out)
-        return del_error_null("del_tensor_new", "out");
-    *out = NULL;
     size_t nbytes;
-    del_status st = check_shape("del_tensor_new", dtype, ndim, shape, &nbytes);
+    del_status st = check_shape(func, dtype, ndim, shape, &nbytes);
     if (st != DEL_OK)
         return st;
     del_tensor *t = calloc(1, sizeof *t);
@@ -107,7 +106,7 @@ DEL_API del_status del_tensor_new(del_tensor **out, del_dtype dtype, int ndim, c
     if (!t || !data) {
         free(t);
         free(data);
-        return del_error(DEL_ENOMEM, "del_tensor_new: out of memory allocating %zu bytes", nbytes);
+        return del_error(DEL_ENOMEM, "%s: out of memory allocating %zu bytes", func, nbytes);
     }
     memset(data, 0, nbytes);
     t->dtype = dtype;
@@ -117,6 +116,14 @@ DEL_API del_status del_tensor_new(del_tensor **out, del_dtype dtype, int ndim, c
     t->owned = 1;
     *out = t;
     return DEL_OK;
+}
+
+DEL_API del_status del_tensor_new(del_tensor **out, del_dtype dtype, int ndim, const int64_t *shape)
+{
+    if (!out)
+        return del_error_null("del_tensor_new", "out");
+    *out = NULL;
+    return tensor_new("del_tensor_new", out, dtype, ndim, shape);
 }
 
 DEL_API del_status del_tensor_wrap(del_tensor **out, del_dtype dtype, int ndim, const int64_t *shape,
@@ -153,13 +160,13 @@ DEL_API del_status del_tensor_copy(del_tensor **out, const del_tensor *src)
     if (src->ndim == 0) {
         del_tensor *t = del_tensor_empty();
         if (!t)
-            return DEL_ENOMEM;
+            return del_error(DEL_ENOMEM, "del_tensor_copy: out of memory");
         t->dtype = src->dtype;
         *out = t;
         return DEL_OK;
     }
     del_tensor *t = NULL;
-    del_status st = del_tensor_new(&t, src->dtype, src->ndim, src->shape);
+    del_status st = tensor_new("del_tensor_copy", &t, src->dtype, src->ndim, src->shape);
     if (st != DEL_OK)
         return st;
     memcpy(t->data, src->data, tensor_nbytes(src));

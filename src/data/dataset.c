@@ -1,6 +1,7 @@
 /* Datasets: creation from arrays, accessors, per-class splits, subsets and
  * the u8 HWC -> normalised f32 NCHW batch conversion. */
 #include <assert.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -270,9 +271,12 @@ DEL_API del_status del_dataset_batch(const del_dataset *ds, const int64_t *indic
     if (y && !del_tensor_has_shape(y, DEL_DTYPE_I32, 1, &n))
         return del_error(DEL_EINVAL, "%s: 'y' must be i32 [%lld], got %s %s", fn, (long long)n, dtype_name(y->dtype),
                          del_tensor_shape_str(y, got, sizeof got));
-    for (int c = 0; c < channels; c++)
-        if (!(std[c] > 0.0f))
-            return del_error(DEL_EINVAL, "%s: 'std[%d]' must be > 0, got %g", fn, c, (double)std[c]);
+    for (int c = 0; c < channels; c++) {
+        if (!isfinite(mean[c]))
+            return del_error(DEL_EINVAL, "%s: 'mean[%d]' must be finite, got %g", fn, c, (double)mean[c]);
+        if (!(std[c] > 0.0f) || !isfinite(std[c]))
+            return del_error(DEL_EINVAL, "%s: 'std[%d]' must be a finite value > 0, got %g", fn, c, (double)std[c]);
+    }
     for (int64_t i = 0; i < n; i++)
         if (indices[i] < 0 || indices[i] >= ds->n)
             return del_error(DEL_EINVAL, "%s: 'indices[%lld]' must be in 0..%lld, got %lld", fn, (long long)i,

@@ -93,16 +93,21 @@ cleanup:
     return st;
 }
 
-DEL_API del_status del_image_grid_size(int n, int h, int w, int cols, int pad, int *out_height, int *out_width)
+/* The grid size for both public calls; the messages name fn, the
+ * function the caller called. */
+static del_status grid_size(const char *fn, int n, int h, int w, int cols, int pad, int *out_height,
+                            int *out_width)
 {
-    static const char fn[] = "del_image_grid_size";
-    if (!out_height)
-        return del_error_null(fn, "out_height");
-    if (!out_width)
-        return del_error_null(fn, "out_width");
-    if (n < 1 || h < 1 || w < 1 || cols < 1 || pad < 0)
-        return del_error(DEL_EINVAL, "%s: 'n', 'h', 'w', 'cols' must be >= 1 and 'pad' >= 0, got %d, %d, %d, %d, %d",
-                         fn, n, h, w, cols, pad);
+    /* One check per argument, so that del_image_grid (whose n, h, w come
+     * from a tensor and are >= 1) reports only its own. */
+    const struct {
+        const char *name;
+        int value, min;
+    } args[] = {{"n", n, 1}, {"h", h, 1}, {"w", w, 1}, {"cols", cols, 1}, {"pad", pad, 0}};
+    for (size_t i = 0; i < sizeof args / sizeof args[0]; i++)
+        if (args[i].value < args[i].min)
+            return del_error(DEL_EINVAL, "%s: '%s' must be >= %d, got %d", fn, args[i].name, args[i].min,
+                             args[i].value);
     if (cols > n)
         cols = n;
     int64_t rows = (n + (int64_t)cols - 1) / cols;
@@ -113,6 +118,16 @@ DEL_API del_status del_image_grid_size(int n, int h, int w, int cols, int pad, i
     *out_height = (int)gh;
     *out_width = (int)gw;
     return DEL_OK;
+}
+
+DEL_API del_status del_image_grid_size(int n, int h, int w, int cols, int pad, int *out_height, int *out_width)
+{
+    static const char fn[] = "del_image_grid_size";
+    if (!out_height)
+        return del_error_null(fn, "out_height");
+    if (!out_width)
+        return del_error_null(fn, "out_width");
+    return grid_size(fn, n, h, w, cols, pad, out_height, out_width);
 }
 
 DEL_API del_status del_image_grid(del_tensor *dst, const del_tensor *images, int cols, int pad, int fill)
@@ -132,7 +147,7 @@ DEL_API del_status del_image_grid(del_tensor *dst, const del_tensor *images, int
     const int n = (int)images->shape[0], h = (int)images->shape[1], w = (int)images->shape[2];
     const int c = (int)images->shape[3];
     int gh, gw;
-    del_status st = del_image_grid_size(n, h, w, cols, pad, &gh, &gw);
+    del_status st = grid_size(fn, n, h, w, cols, pad, &gh, &gw);
     if (st != DEL_OK)
         return st;
     const int64_t want[3] = {gh, gw, c};

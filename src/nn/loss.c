@@ -77,7 +77,7 @@ DEL_API del_status del_softmax(const del_tensor *logits, float temperature, del_
     if (st != DEL_OK)
         return st;
     if (!(temperature > 0.0f) || !isfinite(temperature))
-        return del_error(DEL_EINVAL, "del_softmax: 'temperature' must be > 0, got %g", (double)temperature);
+        return del_error(DEL_EINVAL, "del_softmax: 'temperature' must be a finite value > 0, got %g", (double)temperature);
     int64_t n = logits->shape[0], k = logits->shape[1];
     const float *z = logits->data;
     float *p = probs->data;

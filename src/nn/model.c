@@ -246,7 +246,9 @@ DEL_API del_status del_model_summary(const del_model *model, char *buf, size_t s
         return del_error_null("del_model_summary", "model");
     if (!buf && size > 0)
         return del_error_null("del_model_summary", "buf");
-    if (buf && size > 0)
+    if (size == 0 && !needed)
+        return del_error(DEL_EINVAL, "del_model_summary: 'needed' must not be NULL in a size query (size 0)");
+    if (size > 0)
         buf[0] = '\0';
     size_t len = 0;
     char sh[64];
@@ -268,7 +270,10 @@ DEL_API del_status del_model_summary(const del_model *model, char *buf, size_t s
     append(buf, size, &len, "total params: %lld\n", (long long)model->n_params);
     if (needed)
         *needed = len + 1;
-    if (len + 1 > size)
+    /* A size query is not an error; a buffer too small for the whole text
+     * is, so that a caller checking only the status never takes a
+     * truncated summary for the whole. */
+    if (size > 0 && len + 1 > size)
         return del_error(DEL_EINVAL, "del_model_summary: 'size' must be at least %zu, got %zu", len + 1,
                          size);
     return DEL_OK;
@@ -423,6 +428,20 @@ static del_status forward_segment(del_model *m, int first, int end, const del_te
     return DEL_OK;
 }
 
+/* An out-of-memory error met inside fn's work, reported as fn's: the
+ * tensor and layer helpers that allocate name themselves. */
+static del_status nomem_of(del_status st, const char *fn)
+{
+    const char *msg = del_last_error();
+    size_t len = strlen(fn);
+    if (st != DEL_ENOMEM || (strncmp(msg, fn, len) == 0 && msg[len] == ':'))
+        return st;
+    char inner[512];
+    snprintf(inner, sizeof inner, "%s", msg);
+    const char *colon = strstr(inner, ": ");
+    return del_error(st, "%s: %s", fn, colon ? colon + 2 : inner);
+}
+
 DEL_API del_status del_model_forward(del_model *model, const del_tensor *x)
 {
     if (!model)
@@ -447,7 +466,7 @@ DEL_API del_status del_model_forward(del_model *model, const del_tensor *x)
     model->bn_groups_changed = 0;
     del_status st = del_tensor_ensure(model->input, DEL_DTYPE_F32, 4, x->shape);
     if (st != DEL_OK)
-        return st;
+        return nomem_of(st, "del_model_forward");
     if (model->input->data != x->data) /* x may be this model's own output */
         memcpy(model->input->data, x->data, del_tensor_nbytes(x));
     st = ensure_workspace(model, n);
@@ -460,7 +479,7 @@ DEL_API del_status del_model_forward(del_model *model, const del_tensor *x)
         st = forward_segment(model, hd->first, hd->first + hd->count, backbone_output(model));
     }
     if (st != DEL_OK)
-        return st;
+        return nomem_of(st, "del_model_forward");
     model->fwd_mode = model->training;
     return DEL_OK;
 }
@@ -686,7 +705,7 @@ DEL_API del_status del_model_backward(del_model *model, const del_tensor *grad_o
         model->have_grad = 0;
         st = del_tensor_ensure(model->input_grad, DEL_DTYPE_F32, y->ndim, y->shape);
         if (st != DEL_OK)
-            return st;
+            return nomem_of(st, "del_model_backward");
         if (model->input_grad->data != grad_output->data)
             memcpy(model->input_grad->data, grad_output->data, del_tensor_nbytes(grad_output));
         model->have_grad = 1;
@@ -694,7 +713,7 @@ DEL_API del_status del_model_backward(del_model *model, const del_tensor *grad_o
     }
     if (model->n_heads > 0)
         model->heads[0].grad_in = grad_output;
-    return backward_run(model, grad_output);
+    return nomem_of(backward_run(model, grad_output), "del_model_backward");
 }
 
 DEL_API del_status del_model_backward_heads(del_model *model, int count, const char *const *names,
@@ -744,7 +763,7 @@ DEL_API del_status del_model_backward_heads(del_model *model, int count, const c
             model->heads[h].grad_in = NULL;
         return st;
     }
-    return backward_run(model, NULL);
+    return nomem_of(backward_run(model, NULL), fn);
 }
 
 /* The first call after a backward computes the gradients that backward

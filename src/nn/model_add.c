@@ -222,7 +222,10 @@ static void layout_changed(del_model *m)
 }
 
 /* Drops the layers from keep on, which were appended last (their
- * parameters and state end the buffers). */
+ * parameters and state end the buffers): the rollback of a failed head
+ * change. The layers before keep keep their parameters where they were,
+ * so layout_version stays: an optimizer made before the failed call still
+ * fits the model. */
 static void truncate_layers(del_model *m, int keep)
 {
     if (keep >= m->n_layers)
@@ -232,7 +235,6 @@ static void truncate_layers(del_model *m, int keep)
     for (int i = keep; i < m->n_layers; i++)
         del_model_layer_release(&m->layers[i]);
     m->n_layers = keep;
-    m->layout_version++;
     layout_changed(m);
 }
 

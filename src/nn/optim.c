@@ -73,9 +73,9 @@ static del_status optim_new(del_optimizer **out, del_model *model, del_optim_kin
     if (n < 1)
         return del_error(DEL_EINVAL, "%s: 'model' has no parameters", func);
     if (!(lr > 0.0f) || !isfinite(lr))
-        return del_error(DEL_EINVAL, "%s: 'lr' must be > 0, got %g", func, (double)lr);
+        return del_error(DEL_EINVAL, "%s: 'lr' must be a finite value > 0, got %g", func, (double)lr);
     if (!is_finite_ge0(weight_decay))
-        return del_error(DEL_EINVAL, "%s: 'weight_decay' must be >= 0, got %g", func, (double)weight_decay);
+        return del_error(DEL_EINVAL, "%s: 'weight_decay' must be a finite value >= 0, got %g", func, (double)weight_decay);
     del_optimizer *o = calloc(1, sizeof *o);
     if (!o)
         return del_error(DEL_ENOMEM, "%s: out of memory", func);
@@ -142,7 +142,7 @@ DEL_API del_status del_optimizer_new_adamw(del_optimizer **out, del_model *model
     /* torch accepts eps = 0, but then a parameter whose gradient has always
      * been 0 divides 0 by 0. */
     if (!(eps > 0.0f) || !isfinite(eps))
-        return del_error(DEL_EINVAL, "%s: 'eps' must be > 0, got %g", func, (double)eps);
+        return del_error(DEL_EINVAL, "%s: 'eps' must be a finite value > 0, got %g", func, (double)eps);
     del_status st = optim_new(out, model, DEL_OPTIM_ADAMW, lr, weight_decay, 2, func);
     if (st != DEL_OK)
         return st;
@@ -178,7 +178,7 @@ DEL_API del_status del_optimizer_set_schedule(del_optimizer *opt, del_schedule k
         return del_error(DEL_EINVAL, "%s: 'total_steps' must be >= 1, got %lld", func,
                          (long long)total_steps);
     if (kind == DEL_SCHEDULE_COSINE && !is_finite_ge0(final_lr))
-        return del_error(DEL_EINVAL, "%s: 'final_lr' must be >= 0, got %g", func, (double)final_lr);
+        return del_error(DEL_EINVAL, "%s: 'final_lr' must be a finite value >= 0, got %g", func, (double)final_lr);
     opt->schedule = kind;
     opt->total_steps = total_steps;
     opt->final_lr = kind == DEL_SCHEDULE_CONSTANT ? opt->base_lr : final_lr;
@@ -193,7 +193,7 @@ DEL_API del_status del_optimizer_set_step_schedule(del_optimizer *opt, int64_t s
     if (step_size < 1)
         return del_error(DEL_EINVAL, "%s: 'step_size' must be >= 1, got %lld", func, (long long)step_size);
     if (!(gamma > 0.0f) || !isfinite(gamma))
-        return del_error(DEL_EINVAL, "%s: 'gamma' must be > 0, got %g", func, (double)gamma);
+        return del_error(DEL_EINVAL, "%s: 'gamma' must be a finite value > 0, got %g", func, (double)gamma);
     opt->schedule = DEL_SCHEDULE_STEP;
     opt->step_size = step_size;
     opt->gamma = gamma;
@@ -217,7 +217,7 @@ DEL_API del_status del_optimizer_set_clip_norm(del_optimizer *opt, float max_nor
     if (!opt)
         return del_error_null(func, "opt");
     if (!is_finite_ge0(max_norm))
-        return del_error(DEL_EINVAL, "%s: 'max_norm' must be >= 0 (0 = off), got %g", func, (double)max_norm);
+        return del_error(DEL_EINVAL, "%s: 'max_norm' must be a finite value >= 0 (0 = off), got %g", func, (double)max_norm);
     opt->clip_norm = max_norm;
     return DEL_OK;
 }
@@ -329,16 +329,24 @@ DEL_API del_status del_optimizer_step(del_optimizer *opt)
 {
     if (!opt)
         return del_error_null("del_optimizer_step", "opt");
+    /* Two causes, each with its own message: layers removed or replaced
+     * (a head; layout_version, whatever the parameter count now is), or
+     * layers with parameters appended (the count grew, the layout did not
+     * change). Either way the state belongs to other parameters. */
     int64_t n = del_model_num_params(opt->model);
-    if (n != opt->n)
-        return del_error(DEL_ESTATE,
-                         "del_optimizer_step: the model has %lld parameters, the optimizer was made for %lld "
-                         "(layers were added; make a new optimizer)",
-                         (long long)n, (long long)opt->n);
     if (opt->model->layout_version != opt->layout_version)
         return del_error(DEL_ESTATE,
-                         "del_optimizer_step: the model's layers were replaced or removed since the optimizer "
-                         "was made (e.g. a head); its state belongs to the old parameters: make a new optimizer");
+                         "del_optimizer_step: the model's layers were removed or replaced since the optimizer was "
+                         "made (e.g. del_model_remove_head, del_model_replace_head; the model has %lld parameters, "
+                         "the optimizer was made for %lld): the optimizer's state belongs to other parameters; "
+                         "make a new optimizer",
+                         (long long)n, (long long)opt->n);
+    if (n != opt->n)
+        return del_error(DEL_ESTATE,
+                         "del_optimizer_step: layers with parameters were added to the model since the optimizer "
+                         "was made (the model has %lld parameters, the optimizer was made for %lld): make a "
+                         "new optimizer",
+                         (long long)n, (long long)opt->n);
     if (opt->groups_version != opt->model->groups_version) {
         del_status st = build_ranges(opt, "del_optimizer_step");
         if (st != DEL_OK)

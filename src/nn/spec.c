@@ -477,6 +477,10 @@ DEL_API del_status del_model_preset(del_model **out, const char *name, int chann
         return del_error(st, "del_model_preset: %s", colon ? colon + 2 : msg);
     }
     st = presets[k].build(m, num_classes, arg);
+    if (st == DEL_ENOMEM) {
+        del_model_free(m);
+        return del_error(st, "del_model_preset: out of memory building '%s'", name);
+    }
     if (st != DEL_OK) {
         snprintf(msg, sizeof msg, "%s", del_last_error());
         del_model_free(m);

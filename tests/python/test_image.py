@@ -243,6 +243,17 @@ class TestGrid(unittest.TestCase):
             image.grid(libdel.Tensor.zeros((2, 2, 2, 1), "uint8"), cols=2, pad=1, out=out)
         self.assertIn("del_image_grid", str(cm.exception))
 
+    def test_grid_errors_name_del_image_grid_not_the_size_query(self):
+        images = libdel.Tensor.zeros((2, 2, 2, 1), "uint8")
+        for kwargs, needle in (({"cols": 0}, "'cols' must be >= 1, got 0"),
+                               ({"pad": -1}, "'pad' must be >= 0, got -1"),
+                               ({"fill": 256}, "'fill'")):
+            with self.assertRaises(libdel.InvalidArgument) as cm:
+                image.grid(images, **kwargs)
+            msg = str(cm.exception)
+            self.assertTrue(msg.startswith("del_image_grid: "), msg)
+            self.assertIn(needle, msg)
+
 
 class TestAugmentDeterminism(unittest.TestCase):
     @classmethod

@@ -61,6 +61,20 @@ class TestModelBuild(unittest.TestCase):
         self.assertIn("linear", s)
         self.assertIn(str(m.num_params), s.replace(",", ""))
 
+    def test_summary_is_the_whole_text_sized_by_a_size_query(self):
+        # del_model_summary(m, NULL, 0, &needed) is a size query: DEL_OK;
+        # summary() sizes its buffer with it and returns the whole text.
+        import ctypes
+        from libdel._lib import lib
+        m = libdel.Model.from_spec("input 1 2 2; flatten; linear 3")
+        needed = ctypes.c_size_t(0)
+        self.assertEqual(lib.del_model_summary(m._h, None, 0, ctypes.byref(needed)), 0)
+        self.assertEqual(needed.value, 198)
+        s = m.summary()
+        self.assertEqual(len(s) + 1, needed.value)
+        self.assertTrue(s.startswith("#   layer      output"), s)
+        self.assertTrue(s.endswith("1   linear     [3]                        15\ntotal params: 15\n"), s)
+
     def test_train_eval_modes(self):
         m = libdel.Model.preset("mlp")
         self.assertTrue(m.training)

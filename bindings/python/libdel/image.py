@@ -91,8 +91,14 @@ def grid(images, cols=8, pad=2, fill=0, out=None):
         shape = images.shape
         if len(shape) != 4:
             raise invalid("grid: 'images' must be uint8 [N, H, W, C], got shape %s" % (shape,))
-        gh, gw = grid_size(shape[0], shape[1], shape[2], cols, pad)
-        out = Tensor.zeros((gh, gw, shape[3]), "uint8")
+        gh, gw = ctypes.c_int(), ctypes.c_int()
+        if lib.del_image_grid_size(int(shape[0]), int(shape[1]), int(shape[2]), int(cols), int(pad),
+                                   ctypes.byref(gh), ctypes.byref(gw)) == 0:
+            out = Tensor.zeros((gh.value, gw.value, shape[3]), "uint8")
+        else:
+            # The same cols and pad make del_image_grid fail below, with
+            # its own message (not the size query's).
+            out = Tensor.zeros((1, 1, 1), "uint8")
     check(lib.del_image_grid(out._h, images._h, int(cols), int(pad), int(fill)))
     return out
 

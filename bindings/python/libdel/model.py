@@ -331,8 +331,8 @@ class Model(Handle):
 
     def summary(self):
         needed = ctypes.c_size_t(0)
-        lib.del_model_summary(self._h, None, 0, ctypes.byref(needed))
-        buf = ctypes.create_string_buffer(max(needed.value, 1))
+        check(lib.del_model_summary(self._h, None, 0, ctypes.byref(needed)))
+        buf = ctypes.create_string_buffer(needed.value)
         check(lib.del_model_summary(self._h, buf, len(buf), None))
         return buf.value.decode("utf-8", "replace")
 

@@ -30,7 +30,7 @@ static int bn_plane(const del_layer *l)
 static del_status batchnorm_setup(del_layer *l, const char *func)
 {
     if (!(l->cfg.eps > 0.0f) || !isfinite(l->cfg.eps))
-        return del_error(DEL_EINVAL, "%s: 'eps' must be > 0, got %g", func, (double)l->cfg.eps);
+        return del_error(DEL_EINVAL, "%s: 'eps' must be a finite value > 0, got %g", func, (double)l->cfg.eps);
     if (!(l->cfg.momentum > 0.0f && l->cfg.momentum <= 1.0f))
         return del_error(DEL_EINVAL, "%s: 'momentum' must be in (0, 1], got %g", func,
                          (double)l->cfg.momentum);

@@ -161,6 +161,44 @@ START_TEST(test_grid_places_images_row_by_row_with_padding)
 }
 END_TEST
 
+/* del_image_grid computes the grid size itself; a bad cols or pad, or a
+ * grid too large, is reported as del_image_grid's error, not as the
+ * error of del_image_grid_size (which the caller did not call). */
+#define ck_assert_error_of(fn_name, expr, needle)                                            \
+    do {                                                                                     \
+        ck_assert_del_err(expr, DEL_EINVAL, needle);                                         \
+        ck_assert_msg(strncmp(del_last_error(), fn_name ": ", strlen(fn_name ": ")) == 0, \
+                      "%s: message '%s' does not start with '%s: '", #expr, del_last_error(), fn_name); \
+    } while (0)
+
+START_TEST(test_grid_errors_name_del_image_grid)
+{
+    const int64_t ishape[4] = {3, 2, 2, 1}, tall_shape[4] = {2, 40000, 1, 1};
+    del_tensor *imgs = NULL, *tall = NULL, *grid = NULL;
+    ck_assert_del_ok(del_tensor_new(&imgs, DEL_DTYPE_U8, 4, ishape));
+    ck_assert_del_ok(del_tensor_new(&tall, DEL_DTYPE_U8, 4, tall_shape));
+    ck_assert_del_ok(del_tensor_new(&grid, DEL_DTYPE_U8, 3, (const int64_t[]){7, 7, 1}));
+    int gh = -1, gw = -1;
+    ck_assert_error_of("del_image_grid", del_image_grid(grid, imgs, 0, 1, 200), "'cols'");
+    ck_assert_error_of("del_image_grid", del_image_grid(grid, imgs, -3, 1, 200), "'cols'");
+    ck_assert_error_of("del_image_grid", del_image_grid(grid, imgs, 2, -1, 200), "'pad'");
+    ck_assert_error_of("del_image_grid", del_image_grid(grid, tall, 1, 0, 0), "at most 65535");
+    ck_assert_error_of("del_image_grid", del_image_grid(grid, imgs, 3, 1, 200), "'dst'");
+    ck_assert_error_of("del_image_grid", del_image_grid(NULL, imgs, 2, 1, 200), "'dst'");
+    ck_assert_error_of("del_image_grid", del_image_grid(grid, NULL, 2, 1, 200), "'images'");
+    ck_assert_error_of("del_image_grid", del_image_grid(grid, imgs, 2, 1, -1), "'fill'");
+    /* The size query keeps its own name. */
+    ck_assert_error_of("del_image_grid_size", del_image_grid_size(3, 2, 2, 0, 1, &gh, &gw), "'cols'");
+    ck_assert_error_of("del_image_grid_size", del_image_grid_size(2, 40000, 1, 1, 0, &gh, &gw), "at most 65535");
+    ck_assert_error_of("del_image_grid_size", del_image_grid_size(3, 2, 2, 2, 1, NULL, &gw), "'out_height'");
+    ck_assert_int_eq(gh, -1);
+    ck_assert_int_eq(gw, -1);
+    del_tensor_free(imgs);
+    del_tensor_free(tall);
+    del_tensor_free(grid);
+}
+END_TEST
+
 static Suite *png_suite(void)
 {
     Suite *s = suite_create("png");
@@ -168,6 +206,7 @@ static Suite *png_suite(void)
     tcase_add_test(tc, test_png_rgb_and_grey_decode_to_the_same_pixels);
     tcase_add_test(tc, test_png_errors_name_the_argument_or_path);
     tcase_add_test(tc, test_grid_places_images_row_by_row_with_padding);
+    tcase_add_test(tc, test_grid_errors_name_del_image_grid);
     suite_add_tcase(s, tc);
     return s;
 }

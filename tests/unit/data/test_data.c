@@ -632,6 +632,54 @@ START_TEST(test_batch_rejects_bad_arguments)
 }
 END_TEST
 
+/* Like del_trainer_set_normalize: a NaN or infinite mean, or an infinite
+ * std, would fill the batch with NaN or zeros; each is refused by name,
+ * with its value, and x and y keep what they held. */
+START_TEST(test_batch_rejects_non_finite_mean_and_std)
+{
+    const uint8_t px[4] = {1, 2, 3, 4};
+    const int32_t labels[2] = {3, 4};
+    const float ok_mean[1] = {0.5f}, ok_std[1] = {0.25f};
+    const struct {
+        float mean, std;
+        const char *needle;
+    } cases[] = {
+        {NAN, 0.25f, "'mean[0]' must be finite, got nan"},
+        {INFINITY, 0.25f, "'mean[0]' must be finite, got inf"},
+        {-INFINITY, 0.25f, "'mean[0]' must be finite, got -inf"},
+        {0.5f, INFINITY, "'std[0]' must be a finite value > 0, got inf"},
+        {0.5f, NAN, "'std[0]' must be a finite value > 0, got nan"},
+        {0.5f, -1.0f, "'std[0]' must be a finite value > 0, got -1"},
+    };
+    const int64_t idx[2] = {0, 1};
+    del_dataset *ds = NULL;
+    del_tensor *x = NULL, *y = NULL;
+    ck_assert_del_ok(del_dataset_from_arrays(&ds, px, labels, 2, 1, 2, 1));
+    ck_assert_del_ok(del_tensor_new(&x, DEL_DTYPE_F32, 4, (const int64_t[]){2, 1, 1, 2}));
+    ck_assert_del_ok(del_tensor_new(&y, DEL_DTYPE_I32, 1, (const int64_t[]){2}));
+    float *xd = del_tensor_data(x);
+    int32_t *yd = del_tensor_data(y);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        for (int i = 0; i < 4; i++)
+            xd[i] = 7.0f;
+        yd[0] = yd[1] = -5;
+        ck_assert_del_err(del_dataset_batch(ds, idx, 2, &cases[k].mean, &cases[k].std, x, y), DEL_EINVAL,
+                          cases[k].needle);
+        ck_assert_msg(strstr(del_last_error(), "del_dataset_batch: ") == del_last_error(), "%s",
+                      del_last_error());
+        for (int i = 0; i < 4; i++)
+            ck_assert_float_eq(xd[i], 7.0f);
+        ck_assert_int_eq(yd[0], -5);
+        ck_assert_int_eq(yd[1], -5);
+    }
+    ck_assert_del_ok(del_dataset_batch(ds, idx, 2, ok_mean, ok_std, x, y));
+    ck_assert_int_eq(yd[1], 4);
+    del_tensor_free(x);
+    del_tensor_free(y);
+    del_dataset_free(ds);
+}
+END_TEST
+
 static Suite *data_suite(void)
 {
     Suite *s = suite_create("data");
@@ -673,6 +721,7 @@ static Suite *data_suite(void)
     tcase_add_test(mem, test_batch_matches_torchvision_bit_for_bit);
     tcase_add_test(mem, test_batch_converts_hwc_to_chw_per_channel);
     tcase_add_test(mem, test_batch_rejects_bad_arguments);
+    tcase_add_test(mem, test_batch_rejects_non_finite_mean_and_std);
     suite_add_tcase(s, mem);
     return s;
 }

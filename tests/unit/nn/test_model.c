@@ -426,8 +426,70 @@ START_TEST(test_summary_lists_layers_and_total)
     ck_assert_uint_eq(needed2, needed);
     ck_assert_uint_eq(strlen(small), sizeof small - 1);
     ck_assert_int_eq(strncmp(small, buf, sizeof small - 1), 0);
-    ck_assert_del_err(del_model_summary(m, NULL, 0, &needed2), DEL_EINVAL, "'size'");
+    needed2 = 0;
+    ck_assert_del_ok(del_model_summary(m, NULL, 0, &needed2));
     ck_assert_uint_eq(needed2, needed);
+    del_model_free(m);
+}
+END_TEST
+
+/* The summary of a small model, written out by hand: 4 + 5 lines of 44
+ * characters plus "total params: 15\n", 197 bytes, 198 with the NUL. */
+static const char small_summary[] = "#   layer      output                 params\n"
+                                    "-   input      [1, 2, 2]                   0\n"
+                                    "0   flatten    [4]                         0\n"
+                                    "1   linear     [3]                        15\n"
+                                    "total params: 15\n";
+
+/* Like snprintf(NULL, 0, ...): size 0 asks for the size, which is no
+ * error; nothing is written even where buf is not NULL. */
+START_TEST(test_summary_size_query_returns_ok_and_the_bytes_needed)
+{
+    del_model *m = NULL;
+    ck_assert_del_ok(del_model_from_spec(&m, "input 1 2 2; flatten; linear 3"));
+    size_t needed = 0;
+    ck_assert_del_ok(del_model_summary(m, NULL, 0, &needed));
+    ck_assert_uint_eq(needed, sizeof small_summary);
+    ck_assert_uint_eq(needed, 198);
+    char untouched[4] = "abc";
+    needed = 0;
+    ck_assert_del_ok(del_model_summary(m, untouched, 0, &needed));
+    ck_assert_uint_eq(needed, 198);
+    ck_assert_str_eq(untouched, "abc");
+    char *buf = malloc(needed);
+    ck_assert_del_ok(del_model_summary(m, buf, needed, NULL));
+    ck_assert_str_eq(buf, small_summary);
+    free(buf);
+    /* a size query without a place for the answer is a mistake */
+    ck_assert_del_err(del_model_summary(m, NULL, 0, NULL), DEL_EINVAL, "del_model_summary: 'needed'");
+    ck_assert_del_err(del_model_summary(m, NULL, 5, &needed), DEL_EINVAL, "del_model_summary: 'buf'");
+    del_model_free(m);
+}
+END_TEST
+
+/* A buffer too small for the whole text gets its first size - 1 bytes and
+ * a NUL, *needed gets the full size, and the call fails naming 'size', so
+ * a caller checking only the status never mistakes the prefix for the
+ * summary. */
+START_TEST(test_summary_too_small_buffer_gets_a_terminated_prefix_and_einval)
+{
+    del_model *m = NULL;
+    ck_assert_del_ok(del_model_from_spec(&m, "input 1 2 2; flatten; linear 3"));
+    char buf[sizeof small_summary];
+    const size_t sizes[] = {1, 2, 45, sizeof small_summary - 1};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        memset(buf, 'x', sizeof buf);
+        size_t needed = 0;
+        ck_assert_del_err(del_model_summary(m, buf, sizes[k], &needed), DEL_EINVAL,
+                          "del_model_summary: 'size' must be at least 198");
+        ck_assert_uint_eq(needed, 198);
+        ck_assert_uint_eq(strlen(buf), sizes[k] - 1);
+        ck_assert_int_eq(memcmp(buf, small_summary, sizes[k] - 1), 0);
+        ck_assert_int_eq(buf[sizes[k]], 'x'); /* nothing past size */
+    }
+    /* the exact size is enough */
+    ck_assert_del_ok(del_model_summary(m, buf, sizeof buf, NULL));
+    ck_assert_str_eq(buf, small_summary);
     del_model_free(m);
 }
 END_TEST
@@ -590,6 +652,8 @@ static Suite *model_suite(void)
     tcase_add_test(tc, test_batchnorm_eval_uses_running_statistics);
     tcase_add_test(tc, test_dropout_identity_in_eval_and_scaled_in_training);
     tcase_add_test(tc, test_summary_lists_layers_and_total);
+    tcase_add_test(tc, test_summary_size_query_returns_ok_and_the_bytes_needed);
+    tcase_add_test(tc, test_summary_too_small_buffer_gets_a_terminated_prefix_and_einval);
     tcase_add_test(tc, test_init_follows_pytorch_defaults);
     tcase_add_test(tc, test_init_is_deterministic_per_seed);
     tcase_add_test(tc, test_results_do_not_depend_on_thread_count);

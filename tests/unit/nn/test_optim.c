@@ -549,6 +549,86 @@ START_TEST(test_new_optimizer_calls_reject_bad_arguments)
 }
 END_TEST
 
+/* A check that refuses inf or NaN says "finite": "'lr' must be > 0, got
+ * inf" would read as a contradiction. */
+START_TEST(test_float_argument_messages_say_finite)
+{
+    del_model *m = two_param_model();
+    del_optimizer *o = NULL;
+    ck_assert_del_err(del_optimizer_new_sgd(&o, m, INFINITY, 0, 0, 0), DEL_EINVAL,
+                      "del_optimizer_new_sgd: 'lr' must be a finite value > 0, got inf");
+    ck_assert_del_err(del_optimizer_new_sgd(&o, m, 0.1f, 0, INFINITY, 0), DEL_EINVAL,
+                      "del_optimizer_new_sgd: 'weight_decay' must be a finite value >= 0, got inf");
+    ck_assert_del_err(del_optimizer_new_adamw(&o, m, INFINITY, 0.9f, 0.999f, 1e-8f, 0), DEL_EINVAL,
+                      "del_optimizer_new_adamw: 'lr' must be a finite value > 0, got inf");
+    ck_assert_del_err(del_optimizer_new_adamw(&o, m, 0.1f, 0.9f, 0.999f, INFINITY, 0), DEL_EINVAL,
+                      "del_optimizer_new_adamw: 'eps' must be a finite value > 0, got inf");
+    ck_assert_del_err(del_optimizer_new_adamw(&o, m, 0.1f, 0.9f, 0.999f, 1e-8f, NAN), DEL_EINVAL,
+                      "del_optimizer_new_adamw: 'weight_decay' must be a finite value >= 0, got nan");
+    ck_assert_ptr_null(o);
+    ck_assert_del_ok(del_optimizer_new_sgd(&o, m, 0.1f, 0, 0, 0));
+    ck_assert_del_err(del_optimizer_set_schedule(o, DEL_SCHEDULE_COSINE, 10, INFINITY), DEL_EINVAL,
+                      "del_optimizer_set_schedule: 'final_lr' must be a finite value >= 0, got inf");
+    ck_assert_del_err(del_optimizer_set_step_schedule(o, 3, INFINITY), DEL_EINVAL,
+                      "del_optimizer_set_step_schedule: 'gamma' must be a finite value > 0, got inf");
+    ck_assert_del_err(del_optimizer_set_clip_norm(o, INFINITY), DEL_EINVAL,
+                      "del_optimizer_set_clip_norm: 'max_norm' must be a finite value >= 0 (0 = off), got inf");
+    ck_assert_del_err(del_model_add_batchnorm(m, INFINITY, 0.1f), DEL_EINVAL,
+                      "del_model_add_batchnorm: 'eps' must be a finite value > 0, got inf");
+    del_tensor *logits = NULL, *probs = NULL;
+    ck_assert_del_ok(del_tensor_new(&logits, DEL_DTYPE_F32, 2, (const int64_t[]){1, 2}));
+    ck_assert_del_ok(del_tensor_new(&probs, DEL_DTYPE_F32, 2, (const int64_t[]){1, 2}));
+    ck_assert_del_err(del_softmax(logits, INFINITY, probs), DEL_EINVAL,
+                      "del_softmax: 'temperature' must be a finite value > 0, got inf");
+    del_tensor_free(logits);
+    del_tensor_free(probs);
+    del_optimizer_free(o);
+    del_model_free(m);
+}
+END_TEST
+
+/* A step after the model changed says what changed: layers removed or
+ * replaced (a head), whatever the parameter count is now, or layers with
+ * parameters appended. */
+START_TEST(test_step_after_model_change_says_what_changed)
+{
+    static const char *const changes[] = {"remove", "replace same size", "replace other size", "add layer"};
+    for (int k = 0; k < 4; k++) {
+        del_model *m = NULL;
+        ck_assert_del_ok(del_model_from_spec(&m, "input 1 2 2; flatten; linear 4"));
+        ck_assert_del_ok(del_model_add_head(m, "h", "linear 3"));
+        del_optimizer *o = NULL;
+        ck_assert_del_ok(del_optimizer_new_sgd(&o, m, 0.1f, 0.9f, 0.0f, 0));
+        ck_assert_del_ok(del_optimizer_step(o));
+        const char *want;
+        if (k == 0) {
+            ck_assert_del_ok(del_model_remove_head(m, "h"));
+            want = "the model's layers were removed or replaced since the optimizer was made";
+        } else if (k == 1) {
+            ck_assert_del_ok(del_model_replace_head(m, "h", "linear 3"));
+            want = "the model's layers were removed or replaced since the optimizer was made";
+        } else if (k == 2) {
+            ck_assert_del_ok(del_model_replace_head(m, "h", "linear 2"));
+            want = "the model's layers were removed or replaced since the optimizer was made";
+        } else {
+            ck_assert_del_ok(del_model_add_head(m, "g", "linear 2"));
+            want = "layers with parameters were added to the model since the optimizer was made";
+        }
+        float p0 = del_model_params(m)[0];
+        del_status st = del_optimizer_step(o);
+        ck_assert_msg(st == DEL_ESTATE, "%s: status %d", changes[k], (int)st);
+        const char *msg = del_last_error();
+        ck_assert_msg(strncmp(msg, "del_optimizer_step: ", 20) == 0, "%s: %s", changes[k], msg);
+        ck_assert_msg(strstr(msg, want) != NULL, "%s: '%s' lacks '%s'", changes[k], msg, want);
+        ck_assert_msg(strstr(msg, "make a new optimizer") != NULL, "%s: %s", changes[k], msg);
+        ck_assert_msg(k == 3 || strstr(msg, "added") == NULL, "%s: %s", changes[k], msg);
+        ck_assert_float_eq(del_model_params(m)[0], p0);
+        del_optimizer_free(o);
+        del_model_free(m);
+    }
+}
+END_TEST
+
 static Suite *optim_suite(void)
 {
     Suite *s = suite_create("nn_optim");
@@ -575,6 +655,8 @@ static Suite *optim_suite(void)
     tcase_add_test(tc, test_adamw_matches_torch_with_warmup_cosine_and_clip);
     tcase_add_test(tc, test_sgd_matches_torch_with_warmup_step_schedule_and_clip);
     tcase_add_test(tc, test_new_optimizer_calls_reject_bad_arguments);
+    tcase_add_test(tc, test_float_argument_messages_say_finite);
+    tcase_add_test(tc, test_step_after_model_change_says_what_changed);
     suite_add_tcase(s, tc);
     return s;
 }
