@@ -148,7 +148,7 @@ DEL_API del_status del_trainer_new_finetune(del_trainer **out, del_model *model,
         st = del_trainer_start(tr, fn);
     if (st != DEL_OK) {
         del_trainer_free(tr);
-        return st;
+        return del_trainer_own_enomem(st, fn);
     }
     *out = tr;
     return DEL_OK;

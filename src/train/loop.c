@@ -57,7 +57,7 @@ del_status del_trainer_start(del_trainer *tr, const char *fn)
         used += (tr->obj->streams & (1u << s)) && tr->streams[s].data;
     if (!used)
         return train_error(DEL_EINVAL, "%s: the %s trainer has no images to train on", fn, tr->obj->name);
-    return tr->obj->init(tr->state, tr, fn);
+    return del_trainer_own_enomem(tr->obj->init(tr->state, tr, fn), fn);
 }
 
 DEL_API void del_trainer_free(del_trainer *trainer)
@@ -294,6 +294,15 @@ static void advance(del_trainer *tr, int slot)
     tr->steps_done++;
 }
 
+del_status del_trainer_own_enomem(del_status st, const char *fn)
+{
+    if (st != DEL_ENOMEM || strncmp(del_last_error(), fn, strlen(fn)) == 0)
+        return st;
+    char why[TRAIN_ERROR_SIZE];
+    snprintf(why, sizeof why, "%s", del_last_error());
+    return train_error(DEL_ENOMEM, "%s: out of memory (%s)", fn, why);
+}
+
 DEL_API del_status del_trainer_fit(del_trainer *trainer, int64_t steps)
 {
     static const char fn[] = "del_trainer_fit";
@@ -360,7 +369,7 @@ cleanup:
     del_model_set_training(tr->model, 0);
     del_optimizer_free(fresh);
     tr->fitting = 0;
-    return st;
+    return del_trainer_own_enomem(st, fn);
 }
 
 DEL_API del_status del_trainer_step(del_trainer *trainer, float *loss)
@@ -404,5 +413,5 @@ DEL_API del_status del_trainer_step(del_trainer *trainer, float *loss)
     del_model_set_training(tr->model, was_training);
     del_optimizer_free(fresh);
     tr->fitting = 0;
-    return st;
+    return del_trainer_own_enomem(st, fn);
 }

@@ -118,7 +118,7 @@ static del_status ensure_slots(train_stream *st, int n, int soft, const del_trai
         if (status != DEL_OK) {
             /* A slot is counted only once whole: a later call rebuilds it. */
             free_slot(b);
-            return status;
+            return train_error(status, "%s: out of memory for a batch of %d", func, st->batch);
         }
         st->nslots++;
     }

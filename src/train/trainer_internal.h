@@ -152,6 +152,10 @@ struct del_trainer {
  * del_trainer_start, which runs obj->init. */
 del_status del_trainer_create(del_trainer **out, const del_objective *obj, del_model *model, const char *fn);
 
+/* st itself, except that DEL_ENOMEM from a call the trainer made is
+ * reported under fn's name, the callee's message kept as the reason. */
+del_status del_trainer_own_enomem(del_status st, const char *fn);
+
 /* Runs the objective's init once the streams are set; on failure the
  * caller frees the trainer. */
 del_status del_trainer_start(del_trainer *tr, const char *fn);
