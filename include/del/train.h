@@ -443,12 +443,20 @@ DEL_API del_status del_trainer_save_checkpoint(del_trainer *trainer, const char 
 DEL_API del_status del_trainer_load_checkpoint(del_trainer *trainer, const char *path);
 
 /* Top-1 accuracy (0..1) of the model, in evaluation mode, on the labeled
- * images of test, normalised as for training.
+ * images of test, normalised as for training: of the head the trainer
+ * trains (the model's first head, or the new head of del_trainer_new_lwf).
  * Errors: DEL_EINVAL (NULL argument, image shape differs, no labeled
  * image, a label the model has no output for), DEL_ENUMERIC (the model's
  * outputs are not finite for an image: a diverged model has no accuracy),
  * DEL_ENOMEM. */
 DEL_API del_status del_trainer_evaluate(del_trainer *trainer, const del_dataset *test, double *accuracy);
+
+/* del_trainer_evaluate of the model's head called head (its output's
+ * argmax against the labels of test): e.g. the old task's head of a
+ * Learning-without-Forgetting model on the old task's test images.
+ * Errors: as del_trainer_evaluate; DEL_EINVAL (NULL head, no head called
+ * head, a label the head has no output for). */
+DEL_API del_status del_trainer_evaluate_head(del_trainer *trainer, const del_dataset *test, const char *head, double *accuracy);
 
 /* Checkpoints for hand-written training loops (as saving a PyTorch model's
  * and optimizer's state_dict together). A checkpoint file holds a whole

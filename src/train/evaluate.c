@@ -23,9 +23,11 @@ static int argmax(const float *v, int k)
     return best;
 }
 
-DEL_API del_status del_trainer_evaluate(del_trainer *trainer, const del_dataset *test, double *accuracy)
+/* Accuracy of head (NULL: the model's first) on the labeled images of
+ * test; fn names the public call. */
+static del_status evaluate_head(del_trainer *trainer, const del_dataset *test, const char *head, double *accuracy,
+                                const char *fn)
 {
-    static const char fn[] = "del_trainer_evaluate";
     if (!trainer)
         return train_error_null(fn, "trainer");
     if (!test)
@@ -49,14 +51,19 @@ DEL_API del_status del_trainer_evaluate(del_trainer *trainer, const del_dataset 
     }
     if (n_labeled == 0)
         return train_error(DEL_EINVAL, "%s: 'test' has no labeled image", fn);
-    int out_ndim = 0;
-    int64_t out_shape[3];
-    del_status st = del_model_output_shape(tr->model, &out_ndim, out_shape);
-    if (st != DEL_OK)
-        return st;
-    if (out_ndim != 1 || max_label >= out_shape[0])
-        return train_error(DEL_EINVAL, "%s: 'test' has label %d but the model has only %lld outputs", fn,
-                         (int)max_label, (long long)(out_ndim == 1 ? out_shape[0] : 0));
+    if (head && del_model_head_index(tr->model, head) < 0)
+        return train_error(DEL_EINVAL, "%s: the model has no head called '%s'", fn, head);
+    del_status st = DEL_OK;
+    if (!head) {
+        int out_ndim = 0;
+        int64_t out_shape[3];
+        st = del_model_output_shape(tr->model, &out_ndim, out_shape);
+        if (st != DEL_OK)
+            return st;
+        if (out_ndim != 1 || max_label >= out_shape[0])
+            return train_error(DEL_EINVAL, "%s: 'test' has label %d but the model has only %lld outputs", fn,
+                               (int)max_label, (long long)(out_ndim == 1 ? out_shape[0] : 0));
+    }
 
     const size_t image_floats = (size_t)tr->channels * (size_t)tr->height * (size_t)tr->width;
     const int was_training = del_model_is_training(tr->model);
@@ -86,8 +93,13 @@ DEL_API del_status del_trainer_evaluate(del_trainer *trainer, const del_dataset 
             goto cleanup;
         del_tensor_free(x);
         x = NULL;
-        del_tensor *logits = del_model_output(tr->model);
+        del_tensor *logits = head ? del_model_head_output(tr->model, head) : del_model_output(tr->model);
         const int k = (int)del_tensor_dim(logits, 1);
+        if (head && (del_tensor_ndim(logits) != 2 || max_label >= k)) {
+            st = train_error(DEL_EINVAL, "%s: 'test' has label %d but head '%s' has only %d outputs", fn,
+                             (int)max_label, head, del_tensor_ndim(logits) == 2 ? k : 0);
+            goto cleanup;
+        }
         const float *scores = del_tensor_data(logits);
         for (int r = 0; r < m; r++) {
             const int best = argmax(scores + (size_t)r * (size_t)k, k);
@@ -106,4 +118,19 @@ cleanup:
     free(xbuf);
     del_model_set_training(tr->model, was_training);
     return st;
+}
+
+DEL_API del_status del_trainer_evaluate(del_trainer *trainer, const del_dataset *test, double *accuracy)
+{
+    return evaluate_head(trainer, test, trainer && trainer->task_head[0] ? trainer->task_head : NULL, accuracy,
+                         "del_trainer_evaluate");
+}
+
+DEL_API del_status del_trainer_evaluate_head(del_trainer *trainer, const del_dataset *test, const char *head,
+                                             double *accuracy)
+{
+    static const char fn[] = "del_trainer_evaluate_head";
+    if (!head)
+        return train_error_null(fn, "head");
+    return evaluate_head(trainer, test, head, accuracy, fn);
 }

@@ -118,7 +118,8 @@ struct del_trainer {
     void *state; /* obj->state_size bytes */
     del_model *model;
     int channels, height, width; /* of the model's input, and every stream's images */
-    int num_outputs;             /* of the model's (first head's) output */
+    int num_outputs;             /* of the head the trainer trains on labels */
+    char task_head[32];          /* that head's name; empty: the model's first head */
 
     train_stream streams[DEL_NSTREAMS];
     int64_t steps_done; /* since creation or set_seed: the next batch number */
