@@ -30,8 +30,7 @@ static void relu_fwd_blocks(void *ctx, int64_t begin, int64_t end)
     const float *x = j->x;
     float *y = j->out;
     for (int64_t i = lo; i < hi; i++) {
-        float v = x[i];
-        y[i] = v > 0.0f ? v : 0.0f;
+        y[i] = del_cpu_relu(x[i]);
     }
 }
 
@@ -109,8 +108,7 @@ static void join_fwd_tasks(void *ctx, int64_t begin, int64_t end)
         const float *a = j->a, *b = j->b;
         float *y = j->out;
         for (int64_t i = lo; i < hi; i++) {
-            float v = m * a[i] + b[i];
-            y[i] = v > 0.0f ? v : 0.0f;
+            y[i] = del_cpu_relu(m * a[i] + b[i]);
         }
     }
 }
@@ -179,13 +177,13 @@ static void join_bn_images(void *ctx, int64_t begin, int64_t end)
                 for (int k = 0; k < j->hw; k++) {
                     float t = a[k] * as + ash, u = b[k] * bs + bsh;
                     float v = m * t + u;
-                    y[k] = v > 0.0f ? v : 0.0f;
+                    y[k] = del_cpu_relu(v);
                 }
             } else {
                 for (int k = 0; k < j->hw; k++) {
                     float t = a[k] * as + ash;
                     float v = m * t + b[k];
-                    y[k] = v > 0.0f ? v : 0.0f;
+                    y[k] = del_cpu_relu(v);
                 }
             }
         }

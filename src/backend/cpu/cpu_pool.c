@@ -44,8 +44,9 @@ static inline v4i sel_i(v4i m, v4i a, v4i b)
 
 /* The common 2x2 / stride 2 case, four windows at a time: the even and odd
  * columns are split by shuffles and the max taken by compare-and-select
- * (the comparisons are unpredictable, so no branches). Same comparisons,
- * hence same ties and NaN behaviour, as the scalar loop for the tail. */
+ * (the comparisons are unpredictable, so no branches). The comparisons
+ * of del_cpu_pool_takes, lane by lane, hence the same ties and NaN
+ * behaviour as the scalar loop for the tail and the general kernel. */
 static void pool2x2_plane(const del_pool_shape *s, const float *xp, float *yp, int32_t *ap)
 {
     for (int oh = 0; oh < s->h_out; oh++) {
@@ -62,10 +63,10 @@ static void pool2x2_plane(const del_pool_shape *s, const float *xp, float *yp, i
             v4f a = SHUFFLE_EVEN(p0, p1), b = SHUFFLE_ODD(p0, p1);
             v4f c = SHUFFLE_EVEN(q0, q1), d = SHUFFLE_ODD(q0, q1);
             v4i ia = (v4i){0, 2, 4, 6} + (i0 + 2 * ow), ic = ia + (i1 - i0);
-            v4i mab = b > a, mcd = d > c;
+            v4i mab = (b > a) | (b != b), mcd = (d > c) | (d != d);
             v4f ab = sel_f(mab, b, a), cd = sel_f(mcd, d, c);
             v4i iab = sel_i(mab, ia + 1, ia), icd = sel_i(mcd, ic + 1, ic);
-            v4i take_cd = cd > ab;
+            v4i take_cd = (cd > ab) | (cd != cd);
             v4f y = sel_f(take_cd, cd, ab);
             v4i idx = sel_i(take_cd, icd, iab);
             memcpy(yrow + ow, &y, sizeof y);
@@ -74,9 +75,10 @@ static void pool2x2_plane(const del_pool_shape *s, const float *xp, float *yp, i
         for (; ow < s->w_out; ow++) {
             float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
             int ia = i0 + 2 * ow, ic = i1 + 2 * ow;
-            float ab = b > a ? b : a, cd = d > c ? d : c;
-            int iab = b > a ? ia + 1 : ia, icd = d > c ? ic + 1 : ic;
-            int take_cd = cd > ab;
+            int take_b = del_cpu_pool_takes(b, a), take_d = del_cpu_pool_takes(d, c);
+            float ab = take_b ? b : a, cd = take_d ? d : c;
+            int iab = take_b ? ia + 1 : ia, icd = take_d ? ic + 1 : ic;
+            int take_cd = del_cpu_pool_takes(cd, ab);
             yrow[ow] = take_cd ? cd : ab;
             arow[ow] = take_cd ? icd : iab;
         }
@@ -104,8 +106,7 @@ static void pool_fwd_planes(void *ctx, int64_t begin, int64_t end)
                 for (int kh = 0; kh < s->kernel; kh++)
                     for (int kw = 0; kw < s->kernel; kw++) {
                         int idx = base + kh * s->w_in + kw;
-                        /* strict: the first maximum wins ties */
-                        if (xp[idx] > bv) {
+                        if (del_cpu_pool_takes(xp[idx], bv)) {
                             bv = xp[idx];
                             best = idx;
                         }
