@@ -29,9 +29,11 @@ static void relu_fwd_blocks(void *ctx, int64_t begin, int64_t end)
     int64_t lo = begin * ELT_BLOCK, hi = end * ELT_BLOCK < j->count ? end * ELT_BLOCK : j->count;
     const float *x = j->x;
     float *y = j->out;
-    for (int64_t i = lo; i < hi; i++) {
-        y[i] = del_cpu_relu(x[i]);
-    }
+    /* + 0.0f changes nothing relu passes through (-0.0 gives +0.0
+     * either way) but keeps the value in a register: on the bare load
+     * gcc read x[i] twice for the SSE2 compare, 1.5x slower here */
+    for (int64_t i = lo; i < hi; i++)
+        y[i] = del_cpu_relu(x[i] + 0.0f);
 }
 
 static void relu_bwd_blocks(void *ctx, int64_t begin, int64_t end)
