@@ -5,9 +5,11 @@
  * depend on it, and everything else keep its value (finite inputs, the
  * same bits as without the special values), for 1 to 4 threads.
  *
- * The clones of the Winograd transforms (target_clones avx512f / avx2 /
- * default) are picked by the CPU at load time; the sanitizer build has no
- * clones, so `make sanitize` runs these tests on the default version. */
+ * The clones of the Winograd transforms and the 2x2 max pooling
+ * (target_clones avx512f / avx2 / default) are picked by the CPU at load
+ * time: on an AVX-512 machine a plain run tests the avx512f versions,
+ * valgrind (which reports no AVX-512) the avx2 ones, and the sanitizer
+ * build, which has no clones, the default code. */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
