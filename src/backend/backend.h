@@ -85,8 +85,9 @@ typedef struct del_backend {
                                      const float *in_shift, const float *w, const float *dy, float *dx,
                                      float *dw, void *ws);
 
-    /* y = max over each window; argmax receives the flat index (within the
-     * input plane h_in*w_in) of the max, first one on ties */
+    /* y = max over each window, NaN if it holds a NaN (PyTorch); argmax
+     * receives the flat index (within the input plane h_in*w_in) of the
+     * max, first one on ties, last NaN if any */
     void (*maxpool2d_forward)(const del_pool_shape *s, const float *x, float *y, int32_t *argmax);
 
     /* dx (overwritten, zero where not a max) from dy and argmax */
@@ -128,7 +129,8 @@ typedef struct del_backend {
                                const float *beta, int relu, const float *save_mean,
                                const float *save_invstd, float *dx, float *dgamma, float *dbeta, void *ws);
 
-    /* y = max(x, 0) elementwise (x == y allowed) */
+    /* y = max(x, 0) elementwise (x == y allowed). Here and in every fused
+     * relu NaN stays NaN (PyTorch), -0.0 gives +0.0 */
     void (*relu_forward)(int64_t count, const float *x, float *y);
 
     /* dx = y > 0 ? dy : 0, from the forward output y (dx == dy allowed) */

@@ -6,6 +6,26 @@
 
 extern const del_backend del_cpu_backend;
 
+/* max(v, 0) as PyTorch's relu for NaN: !(v <= 0) holds for v > 0 and
+ * for NaN, so NaN passes and a diverged model's outputs stay NaN (not a
+ * quiet 0). -0.0 still gives +0.0, as before. Every fused relu uses it,
+ * so all paths give the same bits; one compare and an and-not, as the
+ * old v > 0 ? v : 0. */
+static inline float del_cpu_relu(float v)
+{
+    return v <= 0.0f ? 0.0f : v;
+}
+
+/* Whether v replaces best in a max pooling window scanned in order:
+ * strictly larger (the first maximum wins ties), or NaN (PyTorch's
+ * max_pool2d: a NaN in the window is the max, the last NaN its index).
+ * gcc vectorises a select on this || (as a compare, an unordered compare
+ * and an or), not one on the ints of a bitwise |. */
+static inline int del_cpu_pool_takes(float v, float best)
+{
+    return v > best || v != v;
+}
+
 /* One-time setup, run by del_backend_get. */
 void del_cpu_init(void);
 void del_cpu_set_num_threads(int n);

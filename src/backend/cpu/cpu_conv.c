@@ -369,10 +369,8 @@ static void epilogue_row(const float *src, float *dst, int len, float bias, int 
         scale = 1.0f, shift = 0.0f;
     /* relu hoisted out of the loop, so that gcc vectorises both */
     if (relu)
-        for (int p = 0; p < len; p++) {
-            float v = (src[p] + bias) * scale + shift;
-            dst[p] = v > 0.0f ? v : 0.0f;
-        }
+        for (int p = 0; p < len; p++)
+            dst[p] = del_cpu_relu((src[p] + bias) * scale + shift);
     else
         for (int p = 0; p < len; p++)
             dst[p] = (src[p] + bias) * scale + shift;
@@ -385,8 +383,8 @@ static void pool_rows(const float *r0, const float *r1, float *dst, int w)
 {
     for (int q = 0; q < w; q++) {
         float a = r0[2 * q], b = r0[2 * q + 1], c = r1[2 * q], d = r1[2 * q + 1];
-        float ab = b > a ? b : a, cd = d > c ? d : c;
-        dst[q] = cd > ab ? cd : ab;
+        float ab = del_cpu_pool_takes(b, a) ? b : a, cd = del_cpu_pool_takes(d, c) ? d : c;
+        dst[q] = del_cpu_pool_takes(cd, ab) ? cd : ab;
     }
 }
 

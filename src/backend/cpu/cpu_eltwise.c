@@ -29,10 +29,11 @@ static void relu_fwd_blocks(void *ctx, int64_t begin, int64_t end)
     int64_t lo = begin * ELT_BLOCK, hi = end * ELT_BLOCK < j->count ? end * ELT_BLOCK : j->count;
     const float *x = j->x;
     float *y = j->out;
-    for (int64_t i = lo; i < hi; i++) {
-        float v = x[i];
-        y[i] = v > 0.0f ? v : 0.0f;
-    }
+    /* + 0.0f changes nothing relu passes through (-0.0 gives +0.0
+     * either way) but keeps the value in a register: on the bare load
+     * gcc read x[i] twice for the SSE2 compare, 1.5x slower here */
+    for (int64_t i = lo; i < hi; i++)
+        y[i] = del_cpu_relu(x[i] + 0.0f);
 }
 
 static void relu_bwd_blocks(void *ctx, int64_t begin, int64_t end)
@@ -109,8 +110,7 @@ static void join_fwd_tasks(void *ctx, int64_t begin, int64_t end)
         const float *a = j->a, *b = j->b;
         float *y = j->out;
         for (int64_t i = lo; i < hi; i++) {
-            float v = m * a[i] + b[i];
-            y[i] = v > 0.0f ? v : 0.0f;
+            y[i] = del_cpu_relu(m * a[i] + b[i]);
         }
     }
 }
@@ -179,13 +179,13 @@ static void join_bn_images(void *ctx, int64_t begin, int64_t end)
                 for (int k = 0; k < j->hw; k++) {
                     float t = a[k] * as + ash, u = b[k] * bs + bsh;
                     float v = m * t + u;
-                    y[k] = v > 0.0f ? v : 0.0f;
+                    y[k] = del_cpu_relu(v);
                 }
             } else {
                 for (int k = 0; k < j->hw; k++) {
                     float t = a[k] * as + ash;
                     float v = m * t + b[k];
-                    y[k] = v > 0.0f ? v : 0.0f;
+                    y[k] = del_cpu_relu(v);
                 }
             }
         }

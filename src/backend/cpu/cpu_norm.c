@@ -119,10 +119,8 @@ static void plane_grad_sums(const float *restrict p, const float *restrict dy, r
 static void plane_affine(const float *restrict p, float *restrict q, int hw, float a, float b, int relu)
 {
     if (relu)
-        for (int j = 0; j < hw; j++) {
-            float v = p[j] * a + b;
-            q[j] = v > 0.0f ? v : 0.0f;
-        }
+        for (int j = 0; j < hw; j++)
+            q[j] = del_cpu_relu(p[j] * a + b);
     else
         for (int j = 0; j < hw; j++)
             q[j] = p[j] * a + b;

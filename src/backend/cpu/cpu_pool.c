@@ -1,4 +1,5 @@
 /* Max and average pooling, parallel over (image, channel) planes. */
+#include <math.h>
 #include <string.h>
 
 /* The build's -O2 leaves loops with a run-time trip count scalar (gcc's
@@ -17,6 +18,16 @@ typedef struct pool_job {
     float *y, *dx;
     int32_t *argmax;
 } pool_job;
+
+/* The 2x2 kernel's selects are one instruction with AVX2 or AVX-512
+ * (three with SSE2), which pays for its NaN tests: versions picked at
+ * load time. Compares and selects only, so every version gives the same
+ * bits. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define POOL_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define POOL_CLONES
+#endif
 
 typedef float v4f __attribute__((vector_size(16)));
 typedef int32_t v4i __attribute__((vector_size(16)));
@@ -44,8 +55,10 @@ static inline v4i sel_i(v4i m, v4i a, v4i b)
 
 /* The common 2x2 / stride 2 case, four windows at a time: the even and odd
  * columns are split by shuffles and the max taken by compare-and-select
- * (the comparisons are unpredictable, so no branches). Same comparisons,
- * hence same ties and NaN behaviour, as the scalar loop for the tail. */
+ * (the comparisons are unpredictable, so no branches), with the tests of
+ * del_cpu_pool_takes lane by lane: the first maximum on ties, else the
+ * last NaN, as the scalar tail and the general kernel give. */
+POOL_CLONES
 static void pool2x2_plane(const del_pool_shape *s, const float *xp, float *yp, int32_t *ap)
 {
     for (int oh = 0; oh < s->h_out; oh++) {
@@ -62,10 +75,10 @@ static void pool2x2_plane(const del_pool_shape *s, const float *xp, float *yp, i
             v4f a = SHUFFLE_EVEN(p0, p1), b = SHUFFLE_ODD(p0, p1);
             v4f c = SHUFFLE_EVEN(q0, q1), d = SHUFFLE_ODD(q0, q1);
             v4i ia = (v4i){0, 2, 4, 6} + (i0 + 2 * ow), ic = ia + (i1 - i0);
-            v4i mab = b > a, mcd = d > c;
+            v4i mab = (b > a) | (b != b), mcd = (d > c) | (d != d);
             v4f ab = sel_f(mab, b, a), cd = sel_f(mcd, d, c);
             v4i iab = sel_i(mab, ia + 1, ia), icd = sel_i(mcd, ic + 1, ic);
-            v4i take_cd = cd > ab;
+            v4i take_cd = (cd > ab) | (cd != cd);
             v4f y = sel_f(take_cd, cd, ab);
             v4i idx = sel_i(take_cd, icd, iab);
             memcpy(yrow + ow, &y, sizeof y);
@@ -77,10 +90,51 @@ static void pool2x2_plane(const del_pool_shape *s, const float *xp, float *yp, i
             float ab = b > a ? b : a, cd = d > c ? d : c;
             int iab = b > a ? ia + 1 : ia, icd = d > c ? ic + 1 : ic;
             int take_cd = cd > ab;
-            yrow[ow] = take_cd ? cd : ab;
-            arow[ow] = take_cd ? icd : iab;
+            float y = take_cd ? cd : ab;
+            int idx = take_cd ? icd : iab;
+            /* a NaN is rare, so a branch (gcc turned the selects of
+             * del_cpu_pool_takes into branches here, 30% slower) */
+            if (isunordered(a, b) || isunordered(c, d)) {
+                y = d != d ? d : c != c ? c : b != b ? b : a;
+                idx = d != d ? ic + 1 : c != c ? ic : b != b ? ia + 1 : ia;
+            }
+            yrow[ow] = y;
+            arow[ow] = idx;
         }
     }
+}
+
+/* Whether x[0..n) holds a NaN: an or of compares, which gcc vectorises. */
+static int has_nan(const float *x, size_t n)
+{
+    int any = 0;
+    for (size_t i = 0; i < n; i++)
+        any |= x[i] != x[i];
+    return any;
+}
+
+/* Any window size and stride, one plane. with_nan (a constant at each
+ * call): the plane holds a NaN, so the windows take del_cpu_pool_takes;
+ * otherwise the plain strict compare, first maximum on ties (the NaN
+ * test in every window cost 10-20% even when never true). */
+static inline __attribute__((always_inline)) void pool_plane(const del_pool_shape *s, const float *xp, float *yp,
+                                                             int32_t *ap, int with_nan)
+{
+    for (int oh = 0; oh < s->h_out; oh++)
+        for (int ow = 0; ow < s->w_out; ow++) {
+            int base = oh * s->stride * s->w_in + ow * s->stride, best = base;
+            float bv = xp[base];
+            for (int kh = 0; kh < s->kernel; kh++)
+                for (int kw = 0; kw < s->kernel; kw++) {
+                    int idx = base + kh * s->w_in + kw;
+                    if (with_nan ? del_cpu_pool_takes(xp[idx], bv) : xp[idx] > bv) {
+                        bv = xp[idx];
+                        best = idx;
+                    }
+                }
+            yp[oh * s->w_out + ow] = bv;
+            ap[oh * s->w_out + ow] = best;
+        }
 }
 
 static void pool_fwd_planes(void *ctx, int64_t begin, int64_t end)
@@ -95,24 +149,10 @@ static void pool_fwd_planes(void *ctx, int64_t begin, int64_t end)
     }
     for (int64_t p = begin; p < end; p++) {
         const float *xp = j->x + p * in_sz;
-        float *yp = j->y + p * out_sz;
-        int32_t *ap = j->argmax + p * out_sz;
-        for (int oh = 0; oh < s->h_out; oh++)
-            for (int ow = 0; ow < s->w_out; ow++) {
-                int base = oh * s->stride * s->w_in + ow * s->stride, best = base;
-                float bv = xp[base];
-                for (int kh = 0; kh < s->kernel; kh++)
-                    for (int kw = 0; kw < s->kernel; kw++) {
-                        int idx = base + kh * s->w_in + kw;
-                        /* strict: the first maximum wins ties */
-                        if (xp[idx] > bv) {
-                            bv = xp[idx];
-                            best = idx;
-                        }
-                    }
-                yp[oh * s->w_out + ow] = bv;
-                ap[oh * s->w_out + ow] = best;
-            }
+        if (has_nan(xp, in_sz))
+            pool_plane(s, xp, j->y + p * out_sz, j->argmax + p * out_sz, 1);
+        else
+            pool_plane(s, xp, j->y + p * out_sz, j->argmax + p * out_sz, 0);
     }
 }
 

@@ -266,10 +266,8 @@ static inline __attribute__((always_inline)) void gather_rows(const wg_job *j, i
             if (j->in_scale) {
                 /* plane_affine's float expressions (cpu_norm.c) */
                 float a = j->in_scale[c], b = j->in_shift[c];
-                for (int q = 0; q < g->w; q++) {
-                    float v = src[q] * a + b;
-                    st[1 + q] = v > 0.0f ? v : 0.0f;
-                }
+                for (int q = 0; q < g->w; q++)
+                    st[1 + q] = del_cpu_relu(src[q] * a + b);
             } else {
                 memcpy(st + 1, src, (size_t)g->w * sizeof(float));
             }
@@ -379,10 +377,8 @@ static inline void epilogue(float *restrict o, int len, float bias, int affine, 
     if (!affine)
         scale = 1.0f, shift = 0.0f;
     if (relu)
-        for (int p = 0; p < len; p++) {
-            float v = (o[p] + bias) * scale + shift;
-            o[p] = v > 0.0f ? v : 0.0f;
-        }
+        for (int p = 0; p < len; p++)
+            o[p] = del_cpu_relu((o[p] + bias) * scale + shift);
     else
         for (int p = 0; p < len; p++)
             o[p] = (o[p] + bias) * scale + shift;
@@ -427,8 +423,9 @@ static void output_transform(const wg_job *j, int first, int tr0, const float *r
                             for (int p = 0; p < L; p++) {
                                 float v0 = out[2 * a][2 * bb][p], v1 = out[2 * a][2 * bb + 1][p];
                                 float v2 = out[2 * a + 1][2 * bb][p], v3 = out[2 * a + 1][2 * bb + 1][p];
-                                float ab = v1 > v0 ? v1 : v0, cd = v3 > v2 ? v3 : v2;
-                                pooled[a][bb][p] = cd > ab ? cd : ab;
+                                float ab = del_cpu_pool_takes(v1, v0) ? v1 : v0;
+                                float cd = del_cpu_pool_takes(v3, v2) ? v3 : v2;
+                                pooled[a][bb][p] = del_cpu_pool_takes(cd, ab) ? cd : ab;
                             }
                     int ph0 = oh0 / 2, pw0 = ow0 / 2;
                     int nh = ho - ph0 < 2 ? ho - ph0 : 2, nw = wo - pw0 < 2 ? wo - pw0 : 2;

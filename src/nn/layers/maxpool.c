@@ -1,5 +1,6 @@
-/* maxpool: y = max over each kernel x kernel window (floor mode, no padding);
- * backward routes dy to the (first) max through the saved argmax. */
+/* maxpool: y = max over each kernel x kernel window (floor mode, no padding),
+ * NaN if the window holds one (PyTorch); backward routes dy to the first
+ * max (the last NaN) through the saved argmax. */
 #include "core/tensor_internal.h"
 #include "nn/layers/pool.h"
 

@@ -1,4 +1,4 @@
-/* relu: y = max(x, 0);  dx = y > 0 ? dy : 0.
+/* relu: y = max(x, 0), NaN for NaN (PyTorch);  dx = y > 0 ? dy : 0.
  * A relu folded into the batchnorm before it (layer.h) only passes views
  * through: the batchnorm already wrote max(., 0) and masks the gradient. */
 #include "backend/backend.h"
