@@ -173,11 +173,12 @@ DEL_API del_status del_trainer_new_finetune(del_trainer **out, del_model *model,
  * DEL_ESTATE (during a fit). */
 DEL_API del_status del_trainer_set_backbone_lr_mult(del_trainer *trainer, float mult);
 
-/* Full fine-tuning: the first `steps` steps (counted from the trainer's
- * creation or seed, across fits) train the new head alone on a frozen
- * backbone, then the whole model trains (0: no warm-up, the default).
- * Errors: DEL_EINVAL (NULL trainer, not a fine-tuning trainer, steps < 0,
- * a warm-up on a linear probe), DEL_ESTATE (during a fit). */
+/* Full fine-tuning and LwF: the first `steps` steps (counted from the
+ * trainer's creation or seed, across fits) train the new head alone on a
+ * frozen backbone (and, for LwF, a frozen old head and no distillation
+ * term), then the whole model trains (0: no warm-up, the default).
+ * Errors: DEL_EINVAL (NULL trainer, not a fine-tuning or LwF trainer,
+ * steps < 0, a warm-up on a linear probe), DEL_ESTATE (during a fit). */
 DEL_API del_status del_trainer_set_head_warmup(del_trainer *trainer, int64_t steps);
 
 /* Creates a knowledge-distillation trainer (SPEC §1.3, Hinton et al.
@@ -217,8 +218,10 @@ DEL_API del_status del_trainer_set_distill_alpha(del_trainer *trainer, float alp
  * Errors: as del_trainer_set_distill_alpha. */
 DEL_API del_status del_trainer_set_distill_weights(del_trainer *trainer, float kd_weight, float ce_weight);
 
-/* The distillation temperature T (finite > 0; default 4).
- * Errors: as del_trainer_set_distill_alpha. */
+/* The temperature T (finite > 0) of a distillation trainer (default 4)
+ * or an LwF trainer (default 2).
+ * Errors: as del_trainer_set_distill_alpha (not a distillation or LwF
+ * trainer). */
 DEL_API del_status del_trainer_set_temperature(del_trainer *trainer, float temperature);
 
 /* on = 1 (default): the KL term is multiplied by T^2 (Hinton: keeps the
@@ -241,6 +244,36 @@ DEL_API del_status del_trainer_set_teacher_normalize(del_trainer *trainer, const
  * its size). Errors: DEL_EINVAL (NULL trainer, a trainer without that
  * stream, out of range), DEL_ESTATE (during a fit). */
 DEL_API del_status del_trainer_set_unlabeled_batch_size(del_trainer *trainer, int batch_size);
+
+/* Creates a Learning-without-Forgetting trainer (SPEC §1.4, Li & Hoiem
+ * 2018): model (pre-trained on an old task) keeps its old head, gets a new
+ * head "linear num_classes" called new_head, and trains on the new task's
+ * labeled images (labels 0..num_classes-1) with
+ *   loss = CE(labels, new head) + lambda * T^2 KL(softmax_T(Y_o) || softmax_T(old head))
+ * where Y_o are the old head's outputs on the same images recorded from
+ * the model as it is before the first step (evaluation mode, normalised
+ * as for training, not augmented); T = 2 (del_trainer_set_temperature),
+ * lambda = 1 (del_trainer_set_lwf_lambda). The T^2 factor is the seed's
+ * (Avalanche and FACIL omit it). Everything trains (backbone, old and new
+ * head) except during a warm-up (del_trainer_set_head_warmup: the first
+ * steps train the new head alone, the distillation term off). A model
+ * without heads has its last layer (linear) split off as the old head
+ * called old_head; a model with heads must have old_head as its first
+ * head. del_trainer_evaluate scores the new head;
+ * del_trainer_evaluate_head(..., old_head, ...) the old task. Other
+ * settings are the supervised trainer's. Checkpoints do not hold Y_o yet:
+ * a resumed LwF fit fails with DEL_ESTATE.
+ * Errors: DEL_EINVAL (NULL argument, num_classes < 1, a label >=
+ * num_classes, the same or too long head names, no first head called
+ * old_head, a head called new_head already, a model without heads whose
+ * last layer is not linear, images that do not fit) with the model
+ * unchanged; DEL_ENOMEM. */
+DEL_API del_status del_trainer_new_lwf(del_trainer **out, del_model *model, const del_dataset *labeled, const char *old_head, const char *new_head, int num_classes);
+
+/* LwF's lambda (finite >= 0; default 1; 0 is plain fine-tuning of the
+ * whole model with a new head). Errors: DEL_EINVAL (NULL trainer, not an
+ * LwF trainer, out of range), DEL_ESTATE (during a fit). */
+DEL_API del_status del_trainer_set_lwf_lambda(del_trainer *trainer, float lambda);
 
 /* Setters. Each returns DEL_EINVAL for a NULL trainer or a value out of
  * range (named in the message), DEL_ESTATE if called during a fit. */

@@ -259,14 +259,18 @@ DEL_API del_status del_trainer_set_distill_weights(del_trainer *trainer, float k
 DEL_API del_status del_trainer_set_temperature(del_trainer *trainer, float temperature)
 {
     static const char fn[] = "del_trainer_set_temperature";
-    distill_state *s = NULL;
-    del_status st = distill_of(trainer, &s, "temperature", fn);
+    del_status st = del_trainer_check_settable(trainer, fn);
     if (st != DEL_OK)
         return st;
+    if (trainer->obj != &del_objective_distill && trainer->obj != &del_objective_lwf)
+        return train_error(DEL_EINVAL, "%s: 'temperature' does not apply to a %s trainer (only to distillation and "
+                           "Learning-without-Forgetting trainers)", fn, trainer->obj->name);
     if (!(temperature > 0.0f) || !isfinite(temperature))
         return train_error(DEL_EINVAL, "%s: 'temperature' must be a finite value > 0, got %g", fn,
                            (double)temperature);
-    s->temperature = temperature;
+    if (trainer->obj == &del_objective_lwf)
+        return del_lwf_set_temperature(trainer, temperature);
+    ((distill_state *)trainer->state)->temperature = temperature;
     return DEL_OK;
 }
 

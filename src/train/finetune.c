@@ -185,12 +185,17 @@ DEL_API del_status del_trainer_set_backbone_lr_mult(del_trainer *trainer, float 
 DEL_API del_status del_trainer_set_head_warmup(del_trainer *trainer, int64_t steps)
 {
     static const char fn[] = "del_trainer_set_head_warmup";
-    finetune_state *s = NULL;
-    del_status st = finetune_of(trainer, &s, "head_warmup", fn);
+    del_status st = del_trainer_check_settable(trainer, fn);
     if (st != DEL_OK)
         return st;
+    if (trainer->obj != &del_objective_finetune && trainer->obj != &del_objective_lwf)
+        return train_error(DEL_EINVAL, "%s: 'head_warmup' does not apply to a %s trainer (only to fine-tuning and "
+                           "Learning-without-Forgetting trainers)", fn, trainer->obj->name);
     if (steps < 0)
         return train_error(DEL_EINVAL, "%s: 'steps' must be >= 0 (0: none), got %lld", fn, (long long)steps);
+    if (trainer->obj == &del_objective_lwf)
+        return del_lwf_set_warmup(trainer, steps);
+    finetune_state *s = trainer->state;
     if (s->mode == DEL_FINETUNE_LINEAR_PROBE && steps > 0)
         return train_error(DEL_EINVAL, "%s: a linear probe trains the head alone throughout (use DEL_FINETUNE_FULL)",
                            fn);

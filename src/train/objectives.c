@@ -5,5 +5,6 @@ const del_objective *const del_objectives[] = {
     &del_objective_supervised,
     &del_objective_finetune,
     &del_objective_distill,
+    &del_objective_lwf,
     NULL,
 };

@@ -235,6 +235,12 @@ typedef struct supervised_state {
 extern const del_objective del_objective_supervised;
 extern const del_objective del_objective_finetune;
 extern const del_objective del_objective_distill;
+extern const del_objective del_objective_lwf;
+
+/* LwF's share of the settings it has in common with other techniques
+ * (the values checked by the public setter). */
+del_status del_lwf_set_temperature(del_trainer *tr, float temperature);
+del_status del_lwf_set_warmup(del_trainer *tr, int64_t steps);
 
 /* The registry: every objective, NULL-terminated (objectives.c). */
 extern const del_objective *const del_objectives[];

@@ -730,6 +730,14 @@ FUNCTIONS = {
         del_status,
         ((ctypes.c_void_p, 'trainer'), (ctypes.c_int, 'batch_size'),),
     ),
+    'del_trainer_new_lwf': (
+        del_status,
+        ((ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.c_void_p, 'model'), (ctypes.c_void_p, 'labeled'), (ctypes.c_char_p, 'old_head'), (ctypes.c_char_p, 'new_head'), (ctypes.c_int, 'num_classes'),),
+    ),
+    'del_trainer_set_lwf_lambda': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_float, 'lambda'),),
+    ),
     'del_trainer_set_batch_size': (
         del_status,
         ((ctypes.c_void_p, 'trainer'), (ctypes.c_int, 'batch_size'),),
@@ -817,6 +825,10 @@ FUNCTIONS = {
     'del_trainer_evaluate': (
         del_status,
         ((ctypes.c_void_p, 'trainer'), (ctypes.c_void_p, 'test'), (ctypes.POINTER(ctypes.c_double), 'accuracy'),),
+    ),
+    'del_trainer_evaluate_head': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_void_p, 'test'), (ctypes.c_char_p, 'head'), (ctypes.POINTER(ctypes.c_double), 'accuracy'),),
     ),
     'del_checkpoint_save': (
         del_status,

@@ -110,7 +110,7 @@ class Trainer(Handle):
     False removes); prefetch (0..4); backbone_lr_mult and head_warmup
     (fine-tuning trainers only); temperature, alpha, kd_weight with
     ce_weight, t2, teacher_training, teacher_mean with teacher_std,
-    unlabeled_batch_size (distillation); nonfinite ('stop', the default: a step
+    unlabeled_batch_size (distillation); lwf_lambda (LwF); nonfinite ('stop', the default: a step
     with a NaN or infinite loss, statistic or gradient stops fit with
     NumericError, the model as before that step; or 'skip': such steps are
     skipped and counted in skipped_steps)."""
@@ -176,6 +176,21 @@ class Trainer(Handle):
                 student, labeled if labeled is not None else transfer)
         t.teacher = teacher
         t.transfer = transfer
+        t.set(**settings)
+        return t
+
+    @classmethod
+    def lwf(cls, model, labeled, num_classes, old_head="old", new_head="new", **settings):
+        """Learning without Forgetting: model keeps its old head (its last
+        layer split off as old_head when it has no heads), gets a new head
+        for num_classes classes, and trains CE on the new head plus
+        lwf_lambda (1) * T^2 KL toward the old head's outputs recorded
+        before training (temperature 2); head_warmup trains the new head
+        alone first. evaluate() scores the new head, evaluate_head(test,
+        old_head) the old task."""
+        model._invalidate_views()
+        t = cls(new_handle(lib.del_trainer_new_lwf, model._h, labeled._h, old_head.encode(),
+                           new_head.encode(), int(num_classes)), model, labeled)
         t.set(**settings)
         return t
 
@@ -271,7 +286,7 @@ class Trainer(Handle):
             augment=None, augment_unlabeled=None, prefetch=None, total_steps=None,
             nonfinite=None, backbone_lr_mult=None, head_warmup=None, temperature=None,
             alpha=None, kd_weight=None, ce_weight=None, t2=None, teacher_training=None,
-            teacher_mean=None, teacher_std=None, unlabeled_batch_size=None):
+            teacher_mean=None, teacher_std=None, unlabeled_batch_size=None, lwf_lambda=None):
         """Changes settings; those left None keep their value. Returns self.
         lr and weight_decay apply to the optimizer selected (now or before);
         each optimizer keeps its own values. augment / augment_unlabeled: an
@@ -318,6 +333,8 @@ class Trainer(Handle):
             self.set_total_steps(total_steps)
         self._set_distill(temperature, alpha, kd_weight, ce_weight, t2, teacher_training,
                           teacher_mean, teacher_std, unlabeled_batch_size)
+        if lwf_lambda is not None:
+            check(lib.del_trainer_set_lwf_lambda(h, float(lwf_lambda)))
         if backbone_lr_mult is not None:
             check(lib.del_trainer_set_backbone_lr_mult(h, float(backbone_lr_mult)))
         if head_warmup is not None:
@@ -409,10 +426,18 @@ class Trainer(Handle):
         return loss.value
 
     def evaluate(self, test):
-        """Top-1 accuracy (0..1) on the labeled images of dataset `test`."""
+        """Top-1 accuracy (0..1) on the labeled images of dataset `test`, of
+        the head this trainer trains."""
         acc = ctypes.c_double()
         self.model._invalidate_views()
         check(lib.del_trainer_evaluate(self._h, test._h, ctypes.byref(acc)))
+        return acc.value
+
+    def evaluate_head(self, test, head):
+        """Top-1 accuracy (0..1) of the model's head called `head`."""
+        acc = ctypes.c_double()
+        self.model._invalidate_views()
+        check(lib.del_trainer_evaluate_head(self._h, test._h, head.encode(), ctypes.byref(acc)))
         return acc.value
 
 

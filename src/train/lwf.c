@@ -1,0 +1,318 @@
+/* Learning without Forgetting (SPEC §1.4, Li & Hoiem 2018): a new head
+ * learns the new task on a shared backbone while the old head's outputs
+ * on the new task's images are held to what the original model gave
+ * (Y_o, recorded before the first step):
+ *   loss = CE(labels, new head) + λ_o · T² · KL(softmax_T(Y_o) ‖ softmax_T(old head))
+ * with T = 2 and λ_o = 1 by default. Avalanche and FACIL omit the T²;
+ * the seed's loss keeps it (as Hinton's distillation does), and so do we.
+ * An optional warm-up trains the new head alone (backbone and old head
+ * frozen) for its first steps. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "del.h"
+#include "train_error.h"
+#include "trainer_internal.h"
+
+#define DEFAULT_BATCH 64
+#define DEFAULT_TEMPERATURE 2.0f
+#define DEFAULT_LAMBDA 1.0f
+#define RECORD_BATCH 256
+
+typedef struct lwf_state {
+    char old_head[32], new_head[32];
+    int old_classes;
+    float temperature, lambda;
+    int64_t warmup;
+    int frozen;          /* backbone and old head frozen, as last set; -1 none yet */
+    float *recorded;     /* Y_o: [dataset rows, old_classes], once recorded */
+    int64_t recorded_rows;
+    del_tensor *yo, *g_old, *g_new; /* a batch's Y_o rows and the heads' gradients */
+} lwf_state;
+
+static void lwf_release(void *state)
+{
+    lwf_state *s = state;
+    free(s->recorded);
+    del_tensor_free(s->yo);
+    del_tensor_free(s->g_old);
+    del_tensor_free(s->g_new);
+}
+
+static del_status lwf_init(void *state, del_trainer *tr, const char *fn)
+{
+    lwf_state *s = state;
+    const del_dataset *labeled = tr->streams[DEL_STREAM_L].data;
+    const int64_t n = del_dataset_size(labeled);
+    const int32_t *labels = del_dataset_labels(labeled);
+    for (int64_t i = 0; i < n; i++)
+        if (labels[i] >= tr->num_outputs)
+            return train_error(DEL_EINVAL, "%s: 'labeled' has label %d but the new head has %d classes", fn,
+                               (int)labels[i], tr->num_outputs);
+    s->temperature = DEFAULT_TEMPERATURE;
+    s->lambda = DEFAULT_LAMBDA;
+    s->frozen = -1;
+    return DEL_OK;
+}
+
+/* The backbone and the old head frozen (warm-up) or trainable. */
+static del_status set_frozen(lwf_state *s, del_model *m, int frozen)
+{
+    int first = 0, count = 0;
+    del_status st = del_model_head_layers(m, s->old_head, &first, &count);
+    const int backbone = del_model_backbone_layers(m);
+    if (st == DEL_OK && backbone > 0)
+        st = frozen ? del_model_freeze(m, 0, backbone - 1) : del_model_unfreeze(m, 0, backbone - 1);
+    if (st == DEL_OK)
+        st = frozen ? del_model_freeze(m, first, first + count - 1) : del_model_unfreeze(m, first, first + count - 1);
+    if (st == DEL_OK)
+        s->frozen = frozen;
+    return st;
+}
+
+/* Y_o: the old head's logits on every row of the labeled dataset, from the
+ * model as it is before the first step, in evaluation mode, normalised as
+ * for training, without augmentation. */
+static del_status record(lwf_state *s, del_trainer *tr, const char *fn)
+{
+    const del_dataset *ds = tr->streams[DEL_STREAM_L].data;
+    const int64_t n = del_dataset_size(ds);
+    s->recorded = malloc((size_t)n * (size_t)s->old_classes * sizeof *s->recorded);
+    if (!s->recorded)
+        return train_error(DEL_ENOMEM, "%s: out of memory for the old head's outputs on %lld images", fn,
+                           (long long)n);
+    const size_t image = (size_t)tr->channels * (size_t)tr->height * (size_t)tr->width;
+    float *xbuf = malloc(RECORD_BATCH * image * sizeof *xbuf);
+    if (!xbuf) {
+        free(s->recorded);
+        s->recorded = NULL;
+        return train_error(DEL_ENOMEM, "%s: out of memory for a batch of %d images", fn, RECORD_BATCH);
+    }
+    del_tensor *x = NULL;
+    del_status st = DEL_OK;
+    int64_t idx[RECORD_BATCH];
+    const int was_training = del_model_is_training(tr->model);
+    st = del_model_set_training(tr->model, 0);
+    for (int64_t i = 0; i < n && st == DEL_OK; i += RECORD_BATCH) {
+        const int64_t m = n - i < RECORD_BATCH ? n - i : RECORD_BATCH;
+        for (int64_t k = 0; k < m; k++)
+            idx[k] = i + k;
+        const int64_t shape[4] = {m, tr->channels, tr->height, tr->width};
+        del_tensor_free(x);
+        x = NULL;
+        st = del_tensor_wrap(&x, DEL_DTYPE_F32, 4, shape, xbuf);
+        if (st == DEL_OK)
+            st = del_dataset_batch(ds, idx, m, tr->set.mean, tr->set.std, x, NULL);
+        if (st == DEL_OK)
+            st = del_model_forward(tr->model, x);
+        if (st == DEL_OK) {
+            const del_tensor *y = del_model_head_output(tr->model, s->old_head);
+            const float *v = del_tensor_data((del_tensor *)y);
+            for (int64_t k = 0; k < m * s->old_classes && st == DEL_OK; k++)
+                if (!isfinite(v[k]))
+                    st = train_error(DEL_ENUMERIC, "%s: the original model's old head gives non-finite outputs "
+                                     "for image %lld", fn, (long long)(i + k / s->old_classes));
+            if (st == DEL_OK)
+                memcpy(s->recorded + i * s->old_classes, v, (size_t)(m * s->old_classes) * sizeof(float));
+        }
+    }
+    free(xbuf);
+    del_tensor_free(x);
+    del_model_set_training(tr->model, was_training);
+    if (st != DEL_OK) {
+        free(s->recorded);
+        s->recorded = NULL;
+        return st;
+    }
+    s->recorded_rows = n;
+    return DEL_OK;
+}
+
+static del_status lwf_begin_fit(void *state, del_trainer *tr, int64_t steps, const char *fn)
+{
+    (void)steps;
+    lwf_state *s = state;
+    if (s->recorded)
+        return DEL_OK;
+    if (tr->steps_done > 0)
+        return train_error(DEL_ESTATE, "%s: the old head's recorded outputs are not in this trainer (it was "
+                           "resumed from a checkpoint, which does not hold them yet): start the run again", fn);
+    return record(s, tr, fn);
+}
+
+static del_status lwf_step(void *state, del_trainer *tr, const train_step_in *in, float *loss, const char *fn)
+{
+    (void)fn;
+    lwf_state *s = state;
+    const batch_slot *b = in->in[DEL_STREAM_L];
+    const int64_t n = del_tensor_dim(b->x, 0);
+    const int frozen = in->step <= s->warmup;
+    del_status st = frozen != s->frozen ? set_frozen(s, in->model, frozen) : DEL_OK;
+    if (st == DEL_OK)
+        st = del_trainer_ensure_matrix(&s->yo, n, s->old_classes);
+    if (st == DEL_OK)
+        st = del_trainer_ensure_matrix(&s->g_old, n, s->old_classes);
+    if (st == DEL_OK)
+        st = del_trainer_ensure_matrix(&s->g_new, n, tr->num_outputs);
+    if (st == DEL_OK)
+        st = del_model_forward(in->model, b->x);
+    if (st != DEL_OK)
+        return st;
+    float *yo = del_tensor_data(s->yo);
+    for (int64_t i = 0; i < n; i++)
+        memcpy(yo + i * s->old_classes, s->recorded + b->idx[i] * s->old_classes,
+               (size_t)s->old_classes * sizeof(float));
+    float ce = 0.0f, kd = 0.0f;
+    const del_tensor *zn = del_model_head_output(in->model, s->new_head);
+    const del_tensor *zo = del_model_head_output(in->model, s->old_head);
+    st = b->soft ? del_loss_soft_cross_entropy(zn, b->soft, &ce, s->g_new)
+                 : del_loss_cross_entropy_smooth(zn, b->y, tr->set.smoothing, &ce, s->g_new);
+    const char *names[2] = {s->new_head, s->old_head};
+    const del_tensor *grads[2] = {s->g_new, s->g_old};
+    int heads = 1;
+    if (st == DEL_OK && !frozen && s->lambda > 0.0f) {
+        st = del_loss_distill(zo, s->yo, s->temperature, &kd, s->g_old);
+        float *g = del_tensor_data(s->g_old);
+        for (int64_t i = 0; st == DEL_OK && i < n * s->old_classes; i++)
+            g[i] *= s->lambda;
+        heads = 2;
+    }
+    if (st == DEL_OK)
+        st = del_model_backward_heads(in->model, heads, names, grads);
+    *loss = ce + (heads == 2 ? s->lambda * kd : 0.0f);
+    return st;
+}
+
+const del_objective del_objective_lwf = {
+    /* .name       = */ "lwf",
+    /* .streams    = */ 1u << DEL_STREAM_L,
+    /* .state_size = */ sizeof(lwf_state),
+    /* .init       = */ lwf_init,
+    /* .release    = */ lwf_release,
+    /* .begin_fit  = */ lwf_begin_fit,
+    /* .step       = */ lwf_step,
+};
+
+/* Checks everything before the model changes. */
+static del_status check_lwf_args(const del_model *model, const del_dataset *labeled, const char *old_head,
+                                 const char *new_head, int num_classes, const char *fn)
+{
+    if (num_classes < 1)
+        return train_error(DEL_EINVAL, "%s: 'num_classes' must be >= 1, got %d", fn, num_classes);
+    if (strlen(old_head) >= 32 || strlen(new_head) >= 32 || strcmp(old_head, new_head) == 0)
+        return train_error(DEL_EINVAL, "%s: 'old_head' ('%s') and 'new_head' ('%s') must be two head names of at "
+                           "most 31 characters", fn, old_head, new_head);
+    if (del_model_num_heads(model) > 0 && del_model_head_index(model, old_head) != 0)
+        return train_error(DEL_EINVAL, "%s: 'model' has no first head called '%s' (the old task's)", fn, old_head);
+    if (del_model_head_index(model, new_head) >= 0)
+        return train_error(DEL_EINVAL, "%s: 'model' already has a head called '%s'", fn, new_head);
+    const int layers = del_model_num_layers(model);
+    if (del_model_num_heads(model) == 0 && (layers < 2 || strcmp(del_model_layer_type(model, layers - 1), "linear")))
+        return train_error(DEL_EINVAL, "%s: 'model' has no heads, so its last layer (the old task's classifier) must "
+                           "be a linear layer after at least one other", fn);
+    int c = 0, h = 0, w = 0;
+    del_status st = del_model_input_shape(model, &c, &h, &w);
+    if (st != DEL_OK)
+        return st;
+    if (del_dataset_channels(labeled) != c || del_dataset_height(labeled) != h || del_dataset_width(labeled) != w)
+        return train_error(DEL_EINVAL, "%s: the images of 'labeled' (%d x %d x %d) do not fit 'model' (input %d x %d "
+                           "x %d)", fn, del_dataset_channels(labeled), del_dataset_height(labeled),
+                           del_dataset_width(labeled), c, h, w);
+    const int64_t n = del_dataset_size(labeled);
+    const int32_t *labels = del_dataset_labels(labeled);
+    for (int64_t i = 0; i < n; i++)
+        if (labels[i] >= num_classes)
+            return train_error(DEL_EINVAL, "%s: 'labeled' has label %d but 'num_classes' is %d (give the new task's "
+                               "labels as 0..num_classes-1)", fn, (int)labels[i], num_classes);
+    return DEL_OK;
+}
+
+DEL_API del_status del_trainer_new_lwf(del_trainer **out, del_model *model, const del_dataset *labeled,
+                                       const char *old_head, const char *new_head, int num_classes)
+{
+    static const char fn[] = "del_trainer_new_lwf";
+    if (!out)
+        return train_error_null(fn, "out");
+    *out = NULL;
+    if (!model)
+        return train_error_null(fn, "model");
+    if (!labeled)
+        return train_error_null(fn, "labeled");
+    if (!old_head)
+        return train_error_null(fn, "old_head");
+    if (!new_head)
+        return train_error_null(fn, "new_head");
+    del_status st = check_lwf_args(model, labeled, old_head, new_head, num_classes, fn);
+    if (st != DEL_OK)
+        return st;
+    if (del_model_num_heads(model) == 0)
+        st = del_model_split_head(model, old_head, -1);
+    char spec[32];
+    snprintf(spec, sizeof spec, "linear %d", num_classes);
+    if (st == DEL_OK)
+        st = del_model_add_head(model, new_head, spec);
+    del_trainer *tr = NULL;
+    if (st == DEL_OK)
+        st = del_trainer_create(&tr, &del_objective_lwf, model, fn);
+    if (st == DEL_OK) {
+        lwf_state *s = tr->state;
+        snprintf(s->old_head, sizeof s->old_head, "%s", old_head);
+        snprintf(s->new_head, sizeof s->new_head, "%s", new_head);
+        snprintf(tr->task_head, sizeof tr->task_head, "%s", new_head);
+        /* del_trainer_create read the first head's output: the old one. */
+        s->old_classes = tr->num_outputs;
+        tr->num_outputs = num_classes;
+    }
+    if (st == DEL_OK)
+        st = del_stream_init(tr, DEL_STREAM_L, labeled, 1, DEFAULT_BATCH, "labeled", fn);
+    if (st == DEL_OK)
+        st = del_trainer_start(tr, fn);
+    if (st != DEL_OK) {
+        del_trainer_free(tr);
+        return del_trainer_own_enomem(st, fn);
+    }
+    *out = tr;
+    return DEL_OK;
+}
+
+/* The LwF trainer's state, or an error naming the setting. */
+static del_status lwf_of(del_trainer *tr, lwf_state **s, const char *setting, const char *fn)
+{
+    del_status st = del_trainer_check_settable(tr, fn);
+    if (st != DEL_OK)
+        return st;
+    if (tr->obj != &del_objective_lwf)
+        return train_error(DEL_EINVAL, "%s: '%s' does not apply to a %s trainer (only to del_trainer_new_lwf's)", fn,
+                           setting, tr->obj->name);
+    *s = tr->state;
+    return DEL_OK;
+}
+
+DEL_API del_status del_trainer_set_lwf_lambda(del_trainer *trainer, float lambda)
+{
+    static const char fn[] = "del_trainer_set_lwf_lambda";
+    lwf_state *s = NULL;
+    del_status st = lwf_of(trainer, &s, "lambda", fn);
+    if (st != DEL_OK)
+        return st;
+    if (!(lambda >= 0.0f) || !isfinite(lambda))
+        return train_error(DEL_EINVAL, "%s: 'lambda' must be a finite value >= 0, got %g", fn, (double)lambda);
+    s->lambda = lambda;
+    return DEL_OK;
+}
+
+del_status del_lwf_set_temperature(del_trainer *tr, float temperature)
+{
+    lwf_state *s = tr->state;
+    s->temperature = temperature;
+    return DEL_OK;
+}
+
+del_status del_lwf_set_warmup(del_trainer *tr, int64_t steps)
+{
+    lwf_state *s = tr->state;
+    s->warmup = steps;
+    return DEL_OK;
+}

@@ -1,0 +1,220 @@
+/* Learning without Forgetting (SPEC §1.4): the trainer's steps equal the
+ * loss written by hand from the public building blocks (recorded Y_o, CE
+ * on the new head, lambda T^2 KL on the old one, backward through both
+ * heads), the warm-up trains the new head alone, evaluation of each head,
+ * bad arguments. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "del.h"
+#include "train_util.h"
+
+enum { N = 16, D = 4, KO = 3, KN = 2 };
+
+static del_dataset *new_task(void)
+{
+    static uint8_t px[N * D];
+    static int32_t labels[N];
+    for (int i = 0; i < N * D; i++)
+        px[i] = (uint8_t)((i * 67 + 3) % 256);
+    for (int i = 0; i < N; i++)
+        labels[i] = i % KN;
+    del_dataset *ds = NULL;
+    ck_assert_del_ok(del_dataset_from_arrays(&ds, px, labels, N, 2, 2, 1));
+    return ds;
+}
+
+static del_model *old_model(void)
+{
+    del_model *m = NULL;
+    ck_assert_del_ok(del_model_from_spec(&m, "input 1 2 2; flatten; linear 5; relu; linear 3"));
+    ck_assert_del_ok(del_model_init(m, 4));
+    return m;
+}
+
+/* The same three steps by hand: plain SGD over the whole set per step, in
+ * the trainer's batch order (del_permutation of each epoch, the labeled
+ * stream's key). */
+static void by_hand(del_model *m, const del_dataset *ds, float lambda, float t, int steps)
+{
+    const float mean[1] = {0.2860f}, stdv[1] = {0.3530f};
+    const int64_t xs[4] = {N, 1, 2, 2}, ys[1] = {N}, os[2] = {N, KO}, ns[2] = {N, KN};
+    del_tensor *x = NULL, *y = NULL, *yo = NULL, *g_old = NULL, *g_new = NULL;
+    ck_assert_del_ok(del_tensor_new(&x, DEL_DTYPE_F32, 4, xs));
+    ck_assert_del_ok(del_tensor_new(&y, DEL_DTYPE_I32, 1, ys));
+    ck_assert_del_ok(del_tensor_new(&yo, DEL_DTYPE_F32, 2, os));
+    ck_assert_del_ok(del_tensor_new(&g_old, DEL_DTYPE_F32, 2, os));
+    ck_assert_del_ok(del_tensor_new(&g_new, DEL_DTYPE_F32, 2, ns));
+    ck_assert_del_ok(del_model_split_head(m, "old", -1));
+    ck_assert_del_ok(del_model_add_head(m, "new", "linear 2"));
+    /* Y_o of every row in dataset order, before training. */
+    static float rec[N * KO];
+    int64_t rows[N];
+    for (int i = 0; i < N; i++)
+        rows[i] = i;
+    ck_assert_del_ok(del_model_set_training(m, 0));
+    ck_assert_del_ok(del_dataset_batch(ds, rows, N, mean, stdv, x, NULL));
+    ck_assert_del_ok(del_model_forward(m, x));
+    memcpy(rec, del_tensor_data(del_model_head_output(m, "old")), sizeof rec);
+    del_optimizer *opt = NULL;
+    ck_assert_del_ok(del_optimizer_new_sgd(&opt, m, 0.2f, 0.0f, 0.0f, 0));
+    ck_assert_del_ok(del_optimizer_set_schedule(opt, DEL_SCHEDULE_CONSTANT, steps, 0.0f));
+    ck_assert_del_ok(del_model_set_training(m, 1));
+    for (int s = 0; s < steps; s++) {
+        int64_t perm[N];
+        ck_assert_del_ok(del_permutation(perm, N, 0, (uint64_t)s, UINT64_C(0x6261746368)));
+        ck_assert_del_ok(del_dataset_batch(ds, perm, N, mean, stdv, x, y));
+        float *v = del_tensor_data(yo);
+        for (int i = 0; i < N; i++)
+            memcpy(v + i * KO, rec + perm[i] * KO, KO * sizeof(float));
+        float ce = 0.0f, kd = 0.0f;
+        ck_assert_del_ok(del_model_zero_grad(m));
+        ck_assert_del_ok(del_model_forward(m, x));
+        ck_assert_del_ok(del_loss_cross_entropy(del_model_head_output(m, "new"), y, &ce, g_new));
+        ck_assert_del_ok(del_loss_distill(del_model_head_output(m, "old"), yo, t, &kd, g_old));
+        float *g = del_tensor_data(g_old);
+        for (int i = 0; i < N * KO; i++)
+            g[i] *= lambda;
+        const char *names[2] = {"new", "old"};
+        const del_tensor *grads[2] = {g_new, g_old};
+        ck_assert_del_ok(del_model_backward_heads(m, 2, names, grads));
+        ck_assert_del_ok(del_optimizer_step(opt));
+    }
+    del_optimizer_free(opt);
+    del_tensor_free(x);
+    del_tensor_free(y);
+    del_tensor_free(yo);
+    del_tensor_free(g_old);
+    del_tensor_free(g_new);
+}
+
+START_TEST(test_steps_equal_the_loss_written_by_hand)
+{
+    del_dataset *ds = new_task();
+    del_model *a = old_model(), *b = old_model();
+    del_trainer *tr = NULL;
+    ck_assert_del_ok(del_trainer_new_lwf(&tr, a, ds, "old", "new", KN));
+    ck_assert_int_eq(del_model_num_heads(a), 2);
+    ck_assert_str_eq(del_model_head_name(a, 0), "old");
+    ck_assert_str_eq(del_model_head_name(a, 1), "new");
+    ck_assert_del_ok(del_trainer_set_batch_size(tr, N));
+    ck_assert_del_ok(del_trainer_set_sgd(tr, 0.2f, 0.0f, 0.0f, 0));
+    ck_assert_del_ok(del_trainer_set_schedule(tr, DEL_SCHEDULE_CONSTANT));
+    ck_assert_del_ok(del_trainer_set_lwf_lambda(tr, 1.5f));
+    ck_assert_del_ok(del_trainer_set_temperature(tr, 3.0f));
+    ck_assert_del_ok(del_trainer_fit(tr, 3));
+    by_hand(b, ds, 1.5f, 3.0f, 3);
+    ck_assert_int_eq(del_model_num_params(a), del_model_num_params(b));
+    ck_assert_mem_eq(del_model_params(a), del_model_params(b), (size_t)del_model_num_params(a) * sizeof(float));
+    /* lambda matters: without it the old head drifts differently. */
+    del_model *c = old_model();
+    del_trainer *tc = NULL;
+    ck_assert_del_ok(del_trainer_new_lwf(&tc, c, ds, "old", "new", KN));
+    ck_assert_del_ok(del_trainer_set_batch_size(tc, N));
+    ck_assert_del_ok(del_trainer_set_sgd(tc, 0.2f, 0.0f, 0.0f, 0));
+    ck_assert_del_ok(del_trainer_set_schedule(tc, DEL_SCHEDULE_CONSTANT));
+    ck_assert_del_ok(del_trainer_set_lwf_lambda(tc, 0.0f));
+    ck_assert_del_ok(del_trainer_fit(tc, 3));
+    ck_assert_msg(memcmp(del_model_params(a), del_model_params(c), (size_t)del_model_num_params(a) * 4) != 0,
+                  "lambda had no effect");
+    del_trainer_free(tc);
+    del_model_free(c);
+    del_trainer_free(tr);
+    del_model_free(a);
+    del_model_free(b);
+    del_dataset_free(ds);
+}
+END_TEST
+
+START_TEST(test_warmup_trains_the_new_head_alone_then_everything)
+{
+    del_dataset *ds = new_task();
+    del_model *m = old_model();
+    del_trainer *tr = NULL;
+    ck_assert_del_ok(del_trainer_new_lwf(&tr, m, ds, "old", "new", KN));
+    ck_assert_del_ok(del_trainer_set_head_warmup(tr, 2));
+    ck_assert_del_ok(del_trainer_set_total_steps(tr, 3));
+    int first = 0, count = 0;
+    ck_assert_del_ok(del_model_head_layers(m, "new", &first, &count));
+    int64_t off = 0, n = 0;
+    ck_assert_del_ok(del_model_layer_params(m, first, &off, &n));
+    float *before = malloc((size_t)off * sizeof *before);
+    memcpy(before, del_model_params(m), (size_t)off * sizeof *before);
+    float *head = malloc((size_t)n * sizeof *head);
+    memcpy(head, del_model_params(m) + off, (size_t)n * sizeof *head);
+    ck_assert_del_ok(del_trainer_fit(tr, 2));
+    ck_assert_mem_eq(del_model_params(m), before, (size_t)off * sizeof(float)); /* backbone + old head */
+    ck_assert_msg(memcmp(del_model_params(m) + off, head, (size_t)n * sizeof(float)) != 0, "new head not trained");
+    ck_assert_del_ok(del_trainer_fit(tr, 1));
+    ck_assert_msg(memcmp(del_model_params(m), before, (size_t)off * sizeof(float)) != 0,
+                  "the backbone and old head did not train after the warm-up");
+    /* The trainer's task is the new head; the old one is evaluated by name. */
+    double acc_new = -1.0, acc_old = -1.0;
+    ck_assert_del_ok(del_trainer_evaluate(tr, ds, &acc_new));
+    ck_assert_del_ok(del_trainer_evaluate_head(tr, ds, "old", &acc_old));
+    ck_assert(acc_new >= 0.0 && acc_old >= 0.0);
+    ck_assert_del_err(del_trainer_evaluate_head(tr, ds, "gone", &acc_old), DEL_EINVAL, "no head called 'gone'");
+    free(before);
+    free(head);
+    del_trainer_free(tr);
+    del_model_free(m);
+    del_dataset_free(ds);
+}
+END_TEST
+
+START_TEST(test_bad_lwf_arguments_change_nothing)
+{
+    del_dataset *ds = new_task();
+    del_model *m = old_model();
+    del_trainer *tr = NULL;
+    const int64_t n = del_model_num_params(m);
+    ck_assert_del_err(del_trainer_new_lwf(&tr, m, ds, "old", "old", KN), DEL_EINVAL, "two head names");
+    ck_assert_del_err(del_trainer_new_lwf(&tr, m, ds, "old", "new", 1), DEL_EINVAL, "label 1");
+    ck_assert_del_err(del_trainer_new_lwf(&tr, m, ds, "old", "new", 0), DEL_EINVAL, "'num_classes'");
+    ck_assert_del_err(del_trainer_new_lwf(&tr, m, ds, NULL, "new", KN), DEL_EINVAL, "'old_head'");
+    ck_assert_int_eq(del_model_num_heads(m), 0);
+    ck_assert_int_eq(del_model_num_params(m), n);
+    ck_assert_del_ok(del_model_split_head(m, "cls", -1));
+    ck_assert_del_err(del_trainer_new_lwf(&tr, m, ds, "old", "new", KN), DEL_EINVAL, "no first head called 'old'");
+    ck_assert_del_ok(del_model_add_head(m, "extra", "linear 2"));
+    ck_assert_del_err(del_trainer_new_lwf(&tr, m, ds, "cls", "extra", KN), DEL_EINVAL, "already has a head");
+    ck_assert_del_ok(del_model_remove_head(m, "extra"));
+    ck_assert_ptr_null(tr);
+    ck_assert_del_ok(del_trainer_new_lwf(&tr, m, ds, "cls", "new", KN));
+    ck_assert_del_err(del_trainer_set_lwf_lambda(tr, -1.0f), DEL_EINVAL, "'lambda'");
+    ck_assert_del_err(del_trainer_set_distill_alpha(tr, 0.5f), DEL_EINVAL, "does not apply to a lwf trainer");
+    /* A resumed LwF run has no recorded outputs yet: refused, not wrong. */
+    ck_assert_del_ok(del_trainer_set_total_steps(tr, 4));
+    ck_assert_del_ok(del_trainer_fit(tr, 1));
+    ck_assert_del_ok(del_trainer_save_checkpoint(tr, "lwf.delc"));
+    del_trainer_free(tr);
+    del_model_free(m);
+    m = old_model();
+    ck_assert_del_ok(del_trainer_new_lwf(&tr, m, ds, "cls", "new", KN));
+    ck_assert_del_ok(del_trainer_set_total_steps(tr, 4));
+    ck_assert_del_ok(del_trainer_load_checkpoint(tr, "lwf.delc"));
+    ck_assert_del_err(del_trainer_fit(tr, 1), DEL_ESTATE, "recorded outputs");
+    del_trainer_free(tr);
+    del_model_free(m);
+    del_dataset_free(ds);
+}
+END_TEST
+
+static Suite *lwf_suite(void)
+{
+    Suite *s = suite_create("lwf");
+    TCase *tc = tcase_create("small");
+    tcase_add_test(tc, test_steps_equal_the_loss_written_by_hand);
+    tcase_add_test(tc, test_warmup_trains_the_new_head_alone_then_everything);
+    tcase_add_test(tc, test_bad_lwf_arguments_change_nothing);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    char tmpdir[] = "/tmp/del_lwf_XXXXXX";
+    return test_run_suite_in_tmpdir(lwf_suite, tmpdir);
+}
