@@ -368,7 +368,8 @@ DEL_API del_status del_loss_cross_entropy_smooth(const del_tensor *logits, const
  * each row's sum, as torch's F.kl_div(F.log_softmax(s / T, 1),
  * F.softmax(t / T, 1), reduction='batchmean') * T * T. Both inputs are
  * logits, f32 [N, K] (a teacher's stored probabilities p can be passed as
- * log p: softmax_T(log p) is p sharpened or softened by T). If grad is not
+ * log p: softmax_T(log p) is p sharpened or softened by T; or to
+ * del_loss_distill_acc with DEL_DISTILL_TEACHER_PROBS). If grad is not
  * NULL (f32 [N, K]) it receives d loss / d student_logits
  * = T (softmax_T(student) - softmax_T(teacher)) / N, whose scale does not
  * shrink as T grows. Computed in double. grad may be the same tensor as an
@@ -444,8 +445,8 @@ typedef enum del_distill_flags {
  * the mean over rows of each row's sum (reduction='batchmean', not 'mean',
  * which also divides by K);
  *   grad_r += weight * w_r * (f / T) * (softmax_T(student_r) - q_r) / N.
- * Probabilities p give exactly the loss of the logits log p, so a teacher's
- * stored softmax and its logits give the same loss. Into a zeroed grad
+ * Probabilities p give the loss of the logits log p (up to rounding), so a
+ * teacher's stored softmax and its logits give the same loss. Into a zeroed grad
  * with row_weights NULL, flags 0 and weight 1 it gives del_loss_distill's
  * loss and gradient exactly. Computed in double.
  * Errors: DEL_EINVAL (NULL student_logits, teacher or loss; student_logits
