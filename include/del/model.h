@@ -378,7 +378,8 @@ DEL_API del_status del_loss_cross_entropy_smooth(const del_tensor *logits, const
  * each row's sum, as torch's F.kl_div(F.log_softmax(s / T, 1),
  * F.softmax(t / T, 1), reduction='batchmean') * T * T. Both inputs are
  * logits, f32 [N, K] (a teacher's stored probabilities p can be passed as
- * log p: softmax_T(log p) is p sharpened or softened by T). If grad is not
+ * log p: softmax_T(log p) is p sharpened or softened by T; or to
+ * del_loss_distill_acc with DEL_DISTILL_TEACHER_PROBS). If grad is not
  * NULL (f32 [N, K]) it receives d loss / d student_logits
  * = T (softmax_T(student) - softmax_T(teacher)) / N, whose scale does not
  * shrink as T grows. Computed in double. grad may be the same tensor as an
@@ -386,6 +387,87 @@ DEL_API del_status del_loss_cross_entropy_smooth(const del_tensor *logits, const
  * logits of different shapes, temperature not a finite value > 0),
  * DEL_ENOMEM (more than 256 classes and no memory for two rows). */
 DEL_API del_status del_loss_distill(const del_tensor *student_logits, const del_tensor *teacher_logits, float temperature, float *loss, del_tensor *grad);
+
+/* ---- Losses that combine ----
+ * The _acc forms add their gradient into grad instead of overwriting it,
+ * so several losses sum into one gradient with no scratch tensor:
+ * distillation alpha KD + (1 - alpha) CE, LwF CE + lambda KD, pseudo-labels
+ * CE_l + lambda(t) CE_u with a confidence mask. Each weighs row r by
+ * w_r = row_weights[r] (f32 [N], each finite and >= 0; NULL: all 1) and the
+ * whole loss by weight (finite, >= 0), and takes the mean over all N rows:
+ *   loss = weight * (1/N) sum_r w_r loss_r;   grad += d loss / d logits,
+ * in PyTorch weight * (w * loss_fn(..., reduction='none')).mean(). A row
+ * of weight 0 still counts in N, as FixMatch's (mask * ce).mean() over the
+ * whole unlabeled batch; torch's reduction='mean' over the M rows kept is
+ * weight N / M here. A row whose w_r * weight is 0 is skipped: its gradient
+ * row is left as it was and its logits are not read (a NaN there does not
+ * spread). *loss receives this loss, the term, not a running sum. grad may
+ * be NULL (the loss alone) and must not share memory with an input. On an
+ * error nothing is written to *loss or grad.
+ * Threading: reentrant; calls writing the same grad must not overlap. */
+
+/* Softmax cross-entropy against hard labels, with row weights, label
+ * smoothing s in [0, 1) and ignored rows (label -1), added into grad:
+ *   loss = weight * (1/N) sum_{r: y_r != -1} w_r * -sum_k t_rk log softmax(z_r)_k,  t_r = (1 - s) onehot(y_r) + s / K
+ * in PyTorch weight * (w * F.cross_entropy(z, y, ignore_index=-1, label_smoothing=s, reduction='none')).mean();
+ *   grad_r += weight * w_r * (softmax(z_r) - t_r) / N  (rows labelled -1: unchanged).
+ * An ignored row counts in N like a row of weight 0; torch's
+ * F.cross_entropy(z, y, ignore_index=-1) (mean over the M rows kept) is
+ * weight N / M. Into a zeroed grad with row_weights NULL, weight 1 and no
+ * label -1 it gives del_loss_cross_entropy_smooth's loss and gradient
+ * exactly (del_loss_cross_entropy's with s = 0).
+ * Errors: DEL_EINVAL (NULL logits, labels or loss; logits not f32 [N, K];
+ * labels not i32 [N]; a label outside 0..K-1 other than -1 or a row weight
+ * negative or not finite: the message names the row; row_weights not f32
+ * [N]; smoothing outside [0, 1); weight negative or not finite; grad not
+ * f32 [N, K] or sharing memory with an input). */
+DEL_API del_status del_loss_cross_entropy_acc(const del_tensor *logits, const del_tensor *labels, const del_tensor *row_weights, float smoothing, float weight, float *loss, del_tensor *grad);
+
+/* Softmax cross-entropy against soft targets (f32 [N, K], rows of
+ * probabilities as for del_loss_soft_cross_entropy; every row is checked,
+ * also those of weight 0), with row weights, added into grad:
+ *   loss = weight * (1/N) sum_r w_r * -sum_k t_rk log softmax(z_r)_k
+ * in PyTorch weight * (w * F.cross_entropy(z, t, reduction='none')).mean() (t probabilities);
+ *   grad_r += weight * w_r * (softmax(z_r) - t_r) / N.
+ * Into a zeroed grad with row_weights NULL and weight 1 it gives
+ * del_loss_soft_cross_entropy's loss and gradient exactly.
+ * Errors: DEL_EINVAL (NULL logits, targets or loss; logits not f32 [N, K];
+ * targets not f32 [N, K] or a target row not a probability vector, or a
+ * row weight negative or not finite: the message names the row;
+ * row_weights not f32 [N]; weight negative or not finite; grad not f32
+ * [N, K] or sharing memory with an input). */
+DEL_API del_status del_loss_soft_cross_entropy_acc(const del_tensor *logits, const del_tensor *targets, const del_tensor *row_weights, float weight, float *loss, del_tensor *grad);
+
+/* What del_loss_distill_acc takes as its teacher and whether T^2 scales the
+ * loss (an OR of these). */
+typedef enum del_distill_flags {
+    DEL_DISTILL_DEFAULT = 0,       /* teacher logits, T^2 KL: del_loss_distill's loss */
+    DEL_DISTILL_TEACHER_PROBS = 1, /* teacher rows are probabilities p at T = 1 (del_softmax(z, 1), stored soft labels), softened as p^(1/T) / sum p^(1/T) = softmax(log p / T) */
+    DEL_DISTILL_NO_T_SQUARED = 2   /* KL without the T^2 factor, as Avalanche's and FACIL's LwF */
+} del_distill_flags;
+
+/* Knowledge distillation at temperature T with row weights, added into
+ * grad; teacher is f32 [N, K] like student_logits, logits or (with
+ * DEL_DISTILL_TEACHER_PROBS) probabilities. With q_r = softmax_T(teacher_r)
+ * and f = T^2 (1 with DEL_DISTILL_NO_T_SQUARED):
+ *   loss = weight * f * (1/N) sum_r w_r KL(q_r || softmax_T(student_r))
+ * in PyTorch weight * f * (w * F.kl_div(F.log_softmax(s / T, 1), q, reduction='none').sum(1)).mean(),
+ * the mean over rows of each row's sum (reduction='batchmean', not 'mean',
+ * which also divides by K);
+ *   grad_r += weight * w_r * (f / T) * (softmax_T(student_r) - q_r) / N.
+ * Probabilities p give the loss of the logits log p (up to rounding), so a
+ * teacher's stored softmax and its logits give the same loss. Into a zeroed grad
+ * with row_weights NULL, flags 0 and weight 1 it gives del_loss_distill's
+ * loss and gradient exactly. Computed in double.
+ * Errors: DEL_EINVAL (NULL student_logits, teacher or loss; student_logits
+ * not f32 [N, K]; teacher not f32 of its shape; with
+ * DEL_DISTILL_TEACHER_PROBS a teacher row not a probability vector, or a
+ * row weight negative or not finite: the message names the row;
+ * row_weights not f32 [N]; temperature not a finite value > 0; flags not
+ * an OR of del_distill_flags; weight negative or not finite; grad not f32
+ * [N, K] or sharing memory with an input), DEL_ENOMEM (more than 256
+ * classes and no memory for two rows). */
+DEL_API del_status del_loss_distill_acc(const del_tensor *student_logits, const del_tensor *teacher, const del_tensor *row_weights, float temperature, int flags, float weight, float *loss, del_tensor *grad);
 
 /* Row-wise softmax with temperature: probs_i = exp(z_i/T) / sum_j exp(z_j/T),
  * computed stably. logits and probs are f32 [N, K] (may be the same tensor).

@@ -1,9 +1,13 @@
 /* Softmax with temperature, softmax cross-entropy (hard targets, smoothed
  * hard targets, soft targets) and the distillation loss, row-wise over
- * [N, K].
+ * [N, K], each in two forms: the plain one overwrites its gradient, the
+ * _acc one weighs rows and adds its gradient into the caller's. Both forms
+ * share one body per loss; with every weight 1 the weighting multiplies by
+ * an exact 1.0, so the plain losses keep their results bit for bit.
  * N x K is small (a batch of logits), so these are plain loops; sums run in
  * double for accuracy and a fixed order. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "core/error.h"
@@ -101,12 +105,75 @@ DEL_API del_status del_softmax(const del_tensor *logits, float temperature, del_
     return DEL_OK;
 }
 
+/* How a loss body weighs its rows and writes its gradient. */
+typedef struct loss_form {
+    const del_tensor *row_weights; /* f32 [N], or NULL: every row 1 */
+    double weight;                 /* scales the loss and the gradient */
+    int accumulate;                /* 1: grad += ..., rows weighing 0 skipped; 0: grad = ... */
+} loss_form;
+
+/* The plain losses: every row 1, grad overwritten. */
+static const loss_form PLAIN = {NULL, 1.0, 0};
+
+static void grad_put(float *g, double v, int accumulate)
+{
+    *g = accumulate ? (float)((double)*g + v) : (float)v;
+}
+
+/* Row r's weight w_r; an exact 1.0 in the plain form. */
+static double row_weight(const loss_form *form, int64_t r)
+{
+    return form->row_weights ? (double)((const float *)form->row_weights->data)[r] : 1.0;
+}
+
+/* 1 if the memory of a and b overlaps. */
+static int overlaps(const del_tensor *a, const del_tensor *b)
+{
+    uintptr_t a0 = (uintptr_t)a->data, b0 = (uintptr_t)b->data;
+    return a0 < b0 + del_tensor_nbytes(b) && b0 < a0 + del_tensor_nbytes(a);
+}
+
+/* grad, added into, must not be read as t meanwhile. */
+static del_status check_apart(const char *func, const del_tensor *grad, const char *arg, const del_tensor *t)
+{
+    if (grad && t && overlaps(grad, t))
+        return del_error(DEL_EINVAL, "%s: 'grad' must not share memory with '%s' (it is added into)", func, arg);
+    return DEL_OK;
+}
+
+/* The checks of the _acc forms beyond their plain loss's: weight finite
+ * and >= 0, row_weights f32 [n] of finite values >= 0, grad apart from
+ * them and from logits. */
+static del_status check_form(const char *func, const loss_form *form, int64_t n, const char *logits_arg,
+                             const del_tensor *logits, del_tensor *grad)
+{
+    if (!(form->weight >= 0.0) || !isfinite(form->weight))
+        return del_error(DEL_EINVAL, "%s: 'weight' must be a finite value >= 0, got %g", func, form->weight);
+    const del_tensor *rw = form->row_weights;
+    if (rw) {
+        if (rw->dtype != DEL_DTYPE_F32 || rw->ndim != 1 || rw->shape[0] != n) {
+            char sh[96];
+            del_tensor_shape_str(rw, sh, sizeof sh);
+            return del_error(DEL_EINVAL, "%s: 'row_weights' must be f32 [%lld] (one per row of '%s'), got %s %s",
+                             func, (long long)n, logits_arg, dtype_name(rw->dtype), sh);
+        }
+        const float *w = rw->data;
+        for (int64_t r = 0; r < n; r++)
+            if (!(w[r] >= 0.0f) || !isfinite(w[r]))
+                return del_error(DEL_EINVAL, "%s: 'row_weights' row %lld must be a finite value >= 0, got %g",
+                                 func, (long long)r, (double)w[r]);
+    }
+    del_status st = check_apart(func, grad, logits_arg, logits);
+    return st == DEL_OK ? check_apart(func, grad, "row_weights", rw) : st;
+}
+
 /* Hard-label cross-entropy against the smoothed target
- * (1 - s) onehot(y) + s / K, the body of both hard-label losses. With
+ * (1 - s) onehot(y) + s / K, the body of every hard-label loss. With
  * s = 0 every smoothing term is an exact 0 or 1 factor, so the result is
- * the plain cross-entropy bit for bit. */
+ * the plain cross-entropy bit for bit. The accumulating form takes label
+ * -1 as an ignored row. */
 static del_status hard_cross_entropy(const char *func, const del_tensor *logits, const del_tensor *labels,
-                                     double smoothing, float *loss, del_tensor *grad)
+                                     double smoothing, const loss_form *form, float *loss, del_tensor *grad)
 {
     del_status st = check_logits(func, "logits", logits);
     if (st != DEL_OK)
@@ -127,16 +194,27 @@ static del_status hard_cross_entropy(const char *func, const del_tensor *logits,
         if (st != DEL_OK)
             return st;
     }
+    if (form->accumulate) {
+        st = check_form(func, form, n, "logits", logits, grad);
+        if (st == DEL_OK)
+            st = check_apart(func, grad, "labels", labels);
+        if (st != DEL_OK)
+            return st;
+    }
     const int32_t *y = labels->data;
+    const int32_t lowest = form->accumulate ? -1 : 0;
     for (int64_t r = 0; r < n; r++)
-        if (y[r] < 0 || y[r] >= k)
-            return del_error(DEL_EINVAL, "%s: 'labels' row %lld must be in 0..%lld, got %d", func,
-                             (long long)r, (long long)(k - 1), (int)y[r]);
+        if (y[r] < lowest || y[r] >= k)
+            return del_error(DEL_EINVAL, "%s: 'labels' row %lld must be in 0..%lld%s, got %d", func, (long long)r,
+                             (long long)(k - 1), form->accumulate ? " or -1 (ignored)" : "", (int)y[r]);
     const float *z = logits->data;
     float *g = grad ? grad->data : NULL;
     const double keep = 1.0 - smoothing, spread = smoothing / (double)k;
     double total = 0.0;
     for (int64_t r = 0; r < n; r++) {
+        const double w = row_weight(form, r), c = form->weight * w;
+        if (y[r] < 0 || c == 0.0)
+            continue;
         const float *zr = z + r * k;
         float zmax = zr[0];
         for (int64_t j = 1; j < k; j++)
@@ -153,65 +231,97 @@ static del_status hard_cross_entropy(const char *func, const del_tensor *logits,
         double target_dot = keep * ((double)zr[y[r]] - zmax);
         if (spread != 0.0) /* 0 * -inf would turn a finite plain loss into NaN */
             target_dot += spread * shifted_sum;
-        total += log_sum - target_dot;
+        total += w * (log_sum - target_dot);
         if (g) {
             float *gr = g + r * k;
             for (int64_t j = 0; j < k; j++) {
                 double pj = exp((double)zr[j] - zmax - log_sum);
-                gr[j] = (float)((pj - ((j == y[r] ? keep : 0.0) + spread)) / (double)n);
+                grad_put(gr + j, c * (pj - ((j == y[r] ? keep : 0.0) + spread)) / (double)n, form->accumulate);
             }
         }
     }
-    *loss = (float)(total / (double)n);
+    *loss = (float)(form->weight * total / (double)n);
     return DEL_OK;
 }
 
 DEL_API del_status del_loss_cross_entropy(const del_tensor *logits, const del_tensor *labels, float *loss,
                                           del_tensor *grad)
 {
-    return hard_cross_entropy("del_loss_cross_entropy", logits, labels, 0.0, loss, grad);
+    return hard_cross_entropy("del_loss_cross_entropy", logits, labels, 0.0, &PLAIN, loss, grad);
+}
+
+static del_status check_smoothing(const char *func, float smoothing)
+{
+    /* torch also takes s = 1, but then the label no longer matters. */
+    if (!(smoothing >= 0.0f && smoothing < 1.0f))
+        return del_error(DEL_EINVAL, "%s: 'smoothing' must be in [0, 1), got %g", func, (double)smoothing);
+    return DEL_OK;
 }
 
 DEL_API del_status del_loss_cross_entropy_smooth(const del_tensor *logits, const del_tensor *labels,
                                                  float smoothing, float *loss, del_tensor *grad)
 {
     static const char *func = "del_loss_cross_entropy_smooth";
-    /* torch also takes s = 1, but then the label no longer matters. */
-    if (!(smoothing >= 0.0f && smoothing < 1.0f))
-        return del_error(DEL_EINVAL, "%s: 'smoothing' must be in [0, 1), got %g", func, (double)smoothing);
-    return hard_cross_entropy(func, logits, labels, (double)smoothing, loss, grad);
+    del_status st = check_smoothing(func, smoothing);
+    return st != DEL_OK ? st : hard_cross_entropy(func, logits, labels, (double)smoothing, &PLAIN, loss, grad);
+}
+
+DEL_API del_status del_loss_cross_entropy_acc(const del_tensor *logits, const del_tensor *labels,
+                                              const del_tensor *row_weights, float smoothing, float weight,
+                                              float *loss, del_tensor *grad)
+{
+    static const char *func = "del_loss_cross_entropy_acc";
+    del_status st = check_smoothing(func, smoothing);
+    const loss_form form = {row_weights, (double)weight, 1};
+    return st != DEL_OK ? st : hard_cross_entropy(func, logits, labels, (double)smoothing, &form, loss, grad);
 }
 
 /* Rows of targets must be probability vectors; the tolerance admits the
  * rounding of labels mixed in float (CutMix, MixUp, teacher softmax). */
 #define SOFT_ROW_TOLERANCE 1e-3
 
-DEL_API del_status del_loss_soft_cross_entropy(const del_tensor *logits, const del_tensor *targets, float *loss,
-                                               del_tensor *grad)
+/* Every row of t (f32 [N, K], called arg) is a probability vector. */
+static del_status check_prob_rows(const char *func, const char *arg, const del_tensor *t)
 {
-    static const char *func = "del_loss_soft_cross_entropy";
+    int64_t n = t->shape[0], k = t->shape[1];
+    const float *p = t->data;
+    for (int64_t r = 0; r < n; r++) {
+        const float *pr = p + r * k;
+        double sum = 0.0;
+        for (int64_t j = 0; j < k; j++) {
+            if (!(pr[j] >= 0.0f) || !isfinite(pr[j]))
+                return del_error(DEL_EINVAL, "%s: '%s' row %lld must be a probability vector, got %g at column %lld",
+                                 func, arg, (long long)r, (double)pr[j], (long long)j);
+            sum += pr[j];
+        }
+        if (fabs(sum - 1.0) > SOFT_ROW_TOLERANCE)
+            return del_error(DEL_EINVAL, "%s: '%s' row %lld must sum to 1 (within %g), got %.6g", func, arg,
+                             (long long)r, SOFT_ROW_TOLERANCE, sum);
+    }
+    return DEL_OK;
+}
+
+static del_status soft_cross_entropy(const char *func, const del_tensor *logits, const del_tensor *targets,
+                                     const loss_form *form, float *loss, del_tensor *grad)
+{
     del_status st = check_pair(func, "logits", logits, "targets", targets, loss, grad);
+    if (st == DEL_OK && form->accumulate) {
+        st = check_form(func, form, logits->shape[0], "logits", logits, grad);
+        if (st == DEL_OK)
+            st = check_apart(func, grad, "targets", targets);
+    }
+    if (st == DEL_OK)
+        st = check_prob_rows(func, "targets", targets);
     if (st != DEL_OK)
         return st;
     int64_t n = logits->shape[0], k = logits->shape[1];
-    const float *t = targets->data;
-    for (int64_t r = 0; r < n; r++) {
-        const float *tr = t + r * k;
-        double sum = 0.0;
-        for (int64_t j = 0; j < k; j++) {
-            if (!(tr[j] >= 0.0f) || !isfinite(tr[j]))
-                return del_error(DEL_EINVAL, "%s: 'targets' row %lld must be a probability vector, got %g at column %lld",
-                                 func, (long long)r, (double)tr[j], (long long)j);
-            sum += tr[j];
-        }
-        if (fabs(sum - 1.0) > SOFT_ROW_TOLERANCE)
-            return del_error(DEL_EINVAL, "%s: 'targets' row %lld must sum to 1 (within %g), got %.6g", func,
-                             (long long)r, SOFT_ROW_TOLERANCE, sum);
-    }
-    const float *z = logits->data;
+    const float *z = logits->data, *t = targets->data;
     float *g = grad ? grad->data : NULL;
     double total = 0.0;
     for (int64_t r = 0; r < n; r++) {
+        const double w = row_weight(form, r), c = form->weight * w;
+        if (c == 0.0)
+            continue;
         const float *zr = z + r * k;
         const float *tr = t + r * k;
         float zmax = zr[0];
@@ -229,17 +339,31 @@ DEL_API del_status del_loss_soft_cross_entropy(const del_tensor *logits, const d
         for (int64_t j = 0; j < k; j++)
             if (tr[j] != 0.0f)
                 row += (double)tr[j] * (log_sum - ((double)zr[j] - zmax));
-        total += row;
+        total += w * row;
         if (g) {
             float *gr = g + r * k;
             for (int64_t j = 0; j < k; j++) {
                 double pj = exp((double)zr[j] - zmax - log_sum);
-                gr[j] = (float)((pj - (double)tr[j]) / (double)n);
+                grad_put(gr + j, c * (pj - (double)tr[j]) / (double)n, form->accumulate);
             }
         }
     }
-    *loss = (float)(total / (double)n);
+    *loss = (float)(form->weight * total / (double)n);
     return DEL_OK;
+}
+
+DEL_API del_status del_loss_soft_cross_entropy(const del_tensor *logits, const del_tensor *targets, float *loss,
+                                               del_tensor *grad)
+{
+    return soft_cross_entropy("del_loss_soft_cross_entropy", logits, targets, &PLAIN, loss, grad);
+}
+
+DEL_API del_status del_loss_soft_cross_entropy_acc(const del_tensor *logits, const del_tensor *targets,
+                                                   const del_tensor *row_weights, float weight, float *loss,
+                                                   del_tensor *grad)
+{
+    const loss_form form = {row_weights, (double)weight, 1};
+    return soft_cross_entropy("del_loss_soft_cross_entropy_acc", logits, targets, &form, loss, grad);
 }
 
 /* Row r of softmax_T as log-probabilities in double: lp[j] = (z_j - max) / T
@@ -260,21 +384,54 @@ static void log_softmax_row(const float *zr, int64_t k, double inv_t, double *lp
         lp[j] -= log_sum;
 }
 
+/* The probability row pr softened by T, as log-probabilities in double:
+ * log softmax(log p / T), i.e. log of p^(1/T) / sum_i p_i^(1/T). A zero
+ * probability stays 0 (log -inf); a valid row has a positive entry. */
+static void log_soften_probs_row(const float *pr, int64_t k, double inv_t, double *lp)
+{
+    double lmax = -INFINITY;
+    for (int64_t j = 0; j < k; j++) {
+        lp[j] = log((double)pr[j]);
+        if (lp[j] > lmax)
+            lmax = lp[j];
+    }
+    double sum = 0.0;
+    for (int64_t j = 0; j < k; j++) {
+        lp[j] = (lp[j] - lmax) * inv_t;
+        sum += exp(lp[j]);
+    }
+    double log_sum = log(sum);
+    for (int64_t j = 0; j < k; j++)
+        lp[j] -= log_sum;
+}
+
 /* Rows longer than this take their two log-probability rows from the heap. */
 #define DISTILL_STACK_CLASSES 256
 
-DEL_API del_status del_loss_distill(const del_tensor *student_logits, const del_tensor *teacher_logits,
-                                    float temperature, float *loss, del_tensor *grad)
+static del_status distill(const char *func, const del_tensor *student, const char *teacher_arg,
+                          const del_tensor *teacher, float temperature, int flags, const loss_form *form,
+                          float *loss, del_tensor *grad)
 {
-    static const char *func = "del_loss_distill";
-    del_status st =
-        check_pair(func, "student_logits", student_logits, "teacher_logits", teacher_logits, loss, grad);
+    del_status st = check_pair(func, "student_logits", student, teacher_arg, teacher, loss, grad);
     if (st != DEL_OK)
         return st;
     if (!(temperature > 0.0f) || !isfinite(temperature))
         return del_error(DEL_EINVAL, "%s: 'temperature' must be a finite value > 0, got %g", func,
                          (double)temperature);
-    int64_t n = student_logits->shape[0], k = student_logits->shape[1];
+    if (flags & ~(DEL_DISTILL_TEACHER_PROBS | DEL_DISTILL_NO_T_SQUARED))
+        return del_error(DEL_EINVAL, "%s: 'flags' must be an OR of del_distill_flags, got %#x", func,
+                         (unsigned)flags);
+    if (form->accumulate) {
+        st = check_form(func, form, student->shape[0], "student_logits", student, grad);
+        if (st == DEL_OK)
+            st = check_apart(func, grad, teacher_arg, teacher);
+        if (st != DEL_OK)
+            return st;
+    }
+    const int probs = (flags & DEL_DISTILL_TEACHER_PROBS) != 0;
+    if (probs && (st = check_prob_rows(func, teacher_arg, teacher)) != DEL_OK)
+        return st;
+    int64_t n = student->shape[0], k = student->shape[1];
     double stack_rows[2 * DISTILL_STACK_CLASSES];
     double *rows = stack_rows;
     if (k > DISTILL_STACK_CLASSES) {
@@ -284,12 +441,22 @@ DEL_API del_status del_loss_distill(const del_tensor *student_logits, const del_
     }
     double *ls = rows, *lt = rows + k;
     const double t = (double)temperature, inv_t = 1.0 / t;
-    const float *zs = student_logits->data, *zt = teacher_logits->data;
+    /* T^2 KL and its gradient T^2 (1/T)(p_s - p_t) = T (p_s - p_t); without
+     * T^2, KL and (1/T)(p_s - p_t). */
+    const int t_squared = !(flags & DEL_DISTILL_NO_T_SQUARED);
+    const double loss_factor = t_squared ? t * t : 1.0, grad_factor = t_squared ? t : inv_t;
+    const float *zs = student->data, *zt = teacher->data;
     float *g = grad ? grad->data : NULL;
     double total = 0.0;
     for (int64_t r = 0; r < n; r++) {
+        const double w = row_weight(form, r), c = form->weight * w;
+        if (c == 0.0)
+            continue;
         log_softmax_row(zs + r * k, k, inv_t, ls);
-        log_softmax_row(zt + r * k, k, inv_t, lt);
+        if (probs)
+            log_soften_probs_row(zt + r * k, k, inv_t, lt);
+        else
+            log_softmax_row(zt + r * k, k, inv_t, lt);
         /* KL(p_t || p_s) = sum_j p_t,j (log p_t,j - log p_s,j); a teacher
          * probability that underflows to 0 adds 0, as torch's xlogy. */
         double row = 0.0;
@@ -298,16 +465,32 @@ DEL_API del_status del_loss_distill(const del_tensor *student_logits, const del_
             if (pt != 0.0)
                 row += pt * (lt[j] - ls[j]);
         }
-        total += row;
+        total += w * row;
         if (g) {
-            /* d/dz_s of T^2 KL = T^2 (1/T)(p_s - p_t) */
             float *gr = g + r * k;
+            const double cg = c * grad_factor;
             for (int64_t j = 0; j < k; j++)
-                gr[j] = (float)(t * (exp(ls[j]) - exp(lt[j])) / (double)n);
+                grad_put(gr + j, cg * (exp(ls[j]) - exp(lt[j])) / (double)n, form->accumulate);
         }
     }
-    *loss = (float)(t * t * total / (double)n);
+    *loss = (float)(form->weight * loss_factor * total / (double)n);
     if (rows != stack_rows)
         free(rows);
     return DEL_OK;
+}
+
+DEL_API del_status del_loss_distill(const del_tensor *student_logits, const del_tensor *teacher_logits,
+                                    float temperature, float *loss, del_tensor *grad)
+{
+    return distill("del_loss_distill", student_logits, "teacher_logits", teacher_logits, temperature,
+                   DEL_DISTILL_DEFAULT, &PLAIN, loss, grad);
+}
+
+DEL_API del_status del_loss_distill_acc(const del_tensor *student_logits, const del_tensor *teacher,
+                                        const del_tensor *row_weights, float temperature, int flags, float weight,
+                                        float *loss, del_tensor *grad)
+{
+    const loss_form form = {row_weights, (double)weight, 1};
+    return distill("del_loss_distill_acc", student_logits, "teacher", teacher, temperature, flags, &form, loss,
+                   grad);
 }

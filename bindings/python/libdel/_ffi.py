@@ -29,6 +29,10 @@ DEL_DTYPE_I32 = 2
 del_split = ctypes.c_int
 DEL_SPLIT_TRAIN = 0
 DEL_SPLIT_TEST = 1
+del_distill_flags = ctypes.c_int
+DEL_DISTILL_DEFAULT = 0
+DEL_DISTILL_TEACHER_PROBS = 1
+DEL_DISTILL_NO_T_SQUARED = 2
 del_save_flags = ctypes.c_int
 DEL_SAVE_DEFAULT = 0
 DEL_SAVE_ALLOW_NONFINITE = 1
@@ -50,6 +54,7 @@ ENUMS = {
     'del_status': {'DEL_OK': 0, 'DEL_EINVAL': -1, 'DEL_ENOMEM': -2, 'DEL_EIO': -3, 'DEL_EFORMAT': -4, 'DEL_ECANCELED': -5, 'DEL_ESTATE': -6, 'DEL_ENUMERIC': -7},
     'del_dtype': {'DEL_DTYPE_F32': 0, 'DEL_DTYPE_U8': 1, 'DEL_DTYPE_I32': 2},
     'del_split': {'DEL_SPLIT_TRAIN': 0, 'DEL_SPLIT_TEST': 1},
+    'del_distill_flags': {'DEL_DISTILL_DEFAULT': 0, 'DEL_DISTILL_TEACHER_PROBS': 1, 'DEL_DISTILL_NO_T_SQUARED': 2},
     'del_save_flags': {'DEL_SAVE_DEFAULT': 0, 'DEL_SAVE_ALLOW_NONFINITE': 1},
     'del_interp': {'DEL_INTERP_NEAREST': 0, 'DEL_INTERP_BILINEAR': 1},
     'del_schedule': {'DEL_SCHEDULE_CONSTANT': 0, 'DEL_SCHEDULE_COSINE': 1, 'DEL_SCHEDULE_STEP': 2},
@@ -429,6 +434,18 @@ FUNCTIONS = {
     'del_loss_distill': (
         del_status,
         ((ctypes.c_void_p, 'student_logits'), (ctypes.c_void_p, 'teacher_logits'), (ctypes.c_float, 'temperature'), (ctypes.POINTER(ctypes.c_float), 'loss'), (ctypes.c_void_p, 'grad'),),
+    ),
+    'del_loss_cross_entropy_acc': (
+        del_status,
+        ((ctypes.c_void_p, 'logits'), (ctypes.c_void_p, 'labels'), (ctypes.c_void_p, 'row_weights'), (ctypes.c_float, 'smoothing'), (ctypes.c_float, 'weight'), (ctypes.POINTER(ctypes.c_float), 'loss'), (ctypes.c_void_p, 'grad'),),
+    ),
+    'del_loss_soft_cross_entropy_acc': (
+        del_status,
+        ((ctypes.c_void_p, 'logits'), (ctypes.c_void_p, 'targets'), (ctypes.c_void_p, 'row_weights'), (ctypes.c_float, 'weight'), (ctypes.POINTER(ctypes.c_float), 'loss'), (ctypes.c_void_p, 'grad'),),
+    ),
+    'del_loss_distill_acc': (
+        del_status,
+        ((ctypes.c_void_p, 'student_logits'), (ctypes.c_void_p, 'teacher'), (ctypes.c_void_p, 'row_weights'), (ctypes.c_float, 'temperature'), (ctypes.c_int, 'flags'), (ctypes.c_float, 'weight'), (ctypes.POINTER(ctypes.c_float), 'loss'), (ctypes.c_void_p, 'grad'),),
     ),
     'del_softmax': (
         del_status,

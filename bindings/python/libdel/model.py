@@ -386,48 +386,97 @@ def _labels_tensor(labels):
     return Tensor.from_buffer(labels, dtype="int32")
 
 
-def cross_entropy(logits, labels, grad=False, label_smoothing=0.0):
+def _row_weights_tensor(row_weights):
+    if row_weights is None or isinstance(row_weights, Tensor):
+        return row_weights
+    if isinstance(row_weights, (list, tuple)):
+        return Tensor.from_list(row_weights)
+    return Tensor.from_buffer(row_weights, dtype="float32")
+
+
+def _grad_out(grad, like):
+    """(tensor or None, accumulate?) for a loss's grad argument: False, True
+    (a new zeroed tensor) or a Tensor to add into."""
+    if isinstance(grad, Tensor):
+        return grad, True
+    return (Tensor.zeros(like.shape, "float32") if grad else None), False
+
+
+def cross_entropy(logits, labels, grad=False, label_smoothing=0.0, row_weights=None, weight=1.0):
     """Mean softmax cross-entropy of logits [N, K] against int32 labels [N],
     with torch's label_smoothing s in [0, 1) (target (1-s) onehot + s/K).
-    Returns the loss, or (loss, d loss / d logits) with grad=True."""
+
+    grad: False returns the loss; True returns (loss, d loss / d logits) in
+    a new tensor; a float32 Tensor [N, K] has weight * d loss / d logits
+    added into it and is returned as (loss, grad), so losses sum into one
+    gradient. With row_weights (float32 [N], >= 0), weight != 1 or a grad
+    tensor, the weighted form del_loss_cross_entropy_acc is used:
+    loss = weight * (w * F.cross_entropy(z, y, ignore_index=-1,
+    label_smoothing=s, reduction='none')).mean(), the mean over all N rows,
+    where label -1 marks an ignored row (it adds nothing and counts in N)."""
     logits = as_tensor(logits)
     labels = _labels_tensor(labels)
     loss = ctypes.c_float()
-    g = Tensor.zeros(logits.shape, "float32") if grad else None
+    g, accumulate = _grad_out(grad, logits)
     gh = g._h if g is not None else None
-    if label_smoothing == 0.0:
+    if accumulate or row_weights is not None or weight != 1.0:
+        rw = _row_weights_tensor(row_weights)
+        check(lib.del_loss_cross_entropy_acc(logits._h, labels._h, rw._h if rw is not None else None,
+                                             float(label_smoothing), float(weight), ctypes.byref(loss), gh))
+    elif label_smoothing == 0.0:
         check(lib.del_loss_cross_entropy(logits._h, labels._h, ctypes.byref(loss), gh))
     else:
         check(lib.del_loss_cross_entropy_smooth(logits._h, labels._h, float(label_smoothing),
                                                 ctypes.byref(loss), gh))
-    return (loss.value, g) if grad else loss.value
+    return (loss.value, g) if g is not None else loss.value
 
 
-def distill_loss(student_logits, teacher_logits, temperature, grad=False):
+def distill_loss(student_logits, teacher_logits, temperature, grad=False, row_weights=None, weight=1.0,
+                 teacher_probs=False, t_squared=True):
     """Hinton's distillation loss T^2 KL(softmax_T(teacher) || softmax_T(student)),
-    the batch mean, for logits [N, K] (stored teacher probabilities p can be
-    passed as log p). Returns the loss, or (loss, d loss / d student_logits)."""
+    the batch mean, for logits [N, K]. Returns the loss, or (loss, d loss /
+    d student_logits); grad as for cross_entropy (True or a Tensor to add
+    into). teacher_probs=True takes the teacher as probabilities p at T = 1
+    (softened as p^(1/T) / sum p^(1/T), the loss of the logits log p);
+    t_squared=False drops the T^2 factor (Avalanche's and FACIL's LwF).
+    Any of those, row_weights [N], weight != 1 or a grad tensor use
+    del_loss_distill_acc: weight * f * (w * KL_rows).mean()."""
     student = as_tensor(student_logits)
     teacher = as_tensor(teacher_logits)
     loss = ctypes.c_float()
-    g = Tensor.zeros(student.shape, "float32") if grad else None
-    check(lib.del_loss_distill(student._h, teacher._h, float(temperature), ctypes.byref(loss),
-                               g._h if g is not None else None))
-    return (loss.value, g) if grad else loss.value
+    g, accumulate = _grad_out(grad, student)
+    gh = g._h if g is not None else None
+    flags = (_ffi.DEL_DISTILL_TEACHER_PROBS if teacher_probs else 0) | \
+        (0 if t_squared else _ffi.DEL_DISTILL_NO_T_SQUARED)
+    if accumulate or flags or row_weights is not None or weight != 1.0:
+        rw = _row_weights_tensor(row_weights)
+        check(lib.del_loss_distill_acc(student._h, teacher._h, rw._h if rw is not None else None,
+                                       float(temperature), flags, float(weight), ctypes.byref(loss), gh))
+    else:
+        check(lib.del_loss_distill(student._h, teacher._h, float(temperature), ctypes.byref(loss), gh))
+    return (loss.value, g) if g is not None else loss.value
 
 
-def soft_cross_entropy(logits, targets, grad=False):
+def soft_cross_entropy(logits, targets, grad=False, row_weights=None, weight=1.0):
     """Mean cross-entropy of logits [N, K] against soft targets [N, K] (rows of
-    probabilities, e.g. CutMix labels). Returns the loss, or (loss, grad)."""
+    probabilities, e.g. CutMix labels). Returns the loss, or (loss, grad);
+    grad as for cross_entropy (True or a Tensor to add into). With
+    row_weights [N], weight != 1 or a grad tensor it is
+    del_loss_soft_cross_entropy_acc: weight * (w * ce_rows).mean()."""
     logits = as_tensor(logits)
     if isinstance(targets, (list, tuple)):
         targets = Tensor.from_list(targets)
     targets = as_tensor(targets)
     loss = ctypes.c_float()
-    g = Tensor.zeros(logits.shape, "float32") if grad else None
-    check(lib.del_loss_soft_cross_entropy(logits._h, targets._h, ctypes.byref(loss),
-                                          g._h if g is not None else None))
-    return (loss.value, g) if grad else loss.value
+    g, accumulate = _grad_out(grad, logits)
+    gh = g._h if g is not None else None
+    if accumulate or row_weights is not None or weight != 1.0:
+        rw = _row_weights_tensor(row_weights)
+        check(lib.del_loss_soft_cross_entropy_acc(logits._h, targets._h, rw._h if rw is not None else None,
+                                                  float(weight), ctypes.byref(loss), gh))
+    else:
+        check(lib.del_loss_soft_cross_entropy(logits._h, targets._h, ctypes.byref(loss), gh))
+    return (loss.value, g) if g is not None else loss.value
 
 
 def softmax(logits, temperature=1.0):

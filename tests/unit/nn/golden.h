@@ -6,7 +6,7 @@
 
 #include "testutil.h"
 
-#define GOLDEN_MAX_ARRAYS 64
+#define GOLDEN_MAX_ARRAYS 256
 
 typedef struct golden {
     char names[GOLDEN_MAX_ARRAYS][32];
@@ -33,6 +33,9 @@ static inline void golden_load(golden *gd, const char *file)
             ck_assert_int_eq(fscanf(f, "%lf", &gd->values[gd->n][i]), 1);
         gd->n++;
     }
+    char extra[32];
+    ck_assert_msg(fscanf(f, "%31s", extra) != 1, "%s: more than %d arrays (raise GOLDEN_MAX_ARRAYS)", path,
+                  GOLDEN_MAX_ARRAYS);
     fclose(f);
 }
 
