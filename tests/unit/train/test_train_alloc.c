@@ -163,7 +163,9 @@ static Suite *alloc_suite(void)
 int main(void)
 {
     /* The library's one-time state (backend, thread pool) is made here,
-     * before any armed run, so that runs count only their own blocks. */
+     * before any armed run, so that runs count only their own blocks; with
+     * one thread, so that no pool worker exists when Check forks. */
+    del_set_num_threads(1);
     del_dataset *ds = NULL;
     del_model *m = NULL;
     del_trainer *tr = NULL;
