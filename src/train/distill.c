@@ -201,27 +201,16 @@ DEL_API del_status del_trainer_new_distill(del_trainer **out, del_model *student
         st = del_stream_init(tr, DEL_STREAM_L, labeled, 1, DEFAULT_BATCH, "labeled", fn);
     if (st == DEL_OK && transfer)
         st = del_stream_init(tr, DEL_STREAM_U, transfer, 0, DEFAULT_BATCH, "transfer", fn);
-    if (st == DEL_OK)
-        st = del_trainer_start(tr, fn);
-    if (st != DEL_OK) {
-        del_trainer_free(tr);
-        return del_trainer_own_enomem(st, fn);
-    }
-    *out = tr;
-    return DEL_OK;
+    return del_trainer_finish(out, tr, st, fn);
 }
 
 /* The distillation trainer's state, or an error naming the setting. */
 static del_status distill_of(del_trainer *tr, distill_state **s, const char *setting, const char *fn)
 {
-    del_status st = del_trainer_check_settable(tr, fn);
-    if (st != DEL_OK)
-        return st;
-    if (tr->obj != &del_objective_distill)
-        return train_error(DEL_EINVAL, "%s: '%s' does not apply to a %s trainer (only to del_trainer_new_distill's)",
-                           fn, setting, tr->obj->name);
-    *s = tr->state;
-    return DEL_OK;
+    void *state = NULL;
+    del_status st = del_trainer_state_of(tr, &del_objective_distill, NULL, &state, setting, fn);
+    *s = state;
+    return st;
 }
 
 DEL_API del_status del_trainer_set_distill_alpha(del_trainer *trainer, float alpha)
@@ -259,18 +248,17 @@ DEL_API del_status del_trainer_set_distill_weights(del_trainer *trainer, float k
 DEL_API del_status del_trainer_set_temperature(del_trainer *trainer, float temperature)
 {
     static const char fn[] = "del_trainer_set_temperature";
-    del_status st = del_trainer_check_settable(trainer, fn);
+    void *state = NULL;
+    del_status st = del_trainer_state_of(trainer, &del_objective_distill, &del_objective_lwf, &state, "temperature",
+                                         fn);
     if (st != DEL_OK)
         return st;
-    if (trainer->obj != &del_objective_distill && trainer->obj != &del_objective_lwf)
-        return train_error(DEL_EINVAL, "%s: 'temperature' does not apply to a %s trainer (only to distillation and "
-                           "Learning-without-Forgetting trainers)", fn, trainer->obj->name);
     if (!(temperature > 0.0f) || !isfinite(temperature))
         return train_error(DEL_EINVAL, "%s: 'temperature' must be a finite value > 0, got %g", fn,
                            (double)temperature);
     if (trainer->obj == &del_objective_lwf)
         return del_lwf_set_temperature(trainer, temperature);
-    ((distill_state *)trainer->state)->temperature = temperature;
+    ((distill_state *)state)->temperature = temperature;
     return DEL_OK;
 }
 
@@ -308,15 +296,8 @@ DEL_API del_status del_trainer_set_teacher_normalize(del_trainer *trainer, const
     del_status st = distill_of(trainer, &s, "teacher_normalize", fn);
     if (st != DEL_OK)
         return st;
-    if (!mean)
-        return train_error_null(fn, "mean");
-    if (!std)
-        return train_error_null(fn, "std");
-    if (channels != trainer->channels)
-        return train_error(DEL_EINVAL, "%s: 'channels' must be %d (the images'), got %d", fn, trainer->channels,
-                           channels);
     train_settings check = trainer->set;
-    st = del_settings_normalize(&check, mean, std, channels, fn);
+    st = del_settings_normalize_for(trainer, &check, mean, std, channels, fn);
     if (st != DEL_OK)
         return st;
     for (int c = 0; c < channels; c++) {

@@ -88,22 +88,9 @@ static del_status check_finetune_args(const del_model *model, const del_dataset 
     if (mode != DEL_FINETUNE_LINEAR_PROBE && mode != DEL_FINETUNE_FULL)
         return train_error(DEL_EINVAL, "%s: 'mode' must be DEL_FINETUNE_LINEAR_PROBE (0) or DEL_FINETUNE_FULL (1), "
                            "got %d", fn, (int)mode);
-    if (num_classes < 1)
-        return train_error(DEL_EINVAL, "%s: 'num_classes' must be >= 1, got %d", fn, num_classes);
-    int c = 0, h = 0, w = 0;
-    del_status st = del_model_input_shape(model, &c, &h, &w);
+    del_status st = del_check_new_task(model, labeled, num_classes, fn);
     if (st != DEL_OK)
         return st;
-    if (del_dataset_channels(labeled) != c || del_dataset_height(labeled) != h || del_dataset_width(labeled) != w)
-        return train_error(DEL_EINVAL, "%s: the images of 'labeled' (%d x %d x %d) do not fit 'model' (input %d x %d "
-                           "x %d)", fn, del_dataset_channels(labeled), del_dataset_height(labeled),
-                           del_dataset_width(labeled), c, h, w);
-    const int64_t n = del_dataset_size(labeled);
-    const int32_t *labels = del_dataset_labels(labeled);
-    for (int64_t i = 0; i < n; i++)
-        if (labels[i] >= num_classes)
-            return train_error(DEL_EINVAL, "%s: 'labeled' has label %d but 'num_classes' is %d (give the new task's "
-                               "labels as 0..num_classes-1)", fn, (int)labels[i], num_classes);
     const int layers = del_model_num_layers(model);
     if (del_model_num_heads(model) == 0) {
         const char *last = layers > 0 ? del_model_layer_type(model, layers - 1) : NULL;
@@ -148,36 +135,17 @@ DEL_API del_status del_trainer_new_finetune(del_trainer **out, del_model *model,
         s->backbone_lr_mult = DEFAULT_BACKBONE_LR_MULT;
         st = del_stream_init(tr, DEL_STREAM_L, labeled, 1, DEFAULT_BATCH, "labeled", fn);
     }
-    if (st == DEL_OK)
-        st = del_trainer_start(tr, fn);
-    if (st != DEL_OK) {
-        del_trainer_free(tr);
-        return del_trainer_own_enomem(st, fn);
-    }
-    *out = tr;
-    return DEL_OK;
-}
-
-/* The finetune trainer's state, or an error naming the setting. */
-static del_status finetune_of(del_trainer *tr, finetune_state **s, const char *setting, const char *fn)
-{
-    del_status st = del_trainer_check_settable(tr, fn);
-    if (st != DEL_OK)
-        return st;
-    if (tr->obj != &del_objective_finetune)
-        return train_error(DEL_EINVAL, "%s: '%s' does not apply to a %s trainer (only to del_trainer_new_finetune's)",
-                           fn, setting, tr->obj->name);
-    *s = tr->state;
-    return DEL_OK;
+    return del_trainer_finish(out, tr, st, fn);
 }
 
 DEL_API del_status del_trainer_set_backbone_lr_mult(del_trainer *trainer, float mult)
 {
     static const char fn[] = "del_trainer_set_backbone_lr_mult";
-    finetune_state *s = NULL;
-    del_status st = finetune_of(trainer, &s, "backbone_lr_mult", fn);
+    void *state = NULL;
+    del_status st = del_trainer_state_of(trainer, &del_objective_finetune, NULL, &state, "backbone_lr_mult", fn);
     if (st != DEL_OK)
         return st;
+    finetune_state *s = state;
     if (!(mult > 0.0f) || !isfinite(mult))
         return train_error(DEL_EINVAL, "%s: 'mult' must be a finite value > 0, got %g", fn, (double)mult);
     if (s->mode == DEL_FINETUNE_LINEAR_PROBE)
@@ -189,17 +157,16 @@ DEL_API del_status del_trainer_set_backbone_lr_mult(del_trainer *trainer, float 
 DEL_API del_status del_trainer_set_head_warmup(del_trainer *trainer, int64_t steps)
 {
     static const char fn[] = "del_trainer_set_head_warmup";
-    del_status st = del_trainer_check_settable(trainer, fn);
+    void *state = NULL;
+    del_status st = del_trainer_state_of(trainer, &del_objective_finetune, &del_objective_lwf, &state, "head_warmup",
+                                         fn);
     if (st != DEL_OK)
         return st;
-    if (trainer->obj != &del_objective_finetune && trainer->obj != &del_objective_lwf)
-        return train_error(DEL_EINVAL, "%s: 'head_warmup' does not apply to a %s trainer (only to fine-tuning and "
-                           "Learning-without-Forgetting trainers)", fn, trainer->obj->name);
     if (steps < 0)
         return train_error(DEL_EINVAL, "%s: 'steps' must be >= 0 (0: none), got %lld", fn, (long long)steps);
     if (trainer->obj == &del_objective_lwf)
         return del_lwf_set_warmup(trainer, steps);
-    finetune_state *s = trainer->state;
+    finetune_state *s = state;
     if (s->mode == DEL_FINETUNE_LINEAR_PROBE && steps > 0)
         return train_error(DEL_EINVAL, "%s: a linear probe trains the head alone throughout (use DEL_FINETUNE_FULL)",
                            fn);

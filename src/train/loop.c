@@ -60,6 +60,54 @@ del_status del_trainer_start(del_trainer *tr, const char *fn)
     return del_trainer_own_enomem(tr->obj->init(tr->state, tr, fn), fn);
 }
 
+del_status del_trainer_finish(del_trainer **out, del_trainer *tr, del_status st, const char *fn)
+{
+    if (st == DEL_OK)
+        st = del_trainer_start(tr, fn);
+    if (st != DEL_OK) {
+        del_trainer_free(tr);
+        return del_trainer_own_enomem(st, fn);
+    }
+    *out = tr;
+    return DEL_OK;
+}
+
+del_status del_trainer_state_of(del_trainer *tr, const del_objective *a, const del_objective *b, void **state,
+                                const char *setting, const char *fn)
+{
+    del_status st = del_trainer_check_settable(tr, fn);
+    if (st != DEL_OK)
+        return st;
+    if (tr->obj != a && tr->obj != b)
+        return b ? train_error(DEL_EINVAL, "%s: '%s' does not apply to a %s trainer (only to %s and %s trainers)", fn,
+                               setting, tr->obj->name, a->name, b->name)
+                 : train_error(DEL_EINVAL, "%s: '%s' does not apply to a %s trainer (only to %s trainers)", fn,
+                               setting, tr->obj->name, a->name);
+    *state = tr->state;
+    return DEL_OK;
+}
+
+del_status del_check_new_task(const del_model *model, const del_dataset *labeled, int num_classes, const char *fn)
+{
+    if (num_classes < 1)
+        return train_error(DEL_EINVAL, "%s: 'num_classes' must be >= 1, got %d", fn, num_classes);
+    int c = 0, h = 0, w = 0;
+    del_status st = del_model_input_shape(model, &c, &h, &w);
+    if (st != DEL_OK)
+        return st;
+    if (del_dataset_channels(labeled) != c || del_dataset_height(labeled) != h || del_dataset_width(labeled) != w)
+        return train_error(DEL_EINVAL, "%s: the images of 'labeled' (%d x %d x %d) do not fit 'model' (input %d x %d "
+                           "x %d)", fn, del_dataset_channels(labeled), del_dataset_height(labeled),
+                           del_dataset_width(labeled), c, h, w);
+    const int64_t n = del_dataset_size(labeled);
+    const int32_t *labels = del_dataset_labels(labeled);
+    for (int64_t i = 0; i < n; i++)
+        if (labels[i] >= num_classes)
+            return train_error(DEL_EINVAL, "%s: 'labeled' has label %d but 'num_classes' is %d (give the new task's "
+                               "labels as 0..num_classes-1)", fn, (int)labels[i], num_classes);
+    return DEL_OK;
+}
+
 DEL_API void del_trainer_free(del_trainer *trainer)
 {
     if (!trainer)

@@ -199,8 +199,6 @@ const del_objective del_objective_lwf = {
 static del_status check_lwf_args(const del_model *model, const del_dataset *labeled, const char *old_head,
                                  const char *new_head, int num_classes, const char *fn)
 {
-    if (num_classes < 1)
-        return train_error(DEL_EINVAL, "%s: 'num_classes' must be >= 1, got %d", fn, num_classes);
     if (strlen(old_head) >= 32 || strlen(new_head) >= 32 || strcmp(old_head, new_head) == 0)
         return train_error(DEL_EINVAL, "%s: 'old_head' ('%s') and 'new_head' ('%s') must be two head names of at "
                            "most 31 characters", fn, old_head, new_head);
@@ -212,21 +210,7 @@ static del_status check_lwf_args(const del_model *model, const del_dataset *labe
     if (del_model_num_heads(model) == 0 && (layers < 2 || strcmp(del_model_layer_type(model, layers - 1), "linear")))
         return train_error(DEL_EINVAL, "%s: 'model' has no heads, so its last layer (the old task's classifier) must "
                            "be a linear layer after at least one other", fn);
-    int c = 0, h = 0, w = 0;
-    del_status st = del_model_input_shape(model, &c, &h, &w);
-    if (st != DEL_OK)
-        return st;
-    if (del_dataset_channels(labeled) != c || del_dataset_height(labeled) != h || del_dataset_width(labeled) != w)
-        return train_error(DEL_EINVAL, "%s: the images of 'labeled' (%d x %d x %d) do not fit 'model' (input %d x %d "
-                           "x %d)", fn, del_dataset_channels(labeled), del_dataset_height(labeled),
-                           del_dataset_width(labeled), c, h, w);
-    const int64_t n = del_dataset_size(labeled);
-    const int32_t *labels = del_dataset_labels(labeled);
-    for (int64_t i = 0; i < n; i++)
-        if (labels[i] >= num_classes)
-            return train_error(DEL_EINVAL, "%s: 'labeled' has label %d but 'num_classes' is %d (give the new task's "
-                               "labels as 0..num_classes-1)", fn, (int)labels[i], num_classes);
-    return DEL_OK;
+    return del_check_new_task(model, labeled, num_classes, fn);
 }
 
 DEL_API del_status del_trainer_new_lwf(del_trainer **out, del_model *model, const del_dataset *labeled,
@@ -267,36 +251,17 @@ DEL_API del_status del_trainer_new_lwf(del_trainer **out, del_model *model, cons
     }
     if (st == DEL_OK)
         st = del_stream_init(tr, DEL_STREAM_L, labeled, 1, DEFAULT_BATCH, "labeled", fn);
-    if (st == DEL_OK)
-        st = del_trainer_start(tr, fn);
-    if (st != DEL_OK) {
-        del_trainer_free(tr);
-        return del_trainer_own_enomem(st, fn);
-    }
-    *out = tr;
-    return DEL_OK;
-}
-
-/* The LwF trainer's state, or an error naming the setting. */
-static del_status lwf_of(del_trainer *tr, lwf_state **s, const char *setting, const char *fn)
-{
-    del_status st = del_trainer_check_settable(tr, fn);
-    if (st != DEL_OK)
-        return st;
-    if (tr->obj != &del_objective_lwf)
-        return train_error(DEL_EINVAL, "%s: '%s' does not apply to a %s trainer (only to del_trainer_new_lwf's)", fn,
-                           setting, tr->obj->name);
-    *s = tr->state;
-    return DEL_OK;
+    return del_trainer_finish(out, tr, st, fn);
 }
 
 DEL_API del_status del_trainer_set_lwf_lambda(del_trainer *trainer, float lambda)
 {
     static const char fn[] = "del_trainer_set_lwf_lambda";
-    lwf_state *s = NULL;
-    del_status st = lwf_of(trainer, &s, "lambda", fn);
+    void *state = NULL;
+    del_status st = del_trainer_state_of(trainer, &del_objective_lwf, NULL, &state, "lambda", fn);
     if (st != DEL_OK)
         return st;
+    lwf_state *s = state;
     if (!(lambda >= 0.0f) || !isfinite(lambda))
         return train_error(DEL_EINVAL, "%s: 'lambda' must be a finite value >= 0, got %g", fn, (double)lambda);
     s->lambda = lambda;

@@ -90,14 +90,7 @@ DEL_API del_status del_trainer_new_supervised(del_trainer **out, del_model *mode
     del_status st = del_trainer_create(&tr, &del_objective_supervised, model, fn);
     if (st == DEL_OK)
         st = del_stream_init(tr, DEL_STREAM_L, labeled, 1, DEFAULT_BATCH, "labeled", fn);
-    if (st == DEL_OK)
-        st = del_trainer_start(tr, fn);
-    if (st != DEL_OK) {
-        del_trainer_free(tr);
-        return del_trainer_own_enomem(st, fn);
-    }
-    *out = tr;
-    return DEL_OK;
+    return del_trainer_finish(out, tr, st, fn);
 }
 
 DEL_API del_status del_trainer_set_batch_size(del_trainer *trainer, int batch_size)

@@ -168,6 +168,22 @@ del_status del_trainer_ensure_matrix(del_tensor **t, int64_t rows, int64_t cols)
 /* *t as a tensor of like's dtype and shape, kept when it has them. */
 del_status del_trainer_ensure_like(del_tensor **t, const del_tensor *like);
 
+/* A constructor's last part: del_trainer_start when st is DEL_OK, then
+ * *out = tr; on any failure tr is freed and st returned (under fn's name
+ * when out of memory). */
+del_status del_trainer_finish(del_trainer **out, del_trainer *tr, del_status st, const char *fn);
+
+/* For the setters of a technique: *state is tr's objective state when tr
+ * runs objective a or b (b may be NULL); else DEL_EINVAL "'setting' does
+ * not apply to a ... trainer". DEL_ESTATE during a fit. */
+del_status del_trainer_state_of(del_trainer *tr, const del_objective *a, const del_objective *b, void **state,
+                                const char *setting, const char *fn);
+
+/* The checks of a constructor that gives model a new task's head before
+ * it makes the trainer: num_classes >= 1, labeled's images fit the model,
+ * every label below num_classes. */
+del_status del_check_new_task(const del_model *model, const del_dataset *labeled, int num_classes, const char *fn);
+
 /* A new optimizer for `steps` steps (a fit's, or the run's total) of
  * model, from the settings s. */
 del_status del_trainer_make_optimizer(del_model *model, const train_settings *s, int64_t steps,
@@ -223,6 +239,11 @@ del_status del_settings_total_steps(train_settings *s, int64_t total_steps, cons
 del_status del_settings_normalize(train_settings *s, const float *mean, const float *std, int channels,
                                   const char *fn);
 del_status del_settings_nonfinite(train_settings *s, del_nonfinite policy, const char *fn);
+
+/* del_settings_normalize with the public setter's argument checks (NULL
+ * mean or std, channels other than tr's images'). */
+del_status del_settings_normalize_for(const del_trainer *tr, train_settings *s, const float *mean, const float *std,
+                                      int channels, const char *fn);
 
 /* ---- the objectives ---- */
 
