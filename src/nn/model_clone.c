@@ -72,8 +72,8 @@ del_status del_model_check_same(const del_model *a, const char *a_name, const de
                              la->ops->name, (long long)la->n_state, a_name, (long long)lb->n_state, b_name);
     }
     if (a->n_heads != b->n_heads)
-        return del_error(DEL_EINVAL, "%s: %s has %d heads, %s has %d", func, a_name, a->n_heads, b_name,
-                         b->n_heads);
+        return del_error(DEL_EINVAL, "%s: the number of heads differs: %d in %s, %d in %s", func, a->n_heads,
+                         a_name, b->n_heads, b_name);
     for (int h = 0; h < a->n_heads; h++) {
         const del_head *ha = &a->heads[h], *hb = &b->heads[h];
         if (strcmp(ha->name, hb->name) != 0)
