@@ -212,7 +212,8 @@ DEL_API del_status del_model_zero_grad(del_model *model);
  * head costs one layer's backward.
  * Optimizers read the groups at every step: a change applies from the
  * next del_optimizer_step (see del_optimizer_new_sgd). Groups are not
- * saved in model files: a loaded model has every layer trainable at 1x.
+ * saved in model files: a loaded model has every layer trainable at 1x
+ * (del_model_clone keeps them).
  * Layer ranges are inclusive; a negative index counts from the end (-1 is
  * the last layer), so del_model_freeze(model, 0, -2) freezes all but the
  * last layer. Ranges may include layers without parameters (freezing them
