@@ -222,7 +222,8 @@ DEL_API del_status del_model_zero_grad(del_model *model);
  * head costs one layer's backward.
  * Optimizers read the groups at every step: a change applies from the
  * next del_optimizer_step (see del_optimizer_new_sgd). Groups are not
- * saved in model files: a loaded model has every layer trainable at 1x.
+ * saved in model files: a loaded model has every layer trainable at 1x
+ * (del_model_clone keeps them).
  * Layer ranges are inclusive; a negative index counts from the end (-1 is
  * the last layer), so del_model_freeze(model, 0, -2) freezes all but the
  * last layer. Ranges may include layers without parameters (freezing them
@@ -345,6 +346,74 @@ DEL_API del_tensor *del_model_head_output(del_model *model, const char *name);
  * shape: the message gives its index), DEL_ESTATE (as del_model_backward),
  * DEL_ENOMEM. On DEL_EINVAL or DEL_ESTATE nothing is computed. */
 DEL_API del_status del_model_backward_heads(del_model *model, int count, const char *const *names, const del_tensor *const *grads);
+
+/* ---- Copies and the moving average of weights ----
+ * A clone is a second, independent model equal to the first (a teacher
+ * kept while a student trains, a snapshot to go back to, the averaged
+ * model of FixMatch or Mean Teacher); del_model_copy_weights moves the
+ * weights between two models of one architecture; del_model_ema_update
+ * keeps an exponential moving average of a model's weights in a clone of
+ * it. As all parameters are in one buffer and all batchnorm statistics in
+ * another, each call costs one pass over them (a clone also rebuilds the
+ * layers). Threading: as every model call; the models passed are used by
+ * no other thread during the call. */
+
+/* Makes *out a deep, independent copy of model: the architecture (every
+ * layer with its settings, the heads with their names), the parameters,
+ * the batchnorm running statistics (del_model_buffers), the parameter
+ * groups (frozen layers, learning-rate multipliers), the seed and the
+ * random stream where it stands (so the clone draws the dropout masks and
+ * stochastic-depth choices that model would draw next) and the training
+ * or evaluation mode. Not copied: the gradients (the clone's are 0), the
+ * last forward (the clone has none: del_model_output is NULL) and anything
+ * made over model, such as an optimizer. Unlike a round trip through
+ * del_model_save_buffer and del_model_load_buffer, groups, mode and stream
+ * are kept. Later changes to either model leave the other as it is. The
+ * caller owns *out and frees it with del_model_free; *out is NULL on
+ * failure. Errors: DEL_EINVAL (NULL out or model), DEL_ENOMEM (nothing is
+ * leaked). */
+DEL_API del_status del_model_clone(del_model **out, const del_model *model);
+
+/* Copies the parameters and batchnorm running statistics of src into dst,
+ * a model of the same architecture (input shape, layer types and
+ * settings, heads with their names and layers: e.g. built from the same
+ * spec or preset, or a clone): a teacher takes the student's weights
+ * (Noisy Student), a snapshot is restored. dst's groups, mode, random
+ * stream, gradients and last forward stay as they are (as after writing
+ * del_model_params). dst == src does nothing.
+ * Errors: DEL_EINVAL (NULL argument; another architecture: the message
+ * names the first difference, e.g. "layer 3 (linear) differs: out 10 in
+ * 'src', 5 in 'dst'", and dst is unchanged). */
+DEL_API del_status del_model_copy_weights(del_model *dst, const del_model *src);
+
+/* Updates ema, an exponential moving average of model's weights (the EMA
+ * of FixMatch, Mean Teacher, timm's ModelEmaV2): every parameter becomes
+ *   p_ema = decay * p_ema + (1 - decay) * p
+ * (computed in double, so a parameter that did not move stays exactly as
+ * it is; decay 0 copies the parameters, decay 1 leaves them unchanged).
+ * The batchnorm running statistics are copied from model as they are, as
+ * in FixMatch's EMA (timm's ModelEmaV3 with exclude_buffers=True): they
+ * already are a moving average of model's batch statistics, and averaging
+ * them again would make them lag far behind the weights they normalise
+ * (timm's default averages them with the parameters). Typical use: make
+ * ema with del_model_clone(&ema, model) before training, update it after
+ * every optimizer step with decay 0.999 (FixMatch) to 0.9999, and evaluate
+ * or predict with ema through the ordinary calls, in evaluation mode.
+ * ema's groups, mode, random stream and gradients stay as they are. The
+ * result does not depend on the number of threads.
+ * Errors: DEL_EINVAL (NULL argument; decay not in [0, 1], NaN included;
+ * ema and model the same model; another architecture, as
+ * del_model_copy_weights). On error ema is unchanged. */
+DEL_API del_status del_model_ema_update(del_model *ema, const del_model *model, float decay);
+
+/* del_model_ema_update with the decay warmed up over the first updates,
+ * as TensorFlow's ExponentialMovingAverage with num_updates: it uses
+ *   decay_t = min(decay, (1 + step) / (10 + step))
+ * (the ratio rounded to float) at update step (0 for the first update):
+ * 0.1 at step 0, 0.5 at step 8, 0.9 at step 80, so that the average soon
+ * forgets the initial weights. Errors: those of del_model_ema_update, and
+ * DEL_EINVAL for step < 0. */
+DEL_API del_status del_model_ema_update_step(del_model *ema, const del_model *model, float decay, int64_t step);
 
 /* Mean softmax cross-entropy of logits (f32 [N, K]) against labels (i32
  * [N], each in 0..K-1). *loss receives the mean; if grad is not NULL

@@ -519,80 +519,12 @@ const del_ckpt_field *del_ckpt_field_get(const del_ckpt *c, const char *key, int
 
 /* ---- applying ---- */
 
-/* The first setting that differs between two layers of one type, written
- * into why; 0 if none. */
-static int cfg_differs(const del_layer_cfg *a, const del_layer_cfg *b, char *why, size_t size)
+/* A failed architecture check, with the checkpoint's source at the end. */
+static del_status with_source(del_status st, const char *name)
 {
-#define INT_SETTING(f)                                                                              \
-    if (a->f != b->f) {                                                                             \
-        snprintf(why, size, "%s %d in the checkpoint, %d in 'model'", #f, a->f, b->f);              \
-        return 1;                                                                                   \
-    }
-#define F32_SETTING(f)                                                                              \
-    if (memcmp(&a->f, &b->f, sizeof a->f) != 0) {                                                   \
-        snprintf(why, size, "%s %g in the checkpoint, %g in 'model'", #f, (double)a->f, (double)b->f); \
-        return 1;                                                                                   \
-    }
-    INT_SETTING(out)
-    INT_SETTING(kernel)
-    INT_SETTING(stride)
-    INT_SETTING(pad)
-    INT_SETTING(bias)
-    F32_SETTING(eps)
-    F32_SETTING(momentum)
-    F32_SETTING(p)
-    F32_SETTING(survival)
-#undef INT_SETTING
-#undef F32_SETTING
-    return 0;
-}
-
-static del_status check_architecture(const del_model *s, const del_model *m, const char *func, const char *name)
-{
-    if (s->in_c != m->in_c || s->in_h != m->in_h || s->in_w != m->in_w)
-        return del_error(DEL_EINVAL, "%s: '%s' holds a model of input %d x %d x %d, 'model' takes %d x %d x %d", func,
-                         name, s->in_c, s->in_h, s->in_w, m->in_c, m->in_h, m->in_w);
-    if (s->n_layers != m->n_layers)
-        return del_error(DEL_EINVAL, "%s: '%s' holds a model of %d layers, 'model' has %d", func, name, s->n_layers,
-                         m->n_layers);
-    for (int i = 0; i < s->n_layers; i++) {
-        const del_layer *a = &s->layers[i], *b = &m->layers[i];
-        char why[160];
-        if (strcmp(a->ops->name, b->ops->name) != 0)
-            return del_error(DEL_EINVAL, "%s: layer %d is %s in '%s', %s in 'model'", func, i, a->ops->name, name,
-                             b->ops->name);
-        if (cfg_differs(&a->cfg, &b->cfg, why, sizeof why))
-            return del_error(DEL_EINVAL, "%s: layer %d (%s) differs: %s ('%s')", func, i, a->ops->name, why, name);
-        if (a->n_params != b->n_params || a->n_state != b->n_state || a->param_off != b->param_off ||
-            a->state_off != b->state_off)
-            return del_error(DEL_EINVAL, "%s: layer %d (%s) has %lld parameters in '%s', %lld in 'model'", func, i,
-                             a->ops->name, (long long)a->n_params, name, (long long)b->n_params);
-    }
-    if (s->n_params != m->n_params || s->n_state != m->n_state)
-        return del_error(DEL_EINVAL, "%s: '%s' holds %lld parameters and %lld state values, 'model' has %lld and %lld",
-                         func, name, (long long)s->n_params, (long long)s->n_state, (long long)m->n_params,
-                         (long long)m->n_state);
-    return DEL_OK;
-}
-
-/* The layouts the checks above do not see (which layers form which named
- * head) show in the models' summaries. */
-static del_status check_summaries(const del_model *s, const del_model *m, const char *func, const char *name)
-{
-    size_t ns = 0, nm = 0;
-    (void)del_model_summary(s, NULL, 0, &ns);
-    (void)del_model_summary(m, NULL, 0, &nm);
-    char *a = malloc(ns), *b = malloc(nm);
-    del_status st = DEL_OK;
-    if (!a || !b)
-        st = del_error(DEL_ENOMEM, "%s: out of memory", func);
-    else if (del_model_summary(s, a, ns, NULL) != DEL_OK || del_model_summary(m, b, nm, NULL) != DEL_OK ||
-             strcmp(a, b) != 0)
-        st = del_error(DEL_EINVAL, "%s: '%s' holds a model laid out otherwise than 'model' (compare their "
-                       "del_model_summary)", func, name);
-    free(a);
-    free(b);
-    return st;
+    char msg[DEL_ERROR_MSG_SIZE];
+    snprintf(msg, sizeof msg, "%s", del_last_error());
+    return del_error(st, "%s ('%s')", msg, name);
 }
 
 static const char *kind_name(del_optim_kind k)
@@ -603,11 +535,11 @@ static const char *kind_name(del_optim_kind k)
 del_status del_ckpt_check(const del_ckpt *c, const del_model *model, const del_optimizer *opt, const char *func,
                           const char *name)
 {
-    del_status st = check_architecture(c->model, model, func, name);
-    if (st == DEL_OK)
-        st = check_summaries(c->model, model, func, name);
-    if (st != DEL_OK || !opt)
-        return st;
+    del_status st = del_model_check_same(c->model, "the checkpoint", model, "'model'", func);
+    if (st != DEL_OK)
+        return with_source(st, name);
+    if (!opt)
+        return DEL_OK;
     if (opt->model != model)
         return del_error(DEL_EINVAL, "%s: 'opt' was made for another model than 'model'", func);
     if (opt->n != model->n_params)

@@ -74,8 +74,9 @@ const del_ckpt_field *del_ckpt_field_get(const del_ckpt *c, const char *key, int
 
 /* Checks that c can be applied to model and opt (NULL: the optimizer
  * record, if any, is ignored): the same architecture (input, layer types,
- * settings and sizes), opt made over model, of the kind c holds. The
- * message starts with func and names what differs. Errors: DEL_EINVAL. */
+ * settings and sizes, heads: del_model_check_same), opt made over model,
+ * of the kind c holds. The message starts with func, names what differs
+ * and ends with the checkpoint's name. Errors: DEL_EINVAL. */
 del_status del_ckpt_check(const del_ckpt *c, const del_model *model, const del_optimizer *opt, const char *func,
                           const char *name);
 

@@ -125,4 +125,13 @@ int del_model_head_name_valid(const char *name);
  * del_model_from_spec, the message starting with func. */
 del_status del_model_parse_layers(del_model *m, const char *spec, const char *func);
 
+/* DEL_OK if a and b have the same architecture: input shape, layer types,
+ * settings and sizes, and heads (names and layer ranges), so that one's
+ * parameter and state buffers fit the other's. Otherwise DEL_EINVAL naming
+ * the first difference, e.g. "<func>: layer 3 (linear) differs: out 10 in
+ * <a_name>, 5 in <b_name>"; the names are written as they should read
+ * ("'src'", "the checkpoint"). Allocates nothing (model_clone.c). */
+del_status del_model_check_same(const del_model *a, const char *a_name, const del_model *b, const char *b_name,
+                                const char *func);
+
 #endif

@@ -419,6 +419,22 @@ FUNCTIONS = {
         del_status,
         ((ctypes.c_void_p, 'model'), (ctypes.c_int, 'count'), (ctypes.POINTER(ctypes.c_char_p), 'names'), (ctypes.POINTER(ctypes.c_void_p), 'grads'),),
     ),
+    'del_model_clone': (
+        del_status,
+        ((ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.c_void_p, 'model'),),
+    ),
+    'del_model_copy_weights': (
+        del_status,
+        ((ctypes.c_void_p, 'dst'), (ctypes.c_void_p, 'src'),),
+    ),
+    'del_model_ema_update': (
+        del_status,
+        ((ctypes.c_void_p, 'ema'), (ctypes.c_void_p, 'model'), (ctypes.c_float, 'decay'),),
+    ),
+    'del_model_ema_update_step': (
+        del_status,
+        ((ctypes.c_void_p, 'ema'), (ctypes.c_void_p, 'model'), (ctypes.c_float, 'decay'), (ctypes.c_int64, 'step'),),
+    ),
     'del_loss_cross_entropy': (
         del_status,
         ((ctypes.c_void_p, 'logits'), (ctypes.c_void_p, 'labels'), (ctypes.POINTER(ctypes.c_float), 'loss'), (ctypes.c_void_p, 'grad'),),

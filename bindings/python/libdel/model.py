@@ -252,6 +252,46 @@ class Model(Handle):
         check(lib.del_model_init(self._h, ctypes.c_uint64(int(seed))))
         return self
 
+    # ---- copies and the moving average of weights (model.h "Copies") ----
+
+    def clone(self):
+        """A deep, independent copy (copy.deepcopy(model) in PyTorch): the
+        layers and heads, parameters, batchnorm statistics, frozen layers
+        and learning-rate multipliers, the random stream where it stands and
+        the training/evaluation mode; no gradients, no last forward.
+        copy.copy and copy.deepcopy call this too (two Models never share a
+        handle)."""
+        return type(self)(_handle=new_handle(lib.del_model_clone, self._h))
+
+    def __copy__(self):
+        return self.clone()
+
+    def __deepcopy__(self, memo):
+        return self.clone()
+
+    def copy_weights_from(self, other):
+        """Copies other's parameters and batchnorm statistics into this model
+        of the same architecture (PyTorch's
+        self.load_state_dict(other.state_dict())); groups, mode and stream
+        stay this model's. Raises InvalidArgument naming the first
+        difference otherwise. Returns self."""
+        check(lib.del_model_copy_weights(self._h, _model_handle(other, "Model.copy_weights_from")))
+        return self
+
+    def ema_update(self, model, decay, step=None):
+        """Makes this model (a clone of model) the exponential moving average
+        of model's weights: p_self = decay * p_self + (1 - decay) * p_model;
+        batchnorm statistics are copied from model. With step (0, 1, ...
+        for successive updates), decay is warmed up as
+        min(decay, (1 + step) / (10 + step)). As timm's ModelEmaV2.update or
+        torch.optim.swa_utils.AveragedModel.update_parameters. Returns self."""
+        h = _model_handle(model, "Model.ema_update")
+        if step is None:
+            check(lib.del_model_ema_update(self._h, h, float(decay)))
+        else:
+            check(lib.del_model_ema_update_step(self._h, h, float(decay), int(step)))
+        return self
+
     def train(self, mode=True):
         """Training mode (batch statistics, dropout) or, with mode=False,
         evaluation mode; returns self."""
@@ -376,6 +416,12 @@ class Model(Handle):
 
     def zero_grad(self):
         check(lib.del_model_zero_grad(self._h))
+
+
+def _model_handle(model, fn):
+    if not isinstance(model, Model):
+        raise invalid("%s: 'model' must be a Model, got %s" % (fn, type(model).__name__))
+    return model._h
 
 
 def _labels_tensor(labels):

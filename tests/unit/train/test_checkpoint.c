@@ -621,10 +621,13 @@ START_TEST(test_checkpoint_load_compares_heads)
     float *before = malloc((size_t)np * sizeof(float));
     ck_assert_ptr_nonnull(before);
     memcpy(before, del_model_params(renamed), (size_t)np * sizeof(float));
-    ck_assert_del_err(del_checkpoint_load(path, renamed, NULL), DEL_EINVAL, "laid out otherwise");
+    ck_assert_del_err(del_checkpoint_load(path, renamed, NULL), DEL_EINVAL,
+                      "head 0 is 'old' in the checkpoint, 'new' in 'model'");
     ck_assert_mem_eq(del_model_params(renamed), before, (size_t)np * sizeof(float));
-    ck_assert_del_err(del_checkpoint_load(path, cut, NULL), DEL_EINVAL, "laid out otherwise");
-    ck_assert_del_err(del_checkpoint_load(path, plain, NULL), DEL_EINVAL, "laid out otherwise");
+    ck_assert_del_err(del_checkpoint_load(path, cut, NULL), DEL_EINVAL,
+                      "head 'old' is layers 3..3 in the checkpoint, 1..3 in 'model'");
+    ck_assert_del_err(del_checkpoint_load(path, plain, NULL), DEL_EINVAL,
+                      "the number of heads differs: 1 in the checkpoint, 0 in 'model'");
     ck_assert_del_ok(del_checkpoint_load(path, same, NULL));
     ck_assert_mem_eq(del_model_params(same), del_model_params(src), (size_t)np * sizeof(float));
     free(before);
