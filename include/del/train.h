@@ -275,6 +275,17 @@ DEL_API del_status del_trainer_new_lwf(del_trainer **out, del_model *model, cons
  * LwF trainer, out of range), DEL_ESTATE (during a fit). */
 DEL_API del_status del_trainer_set_lwf_lambda(del_trainer *trainer, float lambda);
 
+/* live = 1: instead of Y_o recorded once on the un-augmented images, a
+ * frozen copy of the original model (del_model_clone, made before the
+ * first step, in evaluation mode) runs on each step's batch, so the old
+ * head is held to the original's outputs on the very augmented images the
+ * model sees (SPEC §1.4's "or run a frozen copy on the same augmented
+ * batch"); costs one more forward per step and a model's memory.
+ * 0 (default): recorded. Errors: DEL_EINVAL (NULL trainer, not an LwF
+ * trainer, live not 0 or 1), DEL_ESTATE (during a fit, or after the first
+ * step). */
+DEL_API del_status del_trainer_set_lwf_live_original(del_trainer *trainer, int live);
+
 /* Setters. Each returns DEL_EINVAL for a NULL trainer or a value out of
  * range (named in the message), DEL_ESTATE if called during a fit. */
 /* batch_size >= 1 (at most the number of labeled images). */

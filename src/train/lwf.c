@@ -27,6 +27,8 @@ typedef struct lwf_state {
     float temperature, lambda;
     int64_t warmup;
     int frozen;          /* backbone and old head frozen, as last set; -1 none yet */
+    int live;            /* 1: Y_o from a frozen copy of the original model on each batch */
+    del_model *original; /* that copy, made before the first step */
     float *recorded;     /* Y_o: [dataset rows, old_classes], once recorded */
     int64_t recorded_rows;
     del_tensor *yo, *g_old, *g_new; /* a batch's Y_o rows and the heads' gradients */
@@ -35,6 +37,7 @@ typedef struct lwf_state {
 static void lwf_release(void *state)
 {
     lwf_state *s = state;
+    del_model_free(s->original);
     free(s->recorded);
     del_tensor_free(s->yo);
     del_tensor_free(s->g_old);
@@ -134,12 +137,17 @@ static del_status lwf_begin_fit(void *state, del_trainer *tr, int64_t steps, con
 {
     (void)steps;
     lwf_state *s = state;
-    if (s->recorded)
+    if (s->live ? s->original != NULL : s->recorded != NULL)
         return DEL_OK;
     if (tr->steps_done > 0)
         return train_error(DEL_ESTATE, "%s: the old head's recorded outputs are not in this trainer (it was "
                            "resumed from a checkpoint, which does not hold them yet): start the run again", fn);
-    return record(s, tr, fn);
+    if (!s->live)
+        return record(s, tr, fn);
+    del_status st = del_model_clone(&s->original, tr->model);
+    if (st == DEL_OK)
+        st = del_model_set_training(s->original, 0);
+    return st;
 }
 
 static del_status lwf_step(void *state, del_trainer *tr, const train_step_in *in, float *loss, const char *fn)
@@ -161,9 +169,18 @@ static del_status lwf_step(void *state, del_trainer *tr, const train_step_in *in
     if (st != DEL_OK)
         return st;
     float *yo = del_tensor_data(s->yo);
-    for (int64_t i = 0; i < n; i++)
-        memcpy(yo + i * s->old_classes, s->recorded + b->idx[i] * s->old_classes,
-               (size_t)s->old_classes * sizeof(float));
+    if (s->live) {
+        /* The original on the very batch the model sees (augmented). */
+        st = del_model_forward(s->original, b->x);
+        if (st != DEL_OK)
+            return st;
+        memcpy(yo, del_tensor_data(del_model_head_output(s->original, s->old_head)),
+               (size_t)(n * s->old_classes) * sizeof(float));
+    } else {
+        for (int64_t i = 0; i < n; i++)
+            memcpy(yo + i * s->old_classes, s->recorded + b->idx[i] * s->old_classes,
+                   (size_t)s->old_classes * sizeof(float));
+    }
     float ce = 0.0f, kd = 0.0f;
     const del_tensor *zn = del_model_head_output(in->model, s->new_head);
     const del_tensor *zo = del_model_head_output(in->model, s->old_head);
@@ -279,5 +296,21 @@ del_status del_lwf_set_warmup(del_trainer *tr, int64_t steps)
 {
     lwf_state *s = tr->state;
     s->warmup = steps;
+    return DEL_OK;
+}
+
+DEL_API del_status del_trainer_set_lwf_live_original(del_trainer *trainer, int live)
+{
+    static const char fn[] = "del_trainer_set_lwf_live_original";
+    void *state = NULL;
+    del_status st = del_trainer_state_of(trainer, &del_objective_lwf, NULL, &state, "live_original", fn);
+    if (st != DEL_OK)
+        return st;
+    lwf_state *s = state;
+    if (live != 0 && live != 1)
+        return train_error(DEL_EINVAL, "%s: 'live' must be 0 or 1, got %d", fn, live);
+    if (s->recorded || s->original || trainer->steps_done > 0)
+        return train_error(DEL_ESTATE, "%s: the old head's targets are chosen before the first step", fn);
+    s->live = live;
     return DEL_OK;
 }

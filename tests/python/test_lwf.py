@@ -25,6 +25,14 @@ class TestLwf(unittest.TestCase):
             t.evaluate_head(old_task, "new")  # label 2 has no output there
         with self.assertRaises(libdel.InvalidArgument):
             t.set(lwf_lambda=-1.0)
+        with self.assertRaises(libdel.StateError):
+            t.set(lwf_live_original=True)  # after the first step
+
+    def test_live_original(self):
+        m = libdel.Model.from_spec("input 1 2 2; flatten; linear 5; relu; linear 3")
+        t = libdel.Trainer.lwf(m, dataset(), 2, lwf_live_original=True)
+        t.fit(3)
+        self.assertGreaterEqual(t.evaluate(dataset()), 0.0)
 
 
 if __name__ == "__main__":

@@ -771,6 +771,10 @@ FUNCTIONS = {
         del_status,
         ((ctypes.c_void_p, 'trainer'), (ctypes.c_float, 'lambda'),),
     ),
+    'del_trainer_set_lwf_live_original': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_int, 'live'),),
+    ),
     'del_trainer_set_batch_size': (
         del_status,
         ((ctypes.c_void_p, 'trainer'), (ctypes.c_int, 'batch_size'),),

@@ -110,7 +110,8 @@ class Trainer(Handle):
     False removes); prefetch (0..4); backbone_lr_mult and head_warmup
     (fine-tuning trainers only); temperature, alpha, kd_weight with
     ce_weight, t2, teacher_training, teacher_mean with teacher_std,
-    unlabeled_batch_size (distillation); lwf_lambda (LwF); nonfinite ('stop', the default: a step
+    unlabeled_batch_size (distillation); lwf_lambda and lwf_live_original
+    (LwF); nonfinite ('stop', the default: a step
     with a NaN or infinite loss, statistic or gradient stops fit with
     NumericError, the model as before that step; or 'skip': such steps are
     skipped and counted in skipped_steps)."""
@@ -286,7 +287,8 @@ class Trainer(Handle):
             augment=None, augment_unlabeled=None, prefetch=None, total_steps=None,
             nonfinite=None, backbone_lr_mult=None, head_warmup=None, temperature=None,
             alpha=None, kd_weight=None, ce_weight=None, t2=None, teacher_training=None,
-            teacher_mean=None, teacher_std=None, unlabeled_batch_size=None, lwf_lambda=None):
+            teacher_mean=None, teacher_std=None, unlabeled_batch_size=None, lwf_lambda=None,
+            lwf_live_original=None):
         """Changes settings; those left None keep their value. Returns self.
         lr and weight_decay apply to the optimizer selected (now or before);
         each optimizer keeps its own values. augment / augment_unlabeled: an
@@ -335,6 +337,8 @@ class Trainer(Handle):
                           teacher_mean, teacher_std, unlabeled_batch_size)
         if lwf_lambda is not None:
             check(lib.del_trainer_set_lwf_lambda(h, float(lwf_lambda)))
+        if lwf_live_original is not None:
+            check(lib.del_trainer_set_lwf_live_original(h, 1 if lwf_live_original else 0))
         if backbone_lr_mult is not None:
             check(lib.del_trainer_set_backbone_lr_mult(h, float(backbone_lr_mult)))
         if head_warmup is not None:

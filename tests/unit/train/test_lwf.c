@@ -202,6 +202,46 @@ START_TEST(test_bad_lwf_arguments_change_nothing)
 }
 END_TEST
 
+/* An LwF run of 3 steps, Y_o recorded or from the live original. */
+static del_model *lwf_run(int live, del_augment *aug)
+{
+    del_dataset *ds = new_task();
+    del_model *m = old_model();
+    del_trainer *tr = NULL;
+    ck_assert_del_ok(del_trainer_new_lwf(&tr, m, ds, "old", "new", KN));
+    ck_assert_del_ok(del_trainer_set_batch_size(tr, 8));
+    ck_assert_del_ok(del_trainer_set_lwf_live_original(tr, live));
+    if (aug)
+        ck_assert_del_ok(del_trainer_set_augment(tr, aug));
+    ck_assert_del_ok(del_trainer_fit(tr, 3));
+    ck_assert_del_err(del_trainer_set_lwf_live_original(tr, !live), DEL_ESTATE, "before the first step");
+    del_trainer_free(tr);
+    del_dataset_free(ds);
+    return m;
+}
+
+START_TEST(test_live_original_equals_recorded_outputs_without_augmentation)
+{
+    /* Without augmentation the original's outputs on a batch are the
+     * recorded rows (linear layers: no batch-position effects), so both
+     * give the same weights; with a flip they differ (the live copy sees
+     * the flipped images, the record does not). */
+    del_model *a = lwf_run(0, NULL), *b = lwf_run(1, NULL);
+    ck_assert_mem_eq(del_model_params(a), del_model_params(b), (size_t)del_model_num_params(a) * sizeof(float));
+    del_augment *flip = NULL;
+    ck_assert_del_ok(del_augment_new(&flip));
+    ck_assert_del_ok(del_augment_add_flip_h(flip, 1.0f));
+    del_model *c = lwf_run(0, flip), *d = lwf_run(1, flip);
+    ck_assert_msg(memcmp(del_model_params(c), del_model_params(d), (size_t)del_model_num_params(c) * 4) != 0,
+                  "the live original saw the same targets as the record on flipped images");
+    del_augment_free(flip);
+    del_model_free(a);
+    del_model_free(b);
+    del_model_free(c);
+    del_model_free(d);
+}
+END_TEST
+
 static Suite *lwf_suite(void)
 {
     Suite *s = suite_create("lwf");
@@ -209,6 +249,7 @@ static Suite *lwf_suite(void)
     tcase_add_test(tc, test_steps_equal_the_loss_written_by_hand);
     tcase_add_test(tc, test_warmup_trains_the_new_head_alone_then_everything);
     tcase_add_test(tc, test_bad_lwf_arguments_change_nothing);
+    tcase_add_test(tc, test_live_original_equals_recorded_outputs_without_augmentation);
     suite_add_tcase(s, tc);
     return s;
 }
