@@ -124,6 +124,14 @@ build/bench/%: bench/%.c $(SHARED)
 
 examples: $(EXAMPLE_BINS)
 
+# The tutorials' C programs (docs/tutorials/), each run to its end with a few
+# steps on one thread. They need Fashion-MNIST, as the C tests do
+# ($DEL_FMNIST_DIR or Debian's dataset-fashion-mnist).
+TUTORIAL_BINS := build/examples/finetune build/examples/distill build/examples/lwf
+test-examples: $(TUTORIAL_BINS)
+	@set -e; for e in $(TUTORIAL_BINS); do echo "== $$e --steps 5"; \
+	  $$e --steps 5 --threads 1 $${DEL_FMNIST_DIR:+--data "$$DEL_FMNIST_DIR"}; done
+
 # ---- set-up and the aggregate targets ----
 # deps runs first, then a sub-make: the pkg-config queries at the top of this
 # file must see the packages deps may just have installed.
@@ -133,7 +141,7 @@ deps:
 check: deps
 	@$(MAKE) --no-print-directory --output-sync=target check-all
 
-check-all: all examples test-c test-python test-install test-abi check-python-gen
+check-all: all examples test-examples test-c test-python test-install test-abi check-python-gen
 	@echo "make check: all tests passed"
 
 # DEMO_ARGS passes options, e.g. make demo DEMO_ARGS="--steps 300 --threads 2".
@@ -260,7 +268,7 @@ clean:
 
 FORCE:
 
-.PHONY: all test-c examples clean deps check check-all demo python-gen check-python-gen \
+.PHONY: all test-c examples test-examples clean deps check check-all demo python-gen check-python-gen \
         test-python install uninstall test-install test-abi sanitize valgrind FORCE
 
 -include bench/bench.mk
