@@ -196,13 +196,17 @@ static del_status find_head(const del_model *m, const char *name, const char *fu
 
 del_status del_model_begin_head(del_model *m, const char *name, const char *func)
 {
+    /* A copy first: name may be a head's own (del_model_head_name), which
+     * the realloc below frees. */
+    char copy[DEL_HEAD_NAME_MAX + 1];
+    snprintf(copy, sizeof copy, "%s", name);
     del_head *heads = realloc(m->heads, (size_t)(m->n_heads + 1) * sizeof *heads);
     if (!heads)
         return del_error(DEL_ENOMEM, "%s: out of memory", func);
     m->heads = heads;
     del_head *h = &heads[m->n_heads++];
     memset(h, 0, sizeof *h);
-    snprintf(h->name, sizeof h->name, "%s", name);
+    memcpy(h->name, copy, sizeof h->name);
     h->first = m->n_layers;
     m->building_head = 1;
     return DEL_OK;

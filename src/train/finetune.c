@@ -118,14 +118,10 @@ DEL_API del_status del_trainer_new_finetune(del_trainer **out, del_model *model,
     /* The classifier becomes a head (if it is not one) and is replaced. */
     if (del_model_num_heads(model) == 0)
         st = del_model_split_head(model, "head", -1);
-    char spec[32], head[32];
+    char spec[32];
     snprintf(spec, sizeof spec, "linear %d", num_classes);
-    /* A copy: the name lives in the model's head array, which the
-     * replacement reallocates. */
     if (st == DEL_OK)
-        snprintf(head, sizeof head, "%s", del_model_head_name(model, 0));
-    if (st == DEL_OK)
-        st = del_model_replace_head(model, head, spec);
+        st = del_model_replace_head(model, del_model_head_name(model, 0), spec);
     del_trainer *tr = NULL;
     if (st == DEL_OK)
         st = del_trainer_create(&tr, &del_objective_finetune, model, fn);

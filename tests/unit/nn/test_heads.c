@@ -712,12 +712,30 @@ START_TEST(test_preset_classifier_split_replace_and_train_the_head)
 }
 END_TEST
 
+START_TEST(test_replace_head_takes_the_name_del_model_head_name_returns)
+{
+    /* The name belongs to the head array that the replacement reallocates:
+     * it must be read before (ASan saw a use after free). */
+    del_model *m = NULL;
+    ck_assert_del_ok(del_model_from_spec(&m, "input 1 2 2; flatten; linear 4; relu; linear 3"));
+    ck_assert_del_ok(del_model_split_head(m, "a_head_of_twenty_nine_chars__", -1));
+    for (int i = 0; i < 4; i++)
+        ck_assert_del_ok(del_model_replace_head(m, del_model_head_name(m, 0), "linear 5"));
+    ck_assert_str_eq(del_model_head_name(m, 0), "a_head_of_twenty_nine_chars__");
+    ck_assert_del_ok(del_model_add_head(m, "second", "linear 2"));
+    ck_assert_del_ok(del_model_replace_head(m, del_model_head_name(m, 1), "linear 6"));
+    ck_assert_str_eq(del_model_head_name(m, 1), "second");
+    del_model_free(m);
+}
+END_TEST
+
 static Suite *heads_suite(void)
 {
     Suite *s = suite_create("nn_heads");
     TCase *tc = tcase_create("heads");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_head_outputs_match_backbone_plus_that_head);
+    tcase_add_test(tc, test_replace_head_takes_the_name_del_model_head_name_returns);
     tcase_add_test(tc, test_backward_heads_matches_central_differences_for_subsets);
     tcase_add_test(tc, test_backbone_gradient_is_the_sum_over_heads);
     tcase_add_test(tc, test_frozen_backbone_or_head_keeps_gradients_right);

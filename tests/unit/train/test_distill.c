@@ -341,5 +341,5 @@ static Suite *distill_suite(void)
 int main(void)
 {
     char tmpdir[] = "/tmp/del_distill_XXXXXX";
-    return test_run_suite_in_tmpdir(distill_suite, tmpdir);
+    return test_run_suite_inside_tmpdir(distill_suite, tmpdir);
 }

@@ -282,5 +282,5 @@ static Suite *finetune_suite(void)
 int main(void)
 {
     char tmpdir[] = "/tmp/del_finetune_XXXXXX";
-    return test_run_suite_in_tmpdir(finetune_suite, tmpdir);
+    return test_run_suite_inside_tmpdir(finetune_suite, tmpdir);
 }

@@ -257,5 +257,5 @@ static Suite *lwf_suite(void)
 int main(void)
 {
     char tmpdir[] = "/tmp/del_lwf_XXXXXX";
-    return test_run_suite_in_tmpdir(lwf_suite, tmpdir);
+    return test_run_suite_inside_tmpdir(lwf_suite, tmpdir);
 }

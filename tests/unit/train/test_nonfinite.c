@@ -345,5 +345,5 @@ static Suite *nonfinite_suite(void)
 int main(void)
 {
     char tmpdir[] = "/tmp/del_nonfinite_XXXXXX";
-    return test_run_suite_in_tmpdir(nonfinite_suite, tmpdir);
+    return test_run_suite_inside_tmpdir(nonfinite_suite, tmpdir);
 }

@@ -4,6 +4,8 @@
 #ifndef DEL_TEST_TRAIN_TRAIN_UTIL_H
 #define DEL_TEST_TRAIN_TRAIN_UTIL_H
 
+#include <unistd.h>
+
 #include "testutil.h"
 
 static del_dataset *fm_labeled, *fm_test;
@@ -52,6 +54,23 @@ static inline float *copy_params(del_model *m, int64_t *n_params)
     ck_assert_ptr_nonnull(p);
     memcpy(p, del_model_params(m), (size_t)*n_params * sizeof *p);
     return p;
+}
+
+/* test_run_suite_in_tmpdir, run from inside tmpdir, so that the files a
+ * test names by a bare name ("run.delc") are written there and removed
+ * with it, never in the directory make runs from. */
+static inline int test_run_suite_inside_tmpdir(Suite *(*make_suite)(void), char *tmpdir)
+{
+    char here[4096];
+    if (!getcwd(here, sizeof here) || !mkdtemp(tmpdir) || chdir(tmpdir) != 0) {
+        perror("test_run_suite_inside_tmpdir");
+        return EXIT_FAILURE;
+    }
+    int rc = test_run_suite(make_suite());
+    if (chdir(here) != 0)
+        perror("chdir");
+    test_remove_tree(tmpdir);
+    return rc;
 }
 
 #endif
