@@ -225,8 +225,10 @@ DEL_API del_status del_trainer_set_distill_weights(del_trainer *trainer, float k
 DEL_API del_status del_trainer_set_temperature(del_trainer *trainer, float temperature);
 
 /* on = 1 (default): the KL term is multiplied by T^2 (Hinton: keeps the
- * gradient's scale independent of T); 0: without it.
- * Errors: as del_trainer_set_distill_alpha (on not 0 or 1). */
+ * gradient's scale independent of T); 0: without it (as Avalanche's and
+ * FACIL's LwF). For distillation and LwF trainers.
+ * Errors: as del_trainer_set_distill_alpha (not a distillation or LwF
+ * trainer, on not 0 or 1). */
 DEL_API del_status del_trainer_set_distill_t2(del_trainer *trainer, int on);
 
 /* training = 1 runs the teacher in training mode (batch statistics, which
@@ -254,7 +256,7 @@ DEL_API del_status del_trainer_set_unlabeled_batch_size(del_trainer *trainer, in
  * the model as it is before the first step (evaluation mode, normalised
  * as for training, not augmented); T = 2 (del_trainer_set_temperature),
  * lambda = 1 (del_trainer_set_lwf_lambda). The T^2 factor is the seed's
- * (Avalanche and FACIL omit it). Everything trains (backbone, old and new
+ * (Avalanche and FACIL omit it: del_trainer_set_distill_t2(trainer, 0)). Everything trains (backbone, old and new
  * head) except during a warm-up (del_trainer_set_head_warmup: the first
  * steps train the new head alone, the distillation term off). A model
  * without heads has its last layer (linear) split off as the old head

@@ -265,13 +265,15 @@ DEL_API del_status del_trainer_set_temperature(del_trainer *trainer, float tempe
 DEL_API del_status del_trainer_set_distill_t2(del_trainer *trainer, int on)
 {
     static const char fn[] = "del_trainer_set_distill_t2";
-    distill_state *s = NULL;
-    del_status st = distill_of(trainer, &s, "t2", fn);
+    void *state = NULL;
+    del_status st = del_trainer_state_of(trainer, &del_objective_distill, &del_objective_lwf, &state, "t2", fn);
     if (st != DEL_OK)
         return st;
     if (on != 0 && on != 1)
         return train_error(DEL_EINVAL, "%s: 'on' must be 0 or 1, got %d", fn, on);
-    s->t2 = on;
+    if (trainer->obj == &del_objective_lwf)
+        return del_lwf_set_t2(trainer, on);
+    ((distill_state *)state)->t2 = on;
     return DEL_OK;
 }
 

@@ -25,6 +25,7 @@ typedef struct lwf_state {
     char old_head[32], new_head[32];
     int old_classes;
     float temperature, lambda;
+    int no_t2;           /* 1: without the T^2 factor (Avalanche's and FACIL's LwF) */
     int64_t warmup;
     int frozen;          /* backbone and old head frozen, as last set; -1 none yet */
     int live;            /* 1: Y_o from a frozen copy of the original model on each batch */
@@ -191,14 +192,16 @@ static del_status lwf_step(void *state, del_trainer *tr, const train_step_in *in
     int heads = 1;
     if (st == DEL_OK && !frozen && s->lambda > 0.0f) {
         st = del_loss_distill(zo, s->yo, s->temperature, &kd, s->g_old);
+        const float w = s->no_t2 ? s->lambda / (s->temperature * s->temperature) : s->lambda;
         float *g = del_tensor_data(s->g_old);
         for (int64_t i = 0; st == DEL_OK && i < n * s->old_classes; i++)
-            g[i] *= s->lambda;
+            g[i] *= w;
+        kd *= w; /* the term as it enters the loss */
         heads = 2;
     }
     if (st == DEL_OK)
         st = del_model_backward_heads(in->model, heads, names, grads);
-    *loss = ce + (heads == 2 ? s->lambda * kd : 0.0f);
+    *loss = ce + kd;
     return st;
 }
 
@@ -312,5 +315,12 @@ DEL_API del_status del_trainer_set_lwf_live_original(del_trainer *trainer, int l
     if (s->recorded || s->original || trainer->steps_done > 0)
         return train_error(DEL_ESTATE, "%s: the old head's targets are chosen before the first step", fn);
     s->live = live;
+    return DEL_OK;
+}
+
+del_status del_lwf_set_t2(del_trainer *tr, int on)
+{
+    lwf_state *s = tr->state;
+    s->no_t2 = !on;
     return DEL_OK;
 }

@@ -262,6 +262,7 @@ extern const del_objective del_objective_lwf;
  * (the values checked by the public setter). */
 del_status del_lwf_set_temperature(del_trainer *tr, float temperature);
 del_status del_lwf_set_warmup(del_trainer *tr, int64_t steps);
+del_status del_lwf_set_t2(del_trainer *tr, int on);
 
 /* The registry: every objective, NULL-terminated (objectives.c). */
 extern const del_objective *const del_objectives[];

@@ -121,6 +121,30 @@ START_TEST(test_steps_equal_the_loss_written_by_hand)
                   "lambda had no effect");
     del_trainer_free(tc);
     del_model_free(c);
+    /* Without T^2: lambda 1.5 / 9 with T^2 is the same step. */
+    del_model *d = old_model(), *e = old_model();
+    del_trainer *td = NULL, *te = NULL;
+    ck_assert_del_ok(del_trainer_new_lwf(&td, d, ds, "old", "new", KN));
+    ck_assert_del_ok(del_trainer_new_lwf(&te, e, ds, "old", "new", KN));
+    del_trainer *both[2] = {td, te};
+    for (int i = 0; i < 2; i++) {
+        ck_assert_del_ok(del_trainer_set_batch_size(both[i], N));
+        ck_assert_del_ok(del_trainer_set_sgd(both[i], 0.2f, 0.0f, 0.0f, 0));
+        ck_assert_del_ok(del_trainer_set_schedule(both[i], DEL_SCHEDULE_CONSTANT));
+        ck_assert_del_ok(del_trainer_set_temperature(both[i], 3.0f));
+    }
+    ck_assert_del_ok(del_trainer_set_lwf_lambda(td, 1.5f));
+    ck_assert_del_ok(del_trainer_set_distill_t2(td, 0));
+    ck_assert_del_ok(del_trainer_set_lwf_lambda(te, 1.5f / 9.0f));
+    ck_assert_del_ok(del_trainer_fit(td, 2));
+    ck_assert_del_ok(del_trainer_fit(te, 2));
+    const float *pd = del_model_params(d), *pe = del_model_params(e);
+    for (int64_t i = 0; i < del_model_num_params(d); i++)
+        ck_assert_msg(fabsf(pd[i] - pe[i]) <= 1e-6f + 1e-6f * fabsf(pe[i]), "param %lld", (long long)i);
+    del_trainer_free(td);
+    del_trainer_free(te);
+    del_model_free(d);
+    del_model_free(e);
     del_trainer_free(tr);
     del_model_free(a);
     del_model_free(b);
