@@ -263,6 +263,7 @@ START_TEST(test_nan_is_refused_by_default_and_kept_bit_for_bit_when_allowed)
     ck_assert_del_ok(del_tensor_load(&back, path));
     ck_assert(memcmp(del_tensor_data(back), bits, sizeof bits) == 0);
     del_tensor_free(back);
+    del_buffer_free(buf);
     /* Infinity alone is named too. */
     float *d = del_tensor_data(t);
     d[1] = 0.0f;
