@@ -5,6 +5,7 @@
  * foreign file is refused with DEL_EFORMAT and a message saying why. */
 #include <sys/wait.h>
 
+#include "core/tensor_internal.h"
 #include "model_file_util.h"
 
 /* ---- an independent encoder of the documented layout ---- */
@@ -463,6 +464,10 @@ START_TEST(test_empty_path_and_null_arguments_are_einval)
     ck_assert_del_err(del_tensor_save_buffer(NULL, &buf, &size), DEL_EINVAL, "'t'");
     ck_assert_del_err(del_tensor_save_buffer(t, NULL, &size), DEL_EINVAL, "'out'");
     ck_assert_del_err(del_tensor_save_buffer(t, &buf, NULL), DEL_EINVAL, "'size'");
+    del_tensor *empty = del_tensor_empty(); /* the library's own tensors before they get a shape */
+    ck_assert_ptr_nonnull(empty);
+    ck_assert_del_err(del_tensor_save_buffer(empty, &buf, &size), DEL_EINVAL, "'t' has no shape yet (ndim 0)");
+    del_tensor_free(empty);
     ck_assert_del_err(del_tensor_load_buffer(NULL, "x", 1), DEL_EINVAL, "'out'");
     ck_assert_del_err(del_tensor_load_buffer(&out, NULL, 1), DEL_EINVAL, "'data'");
     ck_assert_del_err(del_tensor_load_buffer(&out, NULL, 0), DEL_EFORMAT, "empty file");
