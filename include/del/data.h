@@ -1,8 +1,11 @@
 /* libdel — datasets of uint8 images (N x H x W x C, HWC per image) with
- * int32 labels (-1 = unlabeled).
+ * int32 labels (-1 = unlabeled) and, optionally, soft labels (an f32
+ * probability vector per image, e.g. a teacher's predictions).
  *
- * A dataset is immutable after creation: any number of threads may read
- * the same dataset at once. */
+ * A dataset does not change after creation except through
+ * del_dataset_set_soft_labels, which must not run while another thread
+ * uses the dataset; otherwise any number of threads may read the same
+ * dataset at once. */
 #ifndef DEL_DATA_H
 #define DEL_DATA_H
 
@@ -89,13 +92,16 @@ DEL_API const int32_t *del_dataset_labels(const del_dataset *ds);
  * (*labeled), and all other images (*unlabeled, every label set to -1;
  * images whose label is already -1 also go there). The FMNIST-1k labeled
  * set is per_class = 100 on the Fashion-MNIST train split. Either out
- * pointer may be NULL if that part is not wanted.
+ * pointer may be NULL if that part is not wanted. Soft labels of src
+ * (del_dataset_set_soft_labels) go with their images to either part (an
+ * empty part has none).
  * Errors: DEL_EINVAL (src NULL, per_class < 1, both outs NULL, a class has
  * fewer than per_class images: the message names the class), DEL_ENOMEM. */
 DEL_API del_status del_dataset_split_per_class(del_dataset **labeled, del_dataset **unlabeled, const del_dataset *src, int per_class);
 
 /* Creates a dataset of the n images src[indices[i]] (copied, in the given
- * order; repeats allowed). Errors: DEL_EINVAL (NULL argument, n < 1, an
+ * order; repeats allowed), with their labels and, if src has them, their
+ * soft labels. Errors: DEL_EINVAL (NULL argument, n < 1, an
  * index outside 0..size-1: the message names it), DEL_ENOMEM. */
 DEL_API del_status del_dataset_subset(del_dataset **out, const del_dataset *src, const int64_t *indices, int64_t n);
 
@@ -108,6 +114,41 @@ DEL_API del_status del_dataset_subset(del_dataset **out, const del_dataset *src,
  * out of range, a mean value not finite, a std value not finite or <= 0:
  * the message names it and its value). */
 DEL_API del_status del_dataset_batch(const del_dataset *ds, const int64_t *indices, int64_t n, const float *mean, const float *std, del_tensor *x, del_tensor *y);
+
+/* ---- Soft labels ----
+ * A probability vector over K classes per image, for instance a teacher's
+ * softmax over 60,000 images computed once (and kept in a tensor file,
+ * del_tensor_save) for distillation. They live beside the hard labels,
+ * which they do not change (del_dataset_num_classes still counts hard
+ * labels; K need not equal it). */
+
+/* Sets ds's soft labels to a copy of soft, an f32 [N, K] tensor with N =
+ * del_dataset_size(ds), 1 <= K <= 10000, and each row a probability
+ * vector: every value finite and >= 0, the row summing to 1 within 1e-3
+ * (in double; the tolerance of del_loss_soft_cross_entropy, whose targets
+ * the rows can be as they are). soft NULL removes them. Not thread-safe:
+ * no other thread may use ds meanwhile; a tensor returned by an earlier
+ * del_dataset_soft_labels is freed by this call. On failure ds keeps what
+ * it had. Errors: DEL_EINVAL (ds NULL; soft not f32 [N, K]; a value
+ * negative, NaN or infinite, or a row not summing to 1: the message names
+ * 'soft', the row and the value), DEL_ENOMEM. */
+DEL_API del_status del_dataset_set_soft_labels(del_dataset *ds, const del_tensor *soft);
+
+/* The soft labels of ds, f32 [N, K] (borrowed, read-only: valid until ds
+ * is freed or its soft labels are set again); NULL if ds is NULL or has
+ * none. */
+DEL_API const del_tensor *del_dataset_soft_labels(const del_dataset *ds);
+
+/* K, the number of soft classes of ds; 0 if ds is NULL or has no soft
+ * labels. */
+DEL_API int del_dataset_num_soft_classes(const del_dataset *ds);
+
+/* Gathers soft labels for a batch: row i of out (f32 [n, K]) receives the
+ * soft labels of image indices[i], as del_dataset_batch gathers y.
+ * Errors: DEL_EINVAL (NULL argument, n < 1, out not f32 [n, K], an index
+ * outside 0..size-1: the message names it), DEL_ESTATE (ds has no soft
+ * labels). out is untouched on failure. */
+DEL_API del_status del_dataset_soft_batch(const del_dataset *ds, const int64_t *indices, int64_t n, del_tensor *out);
 
 /* Batch orders: perm[0..n-1] receives a permutation of 0..n-1 drawn from
  * the random stream (seed, epoch, stream), the one that the library's

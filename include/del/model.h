@@ -594,8 +594,8 @@ DEL_API del_status del_model_save_flags(const del_model *model, const char *path
 /* Loads the model saved at path into *out (the caller frees it with
  * del_model_free; *out is NULL on failure).
  * Errors: DEL_EINVAL (NULL argument), DEL_EIO (cannot open or read path,
- * with the system's reason), DEL_EFORMAT (not a libdel model, written by a
- * newer libdel, truncated, checksum mismatch, a corrupt layer record or
+ * with the system's reason), DEL_EFORMAT (not a libdel model: a checkpoint
+ * or tensor file is named as such; written by a newer libdel, truncated, checksum mismatch, a corrupt layer record or
  * parameter count: the message says which), DEL_ENOMEM. */
 DEL_API del_status del_model_load(del_model **out, const char *path);
 
@@ -618,7 +618,7 @@ DEL_API del_status del_model_save_buffer_flags(const del_model *model, void **ou
 DEL_API del_status del_model_load_buffer(del_model **out, const void *data, size_t size);
 
 /* Frees a buffer returned by libdel (del_model_save_buffer[_flags],
- * del_checkpoint_save_buffer).
+ * del_checkpoint_save_buffer, del_tensor_save_buffer[_flags]).
  * del_buffer_free(NULL) is a no-op. */
 DEL_API void del_buffer_free(void *buf);
 

@@ -96,6 +96,7 @@ DEL_API void del_dataset_free(del_dataset *ds)
         return;
     free(ds->images);
     free(ds->labels);
+    del_tensor_free(ds->soft);
     free(ds);
 }
 
@@ -142,11 +143,15 @@ DEL_API del_status del_dataset_split_per_class(del_dataset **labeled, del_datase
     int64_t n_lab = (int64_t)per_class * src->num_classes;
     if (labeled) {
         st = del_dataset_alloc(&lab, n_lab, src->height, src->width, src->channels, fn);
+        if (st == DEL_OK)
+            st = del_dataset_alloc_soft(lab, src, fn);
         if (st != DEL_OK)
             goto cleanup;
     }
     if (unlabeled) {
         st = del_dataset_alloc(&unl, src->n - n_lab, src->height, src->width, src->channels, fn);
+        if (st == DEL_OK)
+            st = del_dataset_alloc_soft(unl, src, fn);
         if (st != DEL_OK)
             goto cleanup;
     }
@@ -160,12 +165,14 @@ DEL_API del_status del_dataset_split_per_class(del_dataset **labeled, del_datase
             if (lab) {
                 memcpy(lab->images + (size_t)li * lab->image_bytes, img, lab->image_bytes);
                 lab->labels[li] = c;
+                del_dataset_copy_soft_row(lab, li, src, i);
             }
             li++;
         } else {
             if (unl) {
                 memcpy(unl->images + (size_t)ui * unl->image_bytes, img, unl->image_bytes);
                 unl->labels[ui] = -1;
+                del_dataset_copy_soft_row(unl, ui, src, i);
             }
             ui++;
         }
@@ -208,10 +215,16 @@ DEL_API del_status del_dataset_subset(del_dataset **out, const del_dataset *src,
     del_status st = del_dataset_alloc(&ds, n, src->height, src->width, src->channels, fn);
     if (st != DEL_OK)
         return st;
+    st = del_dataset_alloc_soft(ds, src, fn);
+    if (st != DEL_OK) {
+        del_dataset_free(ds);
+        return st;
+    }
     for (int64_t i = 0; i < n; i++) {
         memcpy(ds->images + (size_t)i * ds->image_bytes, src->images + (size_t)indices[i] * src->image_bytes,
                ds->image_bytes);
         ds->labels[i] = src->labels[indices[i]];
+        del_dataset_copy_soft_row(ds, i, src, indices[i]);
     }
     del_dataset_update_classes(ds);
     *out = ds;

@@ -13,6 +13,7 @@ struct del_dataset {
     uint8_t *images;    /* n * image_bytes bytes */
     int32_t *labels;    /* n values */
     int num_classes;    /* 1 + the largest label, 0 if none is labeled */
+    del_tensor *soft;   /* f32 [n, K] soft labels (src/data/soft_labels.c), or NULL */
 };
 
 /* The largest label a dataset accepts; keeps num_classes an int and makes
@@ -36,6 +37,16 @@ void del_normalize_lut(float lut[3][256], int channels, const float *mean, const
 /* One u8 HWC image of plane = height * width pixels -> f32 CHW through a
  * table from del_normalize_lut. */
 void del_hwc_to_chw_normalized(float *dst, const uint8_t *src, size_t plane, int channels, const float (*lut)[256]);
+
+/* Gives dst (n rows, just allocated) room for the soft labels of src, if
+ * src has any and dst is not empty; the rows are then filled with
+ * del_dataset_copy_soft_row. On failure sets a message naming func and
+ * returns DEL_ENOMEM (dst unchanged). */
+del_status del_dataset_alloc_soft(del_dataset *dst, const del_dataset *src, const char *func);
+
+/* Copies soft-label row si of src to row di of dst (a no-op unless both
+ * have soft labels, as del_dataset_alloc_soft leaves them). */
+void del_dataset_copy_soft_row(del_dataset *dst, int64_t di, const del_dataset *src, int64_t si);
 
 /* Loads an IDX image/label pair; messages name func. The rest as
  * del_dataset_load_idx. */

@@ -291,6 +291,7 @@ del_status del_format_unpack(const del_format *f, const del_source *src, const u
         static const struct { char magic[4]; const char *noun, *loader; } known[] = {
             {{'D', 'E', 'L', 'M'}, "model file", "del_model_load"},
             {{'D', 'E', 'L', 'C'}, "checkpoint", "del_checkpoint_load or del_trainer_load_checkpoint"},
+            {{'D', 'E', 'L', 'T'}, "tensor file", "del_tensor_load"},
         };
         for (size_t i = 0; len >= 4 && i < sizeof known / sizeof known[0]; i++)
             if (memcmp(file, known[i].magic, 4) == 0)

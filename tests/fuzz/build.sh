@@ -1,5 +1,5 @@
 #!/bin/sh
-# Builds the model- and checkpoint-loader fuzz targets with clang's
+# Builds the model-, checkpoint- and tensor-loader fuzz targets with clang's
 # libFuzzer, ASan and UBSan, and regenerates the seed corpora.
 # docs/file-format.md says how to run them.
 #   usage: tests/fuzz/build.sh [OUTDIR]      (default build/fuzz)
@@ -53,6 +53,10 @@ for target in fuzz_checkpoint_load fuzz_checkpoint_payload; do
         -o "$OUT/$target" $BLAS_LIBS -lz -lpthread -lm
 done
 
+# shellcheck disable=SC2086
+$CC $COMMON $SAN -fsanitize=fuzzer tests/fuzz/fuzz_tensor_payload.c $objs \
+    -o "$OUT/fuzz_tensor_payload" $BLAS_LIBS -lz -lpthread -lm
+
 # The corpus generators are ordinary programs: their files carry real checksums.
 # shellcheck disable=SC2086
 ${FALLBACK_CC:-gcc} -std=c11 -O1 -g -D_GNU_SOURCE -DDEL_BUILDING_LIBRARY -Iinclude -Isrc $BLAS_CFLAGS \
@@ -60,9 +64,14 @@ ${FALLBACK_CC:-gcc} -std=c11 -O1 -g -D_GNU_SOURCE -DDEL_BUILDING_LIBRARY -Iinclu
 # shellcheck disable=SC2086
 ${FALLBACK_CC:-gcc} -std=c11 -O1 -g -D_GNU_SOURCE -DDEL_BUILDING_LIBRARY -Iinclude -Isrc $BLAS_CFLAGS \
     tests/fuzz/make_ckpt_corpus.c src/*/*.c src/*/*/*.c -o "$OUT/make_ckpt_corpus" $BLAS_LIBS -lz -lpthread -lm
+# shellcheck disable=SC2086
+${FALLBACK_CC:-gcc} -std=c11 -O1 -g -D_GNU_SOURCE -DDEL_BUILDING_LIBRARY -Iinclude -Isrc $BLAS_CFLAGS \
+    tests/fuzz/make_tensor_corpus.c src/*/*.c src/*/*/*.c -o "$OUT/make_tensor_corpus" $BLAS_LIBS -lz -lpthread -lm
 mkdir -p tests/fuzz/corpus/model_load tests/fuzz/corpus/model_payload tests/fuzz/corpus/checkpoint_load \
-    tests/fuzz/corpus/checkpoint_payload
+    tests/fuzz/corpus/checkpoint_payload tests/fuzz/corpus/tensor_payload
 "$OUT/make_corpus" tests/fuzz/corpus
 "$OUT/make_ckpt_corpus" tests/fuzz/corpus
-echo "built $OUT/fuzz_model_load, fuzz_model_payload, fuzz_checkpoint_load and fuzz_checkpoint_payload;" \
+"$OUT/make_tensor_corpus" tests/fuzz/corpus
+echo "built $OUT/fuzz_model_load, fuzz_model_payload, fuzz_checkpoint_load, fuzz_checkpoint_payload" \
+    "and fuzz_tensor_payload;" \
     "seeds in tests/fuzz/corpus/"

@@ -219,6 +219,22 @@ FUNCTIONS = {
         del_status,
         ((ctypes.c_void_p, 'ds'), (ctypes.POINTER(ctypes.c_int64), 'indices'), (ctypes.c_int64, 'n'), (ctypes.POINTER(ctypes.c_float), 'mean'), (ctypes.POINTER(ctypes.c_float), 'std'), (ctypes.c_void_p, 'x'), (ctypes.c_void_p, 'y'),),
     ),
+    'del_dataset_set_soft_labels': (
+        del_status,
+        ((ctypes.c_void_p, 'ds'), (ctypes.c_void_p, 'soft'),),
+    ),
+    'del_dataset_soft_labels': (
+        ctypes.c_void_p,
+        ((ctypes.c_void_p, 'ds'),),
+    ),
+    'del_dataset_num_soft_classes': (
+        ctypes.c_int,
+        ((ctypes.c_void_p, 'ds'),),
+    ),
+    'del_dataset_soft_batch': (
+        del_status,
+        ((ctypes.c_void_p, 'ds'), (ctypes.POINTER(ctypes.c_int64), 'indices'), (ctypes.c_int64, 'n'), (ctypes.c_void_p, 'out'),),
+    ),
     'del_permutation': (
         del_status,
         ((ctypes.POINTER(ctypes.c_int64), 'perm'), (ctypes.c_int64, 'n'), (ctypes.c_uint64, 'seed'), (ctypes.c_uint64, 'epoch'), (ctypes.c_uint64, 'stream'),),
@@ -882,6 +898,30 @@ FUNCTIONS = {
     'del_checkpoint_load_buffer': (
         del_status,
         ((ctypes.c_void_p, 'data'), (ctypes.c_size_t, 'size'), (ctypes.c_void_p, 'model'), (ctypes.c_void_p, 'opt'),),
+    ),
+    'del_tensor_save': (
+        del_status,
+        ((ctypes.c_void_p, 't'), (ctypes.c_char_p, 'path'),),
+    ),
+    'del_tensor_save_flags': (
+        del_status,
+        ((ctypes.c_void_p, 't'), (ctypes.c_char_p, 'path'), (ctypes.c_int, 'flags'),),
+    ),
+    'del_tensor_save_buffer': (
+        del_status,
+        ((ctypes.c_void_p, 't'), (ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.POINTER(ctypes.c_size_t), 'size'),),
+    ),
+    'del_tensor_save_buffer_flags': (
+        del_status,
+        ((ctypes.c_void_p, 't'), (ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.POINTER(ctypes.c_size_t), 'size'), (ctypes.c_int, 'flags'),),
+    ),
+    'del_tensor_load': (
+        del_status,
+        ((ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.c_char_p, 'path'),),
+    ),
+    'del_tensor_load_buffer': (
+        del_status,
+        ((ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.c_void_p, 'data'), (ctypes.c_size_t, 'size'),),
     ),
     'del_image_write_png': (
         del_status,

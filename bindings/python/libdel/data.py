@@ -32,7 +32,8 @@ def _readable_bytes(obj, what):
 
 
 class Dataset(Handle):
-    """An immutable set of images and labels."""
+    """A set of images and labels; it does not change after creation,
+    except for its soft labels (set_soft_labels)."""
 
     _free_name = "del_dataset_free"
 
@@ -133,6 +134,35 @@ class Dataset(Handle):
         ptr = ctypes.cast(lib.del_dataset_images(self._h), ctypes.c_void_p).value + i * size
         return Tensor.from_buffer(bytes((ctypes.c_char * size).from_address(ptr)),
                                   shape=(hh, ww, cc))
+
+    def set_soft_labels(self, soft):
+        """Sets the soft labels to a copy of soft (a float32 Tensor or buffer of
+        shape (N, K): one probability vector per image, each value finite
+        and >= 0, each row summing to 1 within 1e-3); None removes them.
+        Subsets and splits carry them."""
+        if soft is None:
+            check(lib.del_dataset_set_soft_labels(self._h, None))
+            return
+        t = soft if isinstance(soft, Tensor) else Tensor.from_buffer(soft)
+        check(lib.del_dataset_set_soft_labels(self._h, t._h))
+
+    @property
+    def soft_labels(self):
+        """A copy of the soft labels as a float32 Tensor (N, K), or None."""
+        h = lib.del_dataset_soft_labels(self._h)
+        return None if not h else Tensor(new_handle(lib.del_tensor_copy, h))
+
+    @property
+    def num_soft_classes(self):
+        """K of the soft labels (0 without them)."""
+        return lib.del_dataset_num_soft_classes(self._h)
+
+    def soft_batch(self, indices):
+        """The soft labels of the images at indices, a float32 Tensor (n, K)."""
+        idx = c_array(ctypes.c_int64, indices, "Dataset.soft_batch: 'indices'")
+        out = Tensor.zeros((max(len(idx), 1), max(self.num_soft_classes, 1)), "float32")
+        check(lib.del_dataset_soft_batch(self._h, idx, len(idx), out._h))
+        return out
 
     def split_per_class(self, per_class):
         """(labeled, unlabeled): the first per_class images of each class,

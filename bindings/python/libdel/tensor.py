@@ -1,6 +1,7 @@
 """del_tensor: n-d arrays of float32, uint8 or int32."""
 
 import ctypes
+import os
 
 from . import _ffi
 from ._lib import Handle, address_of, check, invalid, lib, new_handle, view_memory
@@ -152,6 +153,42 @@ class Tensor(Handle):
         t = cls.zeros(shape if shape is not None else (dims or [len(flat)]), name)
         check(lib.del_tensor_copy_from(t._h, data, ctypes.sizeof(data)))
         return t
+
+    @classmethod
+    def load(cls, path):
+        """Loads a tensor saved by save() (or del_tensor_save): an owning
+        tensor of the saved dtype, shape and elements."""
+        return cls(new_handle(lib.del_tensor_load, os.fsencode(path)))
+
+    @classmethod
+    def from_bytes(cls, data):
+        """Loads a tensor from the bytes of a tensor file (to_bytes())."""
+        mv = memoryview(data).cast("B")
+        buf = (ctypes.c_char * max(mv.nbytes, 1)).from_buffer_copy(mv) if mv.nbytes else None
+        return cls(new_handle(lib.del_tensor_load_buffer, buf, mv.nbytes))
+
+    def save(self, path, allow_nonfinite=False):
+        """Saves the tensor to a tensor file at path (written to a temp file,
+        then renamed; a symbolic link is saved through). A float32 tensor
+        with NaN or infinite values raises NumericError unless
+        allow_nonfinite is true."""
+        if allow_nonfinite:
+            check(lib.del_tensor_save_flags(self._h, os.fsencode(path), _ffi.DEL_SAVE_ALLOW_NONFINITE))
+        else:
+            check(lib.del_tensor_save(self._h, os.fsencode(path)))
+
+    def to_bytes(self, allow_nonfinite=False):
+        """The tensor file's bytes (NaN or infinite values: as save())."""
+        ptr, size = ctypes.c_void_p(), ctypes.c_size_t()
+        if allow_nonfinite:
+            check(lib.del_tensor_save_buffer_flags(self._h, ctypes.byref(ptr), ctypes.byref(size),
+                                                   _ffi.DEL_SAVE_ALLOW_NONFINITE))
+        else:
+            check(lib.del_tensor_save_buffer(self._h, ctypes.byref(ptr), ctypes.byref(size)))
+        try:
+            return ctypes.string_at(ptr, size.value)
+        finally:
+            lib.del_buffer_free(ptr)
 
     @property
     def dtype(self):

@@ -1,6 +1,6 @@
 /* Saving files, for every writer on the shared crash-safe layer
- * (src/io/format.c): model files, checkpoints (plain and the trainer's)
- * and PNGs. A save through a symbolic link replaces the link's target and
+ * (src/io/format.c): model files, checkpoints (plain and the trainer's),
+ * PNGs and tensor files. A save through a symbolic link replaces the link's target and
  * keeps the link; an empty path is refused before anything is created;
  * temporary files of killed writers are removed by the next save, those of
  * running writers kept; a message after a long path keeps the system's
@@ -37,6 +37,11 @@ static del_status save_png(const char *path)
     return del_image_write_png(w_image, path);
 }
 
+static del_status save_tensor(const char *path)
+{
+    return del_tensor_save(w_image, path);
+}
+
 typedef struct writer {
     const char *func;
     del_status (*save)(const char *path);
@@ -48,6 +53,7 @@ static const writer writers[] = {
     {"del_checkpoint_save", save_checkpoint, "DELC"},
     {"del_trainer_save_checkpoint", save_trainer_checkpoint, "DELC"},
     {"del_image_write_png", save_png, "\x89PNG"},
+    {"del_tensor_save", save_tensor, "DELT"},
 };
 enum { N_WRITERS = sizeof writers / sizeof writers[0] };
 
