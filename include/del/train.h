@@ -200,11 +200,18 @@ DEL_API del_status del_trainer_set_head_warmup(del_trainer *trainer, int64_t ste
  * mode); it is never updated. Student and teacher may differ in
  * architecture but take the same images and give the same classes. The
  * models and datasets are borrowed and must outlive the trainer; the
- * teacher must not be used elsewhere during a fit. All other settings are
+ * teacher must not be used elsewhere during a fit. teacher NULL distils
+ * from stored soft labels instead: each dataset given must carry the
+ * teacher's probabilities (del_dataset_set_soft_labels, e.g. a tensor
+ * file of del_model_predict's softmax), softened at T as
+ * softmax(log p / T) (DEL_DISTILL_TEACHER_PROBS); a pipeline's image
+ * steps then change the images, not their stored rows, and CutMix/MixUp
+ * mix the hard labels only. All other settings are
  * the supervised trainer's (label smoothing and CutMix/MixUp apply to the
  * hard-label term; the teacher sees the mixed images).
- * Errors: DEL_EINVAL (NULL out, student or teacher, both datasets NULL,
- * teacher == student, images or class counts that differ, a label the
+ * Errors: DEL_EINVAL (NULL out or student, both datasets NULL,
+ * teacher == student, images or class counts that differ, no teacher and
+ * a dataset without soft labels of the student's classes, a label the
  * student has no output for, images that do not fit), DEL_ENOMEM. */
 DEL_API del_status del_trainer_new_distill(del_trainer **out, del_model *student, del_model *teacher, const del_dataset *labeled, const del_dataset *transfer);
 
@@ -233,7 +240,7 @@ DEL_API del_status del_trainer_set_distill_t2(del_trainer *trainer, int on);
 
 /* training = 1 runs the teacher in training mode (batch statistics, which
  * update its running statistics, and dropout); 0 (default): evaluation
- * mode. Errors: as del_trainer_set_distill_alpha. */
+ * mode. Errors: as del_trainer_set_distill_alpha; no live teacher. */
 DEL_API del_status del_trainer_set_teacher_training(del_trainer *trainer, int training);
 
 /* The teacher's own input normalisation (mean, std per channel, as

@@ -20,7 +20,7 @@
 #define DEFAULT_ALPHA 0.9f
 
 typedef struct distill_state {
-    del_model *teacher;       /* borrowed */
+    del_model *teacher;       /* borrowed; NULL: the datasets' stored soft labels */
     float temperature;
     float kd_weight, ce_weight;
     int t2;                   /* 1: the T² factor (Hinton's), 0: without it */
@@ -115,7 +115,15 @@ static del_status distill_step(void *state, del_trainer *tr, const train_step_in
         const float kd_w = s->kd_weight * t2_undo * (float)n / (float)total;
         const float ce_w = k == DEL_STREAM_L ? s->ce_weight : 0.0f;
         float kd = 0.0f, ce = 0.0f;
-        del_status st = teacher_logits(s, tr, b->x);
+        del_status st = DEL_OK;
+        if (s->teacher) {
+            st = teacher_logits(s, tr, b->x);
+        } else {
+            /* Stored soft labels: the rows of the batch's images. */
+            st = del_trainer_ensure_matrix(&s->tlogits, n, tr->num_outputs);
+            if (st == DEL_OK)
+                st = del_dataset_soft_batch(tr->streams[k].data, b->idx, n, s->tlogits);
+        }
         if (st == DEL_OK)
             st = del_trainer_ensure_matrix(&s->g_kd, n, tr->num_outputs);
         if (st == DEL_OK)
@@ -123,8 +131,13 @@ static del_status distill_step(void *state, del_trainer *tr, const train_step_in
         if (st == DEL_OK)
             st = del_model_forward(in->model, b->x);
         const del_tensor *z = del_model_output(in->model);
-        if (st == DEL_OK)
+        if (st == DEL_OK && s->teacher) {
             st = del_loss_distill(z, s->tlogits, s->temperature, &kd, s->g_kd);
+        } else if (st == DEL_OK) {
+            memset(del_tensor_data(s->g_kd), 0, (size_t)del_tensor_numel(s->g_kd) * sizeof(float));
+            st = del_loss_distill_acc(z, s->tlogits, NULL, s->temperature, DEL_DISTILL_TEACHER_PROBS, 1.0f, &kd,
+                                      s->g_kd);
+        }
         if (st == DEL_OK && ce_w != 0.0f)
             st = b->soft ? del_loss_soft_cross_entropy(z, b->soft, &ce, s->g_ce)
                          : del_loss_cross_entropy_smooth(z, b->y, tr->set.smoothing, &ce, s->g_ce);
@@ -158,20 +171,9 @@ const del_objective del_objective_distill = {
     /* .step       = */ distill_step,
 };
 
-DEL_API del_status del_trainer_new_distill(del_trainer **out, del_model *student, del_model *teacher,
-                                           const del_dataset *labeled, const del_dataset *transfer)
+/* A live teacher: the student's images and classes. */
+static del_status check_teacher(const del_model *student, const del_model *teacher, const char *fn)
 {
-    static const char fn[] = "del_trainer_new_distill";
-    if (!out)
-        return train_error_null(fn, "out");
-    *out = NULL;
-    if (!student)
-        return train_error_null(fn, "student");
-    if (!teacher)
-        return train_error_null(fn, "teacher");
-    if (!labeled && !transfer)
-        return train_error(DEL_EINVAL, "%s: 'labeled' and 'transfer' must not both be NULL (give the labeled "
-                           "images, the unlabeled transfer set, or both)", fn);
     if (teacher == student)
         return train_error(DEL_EINVAL, "%s: 'teacher' must be another model than 'student' (clone it first)", fn);
     int sc = 0, sh = 0, sw = 0, tc = 0, th = 0, tw = 0, sn = 0, tn = 0;
@@ -191,6 +193,50 @@ DEL_API del_status del_trainer_new_distill(del_trainer **out, del_model *student
     if (tn != 1 || sn != 1 || to[0] != so[0])
         return train_error(DEL_EINVAL, "%s: 'teacher' gives %lld class scores, 'student' %lld: they must have the "
                            "same classes", fn, (long long)(tn == 1 ? to[0] : 0), (long long)(sn == 1 ? so[0] : 0));
+    return DEL_OK;
+}
+
+/* No teacher: every dataset given carries soft labels of the student's
+ * classes. */
+static del_status check_stored(const del_model *student, const del_dataset *labeled, const del_dataset *transfer,
+                               const char *fn)
+{
+    int sn = 0;
+    int64_t so[3];
+    del_status st = del_model_output_shape(student, &sn, so);
+    if (st != DEL_OK)
+        return st;
+    const del_dataset *sets[2] = {labeled, transfer};
+    static const char *const names[2] = {"labeled", "transfer"};
+    for (int i = 0; i < 2; i++) {
+        if (!sets[i])
+            continue;
+        const int k = del_dataset_num_soft_classes(sets[i]);
+        if (k == 0)
+            return train_error(DEL_EINVAL, "%s: 'teacher' is NULL, so '%s' must carry the teacher's soft labels "
+                               "(del_dataset_set_soft_labels, e.g. from del_tensor_load)", fn, names[i]);
+        if (sn != 1 || k != so[0])
+            return train_error(DEL_EINVAL, "%s: the soft labels of '%s' have %d classes, 'student' %lld", fn,
+                               names[i], k, (long long)(sn == 1 ? so[0] : 0));
+    }
+    return DEL_OK;
+}
+
+DEL_API del_status del_trainer_new_distill(del_trainer **out, del_model *student, del_model *teacher,
+                                           const del_dataset *labeled, const del_dataset *transfer)
+{
+    static const char fn[] = "del_trainer_new_distill";
+    if (!out)
+        return train_error_null(fn, "out");
+    *out = NULL;
+    if (!student)
+        return train_error_null(fn, "student");
+    if (!labeled && !transfer)
+        return train_error(DEL_EINVAL, "%s: 'labeled' and 'transfer' must not both be NULL (give the labeled "
+                           "images, the unlabeled transfer set, or both)", fn);
+    del_status st = teacher ? check_teacher(student, teacher, fn) : check_stored(student, labeled, transfer, fn);
+    if (st != DEL_OK)
+        return st;
     del_trainer *tr = NULL;
     st = del_trainer_create(&tr, &del_objective_distill, student, fn);
     if (st == DEL_OK) {
@@ -286,6 +332,8 @@ DEL_API del_status del_trainer_set_teacher_training(del_trainer *trainer, int tr
         return st;
     if (training != 0 && training != 1)
         return train_error(DEL_EINVAL, "%s: 'training' must be 0 or 1, got %d", fn, training);
+    if (!s->teacher)
+        return train_error(DEL_EINVAL, "%s: the trainer distills from stored soft labels: it has no live teacher", fn);
     s->teacher_training = training;
     return DEL_OK;
 }
@@ -298,6 +346,8 @@ DEL_API del_status del_trainer_set_teacher_normalize(del_trainer *trainer, const
     del_status st = distill_of(trainer, &s, "teacher_normalize", fn);
     if (st != DEL_OK)
         return st;
+    if (!s->teacher)
+        return train_error(DEL_EINVAL, "%s: the trainer distills from stored soft labels: it has no live teacher", fn);
     train_settings check = trainer->set;
     st = del_settings_normalize_for(trainer, &check, mean, std, channels, fn);
     if (st != DEL_OK)

@@ -51,6 +51,16 @@ class TestDistill(unittest.TestCase):
             total += sum(a * math.log(a / b) for a, b in zip(qt, qs))
         return total / len(ps)
 
+    def test_stored_soft_labels(self):
+        ds = dataset(False)
+        rows = [[1 / 3, 1 / 3, 1 / 3]] * len(ds)
+        ds.set_soft_labels(libdel.Tensor.from_list(rows))
+        student = linear(1.3)
+        t = libdel.Trainer.distill(student, None, transfer=ds, alpha=1.0, unlabeled_batch_size=12)
+        t.fit(3)
+        with self.assertRaises(libdel.InvalidArgument):
+            t.set(teacher_training=True)
+
     def test_errors(self):
         with self.assertRaises(libdel.InvalidArgument):
             libdel.Trainer.distill(linear(1.0), linear(2.0))

@@ -164,14 +164,16 @@ class Trainer(Handle):
     @classmethod
     def distill(cls, student, teacher, labeled=None, transfer=None, **settings):
         """Knowledge distillation (Hinton et al. 2015): student learns from
-        teacher's temperature-softened outputs on every image of a step
+        teacher's temperature-softened outputs (teacher None: the datasets'
+        stored soft labels, Dataset.set_soft_labels) on every image of a step
         (labeled and/or the unlabeled transfer set) and from the labels of
         the labeled ones. Settings: temperature (default 4), alpha (0.9)
         or kd_weight and ce_weight, t2 (True), teacher_training (False),
         teacher_mean / teacher_std, unlabeled_batch_size (64), and every
         supervised setting."""
         student._invalidate_views()
-        t = cls(new_handle(lib.del_trainer_new_distill, student._h, teacher._h,
+        t = cls(new_handle(lib.del_trainer_new_distill, student._h,
+                           None if teacher is None else teacher._h,
                            None if labeled is None else labeled._h,
                            None if transfer is None else transfer._h),
                 student, labeled if labeled is not None else transfer)

@@ -297,7 +297,7 @@ START_TEST(test_bad_distillation_arguments_are_refused)
     ck_assert_del_err(del_trainer_new_distill(&tr, s, big, ds, NULL), DEL_EINVAL, "same images");
     ck_assert_del_err(del_trainer_new_distill(&tr, s, s, ds, NULL), DEL_EINVAL, "another model");
     ck_assert_del_err(del_trainer_new_distill(&tr, s, t, NULL, NULL), DEL_EINVAL, "both be NULL");
-    ck_assert_del_err(del_trainer_new_distill(&tr, s, NULL, ds, NULL), DEL_EINVAL, "'teacher'");
+    ck_assert_del_err(del_trainer_new_distill(&tr, s, NULL, ds, NULL), DEL_EINVAL, "must carry the teacher's soft");
     ck_assert_ptr_null(tr);
     ck_assert_del_ok(del_trainer_new_distill(&tr, s, t, ds, NULL));
     ck_assert_del_err(del_trainer_set_temperature(tr, 0.0f), DEL_EINVAL, "'temperature'");
@@ -323,6 +323,50 @@ START_TEST(test_bad_distillation_arguments_are_refused)
 }
 END_TEST
 
+START_TEST(test_stored_soft_labels_train_as_the_live_teacher)
+{
+    /* The teacher's softmax over the set, stored on the datasets, gives the
+     * steps of the live teacher (probabilities p are the logits log p up
+     * to rounding: within 1e-5). */
+    del_dataset *ds = images(1), *u = images(0);
+    del_model *t = linear_model(0.7);
+    const int64_t xs[4] = {N, 1, 2, 2}, ps[2] = {N, K};
+    del_tensor *x = NULL, *p = NULL;
+    ck_assert_del_ok(del_tensor_new(&x, DEL_DTYPE_F32, 4, xs));
+    ck_assert_del_ok(del_tensor_new(&p, DEL_DTYPE_F32, 2, ps));
+    int64_t rows[N];
+    for (int i = 0; i < N; i++)
+        rows[i] = i;
+    const float mean[1] = {0.2860f}, stdv[1] = {0.3530f};
+    ck_assert_del_ok(del_dataset_batch(ds, rows, N, mean, stdv, x, NULL));
+    ck_assert_del_ok(del_model_set_training(t, 0));
+    ck_assert_del_ok(del_model_forward(t, x));
+    ck_assert_del_ok(del_softmax(del_model_output(t), 1.0f, p));
+    ck_assert_del_ok(del_dataset_set_soft_labels(ds, p));
+    ck_assert_del_ok(del_dataset_set_soft_labels(u, p));
+    float live[K * D + K], stored[K * D + K];
+    for (int run = 0; run < 2; run++) {
+        del_model *s = linear_model(1.3);
+        del_trainer *tr = NULL;
+        ck_assert_del_ok(del_trainer_new_distill(&tr, s, run ? NULL : t, ds, u));
+        ck_assert_del_ok(del_trainer_set_temperature(tr, 2.0f));
+        ck_assert_del_ok(del_trainer_fit(tr, 4));
+        memcpy(run ? stored : live, del_model_params(s), sizeof live);
+        if (run)
+            ck_assert_del_err(del_trainer_set_teacher_training(tr, 1), DEL_EINVAL, "no live teacher");
+        del_trainer_free(tr);
+        del_model_free(s);
+    }
+    for (int i = 0; i < K * D + K; i++)
+        ck_assert_msg(fabsf(live[i] - stored[i]) <= 1e-5f, "param %d: %g vs %g", i, (double)live[i], (double)stored[i]);
+    del_tensor_free(x);
+    del_tensor_free(p);
+    del_model_free(t);
+    del_dataset_free(ds);
+    del_dataset_free(u);
+}
+END_TEST
+
 static Suite *distill_suite(void)
 {
     Suite *s = suite_create("distill");
@@ -334,6 +378,7 @@ static Suite *distill_suite(void)
     tcase_add_test(tc, test_teacher_normalisation_equal_to_the_students_changes_nothing);
     tcase_add_test(tc, test_distillation_resumes_bit_exactly_with_both_streams);
     tcase_add_test(tc, test_bad_distillation_arguments_are_refused);
+    tcase_add_test(tc, test_stored_soft_labels_train_as_the_live_teacher);
     suite_add_tcase(s, tc);
     return s;
 }
