@@ -390,7 +390,7 @@ DEL_API del_status del_softmax(const del_tensor *logits, float temperature, del_
 
 /* The batch size del_model_predict runs model at: 512, halved while 512
  * images' largest layer output (or input) exceeds 2^25 floats (128 MiB),
- * but at least 16 (fmnist-cnn and resnet20: 512; wrn-16-8 on 32x32: 128).
+ * but at least 16 (fmnist-cnn, resnet20, wrn-16-4: 512; wrn-16-8 on 32x32: 256).
  * It depends on the model's layer shapes only. 0 if model is NULL. */
 DEL_API int del_model_predict_batch(const del_model *model);
 
