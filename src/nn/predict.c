@@ -159,7 +159,7 @@ DEL_API del_status del_model_predict(del_tensor **out, del_model *model, const c
             for (int64_t j = 0; j < k; j++)
                 if (!isfinite(z[r * k + j])) {
                     st = del_error(DEL_ENUMERIC, "%s: output %lld of image %lld is %g: the model has diverged (NaN "
-                                   "or infinite weights or statistics)", fn, (long long)j, (long long)(first + r),
+                                   "or infinite weights or statistics) or the input overflows it", fn, (long long)j, (long long)(first + r),
                                    (double)z[r * k + j]);
                     goto cleanup;
                 }
