@@ -1,10 +1,13 @@
 # Benchmarks (included by the top Makefile).
 #   make bench                        sgemm check, libdel vs PyTorch throughput
-#                                     (fmnist-cnn, resnet20), libdel vs torchvision
+#                                     (fmnist-cnn, resnet20), prediction over the
+#                                     Fashion-MNIST training set (del_model_predict
+#                                     vs a DataLoader), libdel vs torchvision
 #                                     augmentation speed, then peak memory of
 #                                     fmnist-cnn training (JSON lines on stdout;
 #                                     BENCH_THREADS="1 2", BENCH_ROUNDS=3,
 #                                     BENCH_MODELS, BENCH_RSS_STEPS=20 adjust it)
+#   make bench-predict                the prediction part alone
 #   make bench-augment                the augmentation part alone
 #   make bench-memory                 the peak-memory part alone
 #   make bench-fmnist1k RECIPES="R0"  FMNIST-1k accuracy, libdel vs PyTorch
@@ -24,6 +27,9 @@ build/bench/sgemm_check: bench/sgemm_check.c
 bench: build/bench/sgemm_check build/bench/throughput build/bench/augment
 	@bench/run.sh
 
+bench-predict: build/bench/throughput
+	@BENCH_SUITES=predict bench/run.sh
+
 bench-augment: build/bench/augment
 	@BENCH_SUITES=augment bench/run.sh
 
@@ -33,4 +39,4 @@ bench-memory: build/bench/throughput
 bench-fmnist1k: build/bench/fmnist1k
 	@RECIPES="$(RECIPES)" SEEDS="$(SEEDS)" STEPS="$(STEPS)" THREADS="$(THREADS)" bench/fmnist1k.sh
 
-.PHONY: bench bench-augment bench-memory bench-fmnist1k
+.PHONY: bench bench-predict bench-augment bench-memory bench-fmnist1k

@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
-# make bench: libdel vs PyTorch throughput on fmnist-cnn and resnet20, peak
-# memory of fmnist-cnn training, and libdel vs torchvision augmentation
-# speed, side by side.
+# make bench: libdel vs PyTorch throughput on fmnist-cnn and resnet20,
+# prediction over the Fashion-MNIST training set, peak memory of fmnist-cnn
+# training, and libdel vs torchvision augmentation speed, side by side.
 #
 # stdout: JSON lines only (sgemm_peak per thread count, then
-# train_<model> / infer_<model> per thread count, then randaugment_32/_224
+# train_<model> / infer_<model> per thread count, then predict_fmnist_cnn
+# per thread count, then randaugment_32/_224
 # and cropflip_32/_224 with 1 thread, then peak_rss_train_fmnist_cnn per
 # thread count, each with libdel, the reference and ratio = libdel /
 # reference for speed, reference / libdel for memory: > 1 = libdel better).
 # stderr: progress and per-run details.
 #
-# Environment: BENCH_SUITES (default "throughput augment memory";
+# Environment: BENCH_SUITES (default "throughput predict augment memory";
 # "throughput" includes the sgemm check), BENCH_MODELS (default
 # "fmnist-cnn resnet20", throughput only), BENCH_RSS_STEPS (default 20,
 # training steps of the memory runs), BENCH_THREADS (default "1 2",
-# throughput and memory: augmentation is timed with 1 thread, one
+# throughput, predict and memory: augmentation is timed with 1 thread, one
 # data-loading worker),
 # BENCH_ROUNDS (default 3; each round runs libdel and the reference once,
 # in alternating order, so that noise from other work on the machine hits
@@ -31,7 +32,7 @@ BIN=build/bench
 PYTHON=${PYTHON:-/usr/bin/python3}
 THREADS_LIST=${BENCH_THREADS:-"1 2"}
 ROUNDS=${BENCH_ROUNDS:-3}
-SUITES=${BENCH_SUITES:-"throughput augment memory"}
+SUITES=${BENCH_SUITES:-"throughput predict augment memory"}
 MODELS=${BENCH_MODELS:-"fmnist-cnn resnet20"}
 RSS_STEPS=${BENCH_RSS_STEPS:-20}
 
@@ -57,8 +58,8 @@ with_threads() {
 want() { [[ " $SUITES " == *" $1 "* ]]; }
 
 for suite in $SUITES; do
-    [[ $suite == throughput || $suite == augment || $suite == memory ]] ||
-        { say "BENCH_SUITES: unknown suite '$suite' (known: throughput augment memory)"; exit 1; }
+    [[ $suite == throughput || $suite == predict || $suite == augment || $suite == memory ]] ||
+        { say "BENCH_SUITES: unknown suite '$suite' (known: throughput predict augment memory)"; exit 1; }
 done
 for model in $MODELS; do
     [[ $model == fmnist-cnn || $model == resnet20 ]] ||
@@ -66,6 +67,7 @@ for model in $MODELS; do
 done
 exes=()
 want throughput && exes+=("$BIN/sgemm_check" "$BIN/throughput")
+want predict && exes+=("$BIN/throughput")
 want augment && exes+=("$BIN/augment")
 want memory && exes+=("$BIN/throughput")
 for exe in "${exes[@]}"; do
@@ -115,6 +117,18 @@ run_torch() {
         { say "PyTorch throughput failed with $1 thread(s) on $2"; exit 1; }
 }
 
+# del_model_predict over the 60,000 Fashion-MNIST training images against a
+# PyTorch DataLoader + eval-mode inference over the same images.
+run_libdel_predict() {
+    with_threads "$1" "$BIN/throughput" -t "$1" --mode predict >>"$tmp/libdel.jsonl" ||
+        { say "libdel predict failed with $1 thread(s)"; exit 1; }
+}
+run_torch_predict() {
+    [[ $have_torch == 1 ]] || return 0
+    with_threads "$1" "$PYTHON" bench/torch_throughput.py --threads "$1" --mode predict >>"$tmp/torch.jsonl" ||
+        { say "PyTorch predict failed with $1 thread(s)"; exit 1; }
+}
+
 # Peak RSS of fmnist-cnn training, each side in a fresh process (see
 # bench/peak_rss.py). Run with glibc's malloc defaults, as users have them:
 # the throughput setting keeps freed memory in the process, which is what
@@ -154,6 +168,14 @@ if want throughput; then
                 say "throughput: $model, threads $t, round $r/$ROUNDS"
                 alternate run_libdel run_torch "$r" "$t" "$model"
             done
+        done
+    done
+fi
+if want predict; then
+    for t in $THREADS_LIST; do
+        for ((r = 1; r <= ROUNDS; r++)); do
+            say "predict: fmnist-cnn over 60,000 images, threads $t, round $r/$ROUNDS"
+            alternate run_libdel_predict run_torch_predict "$r" "$t"
         done
     done
 fi

@@ -1,9 +1,9 @@
 /* throughput — libdel training and inference speed, in img/s.
  *
  *   throughput [-t THREADS] [--model fmnist-cnn|resnet20]
- *              [--mode train|infer|both|steps] [--steps N] [--warmup W]
+ *              [--mode train|infer|both|steps|predict] [--steps N] [--warmup W]
  *              [--blocks B] [--block-steps S] [--train-batch N] [--infer-batch N]
- *              [--max-seconds S]
+ *              [--max-seconds S] [--fmnist-dir DIR]
  *
  * Models: fmnist-cnn on 1x28x28 (default) or resnet20 on 3x32x32, 10
  * classes; the benchmark names end in the model (train_fmnist_cnn,
@@ -20,7 +20,14 @@
  * libdel error. Public API only, as any user program.
  *
  * --mode steps runs N training steps (--steps, default 20) untimed and
- * prints nothing on stdout: a process for bench/peak_rss.py to measure. */
+ * prints nothing on stdout: a process for bench/peak_rss.py to measure.
+ *
+ * --mode predict (fmnist-cnn only): predict_fmnist_cnn, del_model_predict
+ * over the 60,000 Fashion-MNIST training images (uint8, normalised with
+ * mean 0.2860, std 0.3530 by the call) to softmax probabilities, in
+ * img/s. One untimed call on the first 1,024 images, then up to B blocks
+ * (default 3 in this mode) of one call over the whole set each, stopping
+ * after the block that passes S seconds; the median block is reported. */
 #include <del.h>
 #include <math.h>
 #include <stdio.h>
@@ -46,7 +53,8 @@ typedef struct options {
     const model_choice *model;
     int steps, do_steps;
     int threads, warmup, blocks, block_steps, train_batch, infer_batch, max_seconds;
-    int do_train, do_infer;
+    int do_train, do_infer, do_predict;
+    const char *fmnist_dir;
     uint64_t seed;
 } options;
 
@@ -208,6 +216,54 @@ done:
     return rc;
 }
 
+/* del_model_predict over the Fashion-MNIST training set: img/s of the
+ * whole call, dataset to soft labels. */
+static int measure_predict(const options *o)
+{
+    static const float mean[1] = {0.2860f}, std_[1] = {0.3530f};
+    double rates[MAX_BLOCKS];
+    del_dataset *ds = NULL, *head = NULL;
+    del_model *model = NULL;
+    del_tensor *y = NULL;
+    int64_t first[1024];
+    int rc = 1;
+
+    TRY(del_dataset_load_fashion_mnist(&ds, o->fmnist_dir, DEL_SPLIT_TRAIN));
+    TRY(del_model_preset(&model, "fmnist-cnn", 1, 28, 28, 10));
+    TRY(del_model_init(model, o->seed));
+    for (int i = 0; i < 1024; i++) first[i] = i;
+    TRY(del_dataset_subset(&head, ds, first, 1024));
+    TRY(del_model_predict(&y, model, NULL, head, mean, std_, 1.0f, 1));
+    del_tensor_free(y);
+    y = NULL;
+    const int64_t n = del_dataset_size(ds);
+    int blocks = 0;
+    double start = now_s();
+    while (blocks < o->blocks && (blocks < 1 || now_s() - start < o->max_seconds)) {
+        double t0 = now_s();
+        TRY(del_model_predict(&y, model, NULL, ds, mean, std_, 1.0f, 1));
+        rates[blocks++] = (double)n / (now_s() - t0);
+        del_tensor_free(y);
+        y = NULL;
+    }
+    fprintf(stderr, "libdel predict_fmnist_cnn threads=%d batch=%d images=%lld: blocks", o->threads,
+            del_model_predict_batch(model), (long long)n);
+    for (int b = 0; b < blocks; b++) fprintf(stderr, " %.1f", rates[b]);
+    fprintf(stderr, "\n");
+    printf("{\"bench\": \"predict_fmnist_cnn\", \"threads\": %d, \"unit\": \"img/s\", \"libdel\": %.1f, "
+           "\"batch\": %d, \"images\": %lld, \"params\": %lld}\n",
+           o->threads, median(rates, blocks), del_model_predict_batch(model), (long long)n,
+           (long long)del_model_num_params(model));
+    fflush(stdout);
+    rc = 0;
+cleanup:
+    del_tensor_free(y);
+    del_model_free(model);
+    del_dataset_free(head);
+    del_dataset_free(ds);
+    return rc;
+}
+
 /* Training steps only, no timing: the process bench/peak_rss.py measures. */
 static int run_steps(const options *o)
 {
@@ -242,13 +298,15 @@ static int parse_args(int argc, char **argv, options *o)
     *o = (options){.model = &MODELS[0], .steps = 20, .threads = 1, .warmup = 3, .blocks = 5, .block_steps = 4,
                    .train_batch = 128, .infer_batch = 512, .max_seconds = 10,
                    .do_train = 1, .do_infer = 1, .seed = 42};
+    int blocks_given = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
         if (!v) bad = 1;
         else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) bad = parse_int(a, v, 1, 256, &o->threads);
         else if (!strcmp(a, "--warmup")) bad = parse_int(a, v, 0, 1000, &o->warmup);
-        else if (!strcmp(a, "--blocks")) bad = parse_int(a, v, 1, MAX_BLOCKS, &o->blocks);
+        else if (!strcmp(a, "--blocks")) bad = parse_int(a, v, 1, MAX_BLOCKS, &o->blocks), blocks_given = 1;
+        else if (!strcmp(a, "--fmnist-dir")) o->fmnist_dir = v;
         else if (!strcmp(a, "--block-steps")) bad = parse_int(a, v, 1, 10000, &o->block_steps);
         else if (!strcmp(a, "--train-batch")) bad = parse_int(a, v, 1, 65536, &o->train_batch);
         else if (!strcmp(a, "--infer-batch")) bad = parse_int(a, v, 1, 65536, &o->infer_batch);
@@ -256,10 +314,11 @@ static int parse_args(int argc, char **argv, options *o)
         else if (!strcmp(a, "--steps")) bad = parse_int(a, v, 1, 1000000, &o->steps);
         else if (!strcmp(a, "--mode")) {
             o->do_steps = !strcmp(v, "steps");
+            o->do_predict = !strcmp(v, "predict");
             o->do_train = !strcmp(v, "train") || !strcmp(v, "both");
             o->do_infer = !strcmp(v, "infer") || !strcmp(v, "both");
-            if (!o->do_train && !o->do_infer && !o->do_steps) {
-                fprintf(stderr, "throughput: --mode must be train, infer, both or steps, got '%s'\n", v);
+            if (!o->do_train && !o->do_infer && !o->do_steps && !o->do_predict) {
+                fprintf(stderr, "throughput: --mode must be train, infer, both, steps or predict, got '%s'\n", v);
                 bad = 1;
             }
         } else if (!strcmp(a, "--model")) {
@@ -273,13 +332,18 @@ static int parse_args(int argc, char **argv, options *o)
         } else bad = 1;
         if (bad) {
             fprintf(stderr, "usage: throughput [-t THREADS] [--model fmnist-cnn|resnet20] "
-                            "[--mode train|infer|both|steps] [--steps N] [--warmup W] "
+                            "[--mode train|infer|both|steps|predict] [--steps N] [--warmup W] "
                             "[--blocks B] [--block-steps S] [--train-batch N] [--infer-batch N] "
-                            "[--max-seconds S]\n");
+                            "[--max-seconds S] [--fmnist-dir DIR]\n");
             return 1;
         }
         i++;
     }
+    if (o->do_predict && o->model != &MODELS[0]) {
+        fprintf(stderr, "throughput: --mode predict runs fmnist-cnn only\n");
+        return 1;
+    }
+    if (o->do_predict && !blocks_given) o->blocks = 3;
     return 0;
 }
 
@@ -293,6 +357,7 @@ int main(int argc, char **argv)
     }
     fprintf(stderr, "libdel %s, %d thread(s)\n", del_version_string(), del_get_num_threads());
     if (o.do_steps) return run_steps(&o);
+    if (o.do_predict) return measure_predict(&o);
     if (o.do_train && measure("train", 1, o.train_batch, &o)) return 1;
     if (o.do_infer && measure("infer", 0, o.infer_batch, &o)) return 1;
     return 0;

@@ -8,7 +8,17 @@ block in turn so that machine noise hits both; the faster one is reported
 on stdout as the reference, both are logged on stderr.
 
 --mode steps runs --steps training steps untimed in the first of --formats
-and prints nothing on stdout: a process for bench/peak_rss.py to measure."""
+and prints nothing on stdout: a process for bench/peak_rss.py to measure.
+
+--mode predict (fmnist-cnn only): predict_fmnist_cnn, the reference for
+del_model_predict: a torch.utils.data.DataLoader (shuffle off, no worker
+processes) over the 60,000 Fashion-MNIST training images as a uint8
+TensorDataset, each batch normalised as (x/255 - 0.2860) / 0.3530, the
+model in eval mode under torch.no_grad(), softmax written into a
+preallocated [60000, 10] tensor, in img/s. Each of --predict-batches is
+probed with one pass over the first 10,000 images (after one untimed
+batch); the fastest is then timed over the whole set in up to 3 blocks of
+one pass each, stopping after the block that passes --max-seconds."""
 
 import argparse
 import statistics
@@ -16,8 +26,10 @@ import time
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
 
-from torch_common import MODELS, REFERENCE_NAME, emit, log, num_params, set_threads, sgd
+from torch_common import (FMNIST_DIR, MEAN, MODELS, REFERENCE_NAME, STD, emit, load_fmnist, log,
+                          num_params, set_threads, sgd)
 
 FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 
@@ -93,11 +105,52 @@ def measure(kind, make_runner, batch, args):
           "by_format": {f: round(m, 1) for f, m in medians.items()}})
 
 
+def predict_pass(model, images, batch, out):
+    """One DataLoader pass over images (uint8 [N, 1, 28, 28]) into out."""
+    loader = DataLoader(TensorDataset(images), batch_size=batch, shuffle=False, num_workers=0)
+    first = 0
+    with torch.no_grad():
+        for (xb,) in loader:
+            x = (xb.float() / 255.0 - MEAN) / STD
+            out[first:first + len(xb)] = F.softmax(model(x), dim=1)
+            first += len(xb)
+    assert first == len(images)
+
+
+def measure_predict(args):
+    images = torch.from_numpy(load_fmnist("train", args.fmnist_dir)[0].copy()).unsqueeze(1)
+    n = len(images)
+    torch.manual_seed(args.seed)
+    model = MODELS["fmnist-cnn"][0]().eval()
+    out = torch.empty(n, 10)
+    probe_n = min(n, 10000)
+    probe = {}
+    for b in args.predict_batches:
+        predict_pass(model, images[:b], b, out)  # untimed: first-call allocations
+        t0 = time.perf_counter()
+        predict_pass(model, images[:probe_n], b, out)
+        probe[b] = probe_n / (time.perf_counter() - t0)
+    best = max(probe, key=probe.get)
+    rates = []
+    start = time.perf_counter()
+    while len(rates) < args.predict_blocks and (not rates or time.perf_counter() - start < args.max_seconds):
+        t0 = time.perf_counter()
+        predict_pass(model, images, best, out)
+        rates.append(n / (time.perf_counter() - t0))
+    log("torch predict_fmnist_cnn threads=%d: probe %s, batch %d blocks %s" % (
+        args.threads, " ".join("%d: %.1f" % (b, r) for b, r in probe.items()), best,
+        " ".join("%.1f" % r for r in rates)))
+    emit({"bench": "predict_fmnist_cnn", "threads": args.threads, "unit": "img/s",
+          "reference": round(statistics.median(rates), 1), "reference_name": REFERENCE_NAME,
+          "batch": best, "images": n, "params": num_params(model),
+          "by_batch": {str(b): round(r, 1) for b, r in probe.items()}})
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--model", choices=tuple(MODELS), default="fmnist-cnn")
-    p.add_argument("--mode", choices=("train", "infer", "both", "steps"), default="both")
+    p.add_argument("--mode", choices=("train", "infer", "both", "steps", "predict"), default="both")
     p.add_argument("--steps", type=int, default=20, help="training steps of --mode steps")
     p.add_argument("--train-batch", type=int, default=128)
     p.add_argument("--infer-batch", type=int, default=512)
@@ -108,7 +161,21 @@ def main():
                    help="stop after 3 blocks once this much time has passed (both formats)")
     p.add_argument("--formats", default="contiguous,channels_last")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--predict-batches", default="256,512,1000",
+                   help="DataLoader batch sizes --mode predict probes")
+    p.add_argument("--predict-blocks", type=int, default=3, help="timed passes of --mode predict")
+    p.add_argument("--fmnist-dir", default=None, help="Fashion-MNIST folder (default Debian's)")
     args = p.parse_args()
+    try:
+        args.predict_batches = [int(b) for b in args.predict_batches.split(",") if b]
+    except ValueError:
+        p.error("--predict-batches must be comma-separated integers")
+    if not args.predict_batches or min(args.predict_batches) < 1 or args.predict_blocks < 1:
+        p.error("--predict-batches and --predict-blocks must be >= 1")
+    if args.mode == "predict" and args.model != "fmnist-cnn":
+        p.error("--mode predict runs fmnist-cnn only")
+    if args.fmnist_dir is None:
+        args.fmnist_dir = FMNIST_DIR
     args.formats = [f for f in args.formats.split(",") if f]
     if not args.formats:
         p.error("--formats names no memory format")
@@ -129,6 +196,8 @@ def main():
         measure("train", train_runner, args.train_batch, args)
     if args.mode in ("infer", "both"):
         measure("infer", infer_runner, args.infer_batch, args)
+    if args.mode == "predict":
+        measure_predict(args)
 
 
 if __name__ == "__main__":

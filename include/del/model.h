@@ -12,6 +12,7 @@
 #define DEL_MODEL_H
 
 #include "common.h"
+#include "data.h"
 #include "tensor.h"
 
 #ifdef __cplusplus
@@ -542,6 +543,55 @@ DEL_API del_status del_loss_distill_acc(const del_tensor *student_logits, const 
  * computed stably. logits and probs are f32 [N, K] (may be the same tensor).
  * Errors: DEL_EINVAL (NULL argument, shape mismatch, temperature <= 0). */
 DEL_API del_status del_softmax(const del_tensor *logits, float temperature, del_tensor *probs);
+
+/* ---- Prediction ----
+ * A model's outputs on every image of a dataset, computed once: a
+ * teacher's logits or soft labels for distillation or Noisy Student, an
+ * old head's outputs for Learning without Forgetting. */
+
+/* The batch size del_model_predict runs model at: 512, halved while 512
+ * images' largest layer output (or input) exceeds 2^25 floats (128 MiB),
+ * but at least 16 (fmnist-cnn, resnet20, wrn-16-4: 512; wrn-16-8 on 32x32: 256).
+ * It depends on the model's layer shapes only. 0 if model is NULL. */
+DEL_API int del_model_predict_batch(const del_model *model);
+
+/* Runs model in evaluation mode on every image of ds, labeled or not, and
+ * stores in *out a new f32 tensor [N, K] (N = del_dataset_size(ds), K the
+ * model's outputs per image): row i holds image i's logits (softmax 0) or
+ * its probabilities at temperature T (softmax 1):
+ * softmax_T(z)_j = exp(z_j / T) / sum_l exp(z_l / T), computed stably in
+ * double (T = 1: the plain softmax; larger T: softer labels), as
+ * del_softmax. Each image enters the model as
+ * (v / 255 - mean[c]) / std[c] per channel c (as del_dataset_batch).
+ * head names the head whose outputs are returned (del_model_head_output);
+ * NULL means the first head, or the model's output without heads (as
+ * del_model_output). temperature is only read when softmax is 1.
+ * The images go through the model in batches of del_model_predict_batch
+ * images in dataset order, the last one filled up with copies of the
+ * last image, so row i is exactly what del_model_forward gives in
+ * evaluation mode for image i at position i mod B of a batch of B images
+ * (B = del_model_predict_batch): bit-identical whatever the thread count,
+ * and independent of the dataset's other images and of its size. (The
+ * same image at another position or in a batch of another size can
+ * differ in the last bits: the convolutions and gemms round by position.)
+ * The model's training flag is restored afterwards; in evaluation mode
+ * nothing of the model changes (dropout is the identity, batchnorm uses
+ * its running statistics, the random stream is not drawn from), except
+ * that del_model_output and del_model_head_output then hold the last
+ * batch's outputs. The caller frees *out with del_tensor_free; *out is
+ * NULL on failure.
+ * Threading: uses the library's compute threads; the model must not be
+ * used by another thread during the call (ds may be shared).
+ * Errors: DEL_EINVAL (NULL out, model, ds, mean or std; head naming no
+ * head of the model; images of ds shaped other than the model's input; a
+ * mean not finite or a std not finite and > 0: the message names the
+ * channel; softmax not 0 or 1; temperature not finite and > 0 with
+ * softmax 1; a model whose output (that head's) is not a vector per
+ * image), DEL_ENUMERIC (an output is NaN or infinite, e.g. a diverged
+ * teacher: the message names the image and the output), DEL_ENOMEM.
+ * On error the model's training flag is restored too. */
+DEL_API del_status del_model_predict(del_tensor **out, del_model *model, const char *head, const del_dataset *ds,
+                                     const float *mean, const float *std, float temperature, int softmax);
 
 /* ---- Model files (docs/file-format.md) ----
  * A model file holds the architecture (input shape, the layer list with

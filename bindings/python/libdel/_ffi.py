@@ -483,6 +483,14 @@ FUNCTIONS = {
         del_status,
         ((ctypes.c_void_p, 'logits'), (ctypes.c_float, 'temperature'), (ctypes.c_void_p, 'probs'),),
     ),
+    'del_model_predict_batch': (
+        ctypes.c_int,
+        ((ctypes.c_void_p, 'model'),),
+    ),
+    'del_model_predict': (
+        del_status,
+        ((ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.c_void_p, 'model'), (ctypes.c_char_p, 'head'), (ctypes.c_void_p, 'ds'), (ctypes.POINTER(ctypes.c_float), 'mean'), (ctypes.POINTER(ctypes.c_float), 'std'), (ctypes.c_float, 'temperature'), (ctypes.c_int, 'softmax'),),
+    ),
     'del_model_save': (
         del_status,
         ((ctypes.c_void_p, 'model'), (ctypes.c_char_p, 'path'),),

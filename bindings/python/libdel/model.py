@@ -6,7 +6,8 @@ import os
 import weakref
 
 from . import _ffi
-from ._lib import Handle, check, invalid, lib, new_handle, view_memory
+from ._lib import Handle, c_array, check, invalid, lib, new_handle, view_memory
+from .data import FMNIST_MEAN, FMNIST_STD, Dataset
 from .tensor import Tensor, as_tensor
 
 __all__ = ["Model", "cross_entropy", "distill_loss", "soft_cross_entropy", "softmax"]
@@ -416,6 +417,44 @@ class Model(Handle):
 
     def zero_grad(self):
         check(lib.del_model_zero_grad(self._h))
+
+    def predict(self, dataset, mean=None, std=None, temperature=1.0, softmax=False, head=None):
+        """The model's outputs on every image of dataset (labeled or not), in
+        evaluation mode, as a new float32 Tensor [N, K]: logits, or with
+        softmax=True the probabilities softmax(z / temperature). Each image
+        enters as (image/255 - mean) / std, one value per channel or one for
+        all (default Fashion-MNIST's). head: the head whose outputs come back
+        (default the first head, or the model's output). The training mode
+        is restored afterwards. Raises NumericError naming the image if an
+        output is NaN or infinite."""
+        if not isinstance(dataset, Dataset):
+            raise invalid("Model.predict: 'dataset' must be a libdel.Dataset, got %s"
+                          % type(dataset).__name__)
+        channels = self.input_shape[0]
+        mean = FMNIST_MEAN if mean is None else mean
+        std = FMNIST_STD if std is None else std
+        if isinstance(mean, (int, float)):
+            mean = [mean] * channels
+        if isinstance(std, (int, float)):
+            std = [std] * channels
+        m = c_array(ctypes.c_float, mean, "Model.predict: 'mean'")
+        s = c_array(ctypes.c_float, std, "Model.predict: 'std'")
+        if len(m) != channels or len(s) != channels:
+            raise invalid("Model.predict: 'mean' and 'std' must hold %d values (one per channel)"
+                          % channels)
+        self._invalidate_views()
+        out = ctypes.c_void_p()
+        check(lib.del_model_predict(ctypes.byref(out), self._h,
+                                    None if head is None else head.encode("utf-8"), dataset._h, m, s,
+                                    float(temperature), 1 if softmax else 0))
+        return Tensor(out.value)
+
+    @property
+    def predict_batch(self):
+        """The batch size predict() runs the model at (fixed by its layer
+        shapes): row i of predict() equals an evaluation-mode forward of a
+        batch of that many images in which image i sits at i % predict_batch."""
+        return lib.del_model_predict_batch(self._h)
 
 
 def _model_handle(model, fn):
