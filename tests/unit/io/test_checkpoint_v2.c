@@ -590,6 +590,70 @@ START_TEST(test_every_truncated_or_damaged_v2_payload_is_checked)
 }
 END_TEST
 
+/* Every section of a small payload grown by one byte (its size too): each
+ * content must fill its section exactly, so each is refused; and the
+ * sections must come in the documented order. */
+START_TEST(test_a_byte_more_in_any_section_or_sections_out_of_order_are_refused)
+{
+    size_t n = 0;
+    uint8_t *f = small_v2(&n);
+    uLongf plen = (uLongf)get_le64(f + 24);
+    uint8_t *p = malloc(plen), *q = malloc(plen + 1);
+    ck_assert_int_eq(uncompress(p, &plen, f + 40, (uLong)(n - 40)), Z_OK);
+    const uint32_t count = get_le32(p);
+    ck_assert_uint_eq(count, 5); /* MODL MODL OPTM TNSR TRNR */
+    static const char *const why[5] = {"bytes after the model state", "bytes after the model state",
+                                       "bytes after the optimizer buffers", "bytes after the tensor",
+                                       "bytes after the trainer record"};
+    size_t at = 4;
+    for (uint32_t k = 0; k < count; k++) {
+        const uint64_t size = get_le64(p + at + 4);
+        const size_t end = at + 12 + (size_t)size;
+        memcpy(q, p, end);
+        q[end] = 0;
+        memcpy(q + end + 1, p + end, plen - end);
+        set_le(q + at + 4, size + 1, 8);
+        size_t wn = 0;
+        uint8_t *w = rewrap(q, plen + 1, &wn);
+        del_checkpoint *r = NULL;
+        ck_assert_del_err(del_checkpoint_read_buffer(&r, w, wn), DEL_EFORMAT, why[k]);
+        ck_assert_ptr_null(r);
+        free(w);
+        at = end;
+    }
+    ck_assert_uint_eq(at, plen);
+    /* the sections in another order: the tensor before the optimizer, the
+     * optimizer before its model */
+    size_t start[6];
+    at = 4;
+    for (uint32_t k = 0; k < count; k++) {
+        start[k] = at;
+        at += 12 + (size_t)get_le64(p + at + 4);
+    }
+    start[5] = at;
+    const int orders[2][5] = {{0, 1, 3, 2, 4}, {2, 0, 1, 3, 4}};
+    const char *const order_why[2] = {"sections out of order", "optimizer of a model the file does not hold"};
+    for (int o = 0; o < 2; o++) {
+        size_t len = 4;
+        memcpy(q, p, 4);
+        for (int k = 0; k < 5; k++) {
+            const int sec = orders[o][k];
+            memcpy(q + len, p + start[sec], start[sec + 1] - start[sec]);
+            len += start[sec + 1] - start[sec];
+        }
+        ck_assert_uint_eq(len, plen);
+        size_t wn = 0;
+        uint8_t *w = rewrap(q, len, &wn);
+        del_checkpoint *r = NULL;
+        ck_assert_del_err(del_checkpoint_read_buffer(&r, w, wn), DEL_EFORMAT, order_why[o]);
+        free(w);
+    }
+    free(q);
+    free(p);
+    free(f);
+}
+END_TEST
+
 static const char *data_file(const char *name, char *buf, size_t size)
 {
     const char *dir = getenv("DEL_TEST_DATA");
@@ -1058,6 +1122,7 @@ static Suite *checkpoint_v2_suite(void)
     tcase_add_test(tc, test_restore_copies_and_leaves_the_record_reusable);
     tcase_add_test(tc, test_every_truncation_and_flipped_byte_of_a_v2_file_is_refused);
     tcase_add_test(tc, test_every_truncated_or_damaged_v2_payload_is_checked);
+    tcase_add_test(tc, test_a_byte_more_in_any_section_or_sections_out_of_order_are_refused);
     tcase_add_test(tc, test_format_1_files_of_the_old_writer_still_load);
     tcase_add_test(tc, test_a_newer_format_is_refused_with_its_number);
     tcase_add_test(tc, test_absent_models_tensors_and_fields_are_estate);
