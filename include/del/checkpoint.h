@@ -85,7 +85,8 @@ DEL_API del_status del_checkpoint_add_model(del_checkpoint *ck, const char *name
  * optimizer per model.
  * Errors: DEL_EINVAL (NULL argument; opt made over another model than
  * the one added as model_name, or, for a model read from a file, over a
- * model of another architecture; that model already has an optimizer),
+ * model of another parameter or layer count; that model already has an
+ * optimizer),
  * DEL_ESTATE (no model model_name; the model's parameter count changed
  * since opt was made, or since the model was added), DEL_ENOMEM; on error
  * ck is unchanged. */
