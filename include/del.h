@@ -9,6 +9,7 @@
 #include "del/data.h"
 #include "del/model.h"
 #include "del/train.h"
+#include "del/checkpoint.h"
 #include "del/augment.h"
 #include "del/io.h"
 

@@ -518,6 +518,10 @@ DEL_API del_status del_trainer_evaluate_head(del_trainer *trainer, const del_dat
  * optionally, an optimizer's whole state: its momentum or Adam buffers,
  * step count, hyper-parameters, schedule, warm-up and clipping settings.
  * Not stored: gradients and the training/evaluation mode.
+ * These calls are written on the checkpoint record (del/checkpoint.h):
+ * the model is stored as DEL_CHECKPOINT_MODEL ("model"), in format 1
+ * (docs/file-format.md); a checkpoint holding more (several models,
+ * tensors) is read with del_checkpoint_read.
  * Threading: reentrant; the model and optimizer must not be used by
  * another thread during the call. */
 
@@ -550,7 +554,8 @@ DEL_API del_status del_checkpoint_save_buffer(const del_model *model, const del_
  * too. All or nothing: on any error model and opt are unchanged.
  * Errors: DEL_EINVAL (NULL path or model; another architecture, opt of
  * another kind or over another model, opt given for a checkpoint without
- * optimizer state: the message names the difference), DEL_EIO (cannot read
+ * optimizer state: the message names the difference; a checkpoint without
+ * a model named "model"), DEL_EIO (cannot read
  * path), DEL_EFORMAT (not a checkpoint, a model file, written by a newer
  * libdel, truncated, checksum mismatch, corrupt: the message says which),
  * DEL_ENOMEM. */

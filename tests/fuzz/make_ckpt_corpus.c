@@ -1,10 +1,13 @@
 /* Writes the seed corpora of the checkpoint-loader fuzz targets:
  *   DIR/checkpoint_load/     whole files: small valid checkpoints (model
  *                            only, SGD with and without momentum, AdamW with
- *                            a schedule, a trainer's) and damaged copies
+ *                            a schedule, a trainer's: format 1; two models
+ *                            with optimizers, tensors and a trainer record,
+ *                            tensors only: format 2) and damaged copies
  *                            (truncated, flipped bytes, a future version, a
  *                            model file)
- *   DIR/checkpoint_payload/  the uncompressed payloads of the valid ones
+ *   DIR/checkpoint_payload/  the format-version byte and the uncompressed
+ *                            payload of each valid one
  * usage: make_ckpt_corpus DIR (the directories must exist).
  * tests/fuzz/build.sh builds and runs it. */
 #include <stdio.h>
@@ -34,8 +37,9 @@ static void put_in(const char *sub, const char *name, const void *data, size_t n
     }
 }
 
-/* A valid file: it goes to checkpoint_load/ and its payload, inflated, to
- * checkpoint_payload/ (same name, .bin). Damaged files use put_damaged. */
+/* A valid file: it goes to checkpoint_load/ and its version byte and
+ * payload, inflated, to checkpoint_payload/ (same name, .bin). Damaged
+ * files use put_damaged. */
 static void put_file(const char *name, const uint8_t *f, size_t n)
 {
     put_in("checkpoint_load", name, f, n);
@@ -44,13 +48,14 @@ static void put_file(const char *name, const uint8_t *f, size_t n)
         rawlen = rawlen << 8 | f[24 + k];
     uint8_t *raw = malloc(rawlen + 1);
     uLongf got = (uLongf)rawlen;
-    if (!raw || uncompress(raw, &got, f + 40, (uLong)(n - 40)) != Z_OK || got != rawlen) {
+    if (!raw || uncompress(raw + 1, &got, f + 40, (uLong)(n - 40)) != Z_OK || got != rawlen) {
         fprintf(stderr, "make_ckpt_corpus: cannot inflate %s\n", name);
         exit(1);
     }
     char bin[128];
     snprintf(bin, sizeof bin, "%.*s.bin", (int)(strlen(name) - 5), name);
-    put_in("checkpoint_payload", bin, raw, (size_t)rawlen);
+    raw[0] = f[4]; /* the version */
+    put_in("checkpoint_payload", bin, raw, (size_t)rawlen + 1);
     free(raw);
 }
 
@@ -129,7 +134,7 @@ int main(int argc, char **argv)
     f[n / 2] ^= 0x10;
     put_damaged("flipped_payload.delc", f, n);
     f[n / 2] ^= 0x10;
-    f[4] = 2;
+    f[4] = 3;
     uint32_t crc = (uint32_t)crc32(0L, f, 36);
     for (int i = 0; i < 4; i++)
         f[36 + i] = (uint8_t)(crc >> (8 * i));
@@ -180,6 +185,47 @@ int main(int argc, char **argv)
     f = take(tmp, &n);
     put_file("trainer.delc", f, n);
     free(f);
+
+    /* format 2: two models with their optimizers, tensors of each type, a
+     * trainer record with names format 1 cannot hold */
+    del_checkpoint *ck = NULL;
+    del_tensor *tf = NULL, *ti = NULL, *tu = NULL;
+    const int64_t sf[2] = {2, 3}, si[1] = {4}, su[3] = {2, 1, 2};
+    if (del_checkpoint_new(&ck) != DEL_OK || del_checkpoint_add_model(ck, "student", b) != DEL_OK ||
+        del_checkpoint_add_model(ck, "teacher.old", a) != DEL_OK ||
+        del_checkpoint_add_optimizer(ck, "student", sgd) != DEL_OK ||
+        del_checkpoint_add_optimizer(ck, "teacher.old", adamw) != DEL_OK ||
+        del_tensor_new(&tf, DEL_DTYPE_F32, 2, sf) != DEL_OK || del_tensor_new(&ti, DEL_DTYPE_I32, 1, si) != DEL_OK ||
+        del_tensor_new(&tu, DEL_DTYPE_U8, 3, su) != DEL_OK)
+        die("v2 record");
+    for (int i = 0; i < 6; i++)
+        ((float *)del_tensor_data(tf))[i] = 0.5f * (float)i - 1.0f;
+    for (int i = 0; i < 4; i++)
+        ((int32_t *)del_tensor_data(ti))[i] = 3 - 2 * i;
+    for (int i = 0; i < 4; i++)
+        ((uint8_t *)del_tensor_data(tu))[i] = (uint8_t)(60 * i);
+    if (del_checkpoint_add_tensor(ck, "y_old", tf) != DEL_OK || del_checkpoint_add_tensor(ck, "pool", ti) != DEL_OK ||
+        del_checkpoint_add_tensor(ck, "images", tu) != DEL_OK || del_checkpoint_set_trainer(ck, "Noisy-Student") != DEL_OK ||
+        del_checkpoint_set_i64(ck, "iteration", 2) != DEL_OK || del_checkpoint_set_f32(ck, "T.teacher", 4.0f) != DEL_OK ||
+        del_checkpoint_write(ck, tmp) != DEL_OK)
+        die("v2 write");
+    f = take(tmp, &n);
+    put_file("v2_two_models.delc", f, n);
+    put_damaged("v2_truncated.delc", f, n - 5);
+    f[n / 3] ^= 0x04;
+    put_damaged("v2_flipped.delc", f, n);
+    free(f);
+    del_checkpoint_free(ck);
+    if (del_checkpoint_new(&ck) != DEL_OK || del_checkpoint_add_tensor(ck, "soft_labels", tf) != DEL_OK ||
+        del_checkpoint_write(ck, tmp) != DEL_OK)
+        die("v2 tensors");
+    f = take(tmp, &n);
+    put_file("v2_tensors_only.delc", f, n);
+    free(f);
+    del_checkpoint_free(ck);
+    del_tensor_free(tf);
+    del_tensor_free(ti);
+    del_tensor_free(tu);
 
     del_trainer_free(tr);
     del_dataset_free(ds);

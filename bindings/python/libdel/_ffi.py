@@ -11,6 +11,11 @@ DEL_VERSION_MINOR = 1
 DEL_VERSION_PATCH = 0
 DEL_TENSOR_MAX_DIMS = 4
 DEL_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+DEL_CHECKPOINT_MAX_NAME = 64
+DEL_CHECKPOINT_MAX_MODELS = 64
+DEL_CHECKPOINT_MAX_TENSORS = 1024
+DEL_CHECKPOINT_MAX_FIELDS = 1024
+DEL_CHECKPOINT_MODEL = "model"
 
 # ---- enums (C enums are int-sized) ----
 del_status = ctypes.c_int
@@ -49,6 +54,10 @@ DEL_FINETUNE_FULL = 1
 del_nonfinite = ctypes.c_int
 DEL_NONFINITE_STOP = 0
 DEL_NONFINITE_SKIP = 1
+del_checkpoint_kind = ctypes.c_int
+DEL_CHECKPOINT_KIND_NONE = 0
+DEL_CHECKPOINT_KIND_I64 = 1
+DEL_CHECKPOINT_KIND_F32 = 2
 
 ENUMS = {
     'del_status': {'DEL_OK': 0, 'DEL_EINVAL': -1, 'DEL_ENOMEM': -2, 'DEL_EIO': -3, 'DEL_EFORMAT': -4, 'DEL_ECANCELED': -5, 'DEL_ESTATE': -6, 'DEL_ENUMERIC': -7},
@@ -60,10 +69,11 @@ ENUMS = {
     'del_schedule': {'DEL_SCHEDULE_CONSTANT': 0, 'DEL_SCHEDULE_COSINE': 1, 'DEL_SCHEDULE_STEP': 2},
     'del_finetune_mode': {'DEL_FINETUNE_LINEAR_PROBE': 0, 'DEL_FINETUNE_FULL': 1},
     'del_nonfinite': {'DEL_NONFINITE_STOP': 0, 'DEL_NONFINITE_SKIP': 1},
+    'del_checkpoint_kind': {'DEL_CHECKPOINT_KIND_NONE': 0, 'DEL_CHECKPOINT_KIND_I64': 1, 'DEL_CHECKPOINT_KIND_F32': 2},
 }
 
 # ---- opaque handles (passed as void pointers) ----
-OPAQUE_TYPES = ('del_tensor', 'del_dataset', 'del_model', 'del_augment', 'del_optimizer', 'del_trainer')
+OPAQUE_TYPES = ('del_tensor', 'del_dataset', 'del_model', 'del_augment', 'del_optimizer', 'del_trainer', 'del_checkpoint')
 
 # ---- callback types ----
 del_progress_fn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_float, ctypes.c_void_p)
@@ -906,6 +916,118 @@ FUNCTIONS = {
     'del_checkpoint_load_buffer': (
         del_status,
         ((ctypes.c_void_p, 'data'), (ctypes.c_size_t, 'size'), (ctypes.c_void_p, 'model'), (ctypes.c_void_p, 'opt'),),
+    ),
+    'del_checkpoint_new': (
+        del_status,
+        ((ctypes.POINTER(ctypes.c_void_p), 'out'),),
+    ),
+    'del_checkpoint_free': (
+        None,
+        ((ctypes.c_void_p, 'ck'),),
+    ),
+    'del_checkpoint_add_model': (
+        del_status,
+        ((ctypes.c_void_p, 'ck'), (ctypes.c_char_p, 'name'), (ctypes.c_void_p, 'model'),),
+    ),
+    'del_checkpoint_add_optimizer': (
+        del_status,
+        ((ctypes.c_void_p, 'ck'), (ctypes.c_char_p, 'model_name'), (ctypes.c_void_p, 'opt'),),
+    ),
+    'del_checkpoint_add_tensor': (
+        del_status,
+        ((ctypes.c_void_p, 'ck'), (ctypes.c_char_p, 'name'), (ctypes.c_void_p, 't'),),
+    ),
+    'del_checkpoint_set_trainer': (
+        del_status,
+        ((ctypes.c_void_p, 'ck'), (ctypes.c_char_p, 'name'),),
+    ),
+    'del_checkpoint_set_i64': (
+        del_status,
+        ((ctypes.c_void_p, 'ck'), (ctypes.c_char_p, 'key'), (ctypes.c_int64, 'value'),),
+    ),
+    'del_checkpoint_set_f32': (
+        del_status,
+        ((ctypes.c_void_p, 'ck'), (ctypes.c_char_p, 'key'), (ctypes.c_float, 'value'),),
+    ),
+    'del_checkpoint_write': (
+        del_status,
+        ((ctypes.c_void_p, 'ck'), (ctypes.c_char_p, 'path'),),
+    ),
+    'del_checkpoint_write_buffer': (
+        del_status,
+        ((ctypes.c_void_p, 'ck'), (ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.POINTER(ctypes.c_size_t), 'size'),),
+    ),
+    'del_checkpoint_read': (
+        del_status,
+        ((ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.c_char_p, 'path'),),
+    ),
+    'del_checkpoint_read_buffer': (
+        del_status,
+        ((ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.c_void_p, 'data'), (ctypes.c_size_t, 'size'),),
+    ),
+    'del_checkpoint_trainer': (
+        ctypes.c_char_p,
+        ((ctypes.c_void_p, 'ck'),),
+    ),
+    'del_checkpoint_num_fields': (
+        ctypes.c_int,
+        ((ctypes.c_void_p, 'ck'),),
+    ),
+    'del_checkpoint_field_name': (
+        ctypes.c_char_p,
+        ((ctypes.c_void_p, 'ck'), (ctypes.c_int, 'i'),),
+    ),
+    'del_checkpoint_field_kind': (
+        del_checkpoint_kind,
+        ((ctypes.c_void_p, 'ck'), (ctypes.c_char_p, 'key'),),
+    ),
+    'del_checkpoint_get_i64': (
+        del_status,
+        ((ctypes.c_void_p, 'ck'), (ctypes.c_char_p, 'key'), (ctypes.POINTER(ctypes.c_int64), 'value'),),
+    ),
+    'del_checkpoint_get_f32': (
+        del_status,
+        ((ctypes.c_void_p, 'ck'), (ctypes.c_char_p, 'key'), (ctypes.POINTER(ctypes.c_float), 'value'),),
+    ),
+    'del_checkpoint_num_models': (
+        ctypes.c_int,
+        ((ctypes.c_void_p, 'ck'),),
+    ),
+    'del_checkpoint_model_name': (
+        ctypes.c_char_p,
+        ((ctypes.c_void_p, 'ck'), (ctypes.c_int, 'i'),),
+    ),
+    'del_checkpoint_has_model': (
+        ctypes.c_int,
+        ((ctypes.c_void_p, 'ck'), (ctypes.c_char_p, 'name'),),
+    ),
+    'del_checkpoint_optimizer_type': (
+        ctypes.c_char_p,
+        ((ctypes.c_void_p, 'ck'), (ctypes.c_char_p, 'name'),),
+    ),
+    'del_checkpoint_check_model': (
+        del_status,
+        ((ctypes.c_void_p, 'ck'), (ctypes.c_char_p, 'name'), (ctypes.c_void_p, 'model'), (ctypes.c_void_p, 'opt'),),
+    ),
+    'del_checkpoint_restore_model': (
+        del_status,
+        ((ctypes.c_void_p, 'ck'), (ctypes.c_char_p, 'name'), (ctypes.c_void_p, 'model'), (ctypes.c_void_p, 'opt'),),
+    ),
+    'del_checkpoint_get_model': (
+        del_status,
+        ((ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.c_void_p, 'ck'), (ctypes.c_char_p, 'name'),),
+    ),
+    'del_checkpoint_num_tensors': (
+        ctypes.c_int,
+        ((ctypes.c_void_p, 'ck'),),
+    ),
+    'del_checkpoint_tensor_name': (
+        ctypes.c_char_p,
+        ((ctypes.c_void_p, 'ck'), (ctypes.c_int, 'i'),),
+    ),
+    'del_checkpoint_get_tensor': (
+        del_status,
+        ((ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.c_void_p, 'ck'), (ctypes.c_char_p, 'name'),),
     ),
     'del_tensor_save': (
         del_status,

@@ -5,9 +5,11 @@ import os
 
 from . import _ffi
 from ._lib import Canceled, Handle, c_array, check, invalid, lib, new_handle
+from .model import Model
+from .tensor import Tensor, as_tensor
 
-__all__ = ["Optimizer", "Trainer", "save_checkpoint", "load_checkpoint", "save_checkpoint_bytes",
-           "load_checkpoint_bytes"]
+__all__ = ["Optimizer", "Trainer", "Checkpoint", "save_checkpoint", "load_checkpoint",
+           "save_checkpoint_bytes", "load_checkpoint_bytes"]
 
 _SCHEDULES = {"constant": _ffi.DEL_SCHEDULE_CONSTANT, "cosine": _ffi.DEL_SCHEDULE_COSINE,
               "step": _ffi.DEL_SCHEDULE_STEP}
@@ -485,3 +487,173 @@ def load_checkpoint_bytes(data, model, optimizer=None):
     buf = (ctypes.c_char * mv.nbytes).from_buffer_copy(mv)
     check(lib.del_checkpoint_load_buffer(buf, mv.nbytes, model._h,
                                          None if optimizer is None else optimizer._h))
+
+
+def _name(name, what):
+    if not isinstance(name, str):
+        raise invalid("Checkpoint: %r must be a str, got %r" % (what, name))
+    return name.encode("utf-8")
+
+
+class _Fields:
+    """The trainer fields of a Checkpoint as a mapping: an int (or bool) is
+    stored as an i64, a float as an f32 (rounded); reading gives them back
+    as int and float."""
+
+    def __init__(self, ck):
+        self._ck = ck
+
+    def __len__(self):
+        return lib.del_checkpoint_num_fields(self._ck._h)
+
+    def __iter__(self):
+        h = self._ck._h
+        return iter([lib.del_checkpoint_field_name(h, i).decode()
+                     for i in range(lib.del_checkpoint_num_fields(h))])
+
+    def keys(self):
+        return list(self)
+
+    def items(self):
+        return [(k, self[k]) for k in self]
+
+    def __contains__(self, key):
+        return isinstance(key, str) and \
+            lib.del_checkpoint_field_kind(self._ck._h, key.encode("utf-8")) != _ffi.DEL_CHECKPOINT_KIND_NONE
+
+    def __getitem__(self, key):
+        k = _name(key, "key")
+        kind = lib.del_checkpoint_field_kind(self._ck._h, k)
+        if kind == _ffi.DEL_CHECKPOINT_KIND_I64:
+            v = ctypes.c_int64()
+            check(lib.del_checkpoint_get_i64(self._ck._h, k, ctypes.byref(v)))
+        elif kind == _ffi.DEL_CHECKPOINT_KIND_F32:
+            v = ctypes.c_float()
+            check(lib.del_checkpoint_get_f32(self._ck._h, k, ctypes.byref(v)))
+        else:
+            raise KeyError(key)
+        return v.value
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+    def __setitem__(self, key, value):
+        k = _name(key, "key")
+        if isinstance(value, (bool, int)):
+            check(lib.del_checkpoint_set_i64(self._ck._h, k, int(value)))
+        elif isinstance(value, float):
+            check(lib.del_checkpoint_set_f32(self._ck._h, k, value))
+        else:
+            raise invalid("Checkpoint.fields: the value of %r must be an int or a float, got %r" % (key, value))
+
+    def __repr__(self):
+        return repr(dict(self.items()))
+
+
+class Checkpoint(Handle):
+    """A checkpoint record (include/del/checkpoint.h): named models, each
+    with its random stream, parameter groups and optionally an optimizer's
+    whole state; named tensors; a trainer name and fields (`fields`, a
+    dict-like). Everything added is copied at once. write / to_bytes save
+    it, Checkpoint.read / Checkpoint.from_bytes load one (any libdel
+    checkpoint, del_checkpoint_save's and the trainers' included)."""
+
+    _free_name = "del_checkpoint_free"
+
+    def __init__(self, _handle=None):
+        super().__init__(_handle if _handle is not None else new_handle(lib.del_checkpoint_new))
+        self.fields = _Fields(self)
+
+    @classmethod
+    def read(cls, path):
+        return cls(new_handle(lib.del_checkpoint_read, os.fsencode(path)))
+
+    @classmethod
+    def from_bytes(cls, data):
+        mv = memoryview(data).cast("B")
+        buf = (ctypes.c_char * mv.nbytes).from_buffer_copy(mv)
+        return cls(new_handle(lib.del_checkpoint_read_buffer, buf, mv.nbytes))
+
+    def write(self, path):
+        """Writes the record to path, atomically (a symbolic link is saved
+        through); a model with NaN or infinite values raises NumericError."""
+        check(lib.del_checkpoint_write(self._h, os.fsencode(path)))
+        return self
+
+    def to_bytes(self):
+        """The bytes write would write."""
+        ptr, size = ctypes.c_void_p(), ctypes.c_size_t()
+        check(lib.del_checkpoint_write_buffer(self._h, ctypes.byref(ptr), ctypes.byref(size)))
+        try:
+            return ctypes.string_at(ptr, size.value)
+        finally:
+            lib.del_buffer_free(ptr)
+
+    def add_model(self, name, model, optimizer=None):
+        """Adds a copy of model (and, if given, of optimizer's state, made
+        over model) under name."""
+        check(lib.del_checkpoint_add_model(self._h, _name(name, "name"), model._h))
+        if optimizer is not None:
+            self.add_optimizer(name, optimizer)
+        return self
+
+    def add_optimizer(self, model_name, optimizer):
+        check(lib.del_checkpoint_add_optimizer(self._h, _name(model_name, "model_name"), optimizer._h))
+        return self
+
+    def add_tensor(self, name, tensor):
+        """Adds a copy of tensor (a Tensor or a buffer: numpy array, bytes
+        with a format, ...) under name."""
+        check(lib.del_checkpoint_add_tensor(self._h, _name(name, "name"), as_tensor(tensor)._h))
+        return self
+
+    @property
+    def trainer(self):
+        """The trainer's name, or None."""
+        name = lib.del_checkpoint_trainer(self._h)
+        return None if name is None else name.decode()
+
+    @trainer.setter
+    def trainer(self, name):
+        check(lib.del_checkpoint_set_trainer(self._h, None if name is None else _name(name, "name")))
+
+    @property
+    def models(self):
+        """The models' names, in order."""
+        h = self._h
+        return [lib.del_checkpoint_model_name(h, i).decode() for i in range(lib.del_checkpoint_num_models(h))]
+
+    @property
+    def tensors(self):
+        """The tensors' names, in order."""
+        h = self._h
+        return [lib.del_checkpoint_tensor_name(h, i).decode() for i in range(lib.del_checkpoint_num_tensors(h))]
+
+    def has_model(self, name):
+        return bool(lib.del_checkpoint_has_model(self._h, _name(name, "name")))
+
+    def optimizer_type(self, name):
+        """'sgd' or 'adamw' for the optimizer stored with model name, or None."""
+        kind = lib.del_checkpoint_optimizer_type(self._h, _name(name, "name"))
+        return None if kind is None else kind.decode()
+
+    def check_model(self, name, model, optimizer=None):
+        """Raises (InvalidArgument naming the first difference, StateError
+        for no such model) unless restore_model would succeed; changes
+        nothing."""
+        check(lib.del_checkpoint_check_model(self._h, _name(name, "name"), model._h,
+                                             None if optimizer is None else optimizer._h))
+
+    def restore_model(self, name, model, optimizer=None):
+        """Restores the model stored as name into model (same architecture)
+        and, if given, its optimizer state into optimizer. All or nothing."""
+        check(lib.del_checkpoint_restore_model(self._h, _name(name, "name"), model._h,
+                                               None if optimizer is None else optimizer._h))
+
+    def get_model(self, name):
+        """A new Model rebuilt from the one stored as name."""
+        return Model(_handle=new_handle(lib.del_checkpoint_get_model, self._h, _name(name, "name")))
+
+    def get_tensor(self, name):
+        """A copy of the tensor stored as name."""
+        return Tensor(new_handle(lib.del_checkpoint_get_tensor, self._h, _name(name, "name")))
