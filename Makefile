@@ -51,8 +51,7 @@ CFLAGS_BASE := -std=c11 $(OPT) -g $(WARN) -fPIC -fvisibility=hidden -D_GNU_SOURC
                -DDEL_BUILDING_LIBRARY -Iinclude $(SAN)
 CFLAGS_LIB = $(CFLAGS_BASE) $(CFLAGS_INCLUDE)
 # The trainers use the public API only (Lua's lauxlib test): src/train/ sees
-# include/ and its own folder, not the rest of src/. The one exception until
-# the checkpoint record API is public: trainer_checkpoint.c's io/checkpoint.h.
+# include/ and its own folder, not the rest of src/.
 CFLAGS_INCLUDE = -Isrc
 LIBS := $(BLAS_LIBS) -lz -lpthread -lm
 BUILD := build$(if $(SAN),-san)
@@ -68,7 +67,6 @@ all: $(SHARED) $(STATIC)
 
 $(BUILD)/src/backend/%.o: CFLAGS_EXTRA = $(BLAS_CFLAGS)
 $(BUILD)/src/train/%.o: CFLAGS_INCLUDE = -Isrc/train
-$(BUILD)/src/train/trainer_checkpoint.o: CFLAGS_INCLUDE = -Isrc/train -Isrc
 $(BUILD)/%.o: %.c $(wildcard include/*.h include/del/*.h src/*/*.h src/*/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_LIB) $(CFLAGS_EXTRA) -c $< -o $@

@@ -270,8 +270,8 @@ DEL_API del_status del_trainer_set_unlabeled_batch_size(del_trainer *trainer, in
  * called old_head; a model with heads must have old_head as its first
  * head. del_trainer_evaluate scores the new head;
  * del_trainer_evaluate_head(..., old_head, ...) the old task. Other
- * settings are the supervised trainer's. Checkpoints do not hold Y_o yet:
- * a resumed LwF fit fails with DEL_ESTATE.
+ * settings are the supervised trainer's. Checkpoints hold Y_o (or the
+ * frozen original) and LwF's settings, so a run resumes bit for bit.
  * Errors: DEL_EINVAL (NULL argument, num_classes < 1, a label >=
  * num_classes, the same or too long head names, no first head called
  * old_head, a head called new_head already, a model without heads whose
@@ -460,8 +460,14 @@ DEL_API del_status del_trainer_step(del_trainer *trainer, float *loss);
  * (dropout, stochastic depth) and parameter groups; the kept optimizer (see
  * del_trainer_set_total_steps), if any, whole; the trainer's settings
  * (batch size, optimizer, schedule, warm-up, clipping, total steps, label
- * smoothing, normalisation, seed) and its place in the batch order and step
- * count. Not stored: the dataset, the augmentation pipelines (their own
+ * smoothing, normalisation, seed) and its place in each stream's batch
+ * order and step count; the technique's own part (fine-tuning's mode,
+ * multiplier and warm-up; distillation's temperature, weights, T^2 and
+ * teacher settings, and the teacher when its batchnorm trains; LwF's
+ * settings and its recorded old-head outputs or frozen original). The
+ * checkpoint is format 1 when that is all a supervised trainer needs,
+ * format 2 otherwise (docs/file-format.md). Not stored: the dataset, the
+ * live teacher of a distillation (kept unchanged), the augmentation pipelines (their own
  * seeds), the progress callback, the prefetch depth (which never changes
  * results) and the model's training/evaluation mode.
  * It may be called from the progress callback during a fit (the natural

@@ -161,6 +161,87 @@ static del_status distill_step(void *state, del_trainer *tr, const train_step_in
     return DEL_OK;
 }
 
+static const char *const teacher_mean_keys[MAX_CHANNELS] = {"distill_teacher_mean_0", "distill_teacher_mean_1",
+                                                            "distill_teacher_mean_2"};
+static const char *const teacher_std_keys[MAX_CHANNELS] = {"distill_teacher_std_0", "distill_teacher_std_1",
+                                                           "distill_teacher_std_2"};
+
+/* The settings, and a teacher whose batchnorm trains (its statistics are
+ * part of the run). */
+static del_status distill_save(const void *state, const del_trainer *tr, del_checkpoint *ck, const char *fn)
+{
+    (void)fn;
+    const distill_state *s = state;
+    del_status st = del_checkpoint_set_f32(ck, "distill_temperature", s->temperature);
+    if (st == DEL_OK)
+        st = del_checkpoint_set_f32(ck, "distill_kd_weight", s->kd_weight);
+    if (st == DEL_OK)
+        st = del_checkpoint_set_f32(ck, "distill_ce_weight", s->ce_weight);
+    if (st == DEL_OK)
+        st = del_checkpoint_set_i64(ck, "distill_t2", s->t2);
+    if (st == DEL_OK)
+        st = del_checkpoint_set_i64(ck, "distill_teacher_training", s->teacher_training);
+    if (st == DEL_OK)
+        st = del_checkpoint_set_i64(ck, "distill_teacher_norm", s->teacher_norm);
+    for (int c = 0; c < tr->channels && s->teacher_norm && st == DEL_OK; c++) {
+        st = del_checkpoint_set_f32(ck, teacher_mean_keys[c], s->t_mean[c]);
+        if (st == DEL_OK)
+            st = del_checkpoint_set_f32(ck, teacher_std_keys[c], s->t_std[c]);
+    }
+    if (st == DEL_OK && s->teacher && s->teacher_training)
+        st = del_checkpoint_add_model(ck, "teacher", s->teacher);
+    return st;
+}
+
+static del_status distill_load(void *state, del_trainer *tr, const del_checkpoint *ck, const char *fn)
+{
+    distill_state *s = state;
+    distill_state n = *s;
+    int64_t t2 = 0, training = 0, norm = 0;
+    del_status st = del_trainer_read_f32(ck, "distill_temperature", &n.temperature, fn);
+    if (st == DEL_OK)
+        st = del_trainer_read_f32(ck, "distill_kd_weight", &n.kd_weight, fn);
+    if (st == DEL_OK)
+        st = del_trainer_read_f32(ck, "distill_ce_weight", &n.ce_weight, fn);
+    if (st == DEL_OK)
+        st = del_trainer_read_i64(ck, "distill_t2", &t2, fn);
+    if (st == DEL_OK)
+        st = del_trainer_read_i64(ck, "distill_teacher_training", &training, fn);
+    if (st == DEL_OK)
+        st = del_trainer_read_i64(ck, "distill_teacher_norm", &norm, fn);
+    for (int c = 0; c < tr->channels && norm && st == DEL_OK; c++) {
+        st = del_trainer_read_f32(ck, teacher_mean_keys[c], &n.t_mean[c], fn);
+        if (st == DEL_OK)
+            st = del_trainer_read_f32(ck, teacher_std_keys[c], &n.t_std[c], fn);
+    }
+    if (st != DEL_OK)
+        return st;
+    int bad = !(n.temperature > 0.0f) || !isfinite(n.temperature) || !(n.kd_weight >= 0.0f) ||
+              !isfinite(n.kd_weight) || !(n.ce_weight >= 0.0f) || !isfinite(n.ce_weight) || (t2 != 0 && t2 != 1) ||
+              (training != 0 && training != 1) || (norm != 0 && norm != 1);
+    for (int c = 0; c < tr->channels && norm; c++)
+        bad |= !isfinite(n.t_mean[c]) || !(n.t_std[c] > 0.0f) || !isfinite(n.t_std[c]);
+    if (bad)
+        return train_error(DEL_EFORMAT, "%s: the checkpoint is corrupt (distillation settings out of range)", fn);
+    if ((training || norm) && !s->teacher)
+        return train_error(DEL_EINVAL, "%s: the checkpoint was saved with a live teacher, this trainer distils from "
+                           "stored soft labels", fn);
+    const int has_teacher = del_checkpoint_has_model(ck, "teacher");
+    if (has_teacher && !s->teacher)
+        return train_error(DEL_EINVAL, "%s: the checkpoint holds a teacher, this trainer has none", fn);
+    if (has_teacher)
+        st = train_error_as(del_checkpoint_check_model(ck, "teacher", s->teacher, NULL), fn);
+    if (st == DEL_OK && has_teacher)
+        st = train_error_as(del_checkpoint_restore_model(ck, "teacher", s->teacher, NULL), fn);
+    if (st != DEL_OK)
+        return st;
+    n.t2 = (int)t2;
+    n.teacher_training = (int)training;
+    n.teacher_norm = (int)norm;
+    *s = n;
+    return DEL_OK;
+}
+
 const del_objective del_objective_distill = {
     /* .name       = */ "distill",
     /* .streams    = */ (1u << DEL_STREAM_L) | (1u << DEL_STREAM_U),
@@ -169,6 +250,8 @@ const del_objective del_objective_distill = {
     /* .release    = */ distill_release,
     /* .begin_fit  = */ NULL,
     /* .step       = */ distill_step,
+    /* .save       = */ distill_save,
+    /* .load       = */ distill_load,
 };
 
 /* A live teacher: the student's images and classes. */

@@ -71,6 +71,44 @@ static del_status finetune_step(void *state, del_trainer *tr, const train_step_i
     return st;
 }
 
+static del_status finetune_save(const void *state, const del_trainer *tr, del_checkpoint *ck, const char *fn)
+{
+    (void)tr;
+    (void)fn;
+    const finetune_state *s = state;
+    del_status st = del_checkpoint_set_i64(ck, "finetune_mode", s->mode);
+    if (st == DEL_OK)
+        st = del_checkpoint_set_f32(ck, "finetune_backbone_lr_mult", s->backbone_lr_mult);
+    if (st == DEL_OK)
+        st = del_checkpoint_set_i64(ck, "finetune_warmup", s->warmup);
+    return st;
+}
+
+static del_status finetune_load(void *state, del_trainer *tr, const del_checkpoint *ck, const char *fn)
+{
+    (void)tr;
+    finetune_state *s = state;
+    int64_t mode = 0, warmup = 0;
+    float mult = 0.0f;
+    del_status st = del_trainer_read_i64(ck, "finetune_mode", &mode, fn);
+    if (st == DEL_OK)
+        st = del_trainer_read_f32(ck, "finetune_backbone_lr_mult", &mult, fn);
+    if (st == DEL_OK)
+        st = del_trainer_read_i64(ck, "finetune_warmup", &warmup, fn);
+    if (st != DEL_OK)
+        return st;
+    if (mode != s->mode)
+        return train_error(DEL_EINVAL, "%s: the checkpoint was saved by a %s, this trainer is a %s", fn,
+                           mode == DEL_FINETUNE_LINEAR_PROBE ? "linear probe" : "full fine-tuning",
+                           s->mode == DEL_FINETUNE_LINEAR_PROBE ? "linear probe" : "full fine-tuning");
+    if (!(mult > 0.0f) || !isfinite(mult) || warmup < 0)
+        return train_error(DEL_EFORMAT, "%s: the checkpoint is corrupt (fine-tuning settings out of range)", fn);
+    s->backbone_lr_mult = mult;
+    s->warmup = warmup;
+    s->backbone_frozen = -1; /* set again at the next step, as the restored groups are */
+    return DEL_OK;
+}
+
 const del_objective del_objective_finetune = {
     /* .name       = */ "finetune",
     /* .streams    = */ 1u << DEL_STREAM_L,
@@ -79,6 +117,8 @@ const del_objective del_objective_finetune = {
     /* .release    = */ finetune_release,
     /* .begin_fit  = */ NULL,
     /* .step       = */ finetune_step,
+    /* .save       = */ finetune_save,
+    /* .load       = */ finetune_load,
 };
 
 /* Checks everything the constructor needs before it changes the model. */

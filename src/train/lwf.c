@@ -141,8 +141,8 @@ static del_status lwf_begin_fit(void *state, del_trainer *tr, int64_t steps, con
     if (s->live ? s->original != NULL : s->recorded != NULL)
         return DEL_OK;
     if (tr->steps_done > 0)
-        return train_error(DEL_ESTATE, "%s: the old head's recorded outputs are not in this trainer (it was "
-                           "resumed from a checkpoint, which does not hold them yet): start the run again", fn);
+        return train_error(DEL_ESTATE, "%s: the old head's targets are not in this trainer (it was resumed from a "
+                           "checkpoint saved before the first step): start the run again", fn);
     if (!s->live)
         return record(s, tr, fn);
     del_status st = del_model_clone(&s->original, tr->model);
@@ -205,6 +205,100 @@ static del_status lwf_step(void *state, del_trainer *tr, const train_step_in *in
     return st;
 }
 
+/* The settings and the old head's targets: Y_o recorded (a tensor) or
+ * the frozen original (a model). */
+static del_status lwf_save(const void *state, const del_trainer *tr, del_checkpoint *ck, const char *fn)
+{
+    (void)fn;
+    const lwf_state *s = state;
+    del_status st = del_checkpoint_set_f32(ck, "lwf_temperature", s->temperature);
+    if (st == DEL_OK)
+        st = del_checkpoint_set_f32(ck, "lwf_lambda", s->lambda);
+    if (st == DEL_OK)
+        st = del_checkpoint_set_i64(ck, "lwf_no_t2", s->no_t2);
+    if (st == DEL_OK)
+        st = del_checkpoint_set_i64(ck, "lwf_warmup", s->warmup);
+    if (st == DEL_OK)
+        st = del_checkpoint_set_i64(ck, "lwf_live", s->live);
+    if (st == DEL_OK && s->recorded) {
+        const int64_t shape[2] = {s->recorded_rows, s->old_classes};
+        del_tensor *t = NULL;
+        st = del_tensor_wrap(&t, DEL_DTYPE_F32, 2, shape, s->recorded);
+        if (st == DEL_OK)
+            st = del_checkpoint_add_tensor(ck, "lwf_recorded", t);
+        del_tensor_free(t);
+    }
+    if (st == DEL_OK && s->original)
+        st = del_checkpoint_add_model(ck, "lwf_original", s->original);
+    (void)tr;
+    return st;
+}
+
+static del_status lwf_load(void *state, del_trainer *tr, const del_checkpoint *ck, const char *fn)
+{
+    lwf_state *s = state;
+    float temperature = 0.0f, lambda = 0.0f;
+    int64_t no_t2 = 0, warmup = 0, live = 0;
+    del_status st = del_trainer_read_f32(ck, "lwf_temperature", &temperature, fn);
+    if (st == DEL_OK)
+        st = del_trainer_read_f32(ck, "lwf_lambda", &lambda, fn);
+    if (st == DEL_OK)
+        st = del_trainer_read_i64(ck, "lwf_no_t2", &no_t2, fn);
+    if (st == DEL_OK)
+        st = del_trainer_read_i64(ck, "lwf_warmup", &warmup, fn);
+    if (st == DEL_OK)
+        st = del_trainer_read_i64(ck, "lwf_live", &live, fn);
+    if (st != DEL_OK)
+        return st;
+    if (!(temperature > 0.0f) || !isfinite(temperature) || !(lambda >= 0.0f) || !isfinite(lambda) ||
+        (no_t2 != 0 && no_t2 != 1) || warmup < 0 || (live != 0 && live != 1))
+        return train_error(DEL_EFORMAT, "%s: the checkpoint is corrupt (LwF settings out of range)", fn);
+    float *recorded = NULL;
+    int64_t rows = 0;
+    del_model *original = NULL;
+    if (del_checkpoint_num_tensors(ck) > 0 && !live) {
+        del_tensor *t = NULL;
+        st = train_error_as(del_checkpoint_get_tensor(&t, ck, "lwf_recorded"), fn);
+        rows = del_dataset_size(tr->streams[DEL_STREAM_L].data);
+        if (st == DEL_OK && (del_tensor_dtype(t) != DEL_DTYPE_F32 || del_tensor_ndim(t) != 2 ||
+                             del_tensor_dim(t, 0) != rows || del_tensor_dim(t, 1) != s->old_classes))
+            st = train_error(DEL_EINVAL, "%s: the checkpoint's recorded old-head outputs do not fit this trainer "
+                             "(%lld images of %d classes)", fn, (long long)rows, s->old_classes);
+        if (st == DEL_OK) {
+            recorded = malloc((size_t)rows * (size_t)s->old_classes * sizeof *recorded);
+            if (!recorded)
+                st = train_error(DEL_ENOMEM, "%s: out of memory for the recorded outputs", fn);
+            else
+                memcpy(recorded, del_tensor_data(t), (size_t)rows * (size_t)s->old_classes * sizeof *recorded);
+        }
+        del_tensor_free(t);
+    }
+    if (st == DEL_OK && live && del_checkpoint_has_model(ck, "lwf_original")) {
+        st = train_error_as(del_checkpoint_check_model(ck, "lwf_original", tr->model, NULL), fn);
+        if (st == DEL_OK)
+            st = train_error_as(del_checkpoint_get_model(&original, ck, "lwf_original"), fn);
+        if (st == DEL_OK)
+            st = del_model_set_training(original, 0);
+    }
+    if (st != DEL_OK) {
+        free(recorded);
+        del_model_free(original);
+        return st;
+    }
+    free(s->recorded);
+    s->recorded = recorded;
+    s->recorded_rows = recorded ? rows : 0;
+    del_model_free(s->original);
+    s->original = original;
+    s->temperature = temperature;
+    s->lambda = lambda;
+    s->no_t2 = (int)no_t2;
+    s->warmup = warmup;
+    s->live = (int)live;
+    s->frozen = -1;
+    return DEL_OK;
+}
+
 const del_objective del_objective_lwf = {
     /* .name       = */ "lwf",
     /* .streams    = */ 1u << DEL_STREAM_L,
@@ -213,6 +307,8 @@ const del_objective del_objective_lwf = {
     /* .release    = */ lwf_release,
     /* .begin_fit  = */ lwf_begin_fit,
     /* .step       = */ lwf_step,
+    /* .save       = */ lwf_save,
+    /* .load       = */ lwf_load,
 };
 
 /* Checks everything before the model changes. */

@@ -71,6 +71,8 @@ const del_objective del_objective_supervised = {
     /* .release    = */ supervised_release,
     /* .begin_fit  = */ NULL,
     /* .step       = */ supervised_step,
+    /* .save       = */ NULL,
+    /* .load       = */ NULL,
 };
 
 DEL_API del_status del_trainer_new_supervised(del_trainer **out, del_model *model, const del_dataset *labeled)

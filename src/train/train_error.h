@@ -6,6 +6,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "del.h"
 
@@ -21,6 +22,21 @@ __attribute__((format(printf, 2, 3))) static inline del_status train_error(del_s
     int n = vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     return del_set_error(status, n < 0 ? NULL : msg);
+}
+
+/* st from a public call the trainer made, its message under fn's name:
+ * "del_checkpoint_write: 'x' ..." becomes "fn: 'x' ...". */
+static inline del_status train_error_as(del_status st, const char *fn)
+{
+    if (st == DEL_OK)
+        return st;
+    const char *msg = del_last_error();
+    const char *rest = strncmp(msg, "del_", 4) == 0 ? strstr(msg, ": ") : NULL;
+    if (strncmp(msg, fn, strlen(fn)) == 0 || !rest)
+        return st;
+    char copy[TRAIN_ERROR_SIZE];
+    snprintf(copy, sizeof copy, "%s", rest + 2);
+    return train_error(st, "%s: %s", fn, copy);
 }
 
 /* The frequent NULL-argument check's message. */

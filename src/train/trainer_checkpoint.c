@@ -1,15 +1,27 @@
-/* The trainers' checkpoints: the settings and the position in the batch
- * order as named fields beside the model and optimizer sections of the
- * checkpoint container (src/io/checkpoint.h, docs/file-format.md), under
- * the objective's name. */
+/* The trainers' checkpoints, on the public checkpoint record
+ * (include/del/checkpoint.h): the model and its optimizer, the settings and
+ * the place in the batch orders as named fields under the objective's
+ * name, and whatever the objective adds (its settings, tensors, models). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "del.h"
 #include "train_error.h"
-#include "io/checkpoint.h"
 #include "trainer_internal.h"
+
+#define FIELD_KEY_MAX 32
+#define MAX_FIELDS 64
+
+enum { FIELD_I64 = DEL_CHECKPOINT_KIND_I64, FIELD_F32 = DEL_CHECKPOINT_KIND_F32 };
+
+/* One field of the trainer record. */
+typedef struct trainer_field {
+    char key[FIELD_KEY_MAX + 1];
+    int kind;
+    int64_t i;
+    float f;
+} trainer_field;
 
 /* FNV-1a over the labeled images' indices and labels: a resumed run must
  * draw from the same pool. */
@@ -39,11 +51,11 @@ static const char *const stream_keys[DEL_NSTREAMS][SF_COUNT] = {
 
 /* The trainer's record: what identifies the datasets, the settings, the
  * place in the batch orders. del_trainer_load_checkpoint reads the same. */
-static int trainer_fields(const del_trainer *tr, del_ckpt_field *f)
+static int trainer_fields(const del_trainer *tr, trainer_field *f)
 {
     int n = 0;
-#define I64(k, v) f[n++] = (del_ckpt_field){.key = k, .kind = DEL_CKPT_I64, .i = (int64_t)(v)}
-#define F32(k, v) f[n++] = (del_ckpt_field){.key = k, .kind = DEL_CKPT_F32, .f = (v)}
+#define I64(k, v) f[n++] = (trainer_field){.key = k, .kind = FIELD_I64, .i = (int64_t)(v)}
+#define F32(k, v) f[n++] = (trainer_field){.key = k, .kind = FIELD_F32, .f = (v)}
     for (int s = 0; s < DEL_NSTREAMS; s++) {
         const train_stream *st = &tr->streams[s];
         if (!st->data)
@@ -107,36 +119,59 @@ DEL_API del_status del_trainer_save_checkpoint(del_trainer *trainer, const char 
     if (trainer->fitting && trainer->set.total_steps == 0)
         return train_error(DEL_ESTATE, "%s: saving during a fit needs del_trainer_set_total_steps (without it the "
                          "fit's optimizer is not kept)", fn);
-    del_ckpt_field fields[DEL_CKPT_MAX_FIELDS];
-    int n = trainer_fields(trainer, fields);
-    return del_ckpt_save(path, trainer->model, trainer->opt, trainer->obj->name, fields, n, fn);
+    trainer_field fields[MAX_FIELDS];
+    const int n = trainer_fields(trainer, fields);
+    del_checkpoint *ck = NULL;
+    del_status st = del_checkpoint_new(&ck);
+    if (st == DEL_OK)
+        st = del_checkpoint_add_model(ck, DEL_CHECKPOINT_MODEL, trainer->model);
+    if (st == DEL_OK && trainer->opt)
+        st = del_checkpoint_add_optimizer(ck, DEL_CHECKPOINT_MODEL, trainer->opt);
+    if (st == DEL_OK)
+        st = del_checkpoint_set_trainer(ck, trainer->obj->name);
+    for (int k = 0; k < n && st == DEL_OK; k++)
+        st = fields[k].kind == FIELD_I64 ? del_checkpoint_set_i64(ck, fields[k].key, fields[k].i)
+                                         : del_checkpoint_set_f32(ck, fields[k].key, fields[k].f);
+    if (st == DEL_OK && trainer->obj->save)
+        st = trainer->obj->save(trainer->state, trainer, ck, fn);
+    if (st == DEL_OK)
+        st = del_checkpoint_write(ck, path);
+    del_checkpoint_free(ck);
+    return train_error_as(st, fn);
 }
 
 /* Reads the field key of kind into *i or *f. */
-static del_status get_field(const del_ckpt *c, const char *key, int kind, int64_t *i, float *f, const char *fn,
+static del_status get_field(const del_checkpoint *c, const char *key, int kind, int64_t *i, float *f, const char *fn,
                             const char *path)
 {
-    const del_ckpt_field *fl = del_ckpt_field_get(c, key, kind);
-    if (!fl)
+    if ((int)del_checkpoint_field_kind(c, key) != kind)
         return train_error(DEL_EFORMAT, "%s: '%s' is corrupt (the trainer record lacks '%s')", fn, path, key);
-    if (i)
-        *i = fl->i;
-    if (f)
-        *f = fl->f;
-    return DEL_OK;
+    return kind == FIELD_I64 ? del_checkpoint_get_i64(c, key, i) : del_checkpoint_get_f32(c, key, f);
+}
+
+del_status del_trainer_read_i64(const del_checkpoint *c, const char *key, int64_t *v, const char *fn)
+{
+    return get_field(c, key, FIELD_I64, v, NULL, fn, "the checkpoint");
+}
+
+del_status del_trainer_read_f32(const del_checkpoint *c, const char *key, float *v, const char *fn)
+{
+    return get_field(c, key, FIELD_F32, NULL, v, fn, "the checkpoint");
 }
 
 /* Reads an optional field (written since libdel 0.1 added it): absent, it
  * is 0. */
-static int64_t optional_i64(const del_ckpt *c, const char *key)
+static int64_t optional_i64(const del_checkpoint *c, const char *key)
 {
-    const del_ckpt_field *fl = del_ckpt_field_get(c, key, DEL_CKPT_I64);
-    return fl ? fl->i : 0;
+    int64_t v = 0;
+    if (del_checkpoint_field_kind(c, key) == DEL_CHECKPOINT_KIND_I64)
+        del_checkpoint_get_i64(c, key, &v);
+    return v;
 }
 
 /* The saved settings, checked by the setters' own checks into s and
  * *seed; a value they refuse makes the file corrupt. */
-static del_status load_settings(train_settings *s, uint64_t *seed, int channels, const del_ckpt *c, const char *fn,
+static del_status load_settings(train_settings *s, uint64_t *seed, int channels, const del_checkpoint *c, const char *fn,
                                 const char *path)
 {
     static const char *const names[] = {
@@ -151,9 +186,9 @@ static del_status load_settings(train_settings *s, uint64_t *seed, int channels,
     int64_t iv[N_I64];
     del_status st = DEL_OK;
     for (int k = 0; k < N_F32 && st == DEL_OK; k++)
-        st = k < 11 + 2 * channels ? get_field(c, names[k], DEL_CKPT_F32, NULL, &v[k], fn, path) : DEL_OK;
+        st = k < 11 + 2 * channels ? get_field(c, names[k], FIELD_F32, NULL, &v[k], fn, path) : DEL_OK;
     for (int k = 0; k < N_I64 && st == DEL_OK; k++)
-        st = get_field(c, inames[k], DEL_CKPT_I64, &iv[k], NULL, fn, path);
+        st = get_field(c, inames[k], FIELD_I64, &iv[k], NULL, fn, path);
     if (st != DEL_OK)
         return st;
     float mean[MAX_CHANNELS], stdv[MAX_CHANNELS];
@@ -210,13 +245,13 @@ typedef struct saved_position {
 } saved_position;
 
 /* One stream's dataset and pipeline checks and its place in its order. */
-static del_status load_stream(const del_trainer *tr, int s, saved_position *pos, const del_ckpt *c, const char *fn,
+static del_status load_stream(const del_trainer *tr, int s, saved_position *pos, const del_checkpoint *c, const char *fn,
                               const char *path)
 {
     const train_stream *st = &tr->streams[s];
     const char *const *keys = stream_keys[s];
     static const char *const what[DEL_NSTREAMS] = {"labeled", "unlabeled"};
-    const int saved = del_ckpt_field_get(c, keys[SF_ROWS], DEL_CKPT_I64) != NULL;
+    const int saved = del_checkpoint_field_kind(c, keys[SF_ROWS]) != DEL_CHECKPOINT_KIND_NONE;
     if (saved != (st->data != NULL))
         return train_error(DEL_EINVAL, "%s: '%s' was saved by a trainer %s %s images, this one has %s", fn, path,
                            saved ? "with" : "without", what[s], st->data ? "them" : "none");
@@ -224,7 +259,7 @@ static del_status load_stream(const del_trainer *tr, int s, saved_position *pos,
         return DEL_OK;
     int64_t v[SF_COUNT];
     for (int k = 0; k < SF_COUNT; k++) {
-        del_status status = get_field(c, keys[k], DEL_CKPT_I64, &v[k], NULL, fn, path);
+        del_status status = get_field(c, keys[k], FIELD_I64, &v[k], NULL, fn, path);
         if (status != DEL_OK)
             return status;
     }
@@ -247,13 +282,13 @@ static del_status load_stream(const del_trainer *tr, int s, saved_position *pos,
 }
 
 /* The dataset and pipeline checks and the place in the batch orders. */
-static del_status load_position(const del_trainer *tr, saved_position *pos, const del_ckpt *c, const char *fn,
+static del_status load_position(const del_trainer *tr, saved_position *pos, const del_checkpoint *c, const char *fn,
                                 const char *path)
 {
     int64_t outputs = 0, steps = 0;
-    del_status st = get_field(c, "outputs", DEL_CKPT_I64, &outputs, NULL, fn, path);
+    del_status st = get_field(c, "outputs", FIELD_I64, &outputs, NULL, fn, path);
     if (st == DEL_OK)
-        st = get_field(c, "steps_done", DEL_CKPT_I64, &steps, NULL, fn, path);
+        st = get_field(c, "steps_done", FIELD_I64, &steps, NULL, fn, path);
     if (st != DEL_OK)
         return st;
     if (outputs != tr->num_outputs)
@@ -280,45 +315,50 @@ DEL_API del_status del_trainer_load_checkpoint(del_trainer *trainer, const char 
         return train_error_null(fn, "path");
     if (trainer->fitting)
         return train_error(DEL_ESTATE, "%s: cannot load while del_trainer_fit runs", fn);
-    del_ckpt *c = NULL;
+    del_checkpoint *c = NULL;
     del_optimizer *opt = NULL;
-    del_status st = del_ckpt_read(&c, path, fn);
+    del_status st = del_checkpoint_read(&c, path);
     if (st != DEL_OK)
-        return st;
+        return train_error_as(st, fn);
     /* Everything is read and checked into these before the trainer
      * changes. */
     train_settings set = trainer->set;
     uint64_t seed = 0;
     saved_position pos = {0};
-    const char *name = del_ckpt_trainer(c);
+    const char *name = del_checkpoint_trainer(c);
     if (!name)
         st = train_error(DEL_EINVAL, "%s: '%s' holds no trainer state (saved with del_checkpoint_save; load it with "
-                       "del_checkpoint_load)", fn, path);
+                         "del_checkpoint_load)", fn, path);
     else if (strcmp(name, trainer->obj->name) != 0)
         st = train_error(DEL_EINVAL, "%s: '%s' was saved by a %s trainer, not a %s one", fn, path, name,
-                       trainer->obj->name);
+                         trainer->obj->name);
     if (st == DEL_OK)
         st = load_settings(&set, &seed, trainer->channels, c, fn, path);
     if (st == DEL_OK)
         st = load_position(trainer, &pos, c, fn, path);
-    int adamw = 0;
-    if (st == DEL_OK && del_ckpt_has_optimizer(c, &adamw)) {
-        if (set.total_steps == 0 || adamw != set.use_adamw)
+    const char *kind = st == DEL_OK ? del_checkpoint_optimizer_type(c, DEL_CHECKPOINT_MODEL) : NULL;
+    if (kind) {
+        if (set.total_steps == 0 || (strcmp(kind, "adamw") == 0) != set.use_adamw)
             st = train_error(DEL_EFORMAT, "%s: '%s' is corrupt (its optimizer does not match the trainer's settings)",
-                           fn, path);
+                             fn, path);
         if (st == DEL_OK)
             st = del_trainer_make_optimizer(trainer->model, &set, set.total_steps, &opt);
     }
     if (st == DEL_OK)
-        st = del_ckpt_check(c, trainer->model, opt, fn, path);
+        st = train_error_as(del_checkpoint_check_model(c, DEL_CHECKPOINT_MODEL, trainer->model, opt), fn);
+    /* The objective checks and takes its own part last: it changes its
+     * state only when all of it passed. */
+    if (st == DEL_OK && trainer->obj->load)
+        st = trainer->obj->load(trainer->state, trainer, c, fn);
+    /* After a successful check with an optimizer of the stored kind and
+     * settings, the restore cannot fail. */
+    if (st == DEL_OK)
+        st = train_error_as(del_checkpoint_restore_model(c, DEL_CHECKPOINT_MODEL, trainer->model, opt), fn);
+    del_checkpoint_free(c);
     if (st != DEL_OK) {
         del_optimizer_free(opt);
-        del_ckpt_free(c);
         return st;
     }
-    /* Nothing can fail from here on. */
-    del_ckpt_apply(c, trainer->model, opt);
-    del_ckpt_free(c);
     del_optimizer_free(trainer->opt);
     trainer->opt = opt;
     trainer->opt_params = del_model_num_params(trainer->model);

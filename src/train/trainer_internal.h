@@ -111,6 +111,13 @@ typedef struct del_objective {
      * step's total loss; the loop checks it, the gradients and the
      * statistics, and steps the optimizer. */
     del_status (*step)(void *state, del_trainer *tr, const train_step_in *in, float *loss, const char *fn);
+    /* Optional. Adds the technique's own state to a checkpoint being
+     * written (fields named after it, its tensors and models). */
+    del_status (*save)(const void *state, const del_trainer *tr, del_checkpoint *ck, const char *fn);
+    /* Optional. Checks a checkpoint's record of that state and takes it;
+     * runs after every other check of del_trainer_load_checkpoint and
+     * leaves the state unchanged when it fails. */
+    del_status (*load)(void *state, del_trainer *tr, const del_checkpoint *ck, const char *fn);
 } del_objective;
 
 struct del_trainer {
@@ -213,6 +220,13 @@ void del_streams_rewind(del_trainer *tr);
 /* Checks that aug runs on the trainer's images and keeps their size. */
 del_status del_stream_check_pipeline(const del_trainer *tr, const del_augment *aug, const char *func,
                                      const char *arg);
+
+/* ---- trainer_checkpoint.c ---- */
+
+/* A required field of a trainer record: DEL_EFORMAT ("corrupt, lacks
+ * key") when ck has no such field of that type. For the objectives' load. */
+del_status del_trainer_read_i64(const del_checkpoint *ck, const char *key, int64_t *v, const char *fn);
+del_status del_trainer_read_f32(const del_checkpoint *ck, const char *key, float *v, const char *fn);
 
 /* ---- trainer_settings.c ---- */
 

@@ -252,6 +252,11 @@ static void distill_run(int resume, float *params, int64_t n)
         ck_assert_del_ok(del_trainer_set_augment_unlabeled(tr, b));
         ck_assert_del_ok(del_trainer_set_label_smoothing(tr, 0.1f));
         ck_assert_del_ok(del_trainer_set_total_steps(tr, 6));
+        if (part == 0) { /* the second trainer gets them from the checkpoint */
+            ck_assert_del_ok(del_trainer_set_temperature(tr, 2.5f));
+            ck_assert_del_ok(del_trainer_set_distill_weights(tr, 0.7f, 0.4f));
+            ck_assert_del_ok(del_trainer_set_teacher_training(tr, 1));
+        }
         if (!resume) {
             ck_assert_del_ok(del_trainer_fit(tr, 6));
         } else if (part == 0) {
@@ -260,6 +265,12 @@ static void distill_run(int resume, float *params, int64_t n)
             del_trainer_free(tr);
             del_model_free(s);
             ck_assert_del_ok(del_model_from_spec(&s, "input 1 8 8; flatten; linear 16; relu; linear 4"));
+            /* A fresh teacher too: its statistics (trained in training mode)
+             * come back from the checkpoint. */
+            del_model_free(t);
+            ck_assert_del_ok(del_model_from_spec(&t, "input 1 8 8; conv2d 4 k=3 p=1; batchnorm; relu; flatten; "
+                                                     "linear 4"));
+            ck_assert_del_ok(del_model_init(t, 9));
         } else {
             ck_assert_del_ok(del_trainer_load_checkpoint(tr, "distill.delc"));
             ck_assert_del_ok(del_trainer_fit(tr, 3));
