@@ -10,6 +10,7 @@
 #   make bench-predict                the prediction part alone
 #   make bench-augment                the augmentation part alone
 #   make bench-memory                 the peak-memory part alone
+#   make bench-kd                     the distillation-step part alone
 #   make bench-fmnist1k RECIPES="R0"  FMNIST-1k accuracy, libdel vs PyTorch
 #                       [SEEDS="0 1 2"] [STEPS=N, a shorter smoke run] [THREADS=T]
 
@@ -24,7 +25,7 @@ build/bench/sgemm_check: bench/sgemm_check.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_APP) $(BLAS_CFLAGS) $< -o $@ $(BLAS_LIBS) -lm
 
-bench: build/bench/sgemm_check build/bench/throughput build/bench/augment
+bench: build/bench/sgemm_check build/bench/throughput build/bench/augment build/bench/kd_step
 	@bench/run.sh
 
 bench-predict: build/bench/throughput
@@ -36,7 +37,10 @@ bench-augment: build/bench/augment
 bench-memory: build/bench/throughput
 	@BENCH_SUITES=memory bench/run.sh
 
+bench-kd: build/bench/kd_step
+	@BENCH_SUITES=kd bench/run.sh
+
 bench-fmnist1k: build/bench/fmnist1k
 	@RECIPES="$(RECIPES)" SEEDS="$(SEEDS)" STEPS="$(STEPS)" THREADS="$(THREADS)" bench/fmnist1k.sh
 
-.PHONY: bench bench-predict bench-augment bench-memory bench-fmnist1k
+.PHONY: bench bench-predict bench-augment bench-memory bench-kd bench-fmnist1k

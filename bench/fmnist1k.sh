@@ -9,7 +9,10 @@
 # stdout: one JSON line per recipe
 #   {"recipe", "libdel_acc", "reference_acc", "libdel_s", "reference_s", "seeds", ...}
 # with accuracies and seconds (training + test evaluation) averaged over the
-# seeds, and the per-seed accuracies. stderr: progress.
+# seeds, and the per-seed accuracies; recipes of several parts (R6: teacher,
+# alone, distilled; R7: pretrained_old, probe_new, ...) give one line per
+# part, with "part" after "recipe". stderr: progress. R6's teacher and R7's
+# pre-trained model pass between parts through files in build/fmnist1k-models.
 # As in run.sh, OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE are removed for both sides
 # so that the timings are those a user's machine would see.
 set -euo pipefail

@@ -13,10 +13,13 @@ batch step)."""
 import argparse
 import collections
 import math
+import os
 import sys
 import time
 
+import numpy as np
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 import torchvision.transforms as T
 import torchvision.transforms.functional as TF
@@ -130,6 +133,249 @@ def run_supervised(data, steps, seed, name, augment=None):
     return evaluate(model, data["tx"], data["ty"])
 
 
+def mlp(num_classes=10):
+    """libdel's "mlp" preset: flatten, Linear 784->256, ReLU, Linear 256->classes."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 256), nn.ReLU(inplace=True),
+                         nn.Linear(256, num_classes))
+
+
+def train_supervised(model, x, y, steps, seed, label, params=None):
+    """The R0 recipe on (x, y) for any model: SGD 0.05 momentum 0.9 Nesterov
+    wd 5e-4, cosine per step, batch 64 from the chained-epoch stream."""
+    model.train()
+    opt = sgd(model, lr=0.05)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    stream = batches(len(x), 64, torch.Generator().manual_seed(seed))
+    progress = Progress(label, steps)
+    for step in range(1, steps + 1):
+        idx = next(stream)
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        loss.backward()
+        opt.step()
+        sched.step()
+        progress.add(step, loss.item())
+
+
+class Progress:
+    """The running-mean loss lines of run_supervised."""
+
+    def __init__(self, label, steps):
+        self.label, self.steps, self.every, self.running = label, steps, 500 if steps >= 1000 else 100, 0.0
+
+    def add(self, step, loss):
+        self.running += loss
+        if step % self.every == 0 or step == self.steps:
+            n = self.every if step % self.every == 0 else step % self.every
+            log("  %s step %d/%d  loss %.4f" % (self.label, step, self.steps, self.running / n))
+            self.running = 0.0
+
+
+def model_path(directory, what, seed, steps):
+    os.makedirs(directory, exist_ok=True)
+    return os.path.join(directory, "%s-seed%d-steps%d.pt" % (what, seed, steps))
+
+
+def train_and_save(make_model, x, y, test_x, test_y, steps, seed, path, reuse, part):
+    """make_model() initialised under torch.manual_seed(seed), trained with
+    the R0 recipe, its state_dict saved to path; with reuse and path there,
+    loaded instead. Returns (part, accuracy, seconds, steps, reused)."""
+    t0 = time.perf_counter()
+    reused = reuse and os.path.exists(path)
+    torch.manual_seed(seed)
+    model = make_model()
+    if reused:
+        log("fmnist1k_torch: %s: reusing %s" % (part, path))
+        model.load_state_dict(torch.load(path))
+    else:
+        train_supervised(model, x, y, steps, seed, part)
+        torch.save(model.state_dict(), path)
+    acc = evaluate(model, test_x, test_y)
+    log("fmnist1k_torch: %s accuracy %.4f" % (part, acc))
+    return (part, acc, time.perf_counter() - t0, steps, reused)
+
+
+def run_kd(data, steps, seed, name, augment=None, steps_override=0, options=None):
+    """R6 (SPEC 1.3, 5): teacher fmnist-cnn on all 60,000 training labels,
+    3750 steps of 64 (4 epochs), R0 recipe, saved and loaded; student MLP
+    784-256-10 (torch.manual_seed(seed) before it is built, so both students
+    start from the same weights) with the R0 recipe for 3000 steps (a) alone
+    on L, (b) distilled: each step 64 images of L and 64 of U (the other
+    59,000, from its own chained-epoch stream), the teacher in eval mode on
+    the same 128 images, loss 0.9 * T^2 KL(softmax_T(t) || softmax_T(s))
+    (batchmean over the 128, T = 4) + 0.1 * CE on the 64 labels."""
+    teacher_steps = steps_override or 3750
+    results = []
+    full = data["full"]()
+    path = model_path(options.models, "R6-teacher", seed, teacher_steps)
+    results.append(train_and_save(fmnist_cnn, full["x"], full["y"], data["tx"], data["ty"], teacher_steps,
+                                  seed, path, options.reuse, "teacher"))
+
+    t0 = time.perf_counter()
+    torch.manual_seed(seed)
+    student = mlp()
+    train_supervised(student, data["lx"], data["ly"], steps, seed, "alone")
+    acc = evaluate(student, data["tx"], data["ty"])
+    log("fmnist1k_torch: alone accuracy %.4f" % acc)
+    results.append(("alone", acc, time.perf_counter() - t0, steps, False))
+
+    t0 = time.perf_counter()
+    teacher = fmnist_cnn()
+    teacher.load_state_dict(torch.load(path))
+    teacher.eval()
+    torch.manual_seed(seed)
+    student = mlp().train()
+    opt = sgd(student, lr=0.05)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    lab = batches(len(data["lx"]), 64, torch.Generator().manual_seed(seed))
+    unl = batches(len(full["ux"]), 64, torch.Generator().manual_seed(seed + 1000003))
+    temp, alpha = 4.0, 0.9
+    progress = Progress("distilled", steps)
+    for step in range(1, steps + 1):
+        il, iu = next(lab), next(unl)
+        x = torch.cat([data["lx"][il], full["ux"][iu]])
+        with torch.inference_mode():
+            t = teacher(x)
+        s = student(x)
+        kd = F.kl_div(F.log_softmax(s / temp, 1), F.softmax(t / temp, 1), reduction="batchmean") * temp * temp
+        ce = F.cross_entropy(s[:len(il)], data["ly"][il])
+        loss = alpha * kd + (1 - alpha) * ce
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        progress.add(step, loss.item())
+    acc = evaluate(student, data["tx"], data["ty"])
+    log("fmnist1k_torch: distilled accuracy %.4f" % acc)
+    results.append(("distilled", acc, time.perf_counter() - t0, steps, False))
+    return results
+
+
+def select_classes(x, y, lo):
+    """The rows of (x, y) whose label is in lo..lo+4, in order, labelled 0..4."""
+    keep = (y >= lo) & (y <= lo + 4)
+    return x[keep], y[keep] - lo
+
+
+class TwoHeads(nn.Module):
+    """A backbone with a new and an old classifier head on its output."""
+
+    def __init__(self, backbone, new, old):
+        super().__init__()
+        self.backbone, self.new, self.old = backbone, new, old
+
+    def forward(self, x):
+        f = self.backbone(x)
+        return self.new(f), self.old(f)
+
+
+class NewHead(nn.Module):
+    def __init__(self, two):
+        super().__init__()
+        self.two = two
+
+    def forward(self, x):
+        return self.two(x)[0]
+
+
+class OldHead(NewHead):
+    def forward(self, x):
+        return self.two(x)[1]
+
+
+def set_frozen(modules, frozen):
+    """As libdel's del_model_freeze: no gradients for the parameters, and a
+    frozen batchnorm normalises with its running statistics (eval mode)
+    without updating them; dropout stays as the model's mode has it."""
+    for m in modules:
+        for p in m.parameters():
+            p.requires_grad_(not frozen)
+        for sub in m.modules():
+            if isinstance(sub, nn.BatchNorm2d):
+                sub.train(not frozen)
+
+
+def transfer_once(method, t, path, steps, warmup, seed):
+    """One R7 run from the saved pre-trained model; returns the two parts."""
+    t0 = time.perf_counter()
+    pre = fmnist_cnn(5)
+    pre.load_state_dict(torch.load(path))
+    backbone, old = pre[:-1], pre[-1]
+    torch.manual_seed(seed)
+    model = TwoHeads(backbone, nn.Linear(128, 5), old).train()
+    lr = 0.05
+    if method == "probe":
+        set_frozen([backbone, old], True)
+        opt = torch.optim.SGD(model.new.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    else:
+        if method == "finetune":
+            set_frozen([old], True)
+            pretrained = list(backbone.parameters())
+        else:
+            pretrained = list(backbone.parameters()) + list(old.parameters())
+        opt = torch.optim.SGD([{"params": pretrained, "lr": 0.1 * lr}, {"params": model.new.parameters(), "lr": lr}],
+                              lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    if method == "lwf":
+        # Y_o: the original old head on the new task's images, eval mode.
+        model.eval()
+        with torch.inference_mode():
+            y_old = model(t["new_x"])[1].clone()
+        model.train()
+    stream = batches(len(t["new_x"]), 64, torch.Generator().manual_seed(seed))
+    temp, lam = 2.0, 1.0
+    progress = Progress(method, steps)
+    frozen = None
+    for step in range(1, steps + 1):
+        if method != "probe":
+            now_frozen = step <= warmup
+            if now_frozen != frozen:
+                set_frozen([backbone] if method == "finetune" else [backbone, old], now_frozen)
+                frozen = now_frozen
+        idx = next(stream)
+        zn, zo = model(t["new_x"][idx])
+        loss = F.cross_entropy(zn, t["new_y"][idx])
+        if method == "lwf" and not frozen:
+            loss = loss + lam * temp * temp * F.kl_div(F.log_softmax(zo / temp, 1), F.softmax(y_old[idx] / temp, 1),
+                                                       reduction="batchmean")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        progress.add(step, loss.item())
+    acc_new = evaluate(NewHead(model), t["new_tx"], t["new_ty"])
+    acc_old = evaluate(OldHead(model), t["old_tx"], t["old_ty"])
+    log("fmnist1k_torch: %s new %.4f old %.4f" % (method, acc_new, acc_old))
+    seconds = time.perf_counter() - t0
+    return [(method + "_new", acc_new, seconds, steps, False), (method + "_old", acc_old, seconds, steps, False)]
+
+
+def run_transfer(data, steps, seed, name, augment=None, steps_override=0, options=None):
+    """R7 (SPEC 1.2, 1.4, 5): fmnist-cnn(5) pre-trained with the R0 recipe
+    for 1500 steps on all 30,000 training images of classes 0-4, saved;
+    new task classes 5-9 (as 0-4), the first 100 training images of each
+    (L's). From the saved model, loaded afresh, the R0 recipe for 1000
+    steps: probe (new head alone, backbone frozen with BN on running
+    statistics), finetune (200 steps of the new head alone, then the
+    backbone at 0.1x; old head frozen), lwf (200 steps of the new head
+    alone, then backbone and old head at 0.1x with
+    CE + 1 * T^2 KL(softmax_T(Y_o) || softmax_T(old)), T = 2)."""
+    pre_steps = steps_override or 1500
+    warmup = 200 if steps >= 1000 else steps // 5
+    full = data["full"]()
+    old_x, old_y = select_classes(full["x"], full["y"], 0)
+    new_x, new_y = select_classes(data["lx"], data["ly"], 5)
+    old_tx, old_ty = select_classes(data["tx"], data["ty"], 0)
+    new_tx, new_ty = select_classes(data["tx"], data["ty"], 5)
+    t = {"new_x": new_x, "new_y": new_y, "old_tx": old_tx, "old_ty": old_ty, "new_tx": new_tx, "new_ty": new_ty}
+    path = model_path(options.models, "R7-pretrained", seed, pre_steps)
+    results = [train_and_save(lambda: fmnist_cnn(5), old_x, old_y, old_tx, old_ty, pre_steps, seed, path,
+                              options.reuse, "pretrained_old")]
+    for method in ("probe", "finetune", "lwf"):
+        results += transfer_once(method, t, path, steps, warmup, seed)
+    return results
+
+
 RECIPES = {
     "R0": Recipe("supervised on L, no augmentation, 3000 steps", 3000, run_supervised, None),
     "R1": Recipe("R0 + std aug (pad-2 random crop 28x28, flip p=0.5)", 3000, run_supervised,
@@ -139,16 +385,33 @@ RECIPES = {
                  lambda: (T.Compose(std_aug() + [T.RandAugment(2, 9)]), None)),
     "R3": Recipe("R1 + CutMix (p=0.5, alpha=1), soft-target CE", 3000, run_supervised,
                  lambda: (T.Compose(std_aug()), cutmix)),
+    "R6": Recipe("KD: fmnist-cnn teacher on all 60,000 labels (3750 steps = 4 epochs) -> MLP 784-256-10 alone on L "
+                 "vs distilled on L + U (T=4, alpha=0.9, 64 + 64 per step), 3000 steps", 3000, run_kd, None),
+    "R7": Recipe("transfer: fmnist-cnn pre-trained on classes 0-4 (1500 steps), new task 5-9 with 100 labels each: "
+                 "linear probe vs fine-tune (backbone 0.1x) vs LwF (T=2, lambda=1), 1000 steps, 200 head warm-up",
+                 1000, run_transfer, None),
 }
+MULTI_PART = {"R6", "R7"}
 
 
 def load_data(directory):
     train_x, train_y = load_fmnist("train", directory)
     test_x, test_y = load_fmnist("t10k", directory)
     keep = first_per_class(train_y, 100)
+    cache = {}
+
+    def full():
+        """All 60,000 training images and labels, and U (the 59,000 not
+        in L, in file order), normalised on first use."""
+        if not cache:
+            rest = np.setdiff1d(np.arange(len(train_y)), keep)
+            x = normalise(train_x)
+            cache.update({"x": x, "y": torch.from_numpy(train_y), "ux": x[torch.from_numpy(rest)]})
+        return cache
+
     return {"lx": normalise(train_x[keep]), "ly": torch.from_numpy(train_y[keep]),
             "pil": [Image.fromarray(img, mode="L") for img in train_x[keep]],
-            "tx": normalise(test_x), "ty": torch.from_numpy(test_y)}
+            "tx": normalise(test_x), "ty": torch.from_numpy(test_y), "full": full}
 
 
 def main():
@@ -159,6 +422,10 @@ def main():
     p.add_argument("--seeds", default="0", help='e.g. "0 1 2"')
     p.add_argument("--steps", type=int, default=0, help="override the step count (smoke runs)")
     p.add_argument("--dir", default=None)
+    p.add_argument("--models", default="build/fmnist1k-models",
+                   help="where R6's teacher and R7's pre-trained model are saved and loaded")
+    p.add_argument("--reuse", action="store_true",
+                   help="load a seed's saved teacher / pre-trained model instead of training it again")
     args = p.parse_args()
     if args.list:
         for name, r in RECIPES.items():
@@ -188,6 +455,16 @@ def main():
         for seed in seeds:
             log("fmnist1k_torch: %s seed %d, %d steps" % (name, seed, steps))
             t0 = time.perf_counter()
+            if name in MULTI_PART:
+                for part, acc, seconds, part_steps, reused in recipe.run(
+                        data, steps, seed, name, recipe.augment, steps_override=args.steps, options=args):
+                    record = {"recipe": name, "part": part, "seed": seed, "reference_acc": round(acc, 4),
+                              "reference_s": round(seconds, 1), "reference_name": REFERENCE_NAME,
+                              "steps": part_steps}
+                    if reused:
+                        record["reused"] = True
+                    emit(record)
+                continue
             acc = recipe.run(data, steps, seed, name, recipe.augment)
             emit({"recipe": name, "seed": seed, "reference_acc": round(acc, 4),
                   "reference_s": round(time.perf_counter() - t0, 1),

@@ -9,8 +9,10 @@
                                  > 1 always means libdel is better; fails if the
                                  two sides report different "params"
   report.py fmnist1k FILE...     lines with "recipe", "seed" and libdel_* or
-                                 reference_* -> one line per recipe: means
-                                 over seeds, and the per-seed values
+                                 reference_* -> one line per recipe (per
+                                 (recipe, part) for the lines with a "part",
+                                 as R6 and R7 write): means over seeds, and
+                                 the per-seed values
 
 Only the standard library is used, so any python3 can run it."""
 
@@ -69,8 +71,8 @@ def mean(values):
 
 
 def fmnist1k(rows):
-    for recipe in ordered_keys(rows, lambda r: r["recipe"]):
-        group = [r for r in rows if r["recipe"] == recipe]
+    for recipe, part in ordered_keys(rows, lambda r: (r["recipe"], r.get("part"))):
+        group = [r for r in rows if r["recipe"] == recipe and r.get("part") == part]
         seeds = ordered_keys(group, lambda r: r["seed"])
         per_seed = {}
         for side in ("libdel", "reference"):
@@ -78,16 +80,19 @@ def fmnist1k(rows):
             per_seed[side] = [by_seed[s][side + "_acc"] if s in by_seed else None for s in seeds]
             per_seed[side + "_s"] = [by_seed[s][side + "_s"] for s in seeds if s in by_seed]
         names = [r["reference_name"] for r in group if "reference_name" in r]
-        out = {"recipe": recipe,
-               "libdel_acc": mean([a for a in per_seed["libdel"] if a is not None]),
-               "reference_acc": mean([a for a in per_seed["reference"] if a is not None]),
-               "libdel_s": round(statistics.fmean(per_seed["libdel_s"]), 1) if per_seed["libdel_s"] else None,
-               "reference_s": round(statistics.fmean(per_seed["reference_s"]), 1) if per_seed["reference_s"] else None,
-               "seeds": seeds,
-               "libdel_acc_per_seed": per_seed["libdel"],
-               "reference_acc_per_seed": per_seed["reference"],
-               "reference_name": names[0] if names else None,
-               "steps": group[0].get("steps")}
+        out = {"recipe": recipe}
+        if part is not None:
+            out["part"] = part
+        out.update({
+            "libdel_acc": mean([a for a in per_seed["libdel"] if a is not None]),
+            "reference_acc": mean([a for a in per_seed["reference"] if a is not None]),
+            "libdel_s": round(statistics.fmean(per_seed["libdel_s"]), 1) if per_seed["libdel_s"] else None,
+            "reference_s": round(statistics.fmean(per_seed["reference_s"]), 1) if per_seed["reference_s"] else None,
+            "seeds": seeds,
+            "libdel_acc_per_seed": per_seed["libdel"],
+            "reference_acc_per_seed": per_seed["reference"],
+            "reference_name": names[0] if names else None,
+            "steps": group[0].get("steps")})
         print(json.dumps(out))
 
 

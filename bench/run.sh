@@ -11,7 +11,9 @@
 # reference for speed, reference / libdel for memory: > 1 = libdel better).
 # stderr: progress and per-run details.
 #
-# Environment: BENCH_SUITES (default "throughput predict augment memory";
+# Environment: BENCH_SUITES (default "throughput predict augment memory kd"; "kd":
+# train_kd_fmnist_cnn per thread count, a distillation step with a live
+# teacher, bench/kd_step.c vs bench/kd_step_torch.py;
 # "throughput" includes the sgemm check), BENCH_MODELS (default
 # "fmnist-cnn resnet20", throughput only), BENCH_RSS_STEPS (default 20,
 # training steps of the memory runs), BENCH_THREADS (default "1 2",
@@ -32,7 +34,7 @@ BIN=build/bench
 PYTHON=${PYTHON:-/usr/bin/python3}
 THREADS_LIST=${BENCH_THREADS:-"1 2"}
 ROUNDS=${BENCH_ROUNDS:-3}
-SUITES=${BENCH_SUITES:-"throughput predict augment memory"}
+SUITES=${BENCH_SUITES:-"throughput predict augment memory kd"}
 MODELS=${BENCH_MODELS:-"fmnist-cnn resnet20"}
 RSS_STEPS=${BENCH_RSS_STEPS:-20}
 
@@ -58,8 +60,8 @@ with_threads() {
 want() { [[ " $SUITES " == *" $1 "* ]]; }
 
 for suite in $SUITES; do
-    [[ $suite == throughput || $suite == predict || $suite == augment || $suite == memory ]] ||
-        { say "BENCH_SUITES: unknown suite '$suite' (known: throughput predict augment memory)"; exit 1; }
+    [[ $suite == throughput || $suite == predict || $suite == augment || $suite == memory || $suite == kd ]] ||
+        { say "BENCH_SUITES: unknown suite '$suite' (known: throughput predict augment memory kd)"; exit 1; }
 done
 for model in $MODELS; do
     [[ $model == fmnist-cnn || $model == resnet20 ]] ||
@@ -70,6 +72,7 @@ want throughput && exes+=("$BIN/sgemm_check" "$BIN/throughput")
 want predict && exes+=("$BIN/throughput")
 want augment && exes+=("$BIN/augment")
 want memory && exes+=("$BIN/throughput")
+want kd && exes+=("$BIN/kd_step")
 for exe in "${exes[@]}"; do
     [[ -x $exe ]] || { say "$exe is missing: run 'make bench'"; exit 1; }
 done
@@ -153,6 +156,17 @@ run_torch_augment() {
         { say "torchvision augmentation benchmark failed"; exit 1; }
 }
 
+# A distillation step with a live teacher (R6's), both sides.
+run_libdel_kd() {
+    with_threads "$1" "$BIN/kd_step" -t "$1" >>"$tmp/libdel.jsonl" ||
+        { say "libdel distillation step failed with $1 thread(s)"; exit 1; }
+}
+run_torch_kd() {
+    [[ $have_torch == 1 ]] || return 0
+    with_threads "$1" "$PYTHON" bench/kd_step_torch.py --threads "$1" >>"$tmp/torch.jsonl" ||
+        { say "PyTorch distillation step failed with $1 thread(s)"; exit 1; }
+}
+
 # Runs "$1" then "$2" in odd rounds and the other way round in even ones.
 alternate() {
     if (($3 % 2)); then "$1" "${@:4}"; "$2" "${@:4}"; else "$2" "${@:4}"; "$1" "${@:4}"; fi
@@ -183,6 +197,15 @@ if want augment; then
     for ((r = 1; r <= ROUNDS; r++)); do
         say "augmentation: 1 thread, round $r/$ROUNDS"
         alternate run_libdel_augment run_torch_augment "$r"
+    done
+fi
+
+if want kd; then
+    for t in $THREADS_LIST; do
+        for ((r = 1; r <= ROUNDS; r++)); do
+            say "distillation step: threads $t, round $r/$ROUNDS"
+            alternate run_libdel_kd run_torch_kd "$r" "$t"
+        done
     done
 fi
 
