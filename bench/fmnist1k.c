@@ -207,12 +207,13 @@ static del_status set_r0_recipe(del_trainer *trainer, uint64_t seed, int64_t ste
 }
 
 /* Trains preset (num_classes outputs, initialised with seed) supervised on
- * train for steps with the R0 recipe, scores it on test and saves it to
+ * train for steps with the R0 recipe (with a linear learning-rate warm-up
+ * over its first warmup steps when warmup > 0), scores it on test and saves it to
  * path; with opt->reuse and path present, loads and scores it instead.
  * Appends the part's result. */
 static int train_and_save(const char *preset, int num_classes, const del_dataset *train, const del_dataset *test,
-                          int64_t steps, uint64_t seed, const char *path, const run_options *opt, const char *part,
-                          results *out)
+                          int64_t steps, int64_t warmup, uint64_t seed, const char *path, const run_options *opt,
+                          const char *part, results *out)
 {
     const double t0 = now_s();
     const int reuse = opt->reuse && file_exists(path);
@@ -230,6 +231,7 @@ static int train_and_save(const char *preset, int num_classes, const del_dataset
     }
     TRY(del_trainer_new_supervised(&trainer, model, train));
     TRY(set_r0_recipe(trainer, seed, steps, part));
+    TRY(del_trainer_set_warmup(trainer, warmup));
     if (!reuse) {
         TRY(del_trainer_fit(trainer, steps));
         TRY(del_model_save(model, path));
@@ -264,7 +266,7 @@ static int run_kd(const recipe *r, const fmnist_data *d, int64_t steps_override,
     int rc = 1;
 
     if (model_path(path, sizeof path, opt, "R6-teacher", seed, teacher_steps)) return 1;
-    if (train_and_save("fmnist-cnn", 10, d->train, d->test, teacher_steps, seed, path, opt, "teacher", out))
+    if (train_and_save("fmnist-cnn", 10, d->train, d->test, teacher_steps, 0, seed, path, opt, "teacher", out))
         return 1;
 
     t0 = now_s();
@@ -435,7 +437,9 @@ cleanup:
 
 /* R7 (SPEC sections 1.2, 1.4 and 5): fmnist-cnn (5 outputs, initialised
  * with the seed) pre-trained with the R0 recipe for 1500 steps of 64 on
- * all 30,000 training images of classes 0-4, saved; the new task is
+ * all 30,000 training images of classes 0-4, the learning rate warmed up
+ * linearly over the first 100 steps (without it, some seeds collapse on
+ * both sides: docs/benchmarks.md), saved; the new task is
  * classes 5-9 (labels 0-4) with the first 100 training images of each.
  * From the saved model, each loaded afresh, with the R0 recipe (batch 64,
  * SGD 0.05 Nesterov, cosine over the run) for 1000 steps:
@@ -450,6 +454,7 @@ static int run_transfer(const recipe *r, const fmnist_data *d, int64_t steps_ove
                         const run_options *opt, results *out)
 {
     const int64_t pre_steps = steps_override ? steps_override : 1500;
+    const int64_t pre_warmup = pre_steps >= 1000 ? 100 : pre_steps / 10;
     const int64_t steps = steps_override ? steps_override : r->steps;
     const int64_t warmup = steps >= 1000 ? 200 : steps / 5;
     transfer_data t = {0};
@@ -459,8 +464,9 @@ static int run_transfer(const recipe *r, const fmnist_data *d, int64_t steps_ove
     if (select_classes(&t.old_train, d->train, 0) || select_classes(&t.old_test, d->test, 0) ||
         select_classes(&t.new_train, d->labeled, 5) || select_classes(&t.new_test, d->test, 5))
         goto cleanup;
-    if (model_path(path, sizeof path, opt, "R7-pretrained", seed, pre_steps)) goto cleanup;
-    if (train_and_save("fmnist-cnn", 5, t.old_train, t.old_test, pre_steps, seed, path, opt, "pretrained_old", out))
+    if (model_path(path, sizeof path, opt, "R7-pretrained-warmup100", seed, pre_steps)) goto cleanup;
+    if (train_and_save("fmnist-cnn", 5, t.old_train, t.old_test, pre_steps, pre_warmup, seed, path, opt,
+                       "pretrained_old", out))
         goto cleanup;
     if (transfer_once(PROBE, &t, path, steps, warmup, seed, out) ||
         transfer_once(FINETUNE, &t, path, steps, warmup, seed, out) ||
@@ -479,7 +485,7 @@ static const recipe RECIPES[] = {
     {"R3", "R1 + CutMix (p=0.5, alpha=1), soft-target CE", 3000, run_supervised, add_std_aug_cutmix},
     {"R6", "KD: fmnist-cnn teacher on all 60,000 labels (3750 steps = 4 epochs) -> MLP 784-256-10 alone on L "
            "vs distilled on L + U (T=4, alpha=0.9, 64 + 64 per step), 3000 steps", 3000, run_kd, NULL},
-    {"R7", "transfer: fmnist-cnn pre-trained on classes 0-4 (1500 steps), new task 5-9 with 100 labels each: "
+    {"R7", "transfer: fmnist-cnn pre-trained on classes 0-4 (1500 steps, 100 warm-up), new task 5-9 with 100 labels each: "
            "linear probe vs fine-tune (backbone 0.1x) vs LwF (T=2, lambda=1), 1000 steps, 200 head warm-up",
      1000, run_transfer, NULL},
 };

@@ -139,12 +139,27 @@ def mlp(num_classes=10):
                          nn.Linear(256, num_classes))
 
 
-def train_supervised(model, x, y, steps, seed, label, params=None):
+def warmup_cosine(opt, steps, warmup):
+    """libdel's schedule with del_trainer_set_warmup(warmup): step t (0-based)
+    < warmup uses base * (t + 1) / warmup, then a cosine to 0 over the
+    remaining steps; warmup 0 is CosineAnnealingLR(T_max=steps)."""
+    if warmup <= 0:
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+
+    def factor(t):
+        if t < warmup:
+            return (t + 1) / warmup
+        return (1.0 + math.cos(math.pi * min(t - warmup, steps - warmup) / (steps - warmup))) / 2.0
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def train_supervised(model, x, y, steps, seed, label, params=None, warmup=0):
     """The R0 recipe on (x, y) for any model: SGD 0.05 momentum 0.9 Nesterov
-    wd 5e-4, cosine per step, batch 64 from the chained-epoch stream."""
+    wd 5e-4, cosine per step (after a linear warm-up over the first warmup
+    steps when warmup > 0), batch 64 from the chained-epoch stream."""
     model.train()
     opt = sgd(model, lr=0.05)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    sched = warmup_cosine(opt, steps, warmup)
     stream = batches(len(x), 64, torch.Generator().manual_seed(seed))
     progress = Progress(label, steps)
     for step in range(1, steps + 1):
@@ -176,7 +191,7 @@ def model_path(directory, what, seed, steps):
     return os.path.join(directory, "%s-seed%d-steps%d.pt" % (what, seed, steps))
 
 
-def train_and_save(make_model, x, y, test_x, test_y, steps, seed, path, reuse, part):
+def train_and_save(make_model, x, y, test_x, test_y, steps, seed, path, reuse, part, warmup=0):
     """make_model() initialised under torch.manual_seed(seed), trained with
     the R0 recipe, its state_dict saved to path; with reuse and path there,
     loaded instead. Returns (part, accuracy, seconds, steps, reused)."""
@@ -188,7 +203,7 @@ def train_and_save(make_model, x, y, test_x, test_y, steps, seed, path, reuse, p
         log("fmnist1k_torch: %s: reusing %s" % (part, path))
         model.load_state_dict(torch.load(path))
     else:
-        train_supervised(model, x, y, steps, seed, part)
+        train_supervised(model, x, y, steps, seed, part, warmup=warmup)
         torch.save(model.state_dict(), path)
     acc = evaluate(model, test_x, test_y)
     log("fmnist1k_torch: %s accuracy %.4f" % (part, acc))
@@ -352,7 +367,8 @@ def transfer_once(method, t, path, steps, warmup, seed):
 
 def run_transfer(data, steps, seed, name, augment=None, steps_override=0, options=None):
     """R7 (SPEC 1.2, 1.4, 5): fmnist-cnn(5) pre-trained with the R0 recipe
-    for 1500 steps on all 30,000 training images of classes 0-4, saved;
+    for 1500 steps on all 30,000 training images of classes 0-4, the lr
+    warmed up linearly over the first 100 steps (warmup_cosine), saved;
     new task classes 5-9 (as 0-4), the first 100 training images of each
     (L's). From the saved model, loaded afresh, the R0 recipe for 1000
     steps: probe (new head alone, backbone frozen with BN on running
@@ -368,9 +384,10 @@ def run_transfer(data, steps, seed, name, augment=None, steps_override=0, option
     old_tx, old_ty = select_classes(data["tx"], data["ty"], 0)
     new_tx, new_ty = select_classes(data["tx"], data["ty"], 5)
     t = {"new_x": new_x, "new_y": new_y, "old_tx": old_tx, "old_ty": old_ty, "new_tx": new_tx, "new_ty": new_ty}
-    path = model_path(options.models, "R7-pretrained", seed, pre_steps)
+    pre_warmup = 100 if pre_steps >= 1000 else pre_steps // 10
+    path = model_path(options.models, "R7-pretrained-warmup100", seed, pre_steps)
     results = [train_and_save(lambda: fmnist_cnn(5), old_x, old_y, old_tx, old_ty, pre_steps, seed, path,
-                              options.reuse, "pretrained_old")]
+                              options.reuse, "pretrained_old", warmup=pre_warmup)]
     for method in ("probe", "finetune", "lwf"):
         results += transfer_once(method, t, path, steps, warmup, seed)
     return results
@@ -387,7 +404,7 @@ RECIPES = {
                  lambda: (T.Compose(std_aug()), cutmix)),
     "R6": Recipe("KD: fmnist-cnn teacher on all 60,000 labels (3750 steps = 4 epochs) -> MLP 784-256-10 alone on L "
                  "vs distilled on L + U (T=4, alpha=0.9, 64 + 64 per step), 3000 steps", 3000, run_kd, None),
-    "R7": Recipe("transfer: fmnist-cnn pre-trained on classes 0-4 (1500 steps), new task 5-9 with 100 labels each: "
+    "R7": Recipe("transfer: fmnist-cnn pre-trained on classes 0-4 (1500 steps, 100 warm-up), new task 5-9 with 100 labels each: "
                  "linear probe vs fine-tune (backbone 0.1x) vs LwF (T=2, lambda=1), 1000 steps, 200 head warm-up",
                  1000, run_transfer, None),
 }
