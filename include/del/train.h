@@ -215,8 +215,33 @@ DEL_API del_status del_trainer_set_head_warmup(del_trainer *trainer, int64_t ste
  * student has no output for, images that do not fit), DEL_ENOMEM. */
 DEL_API del_status del_trainer_new_distill(del_trainer **out, del_model *student, del_model *teacher, const del_dataset *labeled, const del_dataset *transfer);
 
-/* alpha in [0, 1]: w_kd = alpha, w_ce = 1 - alpha (default 0.9).
- * Errors: DEL_EINVAL (NULL trainer, not a distillation trainer, alpha out
+/* Adds a live teacher to a supervised, fine-tuning or LwF trainer
+ * (composition: fine-tune + KD, LwF + a distillation teacher, KD with any
+ * pipeline): the loss of the head the trainer trains on labels (the model's
+ * output; LwF's new head) becomes
+ *   alpha * T^2 KL(softmax_T(teacher) || softmax_T(head)) + (1 - alpha) * CE(labels, head)
+ * (each the mean over the labeled batch; LwF adds its old-head term to
+ * it), the teacher seeing exactly the batch the model sees (augmented,
+ * CutMix/MixUp-mixed; the CE term takes the mixed, label-smoothed labels).
+ * As for a distillation trainer, the teacher runs in evaluation mode, is
+ * never updated, may differ in architecture, and del_trainer_set_distill_alpha,
+ * _weights, _t2, del_trainer_set_teacher_training and _normalize change
+ * the term (del_trainer_set_temperature too, except on an LwF trainer,
+ * where it sets LwF's own T). temperature finite > 0 (Hinton: 4), alpha in
+ * [0, 1]. teacher is borrowed, must outlive the trainer and not be used
+ * elsewhere during a fit. Checkpoints record the term (and the teacher
+ * when its batchnorm trains); a trainer with a teacher loads only
+ * checkpoints of one with a teacher, and the other way round.
+ * Errors: DEL_EINVAL (NULL trainer or teacher, a distillation trainer,
+ * a trainer that has a teacher already, teacher the trained model, a
+ * teacher whose images or class count differ from the trained head's,
+ * temperature or alpha out of range), DEL_ESTATE (during a fit),
+ * DEL_ENOMEM. */
+DEL_API del_status del_trainer_add_teacher(del_trainer *trainer, del_model *teacher, float temperature, float alpha);
+
+/* alpha in [0, 1]: w_kd = alpha, w_ce = 1 - alpha (default 0.9), for a
+ * distillation trainer or a trainer given a teacher (del_trainer_add_teacher).
+ * Errors: DEL_EINVAL (NULL trainer, neither such trainer, alpha out
  * of range), DEL_ESTATE (during a fit). */
 DEL_API del_status del_trainer_set_distill_alpha(del_trainer *trainer, float alpha);
 
@@ -225,17 +250,18 @@ DEL_API del_status del_trainer_set_distill_alpha(del_trainer *trainer, float alp
  * Errors: as del_trainer_set_distill_alpha. */
 DEL_API del_status del_trainer_set_distill_weights(del_trainer *trainer, float kd_weight, float ce_weight);
 
-/* The temperature T (finite > 0) of a distillation trainer (default 4)
- * or an LwF trainer (default 2).
- * Errors: as del_trainer_set_distill_alpha (not a distillation or LwF
- * trainer). */
+/* The temperature T (finite > 0) of a distillation trainer (default 4),
+ * of an LwF trainer's old-head term (default 2), or of the teacher given to
+ * another trainer (del_trainer_add_teacher).
+ * Errors: as del_trainer_set_distill_alpha (none of these trainers). */
 DEL_API del_status del_trainer_set_temperature(del_trainer *trainer, float temperature);
 
 /* on = 1 (default): the KL term is multiplied by T^2 (Hinton: keeps the
  * gradient's scale independent of T); 0: without it (as Avalanche's and
- * FACIL's LwF). For distillation and LwF trainers.
- * Errors: as del_trainer_set_distill_alpha (not a distillation or LwF
- * trainer, on not 0 or 1). */
+ * FACIL's LwF). For distillation trainers, LwF's old-head term, and a
+ * teacher given to another trainer (del_trainer_add_teacher).
+ * Errors: as del_trainer_set_distill_alpha (none of these trainers, on not
+ * 0 or 1). */
 DEL_API del_status del_trainer_set_distill_t2(del_trainer *trainer, int on);
 
 /* training = 1 runs the teacher in training mode (batch statistics, which
@@ -246,7 +272,8 @@ DEL_API del_status del_trainer_set_teacher_training(del_trainer *trainer, int tr
 /* The teacher's own input normalisation (mean, std per channel, as
  * del_trainer_set_normalize), for a teacher trained on differently
  * normalised images; by default it sees the student's input.
- * Errors: as del_trainer_set_normalize; not a distillation trainer. */
+ * Errors: as del_trainer_set_normalize; neither a distillation trainer nor
+ * one given a teacher; no live teacher. */
 DEL_API del_status del_trainer_set_teacher_normalize(del_trainer *trainer, const float *mean, const float *std, int channels);
 
 /* Images per step of the unlabeled (transfer) stream (default 64, at most

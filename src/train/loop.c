@@ -115,6 +115,10 @@ DEL_API void del_trainer_free(del_trainer *trainer)
     if (trainer->obj->release)
         trainer->obj->release(trainer->state);
     free(trainer->state);
+    if (trainer->teacher) {
+        del_teacher_release(trainer->teacher);
+        free(trainer->teacher);
+    }
     for (int s = 0; s < DEL_NSTREAMS; s++)
         del_stream_release(&trainer->streams[s]);
     del_optimizer_free(trainer->opt);

@@ -185,8 +185,7 @@ static del_status lwf_step(void *state, del_trainer *tr, const train_step_in *in
     float ce = 0.0f, kd = 0.0f;
     const del_tensor *zn = del_model_head_output(in->model, s->new_head);
     const del_tensor *zo = del_model_head_output(in->model, s->old_head);
-    st = b->soft ? del_loss_soft_cross_entropy(zn, b->soft, &ce, s->g_new)
-                 : del_loss_cross_entropy_smooth(zn, b->y, tr->set.smoothing, &ce, s->g_new);
+    st = del_task_loss(tr, b, zn, &ce, s->g_new);
     const char *names[2] = {s->new_head, s->old_head};
     const del_tensor *grads[2] = {s->g_new, s->g_old};
     int heads = 1;

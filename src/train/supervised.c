@@ -1,6 +1,7 @@
 /* The supervised objective: softmax cross-entropy (optionally
  * label-smoothed) on the labeled stream's batch, or soft cross-entropy on
- * the mixed labels a pipeline gives (CutMix, MixUp). Its constructor, and
+ * the mixed labels a pipeline gives (CutMix, MixUp); with a teacher added
+ * (del_trainer_add_teacher), blended with its distillation term. Its constructor, and
  * the setters of the labeled stream (batch size, pipelines, prefetch). */
 #include <stdlib.h>
 
@@ -32,32 +33,16 @@ static void supervised_release(void *state)
     del_tensor_free(s->grad);
 }
 
-/* Smooths the soft labels of a batch in place: t' = (1 - s) t + s / K. The
- * slot belongs to the fitting thread until it is released, and the
- * producer rewrites its labels before using it again. */
-static void smooth_soft_labels(float smoothing, int k, del_tensor *soft)
-{
-    float *t = del_tensor_data(soft);
-    const int64_t count = del_tensor_numel(soft);
-    const float keep = 1.0f - smoothing, spread = smoothing / (float)k;
-    for (int64_t i = 0; i < count; i++)
-        t[i] = keep * t[i] + spread;
-}
-
 static del_status supervised_step(void *state, del_trainer *tr, const train_step_in *in, float *loss, const char *fn)
 {
     (void)fn;
     supervised_state *s = state;
     const batch_slot *b = in->in[DEL_STREAM_L];
-    const float smoothing = tr->set.smoothing;
     del_status st = del_trainer_ensure_matrix(&s->grad, del_tensor_dim(b->x, 0), tr->num_outputs);
     if (st == DEL_OK)
         st = del_model_forward(in->model, b->x);
-    if (st == DEL_OK && b->soft && smoothing != 0.0f)
-        smooth_soft_labels(smoothing, tr->num_outputs, b->soft);
     if (st == DEL_OK)
-        st = b->soft ? del_loss_soft_cross_entropy(del_model_output(in->model), b->soft, loss, s->grad)
-                     : del_loss_cross_entropy_smooth(del_model_output(in->model), b->y, smoothing, loss, s->grad);
+        st = del_task_loss(tr, b, del_model_output(in->model), loss, s->grad);
     if (st == DEL_OK)
         st = del_model_backward(in->model, s->grad);
     return st;

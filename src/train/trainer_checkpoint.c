@@ -134,6 +134,10 @@ DEL_API del_status del_trainer_save_checkpoint(del_trainer *trainer, const char 
                                          : del_checkpoint_set_f32(ck, fields[k].key, fields[k].f);
     if (st == DEL_OK && trainer->obj->save)
         st = trainer->obj->save(trainer->state, trainer, ck, fn);
+    if (st == DEL_OK && trainer->teacher)
+        st = del_checkpoint_set_i64(ck, "added_teacher", 1);
+    if (st == DEL_OK && trainer->teacher)
+        st = del_teacher_save(trainer->teacher, "added", "added_teacher", trainer->channels, ck);
     if (st == DEL_OK)
         st = del_checkpoint_write(ck, path);
     del_checkpoint_free(ck);
@@ -346,10 +350,22 @@ DEL_API del_status del_trainer_load_checkpoint(del_trainer *trainer, const char 
     }
     if (st == DEL_OK)
         st = train_error_as(del_checkpoint_check_model(c, DEL_CHECKPOINT_MODEL, trainer->model, opt), fn);
+    /* A teacher added to the trainer (del_trainer_add_teacher): both or
+     * neither. */
+    teacher_term added = {0};
+    const int has_added = st == DEL_OK && optional_i64(c, "added_teacher") == 1;
+    if (st == DEL_OK && has_added != (trainer->teacher != NULL))
+        st = train_error(DEL_EINVAL, has_added ? "%s: '%s' was saved by a trainer with a teacher "
+                         "(del_trainer_add_teacher), this one has none" : "%s: '%s' was saved by a trainer without "
+                         "a teacher, this one has one (del_trainer_add_teacher)", fn, path);
+    if (st == DEL_OK && has_added)
+        st = del_teacher_read(&added, trainer->teacher, "added", "added_teacher", trainer->channels, c, fn);
     /* The objective checks and takes its own part last: it changes its
      * state only when all of it passed. */
     if (st == DEL_OK && trainer->obj->load)
         st = trainer->obj->load(trainer->state, trainer, c, fn);
+    if (st == DEL_OK && has_added)
+        del_teacher_take(trainer->teacher, &added, "added_teacher", c);
     /* After a successful check with an optimizer of the stored kind and
      * settings, the restore cannot fail. */
     if (st == DEL_OK)

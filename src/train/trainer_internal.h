@@ -80,6 +80,24 @@ typedef struct train_settings {
     del_nonfinite nonfinite;
 } train_settings;
 
+/* A live teacher's distillation term (teacher.c): the distillation
+ * objective's, or one attached to a trainer of a labeled head
+ * (del_trainer_add_teacher: supervised, fine-tuning, LwF). With stored soft
+ * labels (a distillation trainer without a live teacher) only the
+ * settings and the scratch are used. */
+typedef struct teacher_term {
+    del_model *teacher;   /* borrowed; NULL: stored soft labels */
+    float temperature;
+    float kd_weight, ce_weight;
+    int t2;               /* 1: the T² factor (Hinton's), 0: without it */
+    int training;         /* 1: the teacher's batchnorm and dropout in training mode */
+    int norm;             /* 1: the teacher has its own normalisation */
+    float t_mean[MAX_CHANNELS], t_std[MAX_CHANNELS];
+    del_tensor *tx;       /* the batch as the teacher sees it */
+    del_tensor *tlogits;  /* the teacher's logits (or stored probabilities) of the batch */
+    del_tensor *g_kd, *g_ce; /* d loss / d student logits of each term */
+} teacher_term;
+
 /* What an objective's step gets: the model and, per stream it asked for,
  * the step's batch (NULL for the others). */
 typedef struct train_step_in {
@@ -144,6 +162,8 @@ struct del_trainer {
     void *user;
 
     int fitting; /* setters refuse to change a running fit */
+
+    teacher_term *teacher; /* attached by del_trainer_add_teacher; NULL: none */
 
     /* Non-finite steps: the model's buffers and parameters as they were
      * before the current step, restored when it goes non-finite. */
@@ -258,6 +278,57 @@ del_status del_settings_nonfinite(train_settings *s, del_nonfinite policy, const
  * mean or std, channels other than tr's images'). */
 del_status del_settings_normalize_for(const del_trainer *tr, train_settings *s, const float *mean, const float *std,
                                       int channels, const char *fn);
+
+/* ---- teacher.c ---- */
+
+/* A teacher for tr's task head: another model than tr's, taking tr's
+ * images and giving a vector of tr->num_outputs class scores. */
+del_status del_teacher_check(const del_trainer *tr, const del_model *teacher, const char *fn);
+
+/* The defaults of a term of teacher (may be NULL): T, kd and CE weights
+ * as given, T² on, evaluation mode, the student's normalisation. */
+void del_teacher_defaults(teacher_term *t, del_model *teacher, float temperature, float kd_weight);
+
+/* Frees the term's scratch (not the teacher, which is borrowed). */
+void del_teacher_release(teacher_term *t);
+
+/* The teacher's logits of x (a batch normalised for tr's model) into
+ * t->tlogits: x in the teacher's own normalisation when it has one, the
+ * teacher in the term's mode. */
+del_status del_teacher_logits(teacher_term *t, const del_trainer *tr, const del_tensor *x);
+
+/* The cross-entropy of a labeled batch b on logits z (its mixed soft
+ * labels, smoothed in place per the settings, or its hard labels with
+ * label smoothing): loss and d loss / dz into grad ([n, K], made). */
+del_status del_task_ce(const del_trainer *tr, const batch_slot *b, const del_tensor *z, float *loss,
+                       del_tensor *grad);
+
+/* The loss of the trained head's logits z on labeled batch b: del_task_ce,
+ * and with a teacher attached, kd_w · T² KL(softmax_T(teacher) ‖
+ * softmax_T(z)) (batch mean) + ce_w · CE on the same images. grad as
+ * del_task_ce (a tensor of the caller's, [n, K]). */
+del_status del_task_loss(del_trainer *tr, const batch_slot *b, const del_tensor *z, float *loss, del_tensor *grad);
+
+/* A term's settings into ck, keys prefix_*; the teacher as model `model`
+ * when its batchnorm trains. */
+del_status del_teacher_save(const teacher_term *t, const char *prefix, const char *model, int channels,
+                            del_checkpoint *ck);
+
+/* Reads and checks a term's record (keys prefix_*) for the live term cur
+ * into *out (settings only; scratch and teacher as cur's): DEL_EFORMAT out
+ * of range, DEL_EINVAL when it needs a live teacher cur lacks or its
+ * stored teacher does not fit cur's. Changes nothing. */
+del_status del_teacher_read(teacher_term *out, const teacher_term *cur, const char *prefix, const char *model,
+                            int channels, const del_checkpoint *ck, const char *fn);
+
+/* Takes what del_teacher_read checked: the settings, and the teacher's
+ * stored weights and statistics (cannot fail once checked). */
+void del_teacher_take(teacher_term *t, const teacher_term *read, const char *model, const del_checkpoint *ck);
+
+/* The attached teacher of a trainer (del_trainer_add_teacher), or
+ * DEL_EINVAL naming the setting: "'setting' applies to a ... trainer only
+ * with a teacher". DEL_ESTATE during a fit. */
+del_status del_teacher_of(del_trainer *tr, teacher_term **t, const char *setting, const char *fn);
 
 /* ---- the objectives ---- */
 

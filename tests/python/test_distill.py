@@ -61,6 +61,38 @@ class TestDistill(unittest.TestCase):
         with self.assertRaises(libdel.InvalidArgument):
             t.set(teacher_training=True)
 
+    def test_a_teacher_added_to_a_supervised_trainer_trains_as_distillation(self):
+        """On labeled images alone the two spell the same loss."""
+        runs = []
+        for added in (True, False):
+            student, teacher = linear(1.3), linear(0.7)
+            if added:
+                t = libdel.Trainer.supervised(student, dataset(), lr=0.5, schedule="constant")
+                self.assertIs(t.add_teacher(teacher, temperature=3.0, alpha=0.6), t)
+                t.set(teacher_training=False)
+            else:
+                t = libdel.Trainer.distill(student, teacher, dataset(), temperature=3.0, alpha=0.6,
+                                           lr=0.5, schedule="constant")
+            t.fit(4)
+            runs.append(list(student.params))
+        self.assertEqual(runs[0], runs[1])
+        plain = linear(1.3)
+        libdel.Trainer.supervised(plain, dataset(), lr=0.5, schedule="constant").fit(4)
+        self.assertNotEqual(list(plain.params), runs[0])
+
+    def test_add_teacher_errors(self):
+        t = libdel.Trainer.supervised(linear(1.0), dataset())
+        wide = libdel.Model.from_spec("input 1 2 2; flatten; linear 4")
+        with self.assertRaisesRegex(libdel.InvalidArgument, "same classes"):
+            t.add_teacher(wide)
+        with self.assertRaisesRegex(libdel.InvalidArgument, "temperature"):
+            t.add_teacher(linear(2.0), temperature=0.0)
+        with self.assertRaisesRegex(libdel.InvalidArgument, "alpha"):
+            t.add_teacher(linear(2.0), alpha=2.0)
+        kd = libdel.Trainer.distill(linear(1.0), linear(2.0), dataset())
+        with self.assertRaisesRegex(libdel.InvalidArgument, "del_trainer_new_distill"):
+            kd.add_teacher(linear(3.0))
+
     def test_errors(self):
         with self.assertRaises(libdel.InvalidArgument):
             libdel.Trainer.distill(linear(1.0), linear(2.0))

@@ -769,6 +769,10 @@ FUNCTIONS = {
         del_status,
         ((ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.c_void_p, 'student'), (ctypes.c_void_p, 'teacher'), (ctypes.c_void_p, 'labeled'), (ctypes.c_void_p, 'transfer'),),
     ),
+    'del_trainer_add_teacher': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_void_p, 'teacher'), (ctypes.c_float, 'temperature'), (ctypes.c_float, 'alpha'),),
+    ),
     'del_trainer_set_distill_alpha': (
         del_status,
         ((ctypes.c_void_p, 'trainer'), (ctypes.c_float, 'alpha'),),

@@ -199,6 +199,17 @@ class Trainer(Handle):
         t.set(**settings)
         return t
 
+    def add_teacher(self, teacher, temperature=4.0, alpha=0.9):
+        """Adds a live teacher to a supervised, fine-tuning or LwF trainer:
+        the loss of the head trained on labels becomes alpha * T^2 KL(teacher
+        || head) + (1 - alpha) * CE on the same (augmented) batch; the
+        distillation settings (alpha, kd_weight/ce_weight, t2,
+        teacher_training, teacher_mean/std; temperature except on LwF) then
+        apply to it. Returns self."""
+        check(lib.del_trainer_add_teacher(self._h, teacher._h, float(temperature), float(alpha)))
+        self.teacher = teacher
+        return self
+
     def _set_distill(self, temperature, alpha, kd_weight, ce_weight, t2, teacher_training,
                      teacher_mean, teacher_std, unlabeled_batch_size):
         h = self._h

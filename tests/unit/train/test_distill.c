@@ -140,6 +140,132 @@ START_TEST(test_one_step_matches_the_formula_on_labeled_images)
 }
 END_TEST
 
+/* A teacher added to a supervised trainer (del_trainer_add_teacher) gives
+ * the step of the formula on its labeled images, with the term's settings
+ * changed by the distillation setters. */
+START_TEST(test_a_teacher_added_to_a_supervised_trainer_steps_by_the_formula)
+{
+    del_dataset *ds = images(1);
+    del_model *s = linear_model(1.3), *t = linear_model(0.7);
+    float s0[K * D + K], t0[K * D + K], want[K * D + K];
+    memcpy(s0, del_model_params(s), sizeof s0);
+    memcpy(t0, del_model_params(t), sizeof t0);
+    del_trainer *tr = NULL;
+    ck_assert_del_ok(del_trainer_new_supervised(&tr, s, ds));
+    plain_sgd(tr);
+    ck_assert_del_ok(del_trainer_add_teacher(tr, t, 3.0f, 0.6f));
+    ck_assert_del_ok(del_trainer_fit(tr, 1));
+    expected_step(s0, t0, ds, 1, 3.0, 0.6, 1.0 - 0.6f, 0.5, want);
+    check_params(del_model_params(s), want);
+    ck_assert_mem_eq(del_model_params(t), t0, sizeof t0);
+    memcpy(s0, del_model_params(s), sizeof s0);
+    ck_assert_del_ok(del_trainer_set_distill_weights(tr, 1.5f, 0.25f));
+    ck_assert_del_ok(del_trainer_set_temperature(tr, 2.0f));
+    ck_assert_del_ok(del_trainer_set_distill_t2(tr, 0));
+    ck_assert_del_ok(del_trainer_fit(tr, 1));
+    expected_step(s0, t0, ds, 1, 2.0, 1.5 / 4.0, 0.25, 0.5, want);
+    check_params(del_model_params(s), want);
+    del_trainer_free(tr);
+    del_model_free(s);
+    del_model_free(t);
+    del_dataset_free(ds);
+}
+END_TEST
+
+/* 4 steps of a CNN on 40 8x8 images with CutMix (p = 1) and label
+ * smoothing 0.2: supervised, or distillation with the KD weight 0 (its CE
+ * term alone). The two must train alike: label smoothing applies to the
+ * mixed labels of either. */
+static void mixed_run(int distill, float *params, int64_t n)
+{
+    enum { M = 40 };
+    static uint8_t px[M * 64];
+    static int32_t labels[M];
+    for (int i = 0; i < M * 64; i++)
+        px[i] = (uint8_t)((i * 53 + 7) % 256);
+    for (int i = 0; i < M; i++)
+        labels[i] = i % 4;
+    del_dataset *l = NULL;
+    ck_assert_del_ok(del_dataset_from_arrays(&l, px, labels, M, 8, 8, 1));
+    del_model *s = NULL, *t = NULL;
+    ck_assert_del_ok(del_model_from_spec(&s, "input 1 8 8; conv2d 3 k=3 p=1; relu; flatten; linear 4"));
+    ck_assert_del_ok(del_model_init(s, 5));
+    ck_assert_del_ok(del_model_from_spec(&t, "input 1 8 8; flatten; linear 4"));
+    ck_assert_del_ok(del_model_init(t, 6));
+    del_augment *a = NULL;
+    ck_assert_del_ok(del_augment_new(&a));
+    ck_assert_del_ok(del_augment_add_cutmix(a, 1.0f, 1.0f));
+    del_trainer *tr = NULL;
+    if (distill) {
+        ck_assert_del_ok(del_trainer_new_distill(&tr, s, t, l, NULL));
+        ck_assert_del_ok(del_trainer_set_distill_weights(tr, 0.0f, 1.0f));
+    } else {
+        ck_assert_del_ok(del_trainer_new_supervised(&tr, s, l));
+    }
+    ck_assert_del_ok(del_trainer_set_batch_size(tr, 16));
+    ck_assert_del_ok(del_trainer_set_augment(tr, a));
+    ck_assert_del_ok(del_trainer_set_label_smoothing(tr, 0.2f));
+    ck_assert_del_ok(del_trainer_fit(tr, 4));
+    ck_assert_int_eq(del_model_num_params(s), n);
+    memcpy(params, del_model_params(s), (size_t)n * sizeof(float));
+    del_trainer_free(tr);
+    del_augment_free(a);
+    del_model_free(s);
+    del_model_free(t);
+    del_dataset_free(l);
+}
+
+START_TEST(test_label_smoothing_applies_to_cutmix_labels_in_distillation)
+{
+    enum { P = 3 * 9 + 3 + 3 * 64 * 4 + 4 };
+    static float sup[P], kd[P];
+    mixed_run(0, sup, P);
+    mixed_run(1, kd, P);
+    ck_assert_mem_eq(sup, kd, sizeof sup);
+}
+END_TEST
+
+/* del_trainer_add_teacher's bad arguments change nothing: the trainer then
+ * trains as one never given them. */
+START_TEST(test_bad_added_teachers_are_refused_and_change_nothing)
+{
+    del_dataset *ds = images(1);
+    del_model *s = linear_model(1.3), *s2 = linear_model(1.3), *t = linear_model(0.7), *wide = NULL, *big = NULL;
+    ck_assert_del_ok(del_model_from_spec(&wide, "input 1 2 2; flatten; linear 5"));
+    ck_assert_del_ok(del_model_from_spec(&big, "input 1 3 3; flatten; linear 3"));
+    del_trainer *tr = NULL, *plain = NULL, *kd = NULL;
+    ck_assert_del_ok(del_trainer_new_supervised(&tr, s, ds));
+    ck_assert_del_err(del_trainer_add_teacher(NULL, t, 4.0f, 0.9f), DEL_EINVAL, "'trainer'");
+    ck_assert_del_err(del_trainer_add_teacher(tr, NULL, 4.0f, 0.9f), DEL_EINVAL, "'teacher'");
+    ck_assert_del_err(del_trainer_add_teacher(tr, s, 4.0f, 0.9f), DEL_EINVAL, "another model");
+    ck_assert_del_err(del_trainer_add_teacher(tr, wide, 4.0f, 0.9f), DEL_EINVAL, "same classes");
+    ck_assert_del_err(del_trainer_add_teacher(tr, big, 4.0f, 0.9f), DEL_EINVAL, "same images");
+    ck_assert_del_err(del_trainer_add_teacher(tr, t, 0.0f, 0.9f), DEL_EINVAL, "'temperature'");
+    ck_assert_del_err(del_trainer_add_teacher(tr, t, INFINITY, 0.9f), DEL_EINVAL, "finite");
+    ck_assert_del_err(del_trainer_add_teacher(tr, t, 4.0f, -0.1f), DEL_EINVAL, "[0, 1]");
+    ck_assert_del_err(del_trainer_add_teacher(tr, t, 4.0f, NAN), DEL_EINVAL, "[0, 1]");
+    ck_assert_del_err(del_trainer_set_teacher_training(tr, 1), DEL_EINVAL, "does not apply to a supervised trainer");
+    ck_assert_del_ok(del_trainer_fit(tr, 2));
+    ck_assert_del_ok(del_trainer_new_supervised(&plain, s2, ds));
+    ck_assert_del_ok(del_trainer_fit(plain, 2));
+    ck_assert_mem_eq(del_model_params(s), del_model_params(s2), (size_t)del_model_num_params(s) * sizeof(float));
+    /* One teacher per trainer; a distillation trainer has its own. */
+    ck_assert_del_ok(del_trainer_add_teacher(tr, t, 4.0f, 0.9f));
+    ck_assert_del_err(del_trainer_add_teacher(tr, t, 4.0f, 0.9f), DEL_EINVAL, "has a teacher already");
+    ck_assert_del_ok(del_trainer_new_distill(&kd, s2, t, ds, NULL));
+    ck_assert_del_err(del_trainer_add_teacher(kd, t, 4.0f, 0.9f), DEL_EINVAL, "del_trainer_new_distill");
+    del_trainer_free(kd);
+    del_trainer_free(plain);
+    del_trainer_free(tr);
+    del_model_free(s);
+    del_model_free(s2);
+    del_model_free(t);
+    del_model_free(wide);
+    del_model_free(big);
+    del_dataset_free(ds);
+}
+END_TEST
+
 START_TEST(test_labeled_and_transfer_streams_share_the_distillation_mean)
 {
     /* The transfer set is the same images, unlabeled: the step's images are
@@ -384,6 +510,9 @@ static Suite *distill_suite(void)
     TCase *tc = tcase_create("small");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_one_step_matches_the_formula_on_labeled_images);
+    tcase_add_test(tc, test_a_teacher_added_to_a_supervised_trainer_steps_by_the_formula);
+    tcase_add_test(tc, test_label_smoothing_applies_to_cutmix_labels_in_distillation);
+    tcase_add_test(tc, test_bad_added_teachers_are_refused_and_change_nothing);
     tcase_add_test(tc, test_labeled_and_transfer_streams_share_the_distillation_mean);
     tcase_add_test(tc, test_alpha_one_trains_on_unlabeled_images_alone);
     tcase_add_test(tc, test_teacher_normalisation_equal_to_the_students_changes_nothing);

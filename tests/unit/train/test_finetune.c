@@ -178,14 +178,113 @@ END_TEST
 
 /* A fine-tuning run of 6 steps, or 1 + checkpoint + 5 in a new trainer
  * made the same way (its warm-up from the checkpoint): the same weights. */
-static del_model *finetune_run(int resume)
+/* Full fine-tuning with a distillation teacher (del_trainer_add_teacher):
+ * its steps equal the loss written by hand from the public blocks, on a
+ * clone of the model as the constructor left it (new head, backbone group
+ * at 0.1x): alpha T^2 KL(teacher || z) + (1 - alpha) CE per batch. */
+START_TEST(test_finetune_with_a_teacher_steps_as_written_by_hand)
 {
-    del_model *m = pretrained();
+    enum { STEPS = 3 };
+    const float alpha = 0.7f, t = 2.5f, mean[1] = {0.2860f}, stdv[1] = {0.3530f};
+    del_model *a = pretrained(), *b = NULL, *teacher = NULL;
+    del_dataset *ds = task(3, 2);
+    ck_assert_del_ok(del_model_from_spec(&teacher, "input 1 6 6; flatten; linear 8; relu; linear 3"));
+    ck_assert_del_ok(del_model_init(teacher, 11));
+    del_trainer *tr = NULL;
+    ck_assert_del_ok(del_trainer_new_finetune(&tr, a, ds, 3, DEL_FINETUNE_FULL));
+    ck_assert_del_ok(del_trainer_set_batch_size(tr, N));
+    ck_assert_del_ok(del_trainer_set_sgd(tr, 0.1f, 0.0f, 0.0f, 0));
+    ck_assert_del_ok(del_trainer_set_schedule(tr, DEL_SCHEDULE_CONSTANT));
+    ck_assert_del_ok(del_trainer_add_teacher(tr, teacher, t, alpha));
+    ck_assert_del_ok(del_model_clone(&b, a));
+    ck_assert_del_ok(del_trainer_fit(tr, STEPS));
+
+    const int64_t xs[4] = {N, 1, SIDE, SIDE}, ys[1] = {N}, zs[2] = {N, 3};
+    del_tensor *x = NULL, *y = NULL, *tz = NULL, *gc = NULL, *gk = NULL;
+    ck_assert_del_ok(del_tensor_new(&x, DEL_DTYPE_F32, 4, xs));
+    ck_assert_del_ok(del_tensor_new(&y, DEL_DTYPE_I32, 1, ys));
+    ck_assert_del_ok(del_tensor_new(&tz, DEL_DTYPE_F32, 2, zs));
+    ck_assert_del_ok(del_tensor_new(&gc, DEL_DTYPE_F32, 2, zs));
+    ck_assert_del_ok(del_tensor_new(&gk, DEL_DTYPE_F32, 2, zs));
+    del_optimizer *opt = NULL;
+    ck_assert_del_ok(del_optimizer_new_sgd(&opt, b, 0.1f, 0.0f, 0.0f, 0));
+    ck_assert_del_ok(del_optimizer_set_schedule(opt, DEL_SCHEDULE_CONSTANT, STEPS, 0.0f));
+    ck_assert_del_ok(del_model_set_training(b, 1));
+    ck_assert_del_ok(del_model_set_training(teacher, 0));
+    for (int s = 0; s < STEPS; s++) {
+        int64_t perm[N];
+        float ce = 0.0f, kd = 0.0f;
+        ck_assert_del_ok(del_permutation(perm, N, 0, (uint64_t)s, UINT64_C(0x6261746368)));
+        ck_assert_del_ok(del_dataset_batch(ds, perm, N, mean, stdv, x, y));
+        ck_assert_del_ok(del_model_zero_grad(b));
+        ck_assert_del_ok(del_model_forward(b, x));
+        ck_assert_del_ok(del_model_forward(teacher, x));
+        memcpy(del_tensor_data(tz), del_tensor_data(del_model_output(teacher)), N * 3 * sizeof(float));
+        ck_assert_del_ok(del_loss_cross_entropy(del_model_output(b), y, &ce, gc));
+        ck_assert_del_ok(del_loss_distill(del_model_output(b), tz, t, &kd, gk));
+        float *g = del_tensor_data(gc);
+        const float *k = del_tensor_data(gk);
+        for (int i = 0; i < N * 3; i++)
+            g[i] = alpha * k[i] + (1.0f - alpha) * g[i];
+        ck_assert_del_ok(del_model_backward(b, gc));
+        ck_assert_del_ok(del_optimizer_step(opt));
+    }
+    ck_assert_int_eq(del_model_num_params(a), del_model_num_params(b));
+    ck_assert_mem_eq(del_model_params(a), del_model_params(b), (size_t)del_model_num_params(a) * sizeof(float));
+    ck_assert_mem_eq(del_model_buffers(a), del_model_buffers(b), (size_t)del_model_num_buffers(a) * sizeof(float));
+    /* Without the teacher the same run ends elsewhere. */
+    del_model *c = pretrained();
+    del_trainer *tc = NULL;
+    ck_assert_del_ok(del_trainer_new_finetune(&tc, c, ds, 3, DEL_FINETUNE_FULL));
+    ck_assert_del_ok(del_trainer_set_batch_size(tc, N));
+    ck_assert_del_ok(del_trainer_set_sgd(tc, 0.1f, 0.0f, 0.0f, 0));
+    ck_assert_del_ok(del_trainer_set_schedule(tc, DEL_SCHEDULE_CONSTANT));
+    ck_assert_del_ok(del_trainer_fit(tc, STEPS));
+    ck_assert_msg(memcmp(del_model_params(a), del_model_params(c), (size_t)del_model_num_params(a) * 4) != 0,
+                  "the teacher had no effect");
+    del_optimizer_free(opt);
+    del_tensor_free(x);
+    del_tensor_free(y);
+    del_tensor_free(tz);
+    del_tensor_free(gc);
+    del_tensor_free(gk);
+    del_trainer_free(tr);
+    del_trainer_free(tc);
+    del_model_free(a);
+    del_model_free(b);
+    del_model_free(c);
+    del_model_free(teacher);
+    del_dataset_free(ds);
+}
+END_TEST
+
+/* The teacher of the runs with one: a CNN whose batchnorm trains (so its
+ * statistics are part of the checkpoint). */
+static del_model *bn_teacher(void)
+{
+    del_model *t = NULL;
+    ck_assert_del_ok(del_model_from_spec(&t, "input 1 6 6; conv2d 3 k=3 p=1; batchnorm; relu; flatten; linear 3"));
+    ck_assert_del_ok(del_model_init(t, 12));
+    return t;
+}
+
+/* 6 steps of full fine-tuning (2 of warm-up), in one go or 1 + checkpoint
+ * + 5 in a new trainer; with_teacher adds a teacher in training mode with
+ * its own normalisation. */
+static del_model *finetune_run(int resume, int with_teacher)
+{
+    const float tmean[1] = {0.5f}, tstd[1] = {0.25f};
+    del_model *m = pretrained(), *teacher = with_teacher ? bn_teacher() : NULL;
     del_dataset *ds = task(3, 2);
     del_trainer *tr = NULL;
     ck_assert_del_ok(del_trainer_new_finetune(&tr, m, ds, 3, DEL_FINETUNE_FULL));
     ck_assert_del_ok(del_trainer_set_head_warmup(tr, 2));
     ck_assert_del_ok(del_trainer_set_total_steps(tr, 6));
+    if (with_teacher) {
+        ck_assert_del_ok(del_trainer_add_teacher(tr, teacher, 3.0f, 0.5f));
+        ck_assert_del_ok(del_trainer_set_teacher_training(tr, 1));
+        ck_assert_del_ok(del_trainer_set_teacher_normalize(tr, tmean, tstd, 1));
+    }
     if (!resume) {
         ck_assert_del_ok(del_trainer_fit(tr, 6));
     } else {
@@ -194,21 +293,51 @@ static del_model *finetune_run(int resume)
         del_trainer_free(tr);
         del_model_free(m);
         m = pretrained();
-        /* The warm-up comes back from the checkpoint. */
+        /* The warm-up comes back from the checkpoint, and the teacher's
+         * settings and statistics (a fresh teacher, plain settings). */
         ck_assert_del_ok(del_trainer_new_finetune(&tr, m, ds, 3, DEL_FINETUNE_FULL));
+        if (with_teacher) {
+            del_model_free(teacher);
+            teacher = bn_teacher();
+            ck_assert_del_ok(del_trainer_add_teacher(tr, teacher, 1.0f, 0.9f));
+        }
         ck_assert_del_ok(del_trainer_load_checkpoint(tr, "finetune.delc"));
         ck_assert_del_ok(del_trainer_fit(tr, 5));
     }
     del_trainer_free(tr);
     del_dataset_free(ds);
+    del_model_free(teacher);
     return m;
 }
 
 START_TEST(test_finetune_resumes_bit_exactly_from_a_checkpoint)
 {
-    del_model *a = finetune_run(0), *b = finetune_run(1);
+    del_model *a = finetune_run(0, 0), *b = finetune_run(1, 0);
     ck_assert_mem_eq(del_model_params(a), del_model_params(b), (size_t)del_model_num_params(a) * sizeof(float));
     ck_assert_mem_eq(del_model_buffers(a), del_model_buffers(b), (size_t)del_model_num_buffers(a) * sizeof(float));
+    /* A trainer without a teacher refuses this checkpoint of one with. */
+    del_model *c = finetune_run(0, 1), *d = finetune_run(1, 1);
+    ck_assert_mem_eq(del_model_params(c), del_model_params(d), (size_t)del_model_num_params(c) * sizeof(float));
+    ck_assert_mem_eq(del_model_buffers(c), del_model_buffers(d), (size_t)del_model_num_buffers(c) * sizeof(float));
+    ck_assert_msg(memcmp(del_model_params(a), del_model_params(c), (size_t)del_model_num_params(a) * 4) != 0,
+                  "the teacher had no effect");
+    {
+        del_dataset *three = task(3, 2);
+        del_model *e = pretrained(), *teacher = bn_teacher();
+        del_trainer *te = NULL;
+        ck_assert_del_ok(del_trainer_new_finetune(&te, e, three, 3, DEL_FINETUNE_FULL));
+        ck_assert_del_err(del_trainer_load_checkpoint(te, "finetune.delc"), DEL_EINVAL, "with a teacher");
+        /* ... and one with a teacher a checkpoint of one without. */
+        del_model_free(finetune_run(1, 0)); /* rewrites finetune.delc without a teacher */
+        ck_assert_del_ok(del_trainer_add_teacher(te, teacher, 4.0f, 0.9f));
+        ck_assert_del_err(del_trainer_load_checkpoint(te, "finetune.delc"), DEL_EINVAL, "without a teacher");
+        del_trainer_free(te);
+        del_model_free(e);
+        del_model_free(teacher);
+        del_dataset_free(three);
+    }
+    del_model_free(c);
+    del_model_free(d);
     /* A supervised trainer refuses a fine-tuning checkpoint. */
     del_dataset *ds = task(3, 2);
     del_trainer *tr = NULL;
@@ -273,6 +402,7 @@ static Suite *finetune_suite(void)
     tcase_add_test(tc, test_linear_probe_trains_only_the_new_head);
     tcase_add_test(tc, test_full_finetune_updates_the_backbone_at_its_multiplier);
     tcase_add_test(tc, test_head_warmup_keeps_the_backbone_until_it_ends);
+    tcase_add_test(tc, test_finetune_with_a_teacher_steps_as_written_by_hand);
     tcase_add_test(tc, test_finetune_resumes_bit_exactly_from_a_checkpoint);
     tcase_add_test(tc, test_bad_finetune_arguments_change_nothing);
     suite_add_tcase(s, tc);

@@ -37,11 +37,14 @@ static del_model *old_model(void)
 /* The same three steps by hand: plain SGD over the whole set per step, in
  * the trainer's batch order (del_permutation of each epoch, the labeled
  * stream's key). */
-static void by_hand(del_model *m, const del_dataset *ds, float lambda, float t, int steps)
+static void by_hand_kd(del_model *m, const del_dataset *ds, float lambda, float t, int steps, del_model *teacher,
+                       float kd_t, float alpha)
 {
     const float mean[1] = {0.2860f}, stdv[1] = {0.3530f};
     const int64_t xs[4] = {N, 1, 2, 2}, ys[1] = {N}, os[2] = {N, KO}, ns[2] = {N, KN};
-    del_tensor *x = NULL, *y = NULL, *yo = NULL, *g_old = NULL, *g_new = NULL;
+    del_tensor *x = NULL, *y = NULL, *yo = NULL, *g_old = NULL, *g_new = NULL, *tz = NULL, *g_kd = NULL;
+    ck_assert_del_ok(del_tensor_new(&tz, DEL_DTYPE_F32, 2, ns));
+    ck_assert_del_ok(del_tensor_new(&g_kd, DEL_DTYPE_F32, 2, ns));
     ck_assert_del_ok(del_tensor_new(&x, DEL_DTYPE_F32, 4, xs));
     ck_assert_del_ok(del_tensor_new(&y, DEL_DTYPE_I32, 1, ys));
     ck_assert_del_ok(del_tensor_new(&yo, DEL_DTYPE_F32, 2, os));
@@ -73,6 +76,18 @@ static void by_hand(del_model *m, const del_dataset *ds, float lambda, float t, 
         ck_assert_del_ok(del_model_zero_grad(m));
         ck_assert_del_ok(del_model_forward(m, x));
         ck_assert_del_ok(del_loss_cross_entropy(del_model_head_output(m, "new"), y, &ce, g_new));
+        if (teacher) {
+            /* The teacher's term on the new head, on the same batch. */
+            ck_assert_del_ok(del_model_set_training(teacher, 0));
+            ck_assert_del_ok(del_model_forward(teacher, x));
+            memcpy(del_tensor_data(tz), del_tensor_data(del_model_output(teacher)), N * KN * sizeof(float));
+            float kd_new = 0.0f;
+            ck_assert_del_ok(del_loss_distill(del_model_head_output(m, "new"), tz, kd_t, &kd_new, g_kd));
+            float *gn = del_tensor_data(g_new);
+            const float *gk = del_tensor_data(g_kd);
+            for (int i = 0; i < N * KN; i++)
+                gn[i] = alpha * gk[i] + (1.0f - alpha) * gn[i];
+        }
         ck_assert_del_ok(del_loss_distill(del_model_head_output(m, "old"), yo, t, &kd, g_old));
         float *g = del_tensor_data(g_old);
         for (int i = 0; i < N * KO; i++)
@@ -88,6 +103,13 @@ static void by_hand(del_model *m, const del_dataset *ds, float lambda, float t, 
     del_tensor_free(yo);
     del_tensor_free(g_old);
     del_tensor_free(g_new);
+    del_tensor_free(tz);
+    del_tensor_free(g_kd);
+}
+
+static void by_hand(del_model *m, const del_dataset *ds, float lambda, float t, int steps)
+{
+    by_hand_kd(m, ds, lambda, t, steps, NULL, 0.0f, 0.0f);
 }
 
 START_TEST(test_steps_equal_the_loss_written_by_hand)
@@ -148,6 +170,50 @@ START_TEST(test_steps_equal_the_loss_written_by_hand)
     del_trainer_free(tr);
     del_model_free(a);
     del_model_free(b);
+    del_dataset_free(ds);
+}
+END_TEST
+
+/* LwF with a distillation teacher on the new head (del_trainer_add_teacher):
+ * the new head's loss is alpha T^2 KL(teacher || new) + (1 - alpha) CE,
+ * the old head's LwF term as before; LwF's temperature stays its own. */
+START_TEST(test_lwf_with_a_teacher_steps_as_written_by_hand)
+{
+    del_dataset *ds = new_task();
+    del_model *a = old_model(), *b = old_model(), *teacher = NULL;
+    ck_assert_del_ok(del_model_from_spec(&teacher, "input 1 2 2; flatten; linear 6; relu; linear 2"));
+    ck_assert_del_ok(del_model_init(teacher, 8));
+    del_trainer *tr = NULL;
+    ck_assert_del_ok(del_trainer_new_lwf(&tr, a, ds, "old", "new", KN));
+    ck_assert_del_ok(del_trainer_set_batch_size(tr, N));
+    ck_assert_del_ok(del_trainer_set_sgd(tr, 0.2f, 0.0f, 0.0f, 0));
+    ck_assert_del_ok(del_trainer_set_schedule(tr, DEL_SCHEDULE_CONSTANT));
+    ck_assert_del_ok(del_trainer_set_lwf_lambda(tr, 1.5f));
+    ck_assert_del_ok(del_trainer_add_teacher(tr, teacher, 4.0f, 0.6f));
+    ck_assert_del_ok(del_trainer_set_temperature(tr, 3.0f)); /* LwF's T */
+    ck_assert_del_ok(del_trainer_fit(tr, 3));
+    by_hand_kd(b, ds, 1.5f, 3.0f, 3, teacher, 4.0f, 0.6f);
+    ck_assert_mem_eq(del_model_params(a), del_model_params(b), (size_t)del_model_num_params(a) * sizeof(float));
+    /* The teacher's term matters. */
+    del_model *c = old_model();
+    by_hand(c, ds, 1.5f, 3.0f, 3);
+    ck_assert_msg(memcmp(del_model_params(a), del_model_params(c), (size_t)del_model_num_params(a) * 4) != 0,
+                  "the teacher had no effect");
+    /* A teacher of the old task's classes does not fit the new head. */
+    del_model *wrong = NULL;
+    del_trainer *t2 = NULL;
+    del_model *d = old_model();
+    ck_assert_del_ok(del_model_from_spec(&wrong, "input 1 2 2; flatten; linear 3"));
+    ck_assert_del_ok(del_trainer_new_lwf(&t2, d, ds, "old", "new", KN));
+    ck_assert_del_err(del_trainer_add_teacher(t2, wrong, 4.0f, 0.5f), DEL_EINVAL, "3 class scores");
+    del_trainer_free(t2);
+    del_model_free(d);
+    del_model_free(wrong);
+    del_trainer_free(tr);
+    del_model_free(a);
+    del_model_free(b);
+    del_model_free(c);
+    del_model_free(teacher);
     del_dataset_free(ds);
 }
 END_TEST
@@ -309,6 +375,7 @@ static Suite *lwf_suite(void)
     Suite *s = suite_create("lwf");
     TCase *tc = tcase_create("small");
     tcase_add_test(tc, test_steps_equal_the_loss_written_by_hand);
+    tcase_add_test(tc, test_lwf_with_a_teacher_steps_as_written_by_hand);
     tcase_add_test(tc, test_warmup_trains_the_new_head_alone_then_everything);
     tcase_add_test(tc, test_bad_lwf_arguments_change_nothing);
     tcase_add_test(tc, test_live_original_equals_recorded_outputs_without_augmentation);
