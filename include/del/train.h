@@ -276,7 +276,8 @@ DEL_API del_status del_trainer_set_teacher_training(del_trainer *trainer, int tr
  * one given a teacher; no live teacher. */
 DEL_API del_status del_trainer_set_teacher_normalize(del_trainer *trainer, const float *mean, const float *std, int channels);
 
-/* Images per step of the unlabeled (transfer) stream (default 64, at most
+/* Images per step of the unlabeled stream (the transfer set of a
+ * distillation, default 64; a pseudo-label trainer's, default 256; at most
  * its size). Errors: DEL_EINVAL (NULL trainer, a trainer without that
  * stream, out of range), DEL_ESTATE (during a fit). */
 DEL_API del_status del_trainer_set_unlabeled_batch_size(del_trainer *trainer, int batch_size);
@@ -321,6 +322,77 @@ DEL_API del_status del_trainer_set_lwf_lambda(del_trainer *trainer, float lambda
  * trainer, live not 0 or 1), DEL_ESTATE (during a fit, or after the first
  * step). */
 DEL_API del_status del_trainer_set_lwf_live_original(del_trainer *trainer, int live);
+
+/* How the unlabeled batch of a pseudo-label step meets batchnorm. */
+typedef enum del_pseudo_bn {
+    DEL_PSEUDO_BN_JOINT = 0, /* one forward of labeled + unlabeled images: batch statistics of both (default) */
+    DEL_PSEUDO_BN_FROZEN = 1 /* the unlabeled batch on its own after the labeled one, its batch statistics
+                                used but the running statistics kept as the labeled pass left them
+                                (USB's freeze_bn) */
+} del_pseudo_bn;
+
+/* Creates a pseudo-labeling trainer (SPEC §1.5, Lee 2013): each step
+ * takes a batch of labeled's labeled images (64, del_trainer_set_batch_size)
+ * and one of all of unlabeled's images (256,
+ * del_trainer_set_unlabeled_batch_size; their labels are never read), each
+ * stream with its own batch order and pipeline (del_trainer_set_augment,
+ * del_trainer_set_augment_unlabeled). The unlabeled images are labeled by
+ * the model's prediction on them in that step (training mode, the same
+ * forward pass that is trained; the labels are constants): the argmax, or
+ * with del_trainer_set_pseudo_label_soft the softmax as a soft target,
+ * kept when its top probability is >= the threshold (default 0: all):
+ *   loss = CE(labels, z_L) + alpha(t) * (1/N_U) sum over kept rows of CE(pseudo, z_U)
+ * (the mean over the whole unlabeled batch, FixMatch's (mask * ce).mean()),
+ * alpha(t) = 0 for t < T1, alpha_f (t - T1) / (T2 - T1) for T1 <= t < T2,
+ * alpha_f after, t the steps taken before this one since the trainer was
+ * made (or its seed set); defaults alpha_f = 3, T1 and T2 at 20 % and 60 %
+ * of the run (its total steps when del_trainer_set_total_steps set them,
+ * else up to the end of the fit). While alpha(t) = 0 the unlabeled batch is
+ * not run (a step costs what a supervised one does). The labeled term is
+ * the supervised trainer's (label smoothing, CutMix/MixUp, an added
+ * teacher). Other settings are the supervised trainer's. model and the
+ * datasets are borrowed and must outlive the trainer.
+ * Errors: DEL_EINVAL (NULL argument, a label the model has no output for,
+ * images of either set that do not fit the model, a set with no image),
+ * DEL_ENOMEM. */
+DEL_API del_status del_trainer_new_pseudo_label(del_trainer **out, del_model *model, const del_dataset *labeled, const del_dataset *unlabeled);
+
+/* The ramp of alpha(t): t1 >= 0, t2 > t1 (steps), alpha_f finite >= 0.
+ * Errors: DEL_EINVAL (NULL trainer, not a pseudo-label trainer, a value
+ * out of range), DEL_ESTATE (during a fit). */
+DEL_API del_status del_trainer_set_pseudo_label_ramp(del_trainer *trainer, int64_t t1, int64_t t2, float alpha_f);
+
+/* The confidence threshold tau in [0, 1]: a pseudo-label is kept when the
+ * model's top probability is >= tau (default 0: every one).
+ * Errors: as del_trainer_set_pseudo_label_ramp. */
+DEL_API del_status del_trainer_set_pseudo_label_threshold(del_trainer *trainer, float threshold);
+
+/* soft = 1: the model's softmax is the target of a kept image (soft
+ * cross-entropy); 0 (default): its argmax. Errors: as
+ * del_trainer_set_pseudo_label_ramp (soft not 0 or 1). */
+DEL_API del_status del_trainer_set_pseudo_label_soft(del_trainer *trainer, int soft);
+
+/* The batchnorm treatment of the unlabeled batch (del_pseudo_bn). Errors:
+ * as del_trainer_set_pseudo_label_ramp (an unknown mode). */
+DEL_API del_status del_trainer_set_pseudo_label_bn(del_trainer *trainer, del_pseudo_bn mode);
+
+/* The unlabeled set's true labels (n of them, one per image of
+ * `unlabeled`, -1 for unknown), copied, for the log only: they never
+ * train (a model trained with them shuffled is byte-identical).
+ * del_trainer_pseudo_label_stats then reports the accuracy of the kept
+ * pseudo-labels. labels NULL forgets them.
+ * Errors: DEL_EINVAL (NULL trainer, not a pseudo-label trainer, n not the
+ * set's size, a label outside -1..K-1), DEL_ESTATE (during a fit),
+ * DEL_ENOMEM. */
+DEL_API del_status del_trainer_set_unlabeled_truth(del_trainer *trainer, const int32_t *labels, int64_t n);
+
+/* The current (or last) fit's pseudo-labels so far, e.g. from the
+ * progress callback: *mask_rate the fraction of unlabeled images whose
+ * pseudo-label was kept, *accuracy the fraction of kept ones equal to the
+ * true label (del_trainer_set_unlabeled_truth), over *judged of them; NaN
+ * when there is none (before T1, without the truth). Any output may be
+ * NULL. Errors: DEL_EINVAL (NULL trainer, not a pseudo-label trainer). */
+DEL_API del_status del_trainer_pseudo_label_stats(const del_trainer *trainer, double *mask_rate, double *accuracy, int64_t *judged);
 
 /* Setters. Each returns DEL_EINVAL for a NULL trainer or a value out of
  * range (named in the message), DEL_ESTATE if called during a fit. */

@@ -342,6 +342,7 @@ extern const del_objective del_objective_supervised;
 extern const del_objective del_objective_finetune;
 extern const del_objective del_objective_distill;
 extern const del_objective del_objective_lwf;
+extern const del_objective del_objective_pseudo_label;
 
 /* LwF's share of the settings it has in common with other techniques
  * (the values checked by the public setter). */

@@ -51,6 +51,9 @@ DEL_SCHEDULE_STEP = 2
 del_finetune_mode = ctypes.c_int
 DEL_FINETUNE_LINEAR_PROBE = 0
 DEL_FINETUNE_FULL = 1
+del_pseudo_bn = ctypes.c_int
+DEL_PSEUDO_BN_JOINT = 0
+DEL_PSEUDO_BN_FROZEN = 1
 del_nonfinite = ctypes.c_int
 DEL_NONFINITE_STOP = 0
 DEL_NONFINITE_SKIP = 1
@@ -68,6 +71,7 @@ ENUMS = {
     'del_interp': {'DEL_INTERP_NEAREST': 0, 'DEL_INTERP_BILINEAR': 1},
     'del_schedule': {'DEL_SCHEDULE_CONSTANT': 0, 'DEL_SCHEDULE_COSINE': 1, 'DEL_SCHEDULE_STEP': 2},
     'del_finetune_mode': {'DEL_FINETUNE_LINEAR_PROBE': 0, 'DEL_FINETUNE_FULL': 1},
+    'del_pseudo_bn': {'DEL_PSEUDO_BN_JOINT': 0, 'DEL_PSEUDO_BN_FROZEN': 1},
     'del_nonfinite': {'DEL_NONFINITE_STOP': 0, 'DEL_NONFINITE_SKIP': 1},
     'del_checkpoint_kind': {'DEL_CHECKPOINT_KIND_NONE': 0, 'DEL_CHECKPOINT_KIND_I64': 1, 'DEL_CHECKPOINT_KIND_F32': 2},
 }
@@ -812,6 +816,34 @@ FUNCTIONS = {
     'del_trainer_set_lwf_live_original': (
         del_status,
         ((ctypes.c_void_p, 'trainer'), (ctypes.c_int, 'live'),),
+    ),
+    'del_trainer_new_pseudo_label': (
+        del_status,
+        ((ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.c_void_p, 'model'), (ctypes.c_void_p, 'labeled'), (ctypes.c_void_p, 'unlabeled'),),
+    ),
+    'del_trainer_set_pseudo_label_ramp': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_int64, 't1'), (ctypes.c_int64, 't2'), (ctypes.c_float, 'alpha_f'),),
+    ),
+    'del_trainer_set_pseudo_label_threshold': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_float, 'threshold'),),
+    ),
+    'del_trainer_set_pseudo_label_soft': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_int, 'soft'),),
+    ),
+    'del_trainer_set_pseudo_label_bn': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (del_pseudo_bn, 'mode'),),
+    ),
+    'del_trainer_set_unlabeled_truth': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.POINTER(ctypes.c_int32), 'labels'), (ctypes.c_int64, 'n'),),
+    ),
+    'del_trainer_pseudo_label_stats': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.POINTER(ctypes.c_double), 'mask_rate'), (ctypes.POINTER(ctypes.c_double), 'accuracy'), (ctypes.POINTER(ctypes.c_int64), 'judged'),),
     ),
     'del_trainer_set_batch_size': (
         del_status,

@@ -199,6 +199,55 @@ class Trainer(Handle):
         t.set(**settings)
         return t
 
+    @classmethod
+    def pseudo_label(cls, model, labeled, unlabeled, **settings):
+        """Pseudo-labeling (Lee 2013): each step a labeled batch (64) and an
+        unlabeled one (256, unlabeled_batch_size) labeled by the model's own
+        prediction in that step, loss CE + alpha(t) * mean(mask * CE(pseudo)),
+        alpha ramped from 0 at pl_ramp[0] to pl_ramp[2] at pl_ramp[1]
+        (default 20 % and 60 % of the run, alpha_f 3). Settings: pl_ramp =
+        (t1, t2, alpha_f), pl_threshold (0), pl_soft (False), pl_bn ('joint'
+        or 'frozen'), unlabeled_truth (labels for the log only, never
+        trained), and every supervised setting. pseudo_label_stats() gives
+        the fit's mask rate and pseudo-label accuracy."""
+        model._invalidate_views()
+        t = cls(new_handle(lib.del_trainer_new_pseudo_label, model._h, labeled._h, unlabeled._h),
+                model, labeled)
+        t.unlabeled = unlabeled
+        t.set(**settings)
+        return t
+
+    def pseudo_label_stats(self):
+        """(mask_rate, accuracy, judged) of the current or last fit so far:
+        the fraction of unlabeled images whose pseudo-label was kept, the
+        fraction of kept ones equal to unlabeled_truth (NaN without it), and
+        how many were judged."""
+        rate, acc, judged = ctypes.c_double(), ctypes.c_double(), ctypes.c_int64()
+        check(lib.del_trainer_pseudo_label_stats(self._h, ctypes.byref(rate), ctypes.byref(acc),
+                                                 ctypes.byref(judged)))
+        return rate.value, acc.value, judged.value
+
+    def _set_pseudo(self, ramp, threshold, soft, bn, truth):
+        h = self._h
+        if ramp is not None:
+            try:
+                t1, t2, alpha_f = ramp
+            except (TypeError, ValueError):
+                raise invalid("Trainer.set: 'pl_ramp' must be (t1, t2, alpha_f), got %r" % (ramp,))
+            check(lib.del_trainer_set_pseudo_label_ramp(h, int(t1), int(t2), float(alpha_f)))
+        if threshold is not None:
+            check(lib.del_trainer_set_pseudo_label_threshold(h, float(threshold)))
+        if soft is not None:
+            check(lib.del_trainer_set_pseudo_label_soft(h, 1 if soft else 0))
+        if bn is not None:
+            modes = {"joint": _ffi.DEL_PSEUDO_BN_JOINT, "frozen": _ffi.DEL_PSEUDO_BN_FROZEN}
+            if bn not in modes:
+                raise invalid("Trainer.set: 'pl_bn' must be 'joint' or 'frozen', got %r" % (bn,))
+            check(lib.del_trainer_set_pseudo_label_bn(h, modes[bn]))
+        if truth is not None:
+            labels = c_array(ctypes.c_int32, truth, "Trainer.set: 'unlabeled_truth'")
+            check(lib.del_trainer_set_unlabeled_truth(h, labels, len(labels)))
+
     def add_teacher(self, teacher, temperature=4.0, alpha=0.9):
         """Adds a live teacher to a supervised, fine-tuning or LwF trainer:
         the loss of the head trained on labels becomes alpha * T^2 KL(teacher
@@ -303,7 +352,8 @@ class Trainer(Handle):
             nonfinite=None, backbone_lr_mult=None, head_warmup=None, temperature=None,
             alpha=None, kd_weight=None, ce_weight=None, t2=None, teacher_training=None,
             teacher_mean=None, teacher_std=None, unlabeled_batch_size=None, lwf_lambda=None,
-            lwf_live_original=None):
+            lwf_live_original=None, pl_ramp=None, pl_threshold=None, pl_soft=None, pl_bn=None,
+            unlabeled_truth=None):
         """Changes settings; those left None keep their value. Returns self.
         lr and weight_decay apply to the optimizer selected (now or before);
         each optimizer keeps its own values. augment / augment_unlabeled: an
@@ -350,6 +400,7 @@ class Trainer(Handle):
             self.set_total_steps(total_steps)
         self._set_distill(temperature, alpha, kd_weight, ce_weight, t2, teacher_training,
                           teacher_mean, teacher_std, unlabeled_batch_size)
+        self._set_pseudo(pl_ramp, pl_threshold, pl_soft, pl_bn, unlabeled_truth)
         if lwf_lambda is not None:
             check(lib.del_trainer_set_lwf_lambda(h, float(lwf_lambda)))
         if lwf_live_original is not None:

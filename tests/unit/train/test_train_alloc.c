@@ -17,7 +17,7 @@ typedef struct trainer_ctx {
     del_model *model, *teacher;
     del_augment *aug;
     del_trainer *tr, *out;
-    int kind; /* 0 supervised, 1 finetune, 2 distill */
+    int kind; /* 0 supervised, 1 finetune, 2 distill, 3 pseudo-label (joint batch), 4 (frozen statistics) */
 } trainer_ctx;
 
 static del_dataset *dataset(int labeled)
@@ -54,7 +54,8 @@ static del_status make(trainer_ctx *c, del_trainer **out)
     switch (c->kind) {
     case 0: return del_trainer_new_supervised(out, c->model, c->ds);
     case 1: return del_trainer_new_finetune(out, c->model, c->ds, 3, DEL_FINETUNE_FULL);
-    default: return del_trainer_new_distill(out, c->model, c->teacher, c->ds, c->unlabeled);
+    case 2: return del_trainer_new_distill(out, c->model, c->teacher, c->ds, c->unlabeled);
+    default: return del_trainer_new_pseudo_label(out, c->model, c->ds, c->unlabeled);
     }
 }
 
@@ -68,12 +69,21 @@ static void *setup_fit(int kind)
     ck_assert_del_ok(del_trainer_set_prefetch(c->tr, 0));
     ck_assert_del_ok(del_trainer_set_batch_size(c->tr, 8));
     ck_assert_del_ok(del_trainer_set_total_steps(c->tr, 4));
+    if (kind >= 3) { /* the unlabeled batch from the second step on */
+        ck_assert_del_ok(del_trainer_set_unlabeled_batch_size(c->tr, 8));
+        ck_assert_del_ok(del_trainer_set_pseudo_label_ramp(c->tr, 0, 1, 1.0f));
+        ck_assert_del_ok(del_trainer_set_pseudo_label_bn(c->tr, kind == 4 ? DEL_PSEUDO_BN_FROZEN
+                                                                          : DEL_PSEUDO_BN_JOINT));
+    }
     return c;
 }
 
 static void *setup_supervised(void) { return setup_fit(0); }
 static void *setup_finetune(void) { return setup_fit(1); }
 static void *setup_distill(void) { return setup_fit(2); }
+static void *setup_pseudo_joint(void) { return setup_fit(3); }
+static void *setup_pseudo_frozen(void) { return setup_fit(4); }
+static void *setup_inputs_pseudo(void) { return inputs(3); }
 static void *setup_inputs_supervised(void) { return inputs(0); }
 static void *setup_inputs_finetune(void) { return inputs(1); }
 static void *setup_inputs_distill(void) { return inputs(2); }
@@ -130,6 +140,8 @@ START_TEST(test_fit_under_allocation_failure_fails_cleanly_and_retries)
         {"del_trainer_fit", NULL, setup_supervised, call_fit, retry_works, teardown},
         {"del_trainer_fit", NULL, setup_finetune, call_fit, retry_works, teardown},
         {"del_trainer_fit", NULL, setup_distill, call_fit, retry_works, teardown},
+        {"del_trainer_fit", NULL, setup_pseudo_joint, call_fit, retry_works, teardown},
+        {"del_trainer_fit", NULL, setup_pseudo_frozen, call_fit, retry_works, teardown},
         {"del_trainer_step", NULL, setup_supervised, call_step, retry_works, teardown},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
@@ -143,6 +155,7 @@ START_TEST(test_constructors_under_allocation_failure_fail_cleanly)
         {"del_trainer_new_supervised", NULL, setup_inputs_supervised, call_new, out_is_null, teardown},
         {"del_trainer_new_finetune", NULL, setup_inputs_finetune, call_new, out_is_null, teardown},
         {"del_trainer_new_distill", NULL, setup_inputs_distill, call_new, out_is_null, teardown},
+        {"del_trainer_new_pseudo_label", NULL, setup_inputs_pseudo, call_new, out_is_null, teardown},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         ck_assert_int_ge(alloc_fail_run(&cases[i]), 1);
