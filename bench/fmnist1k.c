@@ -170,6 +170,91 @@ cleanup:
     return rc;
 }
 
+/* R4 (SPEC sections 1.5 and 5): the R0 optimizer on fmnist-cnn for 4000
+ * steps, each 64 labeled images of L and 256 of U (the other 59,000
+ * training images, labels unused), both streams with std aug; the
+ * unlabeled images pseudo-labeled by the argmax of the model's own output
+ * in the step (no threshold), one joint forward of the 320 images:
+ *   loss = CE(L) + alpha(t) * mean over the 256 of CE(pseudo),
+ * alpha(t) = 0 before step 800 (20 %), rising linearly to 3 at 2400 (60 %),
+ * 3 after; while alpha is 0 only the labeled batch runs. */
+static int run_pseudo_label(const recipe *r, const fmnist_data *d, int64_t steps_override, uint64_t seed,
+                            const run_options *opt, results *out)
+{
+    const float mean[1] = {0.2860f}, std[1] = {0.3530f};
+    const int64_t steps = steps_override ? steps_override : r->steps;
+    const double t0 = now_s();
+    double accuracy = 0.0, mask_rate = 0.0, pl_accuracy = 0.0;
+    int64_t judged = 0;
+    del_model *model = NULL;
+    del_trainer *trainer = NULL;
+    del_augment *aug_l = NULL, *aug_u = NULL;
+    int32_t *truth = NULL;
+    int rc = 1;
+    (void)opt;
+
+    TRY(del_model_preset(&model, "fmnist-cnn", 1, 28, 28, 10));
+    TRY(del_model_init(model, seed));
+    TRY(del_trainer_new_pseudo_label(&trainer, model, d->labeled, d->unlabeled));
+    TRY(del_augment_new(&aug_l));
+    TRY(del_augment_set_seed(aug_l, seed));
+    TRY(add_std_aug(aug_l));
+    TRY(del_augment_new(&aug_u));
+    TRY(del_augment_set_seed(aug_u, seed + 1000003));
+    TRY(add_std_aug(aug_u));
+    TRY(del_trainer_set_augment(trainer, aug_l));
+    TRY(del_trainer_set_augment_unlabeled(trainer, aug_u));
+    TRY(del_trainer_set_batch_size(trainer, 64));
+    TRY(del_trainer_set_unlabeled_batch_size(trainer, 256));
+    TRY(del_trainer_set_sgd(trainer, 0.05f, 0.9f, 5e-4f, 1));
+    TRY(del_trainer_set_schedule(trainer, DEL_SCHEDULE_COSINE));
+    TRY(del_trainer_set_normalize(trainer, mean, std, 1));
+    TRY(del_trainer_set_seed(trainer, seed));
+    const int64_t t1 = steps / 5, t2 = steps * 3 / 5 > t1 ? steps * 3 / 5 : t1 + 1;
+    TRY(del_trainer_set_pseudo_label_ramp(trainer, t1, t2, 3.0f));
+    /* The true labels of U, for the log only (they never train). */
+    const int64_t nu = del_dataset_size(d->unlabeled);
+    truth = malloc((size_t)nu * sizeof *truth);
+    if (!truth) {
+        fprintf(stderr, "fmnist1k: out of memory\n");
+        goto cleanup;
+    }
+    {
+        /* del_dataset_split_per_class keeps U in the training set's order:
+         * the rows after the first 100 of their class. */
+        const int64_t nt = del_dataset_size(d->train);
+        const int32_t *all = del_dataset_labels(d->train);
+        int64_t k = 0;
+        int per_class[10] = {0};
+        for (int64_t i = 0; i < nt && k < nu; i++) {
+            if (all[i] >= 0 && all[i] < 10 && per_class[all[i]] < 100)
+                per_class[all[i]]++;
+            else
+                truth[k++] = all[i];
+        }
+        if (k != nu) {
+            fprintf(stderr, "fmnist1k: R4: the unlabeled set is not the training set minus L\n");
+            goto cleanup;
+        }
+    }
+    TRY(del_trainer_set_unlabeled_truth(trainer, truth, nu));
+    TRY(del_trainer_set_progress(trainer, log_progress, steps >= 1000 ? 500 : 100, (void *)r->name));
+    TRY(del_trainer_fit(trainer, steps));
+    TRY(del_trainer_pseudo_label_stats(trainer, &mask_rate, &pl_accuracy, &judged));
+    fprintf(stderr, "fmnist1k: R4 pseudo-labels: %.1f %% kept, %.2f %% correct (%lld judged)\n", 100.0 * mask_rate,
+            100.0 * pl_accuracy, (long long)judged);
+    TRY(del_trainer_evaluate(trainer, d->test, &accuracy));
+    add_result(out, NULL, accuracy, now_s() - t0, steps, 0);
+    rc = 0;
+cleanup:
+    free(truth);
+    del_trainer_free(trainer);
+    del_augment_free(aug_l);
+    del_augment_free(aug_u);
+    del_model_free(model);
+    return rc;
+}
+
 /* ---- R6 and R7: models handed from one part to the next through files ---- */
 
 /* The path of a saved model in opt->models_dir (created if need be). */
@@ -483,6 +568,8 @@ static const recipe RECIPES[] = {
     {"R1", "R0 + std aug (pad-2 random crop 28x28, flip p=0.5)", 3000, run_supervised, add_std_aug},
     {"R2", "R1 + RandAugment(2, 9) after crop and flip", 3000, run_supervised, add_std_aug_randaugment},
     {"R3", "R1 + CutMix (p=0.5, alpha=1), soft-target CE", 3000, run_supervised, add_std_aug_cutmix},
+    {"R4", "pseudo-label: R1's std aug on L (64) and U (256, labels unused), hard argmax of the model in the step, "
+           "alpha 0 -> 3 from 20 % to 60 % of 4000 steps", 4000, run_pseudo_label, NULL},
     {"R6", "KD: fmnist-cnn teacher on all 60,000 labels (3750 steps = 4 epochs) -> MLP 784-256-10 alone on L "
            "vs distilled on L + U (T=4, alpha=0.9, 64 + 64 per step), 3000 steps", 3000, run_kd, NULL},
     {"R7", "transfer: fmnist-cnn pre-trained on classes 0-4 (1500 steps, 100 warm-up), new task 5-9 with 100 labels each: "

@@ -133,6 +133,54 @@ def run_supervised(data, steps, seed, name, augment=None):
     return evaluate(model, data["tx"], data["ty"])
 
 
+def run_pseudo_label(data, steps, seed, name, augment=None):
+    """R4 (SPEC 1.5, 5): fmnist-cnn with the R0 optimizer for 4000 steps,
+    each 64 labeled images of L and 256 of U (its own chained-epoch stream,
+    labels unused), std aug on every image of both; the 256 pseudo-labeled
+    by the argmax of the model's own output in the step (no threshold), one
+    joint forward of the 320 images (batchnorm over all of them):
+    loss = CE(L) + alpha(t) * CE(pseudo) (mean over the 256), alpha(t) = 0
+    for t < 800, 3 (t - 800) / 1600 up to t = 2400, 3 after (t: steps taken
+    before this one); while alpha is 0 only the labeled batch runs."""
+    full = data["full"]()
+    torch.manual_seed(seed)
+    model = fmnist_cnn().train()
+    opt = sgd(model, lr=0.05)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    lab = batches(len(data["lx"]), 64, torch.Generator().manual_seed(seed))
+    unl = batches(len(full["ux"]), 256, torch.Generator().manual_seed(seed + 1000003))
+    transform = T.Compose(std_aug())
+    t1 = steps // 5
+    t2 = max(steps * 3 // 5, t1 + 1)
+    kept = correct = 0
+    progress = Progress(name, steps)
+    for step in range(1, steps + 1):
+        t = step - 1
+        alpha = 0.0 if t < t1 else 3.0 if t >= t2 else 3.0 * (t - t1) / (t2 - t1)
+        xl, yl = augment_batch(data, next(lab), transform, None)
+        iu = next(unl)
+        opt.zero_grad(set_to_none=True)
+        if alpha == 0.0:
+            loss = F.cross_entropy(model(xl), yl)
+        else:
+            images = [TF.pil_to_tensor(transform(Image.fromarray(full["u_raw"][i], mode="L")))
+                      for i in iu.tolist()]
+            xu = torch.stack(images).float().div_(255.0).sub_(MEAN).div_(STD)
+            z = model(torch.cat([xl, xu]))
+            zl, zu = z[:len(xl)], z[len(xl):]
+            pseudo = zu.detach().argmax(1)
+            kept += len(pseudo)
+            correct += (pseudo == full["uy"][iu]).sum().item()
+            loss = F.cross_entropy(zl, yl) + alpha * F.cross_entropy(zu, pseudo)
+        loss.backward()
+        opt.step()
+        sched.step()
+        progress.add(step, loss.item())
+    if kept:
+        log("fmnist1k_torch: R4 pseudo-labels: %.2f %% correct (%d judged)" % (100.0 * correct / kept, kept))
+    return evaluate(model, data["tx"], data["ty"])
+
+
 def mlp(num_classes=10):
     """libdel's "mlp" preset: flatten, Linear 784->256, ReLU, Linear 256->classes."""
     return nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 256), nn.ReLU(inplace=True),
@@ -402,6 +450,8 @@ RECIPES = {
                  lambda: (T.Compose(std_aug() + [T.RandAugment(2, 9)]), None)),
     "R3": Recipe("R1 + CutMix (p=0.5, alpha=1), soft-target CE", 3000, run_supervised,
                  lambda: (T.Compose(std_aug()), cutmix)),
+    "R4": Recipe("pseudo-label: R1's std aug on L (64) and U (256, labels unused), hard argmax of the model in the "
+                 "step, alpha 0 -> 3 from 20 % to 60 % of 4000 steps", 4000, run_pseudo_label, None),
     "R6": Recipe("KD: fmnist-cnn teacher on all 60,000 labels (3750 steps = 4 epochs) -> MLP 784-256-10 alone on L "
                  "vs distilled on L + U (T=4, alpha=0.9, 64 + 64 per step), 3000 steps", 3000, run_kd, None),
     "R7": Recipe("transfer: fmnist-cnn pre-trained on classes 0-4 (1500 steps, 100 warm-up), new task 5-9 with 100 labels each: "
@@ -423,7 +473,8 @@ def load_data(directory):
         if not cache:
             rest = np.setdiff1d(np.arange(len(train_y)), keep)
             x = normalise(train_x)
-            cache.update({"x": x, "y": torch.from_numpy(train_y), "ux": x[torch.from_numpy(rest)]})
+            cache.update({"x": x, "y": torch.from_numpy(train_y), "ux": x[torch.from_numpy(rest)],
+                          "u_raw": train_x[rest], "uy": torch.from_numpy(train_y[rest])})
         return cache
 
     return {"lx": normalise(train_x[keep]), "ly": torch.from_numpy(train_y[keep]),
