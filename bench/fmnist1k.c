@@ -255,6 +255,65 @@ cleanup:
     return rc;
 }
 
+/* R8 (SPEC sections 1.7 and 5; the schedule is ours, docs/benchmarks.md):
+ * FixMatch on fmnist-cnn with the R0 optimizer, each step 64 labeled
+ * images (std aug) and 7 x 64 = 448 of U, each seen weakly (std aug) and
+ * strongly (std aug + RandAugment(2, 10) + cutout 14); tau 0.95, lambda_u 1,
+ * one joint forward of the 960 images; the score is the EMA model's
+ * (decay 0.999). */
+static int run_consistency(const recipe *r, const fmnist_data *d, int64_t steps_override, uint64_t seed,
+                           const run_options *opt, results *out)
+{
+    const float mean[1] = {0.2860f}, std[1] = {0.3530f};
+    const int64_t steps = steps_override ? steps_override : r->steps;
+    const double t0 = now_s();
+    double accuracy = 0.0, mask_rate = 0.0;
+    del_model *model = NULL;
+    del_trainer *trainer = NULL;
+    del_augment *aug_l = NULL, *weak = NULL, *strong = NULL;
+    int rc = 1;
+    (void)opt;
+
+    TRY(del_model_preset(&model, "fmnist-cnn", 1, 28, 28, 10));
+    TRY(del_model_init(model, seed));
+    TRY(del_augment_new(&aug_l));
+    TRY(del_augment_set_seed(aug_l, seed));
+    TRY(add_std_aug(aug_l));
+    TRY(del_augment_new(&weak));
+    TRY(del_augment_set_seed(weak, seed + 1000003));
+    TRY(add_std_aug(weak));
+    TRY(del_augment_new(&strong));
+    TRY(del_augment_set_seed(strong, seed + 2000003));
+    TRY(add_std_aug(strong));
+    TRY(del_augment_add_randaugment(strong, 2, 10));
+    TRY(del_augment_add_cutout(strong, 1.0f, 14, 0));
+    TRY(del_trainer_new_consistency(&trainer, model, d->labeled, d->unlabeled, weak, strong));
+    TRY(del_trainer_set_augment(trainer, aug_l));
+    TRY(del_trainer_set_batch_size(trainer, 64));
+    TRY(del_trainer_set_unlabeled_ratio(trainer, 7));
+    TRY(del_trainer_set_sgd(trainer, 0.05f, 0.9f, 5e-4f, 1));
+    TRY(del_trainer_set_schedule(trainer, DEL_SCHEDULE_COSINE));
+    TRY(del_trainer_set_normalize(trainer, mean, std, 1));
+    TRY(del_trainer_set_seed(trainer, seed));
+    TRY(del_trainer_set_consistency_threshold(trainer, 0.95f));
+    TRY(del_trainer_set_consistency_weight(trainer, 1.0f));
+    TRY(del_trainer_set_ema(trainer, 0.999f));
+    TRY(del_trainer_set_progress(trainer, log_progress, steps >= 1000 ? 500 : 100, (void *)r->name));
+    TRY(del_trainer_fit(trainer, steps));
+    TRY(del_trainer_consistency_stats(trainer, &mask_rate));
+    fprintf(stderr, "fmnist1k: R8 pseudo-labels kept: %.1f %%\n", 100.0 * mask_rate);
+    TRY(del_trainer_evaluate(trainer, d->test, &accuracy));
+    add_result(out, NULL, accuracy, now_s() - t0, steps, 0);
+    rc = 0;
+cleanup:
+    del_trainer_free(trainer);
+    del_augment_free(aug_l);
+    del_augment_free(weak);
+    del_augment_free(strong);
+    del_model_free(model);
+    return rc;
+}
+
 /* ---- R6 and R7: models handed from one part to the next through files ---- */
 
 /* The path of a saved model in opt->models_dir (created if need be). */
@@ -570,6 +629,8 @@ static const recipe RECIPES[] = {
     {"R3", "R1 + CutMix (p=0.5, alpha=1), soft-target CE", 3000, run_supervised, add_std_aug_cutmix},
     {"R4", "pseudo-label: R1's std aug on L (64) and U (256, labels unused), hard argmax of the model in the step, "
            "alpha 0 -> 3 from 20 % to 60 % of 4000 steps", 4000, run_pseudo_label, NULL},
+    {"R8", "FixMatch: L 64 (std aug) + U 448 (weak std aug / strong + RandAugment(2, 10) + cutout 14), tau 0.95, "
+           "lambda_u 1, EMA 0.999 scored, 4000 steps", 4000, run_consistency, NULL},
     {"R6", "KD: fmnist-cnn teacher on all 60,000 labels (3750 steps = 4 epochs) -> MLP 784-256-10 alone on L "
            "vs distilled on L + U (T=4, alpha=0.9, 64 + 64 per step), 3000 steps", 3000, run_kd, NULL},
     {"R7", "transfer: fmnist-cnn pre-trained on classes 0-4 (1500 steps, 100 warm-up), new task 5-9 with 100 labels each: "

@@ -181,6 +181,70 @@ def run_pseudo_label(data, steps, seed, name, augment=None):
     return evaluate(model, data["tx"], data["ty"])
 
 
+def cutout(img, size=14, fill=0):
+    """libdel's del_augment_add_cutout(p=1, size, fill) on a uint8 [C, H, W]
+    tensor: a size x size square at a uniform integer centre (cy, cx),
+    rows cy - size//2 .. cy - size//2 + size, clipped (DeVries & Taylor)."""
+    h, w = img.shape[1], img.shape[2]
+    cy, cx = torch.randint(h, ()).item(), torch.randint(w, ()).item()
+    y0, x0 = max(cy - size // 2, 0), max(cx - size // 2, 0)
+    y1, x1 = min(cy - size // 2 + size, h), min(cx - size // 2 + size, w)
+    img = img.clone()
+    if y1 > y0 and x1 > x0:
+        img[:, y0:y1, x0:x1] = fill
+    return img
+
+
+def run_consistency(data, steps, seed, name, augment=None):
+    """R8 (SPEC 1.7, 5; schedule in docs/benchmarks.md): FixMatch on
+    fmnist-cnn with the R0 optimizer, each step 64 labeled images (std aug)
+    and 448 of U (its own chained-epoch stream), each seen weakly (std aug)
+    and strongly (std aug + RandAugment(2, 10) + cutout 14); one joint
+    forward of the 960 images; pseudo-label = argmax of the weak view's
+    softmax (detached), kept when >= 0.95; loss = CE(L) + mean over the 448
+    of mask * CE(pseudo, strong); EMA of the weights (0.999, batchnorm
+    statistics copied) scored on the test set."""
+    full = data["full"]()
+    torch.manual_seed(seed)
+    model = fmnist_cnn().train()
+    ema = fmnist_cnn()
+    ema.load_state_dict(model.state_dict())
+    ema.eval()
+    opt = sgd(model, lr=0.05)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    lab = batches(len(data["lx"]), 64, torch.Generator().manual_seed(seed))
+    unl = batches(len(full["ux"]), 448, torch.Generator().manual_seed(seed + 1000003))
+    weak = T.Compose(std_aug())
+    strong = T.Compose(std_aug() + [T.RandAugment(2, 10)])
+    kept = seen = 0
+    progress = Progress(name, steps)
+    for step in range(1, steps + 1):
+        xl, yl = augment_batch(data, next(lab), weak, None)
+        pils = [Image.fromarray(full["u_raw"][i], mode="L") for i in next(unl).tolist()]
+        xw = torch.stack([TF.pil_to_tensor(weak(p)) for p in pils])
+        xs = torch.stack([cutout(TF.pil_to_tensor(strong(p))) for p in pils])
+        xu = torch.cat([xw, xs]).float().div_(255.0).sub_(MEAN).div_(STD)
+        z = model(torch.cat([xl, xu]))
+        zl, zw, zs = z[:len(xl)], z[len(xl):len(xl) + len(pils)], z[len(xl) + len(pils):]
+        top, pseudo = torch.softmax(zw.detach(), 1).max(1)
+        mask = (top >= 0.95).float()
+        kept += int(mask.sum().item())
+        seen += len(pils)
+        loss = F.cross_entropy(zl, yl) + (F.cross_entropy(zs, pseudo, reduction="none") * mask).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            for pe, pm in zip(ema.parameters(), model.parameters()):
+                pe.mul_(0.999).add_(pm.detach(), alpha=0.001)
+            for be, bm in zip(ema.buffers(), model.buffers()):
+                be.copy_(bm)
+        progress.add(step, loss.item())
+    log("fmnist1k_torch: R8 pseudo-labels kept: %.1f %%" % (100.0 * kept / max(seen, 1)))
+    return evaluate(ema, data["tx"], data["ty"])
+
+
 def mlp(num_classes=10):
     """libdel's "mlp" preset: flatten, Linear 784->256, ReLU, Linear 256->classes."""
     return nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 256), nn.ReLU(inplace=True),
@@ -452,6 +516,8 @@ RECIPES = {
                  lambda: (T.Compose(std_aug()), cutmix)),
     "R4": Recipe("pseudo-label: R1's std aug on L (64) and U (256, labels unused), hard argmax of the model in the "
                  "step, alpha 0 -> 3 from 20 % to 60 % of 4000 steps", 4000, run_pseudo_label, None),
+    "R8": Recipe("FixMatch: L 64 (std aug) + U 448 (weak std aug / strong + RandAugment(2, 10) + cutout 14), "
+                 "tau 0.95, lambda_u 1, EMA 0.999 scored, 4000 steps", 4000, run_consistency, None),
     "R6": Recipe("KD: fmnist-cnn teacher on all 60,000 labels (3750 steps = 4 epochs) -> MLP 784-256-10 alone on L "
                  "vs distilled on L + U (T=4, alpha=0.9, 64 + 64 per step), 3000 steps", 3000, run_kd, None),
     "R7": Recipe("transfer: fmnist-cnn pre-trained on classes 0-4 (1500 steps, 100 warm-up), new task 5-9 with 100 labels each: "

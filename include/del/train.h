@@ -394,6 +394,75 @@ DEL_API del_status del_trainer_set_unlabeled_truth(del_trainer *trainer, const i
  * NULL. Errors: DEL_EINVAL (NULL trainer, not a pseudo-label trainer). */
 DEL_API del_status del_trainer_pseudo_label_stats(const del_trainer *trainer, double *mask_rate, double *accuracy, int64_t *judged);
 
+/* Creates a consistency-training trainer (SPEC §1.7, FixMatch: Sohn et al.
+ * 2020): each step takes a batch of labeled's labeled images (64,
+ * del_trainer_set_batch_size; its pipeline del_trainer_set_augment) and
+ * mu times as many of unlabeled's images (mu = 7:
+ * del_trainer_set_unlabeled_ratio, or del_trainer_set_unlabeled_batch_size),
+ * each of those seen twice: through `weak` (e.g. crop + flip) and through
+ * `strong` (e.g. RandAugment + cutout), two views of the same image. The
+ * model's softmax on the weak view gives the pseudo-label (its argmax, a
+ * constant), kept when its top probability is >= tau (0.95,
+ * del_trainer_set_consistency_threshold; FlexMatch's per-class thresholds
+ * with del_trainer_set_flexmatch), and the strong view is trained on it:
+ *   loss = CE(labels, z_L) + lambda_u * (1/N_U) sum over kept rows of CE(pseudo, z_strong)
+ * (lambda_u = 1, del_trainer_set_consistency_weight; the mean over the whole
+ * unlabeled batch, FixMatch's (mask * ce).mean()). The labeled batch and both
+ * views go through the model in one forward pass (batchnorm statistics of
+ * all of them, as FixMatch's code); the weak rows get no gradient. The
+ * trainer keeps an EMA of the weights (decay 0.999, del_trainer_set_ema),
+ * which del_trainer_evaluate scores (del_trainer_ema_model gives it). The
+ * labeled term is the supervised trainer's (label smoothing, mixing
+ * pipelines, an added teacher). weak is the unlabeled stream's pipeline
+ * (del_trainer_set_augment_unlabeled replaces it). model, the datasets and
+ * pipelines are borrowed and must outlive the trainer.
+ * Errors: DEL_EINVAL (NULL argument, a label the model has no output for,
+ * images that do not fit the model, a pipeline that changes the image
+ * size, more than 1024 classes), DEL_ENOMEM. */
+DEL_API del_status del_trainer_new_consistency(del_trainer **out, del_model *model, const del_dataset *labeled, const del_dataset *unlabeled, del_augment *weak, del_augment *strong);
+
+/* tau in [0, 1] (default 0.95). Errors: DEL_EINVAL (NULL trainer, not a
+ * consistency trainer, out of range), DEL_ESTATE (during a fit). */
+DEL_API del_status del_trainer_set_consistency_threshold(del_trainer *trainer, float threshold);
+
+/* lambda_u, finite >= 0 (default 1). Errors: as
+ * del_trainer_set_consistency_threshold. */
+DEL_API del_status del_trainer_set_consistency_weight(del_trainer *trainer, float weight);
+
+/* on = 1: FlexMatch's flexible thresholds (Zhang et al. 2021, with its
+ * threshold warm-up): class c's threshold is tau * b_c / (2 - b_c), b_c =
+ * s_c / max(max_c s_c, unused), s_c the unlabeled images whose last
+ * prediction above tau was c, unused those never predicted above tau
+ * (counted over the whole unlabeled set, kept in checkpoints). 0
+ * (default): tau for every class. Errors: as
+ * del_trainer_set_consistency_threshold (on not 0 or 1). */
+DEL_API del_status del_trainer_set_flexmatch(del_trainer *trainer, int on);
+
+/* The unlabeled batch as mu times the labeled batch as it is now (mu >=
+ * 1; default 7). Errors: as del_trainer_set_consistency_threshold (mu < 1,
+ * more images than the unlabeled set has). */
+DEL_API del_status del_trainer_set_unlabeled_ratio(del_trainer *trainer, int mu);
+
+/* The fraction of unlabeled images whose pseudo-label was kept in the
+ * current (or last) fit so far (NaN before any). Errors: DEL_EINVAL (NULL
+ * trainer, not a consistency trainer). */
+DEL_API del_status del_trainer_consistency_stats(const del_trainer *trainer, double *mask_rate);
+
+/* Keeps an exponential moving average of the model's weights, updated
+ * after every step (del_model_ema_update: ema = decay * ema + (1 - decay)
+ * * model; batchnorm statistics copied), starting from the model as it is
+ * now; del_trainer_evaluate and del_trainer_evaluate_head then score the
+ * average. decay in [0, 1); 0 stops and frees it. Consistency trainers
+ * keep one (0.999) from the start; others none. Checkpoints hold it.
+ * Errors: DEL_EINVAL (NULL trainer, decay out of range), DEL_ESTATE
+ * (during a fit), DEL_ENOMEM. */
+DEL_API del_status del_trainer_set_ema(del_trainer *trainer, float decay);
+
+/* The trainer's moving average of the weights (borrowed: valid until the
+ * trainer is freed or del_trainer_set_ema(trainer, 0)), or NULL without
+ * one. Save it with del_model_save, predict with it, or clone it. */
+DEL_API del_model *del_trainer_ema_model(const del_trainer *trainer);
+
 /* Setters. Each returns DEL_EINVAL for a NULL trainer or a value out of
  * range (named in the message), DEL_ESTATE if called during a fit. */
 /* batch_size >= 1 (at most the number of labeled images). */

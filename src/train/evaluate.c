@@ -51,13 +51,15 @@ static del_status evaluate_head(del_trainer *trainer, const del_dataset *test, c
     }
     if (n_labeled == 0)
         return train_error(DEL_EINVAL, "%s: 'test' has no labeled image", fn);
-    if (head && del_model_head_index(tr->model, head) < 0)
+    /* The moving average when the trainer keeps one (del_trainer_set_ema). */
+    del_model *model = tr->ema ? tr->ema : tr->model;
+    if (head && del_model_head_index(model, head) < 0)
         return train_error(DEL_EINVAL, "%s: the model has no head called '%s'", fn, head);
     del_status st = DEL_OK;
     if (!head) {
         int out_ndim = 0;
         int64_t out_shape[3];
-        st = del_model_output_shape(tr->model, &out_ndim, out_shape);
+        st = del_model_output_shape(model, &out_ndim, out_shape);
         if (st != DEL_OK)
             return st;
         if (out_ndim != 1 || max_label >= out_shape[0])
@@ -66,14 +68,14 @@ static del_status evaluate_head(del_trainer *trainer, const del_dataset *test, c
     }
 
     const size_t image_floats = (size_t)tr->channels * (size_t)tr->height * (size_t)tr->width;
-    const int was_training = del_model_is_training(tr->model);
+    const int was_training = del_model_is_training(model);
     int64_t idx[EVAL_BATCH];
     int64_t correct = 0;
     del_tensor *x = NULL;
     float *xbuf = malloc(EVAL_BATCH * image_floats * sizeof *xbuf);
     if (!xbuf)
         return train_error(DEL_ENOMEM, "%s: out of memory for a batch of %d images", fn, EVAL_BATCH);
-    st = del_model_set_training(tr->model, 0);
+    st = del_model_set_training(model, 0);
     if (st != DEL_OK)
         goto cleanup;
     for (int64_t i = 0; i < n;) {
@@ -88,12 +90,12 @@ static del_status evaluate_head(del_trainer *trainer, const del_dataset *test, c
         if (st == DEL_OK)
             st = del_dataset_batch(test, idx, m, tr->set.mean, tr->set.std, x, NULL);
         if (st == DEL_OK)
-            st = del_model_forward(tr->model, x);
+            st = del_model_forward(model, x);
         if (st != DEL_OK)
             goto cleanup;
         del_tensor_free(x);
         x = NULL;
-        del_tensor *logits = head ? del_model_head_output(tr->model, head) : del_model_output(tr->model);
+        del_tensor *logits = head ? del_model_head_output(model, head) : del_model_output(model);
         const int k = (int)del_tensor_dim(logits, 1);
         if (head && (del_tensor_ndim(logits) != 2 || max_label >= k)) {
             st = train_error(DEL_EINVAL, "%s: 'test' has label %d but head '%s' has only %d outputs", fn,
@@ -116,7 +118,7 @@ static del_status evaluate_head(del_trainer *trainer, const del_dataset *test, c
 cleanup:
     del_tensor_free(x);
     free(xbuf);
-    del_model_set_training(tr->model, was_training);
+    del_model_set_training(model, was_training);
     return st;
 }
 

@@ -124,6 +124,7 @@ DEL_API void del_trainer_free(del_trainer *trainer)
     del_optimizer_free(trainer->opt);
     free(trainer->saved_params);
     free(trainer->saved_buffers);
+    del_model_free(trainer->ema);
     free(trainer);
 }
 
@@ -224,6 +225,9 @@ static del_status prepare(del_trainer *tr, int64_t steps, del_optimizer **opt, d
             st = del_stream_check_pipeline(tr, tr->streams[s].aug, fn, names[s]);
     if (st == DEL_OK && tr->aug_unlabeled)
         st = del_stream_check_pipeline(tr, tr->aug_unlabeled, fn, "augment_unlabeled");
+    for (int s = 0; s < DEL_NSTREAMS && st == DEL_OK; s++)
+        if (tr->streams[s].aug2)
+            st = del_stream_check_pipeline(tr, tr->streams[s].aug2, fn, "strong");
     if (st == DEL_OK)
         st = del_streams_ensure_slots(tr, del_prefetch_slots(tr->prefetch), fn);
     if (st == DEL_OK)
@@ -326,6 +330,8 @@ static del_status train_step(del_trainer *tr, del_optimizer *opt, int slot, int6
             memcpy(del_model_params(m), tr->saved_params, (size_t)np * sizeof(float));
             *fatal = 1;
         }
+        if (st == DEL_OK && tr->ema)
+            st = del_model_ema_update(tr->ema, m, tr->ema_decay);
         if (st == DEL_ESTATE && opt == tr->opt)
             st = train_error(DEL_ESTATE, "%s: the model's layers or heads were replaced or removed since the kept "
                            "optimizer was made, so its state belongs to other parameters (call "

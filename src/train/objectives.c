@@ -7,5 +7,6 @@ const del_objective *const del_objectives[] = {
     &del_objective_distill,
     &del_objective_lwf,
     &del_objective_pseudo_label,
+    &del_objective_consistency,
     NULL,
 };

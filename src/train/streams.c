@@ -15,6 +15,7 @@ static void free_slot(batch_slot *b)
     del_tensor_free(b->x);
     del_tensor_free(b->y);
     del_tensor_free(b->soft);
+    del_tensor_free(b->x2);
     free(b->idx);
     free(b->epochs);
     memset(b, 0, sizeof *b);
@@ -96,16 +97,20 @@ void del_streams_rewind(del_trainer *tr)
  * none: soft < 0). */
 static del_status ensure_slots(train_stream *st, int n, int soft, const del_trainer *tr, const char *func)
 {
-    if (st->slot_batch != st->batch || st->slot_soft != soft)
+    const int view2 = st->aug2 != NULL;
+    if (st->slot_batch != st->batch || st->slot_soft != soft || st->slot_view2 != view2)
         free_slots(st);
     st->slot_batch = st->batch;
     st->slot_soft = soft;
+    st->slot_view2 = view2;
     const int64_t xshape[4] = {st->batch, tr->channels, tr->height, tr->width};
     const int64_t yshape[1] = {st->batch};
     const int64_t sshape[2] = {st->batch, tr->num_outputs};
     while (st->nslots < n) {
         batch_slot *b = &st->slots[st->nslots];
         del_status status = del_tensor_new(&b->x, DEL_DTYPE_F32, 4, xshape);
+        if (status == DEL_OK && view2)
+            status = del_tensor_new(&b->x2, DEL_DTYPE_F32, 4, xshape);
         if (status == DEL_OK && soft >= 0)
             status = soft ? del_tensor_new(&b->soft, DEL_DTYPE_F32, 2, sshape)
                           : del_tensor_new(&b->y, DEL_DTYPE_I32, 1, yshape);
@@ -177,6 +182,10 @@ del_status del_streams_fill(void *ctx, int slot, int64_t step)
                                                (uint64_t)b->epochs[0], (uint64_t)step, tr->set.mean, tr->set.std,
                                                b->x, NULL, b->soft, tr->num_outputs)
                     : del_dataset_batch(st->data, b->idx, st->batch, tr->set.mean, tr->set.std, b->x, b->y);
+        if (status == DEL_OK && st->aug2)
+            status = del_augment_batch_epochs(st->aug2, st->data, b->idx, b->epochs, st->batch,
+                                              (uint64_t)b->epochs[0], (uint64_t)step, tr->set.mean, tr->set.std,
+                                              b->x2, NULL, NULL, tr->num_outputs);
         if (status != DEL_OK)
             return status;
     }

@@ -134,6 +134,10 @@ DEL_API del_status del_trainer_save_checkpoint(del_trainer *trainer, const char 
                                          : del_checkpoint_set_f32(ck, fields[k].key, fields[k].f);
     if (st == DEL_OK && trainer->obj->save)
         st = trainer->obj->save(trainer->state, trainer, ck, fn);
+    if (st == DEL_OK && trainer->ema)
+        st = del_checkpoint_set_f32(ck, "ema_decay", trainer->ema_decay);
+    if (st == DEL_OK && trainer->ema)
+        st = del_checkpoint_add_model(ck, "ema", trainer->ema);
     if (st == DEL_OK && trainer->teacher)
         st = del_checkpoint_set_i64(ck, "added_teacher", 1);
     if (st == DEL_OK && trainer->teacher)
@@ -360,12 +364,29 @@ DEL_API del_status del_trainer_load_checkpoint(del_trainer *trainer, const char 
                          "a teacher, this one has one (del_trainer_add_teacher)", fn, path);
     if (st == DEL_OK && has_added)
         st = del_teacher_read(&added, trainer->teacher, "added", "added_teacher", trainer->channels, c, fn);
+    /* The moving average of the weights: both or neither. */
+    const int has_ema = st == DEL_OK && del_checkpoint_has_model(c, "ema");
+    float ema_decay = 0.0f;
+    if (st == DEL_OK && has_ema != (trainer->ema != NULL))
+        st = train_error(DEL_EINVAL, has_ema ? "%s: '%s' was saved by a trainer with a moving average of its weights "
+                         "(del_trainer_set_ema), this one has none" : "%s: '%s' was saved by a trainer without a "
+                         "moving average of its weights, this one has one (del_trainer_set_ema)", fn, path);
+    if (st == DEL_OK && has_ema)
+        st = del_trainer_read_f32(c, "ema_decay", &ema_decay, fn);
+    if (st == DEL_OK && has_ema && !(ema_decay > 0.0f && ema_decay < 1.0f))
+        st = train_error(DEL_EFORMAT, "%s: '%s' is corrupt (its moving-average decay is out of range)", fn, path);
+    if (st == DEL_OK && has_ema)
+        st = train_error_as(del_checkpoint_check_model(c, "ema", trainer->ema, NULL), fn);
     /* The objective checks and takes its own part last: it changes its
      * state only when all of it passed. */
     if (st == DEL_OK && trainer->obj->load)
         st = trainer->obj->load(trainer->state, trainer, c, fn);
     if (st == DEL_OK && has_added)
         del_teacher_take(trainer->teacher, &added, "added_teacher", c);
+    if (st == DEL_OK && has_ema) {
+        (void)del_checkpoint_restore_model(c, "ema", trainer->ema, NULL); /* checked above */
+        trainer->ema_decay = ema_decay;
+    }
     /* After a successful check with an optimizer of the stored kind and
      * settings, the restore cannot fail. */
     if (st == DEL_OK)

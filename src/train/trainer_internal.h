@@ -36,6 +36,7 @@ typedef struct batch_slot {
     del_tensor *x;
     del_tensor *y;      /* i32 [batch] labels, without a pipeline (NULL in an unlabeled stream) */
     del_tensor *soft;   /* f32 [batch, outputs] soft labels, with one (NULL in an unlabeled stream) */
+    del_tensor *x2;     /* the second view of the same images (the stream's aug2), or NULL */
     int64_t *idx;       /* dataset rows */
     int64_t *epochs;    /* the epoch each image was drawn in */
     order_cursor after; /* the stream's order once this batch is drawn */
@@ -56,9 +57,10 @@ typedef struct train_stream {
     order_cursor draw;       /* the producer's, during a fit */
     int batch;
     del_augment *aug;        /* borrowed; NULL: images as they are */
+    del_augment *aug2;       /* borrowed; non-NULL: each slot also gets a second view, x2 */
     batch_slot slots[DEL_PREFETCH_MAX_SLOTS];
     int nslots;              /* allocated, for slot_batch images with slot_soft labels */
-    int slot_batch, slot_soft;
+    int slot_batch, slot_soft, slot_view2;
 } train_stream;
 
 /* The trainer's settings, each checked by its setter. A checkpoint's
@@ -164,6 +166,11 @@ struct del_trainer {
     int fitting; /* setters refuse to change a running fit */
 
     teacher_term *teacher; /* attached by del_trainer_add_teacher; NULL: none */
+
+    /* An exponential moving average of the weights, updated after every
+     * step and scored by del_trainer_evaluate (del_trainer_set_ema). */
+    del_model *ema;
+    float ema_decay;
 
     /* Non-finite steps: the model's buffers and parameters as they were
      * before the current step, restored when it goes non-finite. */
@@ -343,6 +350,7 @@ extern const del_objective del_objective_finetune;
 extern const del_objective del_objective_distill;
 extern const del_objective del_objective_lwf;
 extern const del_objective del_objective_pseudo_label;
+extern const del_objective del_objective_consistency;
 
 /* LwF's share of the settings it has in common with other techniques
  * (the values checked by the public setter). */

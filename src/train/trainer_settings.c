@@ -326,3 +326,32 @@ DEL_API del_status del_trainer_set_progress(del_trainer *trainer, del_progress_f
     trainer->user = fn ? user : NULL;
     return DEL_OK;
 }
+
+DEL_API del_status del_trainer_set_ema(del_trainer *trainer, float decay)
+{
+    static const char fn[] = "del_trainer_set_ema";
+    del_status st = del_trainer_check_settable(trainer, fn);
+    if (st != DEL_OK)
+        return st;
+    if (!(decay >= 0.0f && decay < 1.0f))
+        return train_error(DEL_EINVAL, "%s: 'decay' must be in [0, 1) (0: no moving average), got %g", fn,
+                           (double)decay);
+    if (decay == 0.0f) {
+        del_model_free(trainer->ema);
+        trainer->ema = NULL;
+        trainer->ema_decay = 0.0f;
+        return DEL_OK;
+    }
+    if (!trainer->ema) {
+        st = del_model_clone(&trainer->ema, trainer->model);
+        if (st != DEL_OK)
+            return del_trainer_own_enomem(st, fn);
+    }
+    trainer->ema_decay = decay;
+    return DEL_OK;
+}
+
+DEL_API del_model *del_trainer_ema_model(const del_trainer *trainer)
+{
+    return trainer ? trainer->ema : NULL;
+}

@@ -845,6 +845,38 @@ FUNCTIONS = {
         del_status,
         ((ctypes.c_void_p, 'trainer'), (ctypes.POINTER(ctypes.c_double), 'mask_rate'), (ctypes.POINTER(ctypes.c_double), 'accuracy'), (ctypes.POINTER(ctypes.c_int64), 'judged'),),
     ),
+    'del_trainer_new_consistency': (
+        del_status,
+        ((ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.c_void_p, 'model'), (ctypes.c_void_p, 'labeled'), (ctypes.c_void_p, 'unlabeled'), (ctypes.c_void_p, 'weak'), (ctypes.c_void_p, 'strong'),),
+    ),
+    'del_trainer_set_consistency_threshold': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_float, 'threshold'),),
+    ),
+    'del_trainer_set_consistency_weight': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_float, 'weight'),),
+    ),
+    'del_trainer_set_flexmatch': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_int, 'on'),),
+    ),
+    'del_trainer_set_unlabeled_ratio': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_int, 'mu'),),
+    ),
+    'del_trainer_consistency_stats': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.POINTER(ctypes.c_double), 'mask_rate'),),
+    ),
+    'del_trainer_set_ema': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.c_float, 'decay'),),
+    ),
+    'del_trainer_ema_model': (
+        ctypes.c_void_p,
+        ((ctypes.c_void_p, 'trainer'),),
+    ),
     'del_trainer_set_batch_size': (
         del_status,
         ((ctypes.c_void_p, 'trainer'), (ctypes.c_int, 'batch_size'),),

@@ -217,6 +217,37 @@ class Trainer(Handle):
         t.set(**settings)
         return t
 
+    @classmethod
+    def consistency(cls, model, labeled, unlabeled, weak, strong, **settings):
+        """Consistency training (FixMatch): each step a labeled batch (64) and
+        unlabeled_ratio (7) times as many unlabeled images, each seen through
+        `weak` and `strong` (Augment pipelines); the argmax on the weak view,
+        kept above consistency_threshold (0.95; flexmatch=True for FlexMatch's
+        per-class thresholds), trains the strong view with weight
+        consistency_weight (1). Keeps an EMA of the weights (ema=0.999),
+        which evaluate() scores; ema_model() copies it."""
+        model._invalidate_views()
+        t = cls(new_handle(lib.del_trainer_new_consistency, model._h, labeled._h, unlabeled._h,
+                           weak._h, strong._h), model, labeled)
+        t.unlabeled, t.weak, t.strong = unlabeled, weak, strong
+        t.set(**settings)
+        return t
+
+    def consistency_stats(self):
+        """The fraction of unlabeled images whose pseudo-label was kept in the
+        current or last fit so far (NaN before any)."""
+        rate = ctypes.c_double()
+        check(lib.del_trainer_consistency_stats(self._h, ctypes.byref(rate)))
+        return rate.value
+
+    def ema_model(self):
+        """A copy (a new Model) of the trainer's moving average of the
+        weights, or None without one (ema=decay turns it on)."""
+        h = lib.del_trainer_ema_model(self._h)
+        if not h:
+            return None
+        return Model(_handle=new_handle(lib.del_model_clone, h))
+
     def pseudo_label_stats(self):
         """(mask_rate, accuracy, judged) of the current or last fit so far:
         the fraction of unlabeled images whose pseudo-label was kept, the
@@ -353,7 +384,8 @@ class Trainer(Handle):
             alpha=None, kd_weight=None, ce_weight=None, t2=None, teacher_training=None,
             teacher_mean=None, teacher_std=None, unlabeled_batch_size=None, lwf_lambda=None,
             lwf_live_original=None, pl_ramp=None, pl_threshold=None, pl_soft=None, pl_bn=None,
-            unlabeled_truth=None):
+            unlabeled_truth=None, consistency_threshold=None, consistency_weight=None,
+            flexmatch=None, unlabeled_ratio=None, ema=None):
         """Changes settings; those left None keep their value. Returns self.
         lr and weight_decay apply to the optimizer selected (now or before);
         each optimizer keeps its own values. augment / augment_unlabeled: an
@@ -401,6 +433,16 @@ class Trainer(Handle):
         self._set_distill(temperature, alpha, kd_weight, ce_weight, t2, teacher_training,
                           teacher_mean, teacher_std, unlabeled_batch_size)
         self._set_pseudo(pl_ramp, pl_threshold, pl_soft, pl_bn, unlabeled_truth)
+        if consistency_threshold is not None:
+            check(lib.del_trainer_set_consistency_threshold(h, float(consistency_threshold)))
+        if consistency_weight is not None:
+            check(lib.del_trainer_set_consistency_weight(h, float(consistency_weight)))
+        if flexmatch is not None:
+            check(lib.del_trainer_set_flexmatch(h, 1 if flexmatch else 0))
+        if unlabeled_ratio is not None:
+            check(lib.del_trainer_set_unlabeled_ratio(h, int(unlabeled_ratio)))
+        if ema is not None:
+            check(lib.del_trainer_set_ema(h, float(ema)))
         if lwf_lambda is not None:
             check(lib.del_trainer_set_lwf_lambda(h, float(lwf_lambda)))
         if lwf_live_original is not None:

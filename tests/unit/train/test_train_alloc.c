@@ -17,7 +17,7 @@ typedef struct trainer_ctx {
     del_model *model, *teacher;
     del_augment *aug;
     del_trainer *tr, *out;
-    int kind; /* 0 supervised, 1 finetune, 2 distill, 3 pseudo-label (joint batch), 4 (frozen statistics) */
+    int kind; /* 0 supervised, 1 finetune, 2 distill, 3 pseudo-label (joint batch), 4 (frozen statistics), 5 consistency */
 } trainer_ctx;
 
 static del_dataset *dataset(int labeled)
@@ -55,6 +55,7 @@ static del_status make(trainer_ctx *c, del_trainer **out)
     case 0: return del_trainer_new_supervised(out, c->model, c->ds);
     case 1: return del_trainer_new_finetune(out, c->model, c->ds, 3, DEL_FINETUNE_FULL);
     case 2: return del_trainer_new_distill(out, c->model, c->teacher, c->ds, c->unlabeled);
+    case 5: return del_trainer_new_consistency(out, c->model, c->ds, c->unlabeled, c->aug, c->aug);
     default: return del_trainer_new_pseudo_label(out, c->model, c->ds, c->unlabeled);
     }
 }
@@ -69,7 +70,9 @@ static void *setup_fit(int kind)
     ck_assert_del_ok(del_trainer_set_prefetch(c->tr, 0));
     ck_assert_del_ok(del_trainer_set_batch_size(c->tr, 8));
     ck_assert_del_ok(del_trainer_set_total_steps(c->tr, 4));
-    if (kind >= 3) { /* the unlabeled batch from the second step on */
+    if (kind == 5)
+        ck_assert_del_ok(del_trainer_set_unlabeled_batch_size(c->tr, 8));
+    if (kind == 3 || kind == 4) { /* the unlabeled batch from the second step on */
         ck_assert_del_ok(del_trainer_set_unlabeled_batch_size(c->tr, 8));
         ck_assert_del_ok(del_trainer_set_pseudo_label_ramp(c->tr, 0, 1, 1.0f));
         ck_assert_del_ok(del_trainer_set_pseudo_label_bn(c->tr, kind == 4 ? DEL_PSEUDO_BN_FROZEN
@@ -84,6 +87,8 @@ static void *setup_distill(void) { return setup_fit(2); }
 static void *setup_pseudo_joint(void) { return setup_fit(3); }
 static void *setup_pseudo_frozen(void) { return setup_fit(4); }
 static void *setup_inputs_pseudo(void) { return inputs(3); }
+static void *setup_consistency(void) { return setup_fit(5); }
+static void *setup_inputs_consistency(void) { return inputs(5); }
 static void *setup_inputs_supervised(void) { return inputs(0); }
 static void *setup_inputs_finetune(void) { return inputs(1); }
 static void *setup_inputs_distill(void) { return inputs(2); }
@@ -142,6 +147,7 @@ START_TEST(test_fit_under_allocation_failure_fails_cleanly_and_retries)
         {"del_trainer_fit", NULL, setup_distill, call_fit, retry_works, teardown},
         {"del_trainer_fit", NULL, setup_pseudo_joint, call_fit, retry_works, teardown},
         {"del_trainer_fit", NULL, setup_pseudo_frozen, call_fit, retry_works, teardown},
+        {"del_trainer_fit", NULL, setup_consistency, call_fit, retry_works, teardown},
         {"del_trainer_step", NULL, setup_supervised, call_step, retry_works, teardown},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
@@ -156,6 +162,7 @@ START_TEST(test_constructors_under_allocation_failure_fail_cleanly)
         {"del_trainer_new_finetune", NULL, setup_inputs_finetune, call_new, out_is_null, teardown},
         {"del_trainer_new_distill", NULL, setup_inputs_distill, call_new, out_is_null, teardown},
         {"del_trainer_new_pseudo_label", NULL, setup_inputs_pseudo, call_new, out_is_null, teardown},
+        {"del_trainer_new_consistency", NULL, setup_inputs_consistency, call_new, out_is_null, teardown},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         ck_assert_int_ge(alloc_fail_run(&cases[i]), 1);
