@@ -685,6 +685,182 @@ DEL_API del_status del_trainer_evaluate(del_trainer *trainer, const del_dataset 
  * head, a label the head has no output for). */
 DEL_API del_status del_trainer_evaluate_head(del_trainer *trainer, const del_dataset *test, const char *head, double *accuracy);
 
+/* ---- Noisy Student (SPEC §1.6, Xie et al. 2020) ----
+ * Self-training in iterations: the teacher labels the unlabeled set
+ * without noise (del_model_predict, evaluation mode, softmax at T = 1);
+ * images whose top probability is below a threshold (0.3) are dropped and
+ * the rest balanced per class (del_select_pseudo_labels); a student, noised
+ * by its augmentation pipelines and by its own dropout and stochastic depth,
+ * trains on the labeled images and the pseudo-labeled pool together:
+ *   loss = CE(labels, z_L) + (1/N_P) sum over the pool batch of CE(target, z_P)
+ * the targets the teacher's probabilities (soft, the default) or its
+ * argmax one-hot, label-smoothed (del_noisy_student_set_hard), both
+ * batches through the model in one joint batch (batchnorm over both). The
+ * student then becomes the teacher of the next iteration. Every iteration
+ * is checkpointed when a directory is given: a run killed at any point
+ * (SIGKILL included) and started again with the same arguments continues
+ * where it stopped and ends with a model byte-identical to an uninterrupted
+ * run's. */
+typedef struct del_noisy_student del_noisy_student;
+
+/* Selects and balances pseudo-labels: probs is an f32 [N, K] tensor of
+ * probabilities (a teacher's del_model_predict softmax), each row's class
+ * its argmax (the first of equal values). Row i is kept when its top
+ * probability is >= threshold. With per_class > 0 each class is then
+ * brought to exactly per_class rows: a class with more keeps its per_class
+ * most confident (higher top probability first, the lower row first among
+ * equals); a class with fewer (but at least one) keeps every row and
+ * repeats them, most confident first, until it has per_class (each row
+ * floor(per_class / n) or one time more); a class with none stays empty.
+ * per_class 0: no balancing (every kept row once). per_class
+ * DEL_BALANCE_MEAN (-1): per_class = the mean count of kept rows over the
+ * classes that have one (rounded to nearest). *out receives the selected
+ * row indices (classes in order 0..K-1, each class's rows most confident
+ * first; without balancing, kept rows in row order), *n their count;
+ * free *out with del_buffer_free. *out is NULL and *n 0 when nothing is
+ * kept (DEL_OK).
+ * Errors: DEL_EINVAL (NULL argument, probs not f32 [N, K], threshold
+ * outside [0, 1], per_class < -1, a NaN probability), DEL_ENOMEM. */
+#define DEL_BALANCE_MEAN -1
+DEL_API del_status del_select_pseudo_labels(int64_t **out, int64_t *n, const del_tensor *probs, float threshold, int64_t per_class);
+
+/* Creates a Noisy Student run from a trained teacher (borrowed: it is
+ * only read, and the first iteration's student is made from it), the
+ * labeled images (labels >= 0) and the unlabeled set (every image, labels
+ * unused). Defaults (R5 of docs/benchmarks.md): 2 iterations of 4000 steps;
+ * batches 64 labeled + 192 pseudo-labeled; soft targets; threshold 0.3;
+ * balanced to the mean count per class (DEL_BALANCE_MEAN); each student of
+ * the teacher's architecture, initialised from scratch
+ * (del_model_init(student, seed + iteration)); the supervised trainer's
+ * optimizer defaults (SGD 0.05, Nesterov, momentum 0.9, weight decay 5e-4,
+ * cosine over the iteration) and normalisation (0.2860 / 0.3530); no
+ * augmentation; seed 0; no checkpoints. All three arguments are borrowed
+ * and must outlive the run.
+ * Errors: DEL_EINVAL (NULL argument; the teacher's output not a vector of
+ * at least 2 class scores; labeled without a labeled image, a label the
+ * teacher has no output for; images of labeled or unlabeled shaped other
+ * than the teacher's input; an empty unlabeled set), DEL_ENOMEM. */
+DEL_API del_status del_noisy_student_new(del_noisy_student **out, del_model *teacher, const del_dataset *labeled, const del_dataset *unlabeled);
+
+/* Frees ns and the models it made. NULL is a no-op. */
+DEL_API void del_noisy_student_free(del_noisy_student *ns);
+
+/* The number of iterations (>= 1; default 2) and the training steps of
+ * each student (>= 1; default 4000). Errors: DEL_EINVAL (NULL ns, out of
+ * range), DEL_ESTATE (during del_noisy_student_run). */
+DEL_API del_status del_noisy_student_set_iterations(del_noisy_student *ns, int iterations);
+DEL_API del_status del_noisy_student_set_steps(del_noisy_student *ns, int64_t steps);
+
+/* The images per step from the labeled set and from the pseudo-labeled
+ * pool (each >= 1; defaults 64 and 192; a batch larger than its set is
+ * cut to the set's size). Errors: as del_noisy_student_set_iterations. */
+DEL_API del_status del_noisy_student_set_batch_sizes(del_noisy_student *ns, int labeled, int pseudo);
+
+/* threshold in [0, 1] (default 0.3) and per_class (default
+ * DEL_BALANCE_MEAN; 0: no balancing): as del_select_pseudo_labels.
+ * Errors: as del_noisy_student_set_iterations. */
+DEL_API del_status del_noisy_student_set_selection(del_noisy_student *ns, float threshold, int64_t per_class);
+
+/* hard = 1: the targets are the teacher's argmax, one-hot with label
+ * smoothing `smoothing` in [0, 1) (the paper: 0.1) spread over the K
+ * classes, (1 - s) + s/K and s/K; 0 (default): its probabilities.
+ * Errors: as del_noisy_student_set_iterations (hard not 0 or 1). */
+DEL_API del_status del_noisy_student_set_hard(del_noisy_student *ns, int hard, float smoothing);
+
+/* The student of iteration `iteration` (1-based; 0: every iteration
+ * without one of its own) has model's architecture (copied; model is not
+ * kept): equal to or larger than the teacher's, taking the same images and
+ * giving the same classes. NULL goes back to the default (the previous
+ * teacher's architecture). Its weights are a fresh initialisation, or the
+ * teacher's (del_noisy_student_set_init_from_teacher).
+ * Errors: DEL_EINVAL (NULL ns, iteration outside 0..iterations, a model
+ * whose input shape or class count differs from the teacher's),
+ * DEL_ESTATE (during a run), DEL_ENOMEM. */
+DEL_API del_status del_noisy_student_set_student(del_noisy_student *ns, int iteration, const del_model *model);
+
+/* on = 1: each student starts from its teacher's weights and batchnorm
+ * statistics (their architectures must then be the same: the run fails
+ * with DEL_EINVAL naming the iteration otherwise); 0 (default): from
+ * scratch. Errors: as del_noisy_student_set_iterations (on not 0 or 1). */
+DEL_API del_status del_noisy_student_set_init_from_teacher(del_noisy_student *ns, int on);
+
+/* The student's noise from data: pipelines for its labeled and its
+ * pseudo-labeled images (either NULL: none; borrowed, must outlive the
+ * run; give the pool image steps only: a CutMix or MixUp step there would
+ * mix the images and not their stored targets).
+ * The teacher always sees the images as they are.
+ * Errors: DEL_EINVAL (NULL ns), DEL_ESTATE (during a run). */
+DEL_API del_status del_noisy_student_set_augment(del_noisy_student *ns, del_augment *labeled, del_augment *pseudo);
+
+/* The students' SGD (as del_trainer_set_sgd; cosine to 0 over each
+ * iteration) and the input normalisation of teacher and students (as
+ * del_trainer_set_normalize), and the seed of the run (the students'
+ * initialisation, batch orders and dropout).
+ * Errors: as del_trainer_set_sgd / del_trainer_set_normalize, and
+ * DEL_ESTATE during a run. */
+DEL_API del_status del_noisy_student_set_sgd(del_noisy_student *ns, float lr, float momentum, float weight_decay, int nesterov);
+DEL_API del_status del_noisy_student_set_normalize(del_noisy_student *ns, const float *mean, const float *std, int channels);
+DEL_API del_status del_noisy_student_set_seed(del_noisy_student *ns, uint64_t seed);
+
+/* A validation split (borrowed; labeled images of the teacher's input
+ * shape): the teacher and each iteration's student are scored on it
+ * (del_noisy_student_stats). NULL: none. Errors: DEL_EINVAL (NULL ns,
+ * images of another shape, no labeled image, a label the teacher has no
+ * output for), DEL_ESTATE (during a run). */
+DEL_API del_status del_noisy_student_set_validation(del_noisy_student *ns, const del_dataset *validation);
+
+/* Checkpoints in directory dir (made if missing, its parent must exist):
+ * "run.ckpt" (the run's settings and a digest of the teacher and the data:
+ * a directory of another run is refused), "iteration-K.ckpt" once
+ * iteration K is done (its student and figures), and, every `every` steps
+ * of a student's training (0: never), "training-K.ckpt" (the trainer's
+ * checkpoint, removed when the iteration is done). Every file is written
+ * to a temporary file and renamed. Started again with the same arguments,
+ * del_noisy_student_run takes the finished iterations from their files and
+ * continues the unfinished one from its last training checkpoint (or from
+ * its start), which gives exactly the uninterrupted run's models. The
+ * augmentation pipelines are not recorded: pass the same ones. dir NULL:
+ * no checkpoints. Errors: DEL_EINVAL (NULL ns, empty dir, every < 0),
+ * DEL_ESTATE (during a run), DEL_ENOMEM. */
+DEL_API del_status del_noisy_student_set_checkpoint_dir(del_noisy_student *ns, const char *dir, int64_t every);
+
+/* Progress of the whole run: fn(step, total, loss, user) after every
+ * `every` steps of a student's training and after its last, step counting
+ * over the iterations (iteration k's step s is (k-1) * steps + s, total =
+ * iterations * steps); a non-zero return stops the run
+ * (del_noisy_student_run returns DEL_ECANCELED; what was checkpointed
+ * stays). fn NULL: none. Errors: DEL_EINVAL (NULL ns, every < 1 with fn),
+ * DEL_ESTATE (during a run). */
+DEL_API del_status del_noisy_student_set_progress(del_noisy_student *ns, del_progress_fn fn, int64_t every, void *user);
+
+/* Runs (or, from its checkpoints, finishes) every iteration. The final
+ * student is del_noisy_student_model; each iteration's figures are
+ * del_noisy_student_stats. A finished run is not run again: a second call
+ * returns DEL_ESTATE.
+ * Threading: uses the library's compute threads and a trainer's prefetch
+ * thread; the teacher and datasets must not be changed meanwhile.
+ * Errors: DEL_EINVAL (a student that does not fit, see the setters; a
+ * checkpoint directory of another run: the message names the first
+ * difference; a pipeline whose output does not fit the students), DEL_ESTATE (run already),
+ * DEL_ECANCELED (the progress callback stopped it), DEL_ENUMERIC (a
+ * teacher with non-finite outputs, a diverged student), DEL_EIO and
+ * DEL_EFORMAT (checkpoint files that cannot be written or read),
+ * DEL_ENOMEM; the errors of the trainer. */
+DEL_API del_status del_noisy_student_run(del_noisy_student *ns);
+
+/* The last finished iteration's student (borrowed: owned by ns, valid
+ * until it is freed), or the teacher before any iteration finished; NULL if
+ * ns is NULL. */
+DEL_API del_model *del_noisy_student_model(const del_noisy_student *ns);
+
+/* The figures of iteration `iteration` (1-based; 0: the teacher): the
+ * accuracy on the validation split (NaN without one), the images kept by
+ * the threshold and the pool size after balancing (0 for the teacher).
+ * Any output pointer may be NULL.
+ * Errors: DEL_EINVAL (NULL ns, iteration outside 0..iterations),
+ * DEL_ESTATE (that iteration has not finished). */
+DEL_API del_status del_noisy_student_stats(const del_noisy_student *ns, int iteration, double *val_accuracy, int64_t *kept, int64_t *pool);
+
 /* Checkpoints for hand-written training loops (as saving a PyTorch model's
  * and optimizer's state_dict together). A checkpoint file holds a whole
  * model file (parameters and batchnorm statistics) plus the model's random

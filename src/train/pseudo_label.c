@@ -9,7 +9,10 @@
  * through them). The unlabeled pass goes through the model in one joint
  * batch with the labeled one (batchnorm statistics of both), or, as an
  * option, on its own with the running statistics left as the labeled pass
- * made them. Before T1 (α = 0) the unlabeled batch is not run. */
+ * made them. Before T1 (α = 0) the unlabeled batch is not run.
+ * Noisy Student's student (noisy_student.c) runs this objective with
+ * stored targets: the unlabeled set's soft labels (a teacher's, computed
+ * once) instead of the model's own prediction, at a constant weight. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +34,8 @@ typedef struct pseudo_state {
     float threshold;            /* 0: every pseudo-label kept */
     int soft;                   /* 1: the softmax as the target */
     del_pseudo_bn bn;
+    int stored;                 /* 1: targets are the unlabeled set's soft labels, weight stored_weight */
+    float stored_weight;
     int32_t *truth;             /* the unlabeled set's hidden labels (-1 unknown), for the log only */
     int64_t truth_n;
     int64_t seen, kept, judged, correct; /* of the current fit */
@@ -90,6 +95,8 @@ static del_status pseudo_begin_fit(void *state, del_trainer *tr, int64_t steps, 
 /* α(t), t the steps taken before this one. */
 static float ramp_alpha(const pseudo_state *s, int64_t t)
 {
+    if (s->stored)
+        return s->stored_weight;
     if (t < s->ramp_t1)
         return 0.0f;
     if (t >= s->ramp_t2)
@@ -120,6 +127,11 @@ static del_status pseudo_loss(pseudo_state *s, const del_trainer *tr, const batc
     }
     if (st != DEL_OK)
         return st;
+    if (s->stored) {
+        st = del_dataset_soft_batch(tr->streams[DEL_STREAM_U].data, u->idx, n, s->targets);
+        if (st != DEL_OK)
+            return st;
+    }
     const float *zv = del_tensor_data((del_tensor *)z);
     float *p = del_tensor_data(s->targets), *mask = del_tensor_data(s->mask);
     int32_t *label = del_tensor_data(s->labels);
@@ -127,15 +139,23 @@ static del_status pseudo_loss(pseudo_state *s, const del_trainer *tr, const batc
         const float *zr = zv + r * k;
         float *pr = p + r * k;
         int best = 0;
-        for (int c = 1; c < k; c++)
-            best = zr[c] > zr[best] ? c : best;
-        /* The softmax in double; the top probability is 1 / sum. */
-        double sum = 0.0;
-        for (int c = 0; c < k; c++)
-            sum += exp((double)zr[c] - (double)zr[best]);
-        for (int c = 0; c < k; c++)
-            pr[c] = (float)(exp((double)zr[c] - (double)zr[best]) / sum);
-        const int keep = 1.0 / sum >= (double)s->threshold;
+        double top = 0.0;
+        if (s->stored) {
+            for (int c = 1; c < k; c++)
+                best = pr[c] > pr[best] ? c : best;
+            top = pr[best];
+        } else {
+            for (int c = 1; c < k; c++)
+                best = zr[c] > zr[best] ? c : best;
+            /* The softmax in double; the top probability is 1 / sum. */
+            double sum = 0.0;
+            for (int c = 0; c < k; c++)
+                sum += exp((double)zr[c] - (double)zr[best]);
+            for (int c = 0; c < k; c++)
+                pr[c] = (float)(exp((double)zr[c] - (double)zr[best]) / sum);
+            top = 1.0 / sum;
+        }
+        const int keep = top >= (double)s->threshold;
         mask[r] = keep ? 1.0f : 0.0f;
         label[r] = keep ? best : -1;
         s->seen++;
@@ -147,7 +167,7 @@ static del_status pseudo_loss(pseudo_state *s, const del_trainer *tr, const batc
         }
     }
     memset(del_tensor_data(s->g_u), 0, (size_t)n * (size_t)k * sizeof(float));
-    return s->soft ? del_loss_soft_cross_entropy_acc(z, s->targets, s->mask, alpha, loss, s->g_u)
+    return s->soft || s->stored ? del_loss_soft_cross_entropy_acc(z, s->targets, s->mask, alpha, loss, s->g_u)
                    : del_loss_cross_entropy_acc(z, s->labels, NULL, 0.0f, alpha, loss, s->g_u);
 }
 
@@ -287,6 +307,8 @@ static del_status pseudo_save(const void *state, const del_trainer *tr, del_chec
         st = del_checkpoint_set_i64(ck, "pseudo_soft", s->soft);
     if (st == DEL_OK)
         st = del_checkpoint_set_i64(ck, "pseudo_bn", s->bn);
+    if (st == DEL_OK && s->stored)
+        st = del_checkpoint_set_f32(ck, "pseudo_stored_weight", s->stored_weight);
     return st;
 }
 
@@ -309,6 +331,15 @@ static del_status pseudo_load(void *state, del_trainer *tr, const del_checkpoint
         st = del_trainer_read_i64(ck, "pseudo_bn", &bn, fn);
     if (st != DEL_OK)
         return st;
+    const int stored = del_checkpoint_field_kind(ck, "pseudo_stored_weight") != DEL_CHECKPOINT_KIND_NONE;
+    if (stored != s->stored)
+        return train_error(DEL_EINVAL, "%s: the checkpoint is of a pseudo-label trainer %s stored targets, this one "
+                           "%s", fn, stored ? "with" : "without", s->stored ? "has them" : "has none");
+    float stored_weight = 0.0f;
+    if (stored && (st = del_trainer_read_f32(ck, "pseudo_stored_weight", &stored_weight, fn)) != DEL_OK)
+        return st;
+    if (stored && (!(stored_weight >= 0.0f) || !isfinite(stored_weight)))
+        return train_error(DEL_EFORMAT, "%s: the checkpoint is corrupt (pseudo-label settings out of range)", fn);
     if (t1 < 0 || t2 < 0 || (t2 > 0 && t2 <= t1) || !(alpha_f >= 0.0f) || !isfinite(alpha_f) ||
         !(threshold >= 0.0f && threshold <= 1.0f) || (soft != 0 && soft != 1) ||
         (bn != DEL_PSEUDO_BN_JOINT && bn != DEL_PSEUDO_BN_FROZEN))
@@ -319,6 +350,7 @@ static del_status pseudo_load(void *state, del_trainer *tr, const del_checkpoint
     s->threshold = threshold;
     s->soft = (int)soft;
     s->bn = (del_pseudo_bn)bn;
+    s->stored_weight = stored_weight;
     return DEL_OK;
 }
 
@@ -354,6 +386,19 @@ DEL_API del_status del_trainer_new_pseudo_label(del_trainer **out, del_model *mo
     if (st == DEL_OK)
         st = del_stream_init(tr, DEL_STREAM_U, unlabeled, 0, DEFAULT_UNLABELED_BATCH, "unlabeled", fn);
     return del_trainer_finish(out, tr, st, fn);
+}
+
+del_status del_pseudo_label_use_stored(del_trainer *tr, float weight, const char *fn)
+{
+    const del_dataset *u = tr->streams[DEL_STREAM_U].data;
+    if (del_dataset_num_soft_classes(u) != tr->num_outputs)
+        return train_error(DEL_EINVAL, "%s: the pseudo-labeled set has %d soft classes, the model %d outputs", fn,
+                           del_dataset_num_soft_classes(u), tr->num_outputs);
+    pseudo_state *s = tr->state;
+    s->stored = 1;
+    s->stored_weight = weight;
+    s->soft = 1;
+    return DEL_OK;
 }
 
 static del_status pseudo_of(del_trainer *tr, pseudo_state **s, const char *setting, const char *fn)

@@ -361,4 +361,12 @@ del_status del_lwf_set_t2(del_trainer *tr, int on);
 /* The registry: every objective, NULL-terminated (objectives.c). */
 extern const del_objective *const del_objectives[];
 
+/* ---- pseudo_label.c ---- */
+
+/* Turns a fresh pseudo-label trainer tr into Noisy Student's student
+ * objective: the targets of the unlabeled stream are its dataset's stored
+ * soft labels (K = the model's outputs), weighted by weight from the first
+ * step, no ramp. DEL_EINVAL when the set has no such soft labels. */
+del_status del_pseudo_label_use_stored(del_trainer *tr, float weight, const char *fn);
+
 #endif

@@ -11,6 +11,7 @@ DEL_VERSION_MINOR = 1
 DEL_VERSION_PATCH = 0
 DEL_TENSOR_MAX_DIMS = 4
 DEL_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+DEL_BALANCE_MEAN = -1
 DEL_CHECKPOINT_MAX_NAME = 64
 DEL_CHECKPOINT_MAX_MODELS = 64
 DEL_CHECKPOINT_MAX_TENSORS = 1024
@@ -77,7 +78,7 @@ ENUMS = {
 }
 
 # ---- opaque handles (passed as void pointers) ----
-OPAQUE_TYPES = ('del_tensor', 'del_dataset', 'del_model', 'del_augment', 'del_optimizer', 'del_trainer', 'del_checkpoint')
+OPAQUE_TYPES = ('del_tensor', 'del_dataset', 'del_model', 'del_augment', 'del_optimizer', 'del_trainer', 'del_noisy_student', 'del_checkpoint')
 
 # ---- callback types ----
 del_progress_fn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_float, ctypes.c_void_p)
@@ -968,6 +969,86 @@ FUNCTIONS = {
     'del_trainer_evaluate_head': (
         del_status,
         ((ctypes.c_void_p, 'trainer'), (ctypes.c_void_p, 'test'), (ctypes.c_char_p, 'head'), (ctypes.POINTER(ctypes.c_double), 'accuracy'),),
+    ),
+    'del_select_pseudo_labels': (
+        del_status,
+        ((ctypes.POINTER(ctypes.POINTER(ctypes.c_int64)), 'out'), (ctypes.POINTER(ctypes.c_int64), 'n'), (ctypes.c_void_p, 'probs'), (ctypes.c_float, 'threshold'), (ctypes.c_int64, 'per_class'),),
+    ),
+    'del_noisy_student_new': (
+        del_status,
+        ((ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.c_void_p, 'teacher'), (ctypes.c_void_p, 'labeled'), (ctypes.c_void_p, 'unlabeled'),),
+    ),
+    'del_noisy_student_free': (
+        None,
+        ((ctypes.c_void_p, 'ns'),),
+    ),
+    'del_noisy_student_set_iterations': (
+        del_status,
+        ((ctypes.c_void_p, 'ns'), (ctypes.c_int, 'iterations'),),
+    ),
+    'del_noisy_student_set_steps': (
+        del_status,
+        ((ctypes.c_void_p, 'ns'), (ctypes.c_int64, 'steps'),),
+    ),
+    'del_noisy_student_set_batch_sizes': (
+        del_status,
+        ((ctypes.c_void_p, 'ns'), (ctypes.c_int, 'labeled'), (ctypes.c_int, 'pseudo'),),
+    ),
+    'del_noisy_student_set_selection': (
+        del_status,
+        ((ctypes.c_void_p, 'ns'), (ctypes.c_float, 'threshold'), (ctypes.c_int64, 'per_class'),),
+    ),
+    'del_noisy_student_set_hard': (
+        del_status,
+        ((ctypes.c_void_p, 'ns'), (ctypes.c_int, 'hard'), (ctypes.c_float, 'smoothing'),),
+    ),
+    'del_noisy_student_set_student': (
+        del_status,
+        ((ctypes.c_void_p, 'ns'), (ctypes.c_int, 'iteration'), (ctypes.c_void_p, 'model'),),
+    ),
+    'del_noisy_student_set_init_from_teacher': (
+        del_status,
+        ((ctypes.c_void_p, 'ns'), (ctypes.c_int, 'on'),),
+    ),
+    'del_noisy_student_set_augment': (
+        del_status,
+        ((ctypes.c_void_p, 'ns'), (ctypes.c_void_p, 'labeled'), (ctypes.c_void_p, 'pseudo'),),
+    ),
+    'del_noisy_student_set_sgd': (
+        del_status,
+        ((ctypes.c_void_p, 'ns'), (ctypes.c_float, 'lr'), (ctypes.c_float, 'momentum'), (ctypes.c_float, 'weight_decay'), (ctypes.c_int, 'nesterov'),),
+    ),
+    'del_noisy_student_set_normalize': (
+        del_status,
+        ((ctypes.c_void_p, 'ns'), (ctypes.POINTER(ctypes.c_float), 'mean'), (ctypes.POINTER(ctypes.c_float), 'std'), (ctypes.c_int, 'channels'),),
+    ),
+    'del_noisy_student_set_seed': (
+        del_status,
+        ((ctypes.c_void_p, 'ns'), (ctypes.c_uint64, 'seed'),),
+    ),
+    'del_noisy_student_set_validation': (
+        del_status,
+        ((ctypes.c_void_p, 'ns'), (ctypes.c_void_p, 'validation'),),
+    ),
+    'del_noisy_student_set_checkpoint_dir': (
+        del_status,
+        ((ctypes.c_void_p, 'ns'), (ctypes.c_char_p, 'dir'), (ctypes.c_int64, 'every'),),
+    ),
+    'del_noisy_student_set_progress': (
+        del_status,
+        ((ctypes.c_void_p, 'ns'), (del_progress_fn, 'fn'), (ctypes.c_int64, 'every'), (ctypes.c_void_p, 'user'),),
+    ),
+    'del_noisy_student_run': (
+        del_status,
+        ((ctypes.c_void_p, 'ns'),),
+    ),
+    'del_noisy_student_model': (
+        ctypes.c_void_p,
+        ((ctypes.c_void_p, 'ns'),),
+    ),
+    'del_noisy_student_stats': (
+        del_status,
+        ((ctypes.c_void_p, 'ns'), (ctypes.c_int, 'iteration'), (ctypes.POINTER(ctypes.c_double), 'val_accuracy'), (ctypes.POINTER(ctypes.c_int64), 'kept'), (ctypes.POINTER(ctypes.c_int64), 'pool'),),
     ),
     'del_checkpoint_save': (
         del_status,

@@ -9,7 +9,8 @@ from .model import Model
 from .tensor import Tensor, as_tensor
 
 __all__ = ["Optimizer", "Trainer", "Checkpoint", "save_checkpoint", "load_checkpoint",
-           "save_checkpoint_bytes", "load_checkpoint_bytes"]
+           "save_checkpoint_bytes", "load_checkpoint_bytes", "NoisyStudent", "select_pseudo_labels",
+           "BALANCE_MEAN"]
 
 _SCHEDULES = {"constant": _ffi.DEL_SCHEDULE_CONSTANT, "cosine": _ffi.DEL_SCHEDULE_COSINE,
               "step": _ffi.DEL_SCHEDULE_STEP}
@@ -761,3 +762,146 @@ class Checkpoint(Handle):
     def get_tensor(self, name):
         """A copy of the tensor stored as name."""
         return Tensor(new_handle(lib.del_checkpoint_get_tensor, self._h, _name(name, "name")))
+
+
+BALANCE_MEAN = _ffi.DEL_BALANCE_MEAN
+
+
+def _per_class(per_class, where):
+    if per_class == "mean":
+        return BALANCE_MEAN
+    if per_class is None or per_class is False:
+        return 0
+    return int(per_class)
+
+
+def select_pseudo_labels(probs, threshold=0.3, per_class="mean"):
+    """Rows of probs ([N, K] probabilities, e.g. Model.predict's softmax)
+    whose top probability reaches threshold, balanced per class (each
+    class's argmax): per_class N keeps a class's N most confident, repeating
+    a short class's rows most confident first; "mean" (default): N = the
+    mean kept count of the classes that have one; 0 or None: no balancing.
+    Returns the row indices as a list (classes in order, most confident
+    first; without balancing in row order)."""
+    probs = as_tensor(probs)
+    out, n = ctypes.POINTER(ctypes.c_int64)(), ctypes.c_int64()
+    check(lib.del_select_pseudo_labels(ctypes.byref(out), ctypes.byref(n), probs._h, float(threshold),
+                                       _per_class(per_class, "select_pseudo_labels")))
+    try:
+        return [out[i] for i in range(n.value)]
+    finally:
+        if out:
+            lib.del_buffer_free(out)
+
+
+class NoisyStudent(Handle):
+    """Noisy Student self-training (Xie et al. 2020): each iteration the
+    teacher labels the unlabeled set without noise, the labels are kept
+    above `threshold` (0.3) and balanced per class (`per_class`, "mean"), and
+    a noised student (its `augment` pipelines, its own dropout and
+    stochastic depth) trains on labeled + pseudo-labeled images (`steps`,
+    `batch_sizes` = (labeled, pseudo)) with CE + mean CE(target); the
+    student teaches the next iteration. Targets are the teacher's
+    probabilities, or one-hot with label smoothing when hard=True.
+    students: a Model (every iteration's architecture) or {iteration: Model}
+    (copied; from scratch unless init_from_teacher). With checkpoint_dir the
+    run is checkpointed per iteration (and every checkpoint_every steps) and
+    the same call after a crash or kill finishes it with the same bytes.
+    run(progress) trains; model() is a copy of the final student; stats(k)
+    gives (validation accuracy, kept, pool) of iteration k (0: the teacher)."""
+
+    _free_name = "del_noisy_student_free"
+
+    def __init__(self, teacher, labeled, unlabeled, iterations=2, steps=4000, batch_sizes=(64, 192),
+                 threshold=0.3, per_class="mean", hard=False, smoothing=0.0, students=None,
+                 init_from_teacher=False, augment=None, lr=0.05, momentum=0.9, weight_decay=5e-4,
+                 nesterov=True, mean=None, std=None, seed=0, validation=None, checkpoint_dir=None,
+                 checkpoint_every=0):
+        super().__init__(new_handle(lib.del_noisy_student_new, teacher._h, labeled._h, unlabeled._h))
+        h = self._h
+        self._keep = [teacher, labeled, unlabeled, validation]
+        check(lib.del_noisy_student_set_iterations(h, int(iterations)))
+        check(lib.del_noisy_student_set_steps(h, int(steps)))
+        try:
+            bl, bp = batch_sizes
+        except (TypeError, ValueError):
+            raise invalid("NoisyStudent: 'batch_sizes' must be (labeled, pseudo), got %r" % (batch_sizes,))
+        check(lib.del_noisy_student_set_batch_sizes(h, int(bl), int(bp)))
+        check(lib.del_noisy_student_set_selection(h, float(threshold), _per_class(per_class, "NoisyStudent")))
+        check(lib.del_noisy_student_set_hard(h, 1 if hard else 0, float(smoothing)))
+        if students is not None:
+            items = students.items() if isinstance(students, dict) else [(0, students)]
+            for k, m in items:
+                check(lib.del_noisy_student_set_student(h, int(k), m._h if m is not None else None))
+        check(lib.del_noisy_student_set_init_from_teacher(h, 1 if init_from_teacher else 0))
+        if augment is not None:
+            aug_l, aug_p = augment if isinstance(augment, (tuple, list)) else (augment, augment)
+            self._keep += [aug_l, aug_p]
+            check(lib.del_noisy_student_set_augment(h, aug_l._h if aug_l is not None else None,
+                                                    aug_p._h if aug_p is not None else None))
+        check(lib.del_noisy_student_set_sgd(h, float(lr), float(momentum), float(weight_decay),
+                                            1 if nesterov else 0))
+        if mean is not None or std is not None:
+            channels = labeled.shape[2]
+            if isinstance(mean, (int, float)):
+                mean = [mean] * channels
+            if isinstance(std, (int, float)):
+                std = [std] * channels
+            if mean is None or std is None:
+                raise invalid("NoisyStudent: give both 'mean' and 'std'")
+            m = c_array(ctypes.c_float, mean, "NoisyStudent: 'mean'")
+            s = c_array(ctypes.c_float, std, "NoisyStudent: 'std'")
+            if len(m) != len(s):
+                raise invalid("NoisyStudent: 'mean' and 'std' differ in length")
+            check(lib.del_noisy_student_set_normalize(h, m, s, len(m)))
+        check(lib.del_noisy_student_set_seed(h, ctypes.c_uint64(int(seed))))
+        if validation is not None:
+            check(lib.del_noisy_student_set_validation(h, validation._h))
+        if checkpoint_dir is not None:
+            check(lib.del_noisy_student_set_checkpoint_dir(h, os.fsencode(checkpoint_dir),
+                                                           int(checkpoint_every)))
+        self.iterations = int(iterations)
+
+    def run(self, progress=None, every=1):
+        """Runs (or, from its checkpoint directory, finishes) every iteration.
+        progress(step, total, loss) as Trainer.fit's, step counting over the
+        iterations; returning True stops the run (Canceled)."""
+        h = self._h
+        callback = None
+        if progress is not None:
+            if not callable(progress):
+                raise invalid("NoisyStudent.run: 'progress' must be callable")
+            self._callback_error = None
+
+            def trampoline(step, total, loss, user):
+                try:
+                    return 1 if progress(step, total, loss) else 0
+                except BaseException as e:  # never let it unwind through C
+                    self._callback_error = e
+                    return 1
+
+            callback = _ffi.del_progress_fn(trampoline)
+            check(lib.del_noisy_student_set_progress(h, callback, int(every), None))
+        try:
+            check(lib.del_noisy_student_run(h))
+        except Canceled:
+            err, self._callback_error = getattr(self, "_callback_error", None), None
+            if err is not None:
+                raise err
+            raise
+        finally:
+            if callback is not None:
+                lib.del_noisy_student_set_progress(h, _ffi.del_progress_fn(), 1, None)
+
+    def model(self):
+        """A copy (a new Model) of the last finished student (the teacher
+        before any iteration finished)."""
+        return Model(_handle=new_handle(lib.del_model_clone, lib.del_noisy_student_model(self._h)))
+
+    def stats(self, iteration):
+        """(validation accuracy or NaN, images kept by the threshold, pool
+        size after balancing) of iteration `iteration` (0: the teacher)."""
+        acc, kept, pool = ctypes.c_double(), ctypes.c_int64(), ctypes.c_int64()
+        check(lib.del_noisy_student_stats(self._h, int(iteration), ctypes.byref(acc), ctypes.byref(kept),
+                                          ctypes.byref(pool)))
+        return acc.value, kept.value, pool.value
