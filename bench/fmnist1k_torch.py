@@ -100,7 +100,7 @@ def augment_batch(data, idx, transform, batch_fn):
     return batch_fn(x, F.one_hot(y, 10).float())
 
 
-def run_supervised(data, steps, seed, name, augment=None):
+def run_supervised(data, steps, seed, name, augment=None, return_model=False):
     """R0: fmnist-cnn with PyTorch's default init, SGD 0.05 momentum 0.9
     Nesterov wd 5e-4, CosineAnnealingLR(T_max=steps) stepped per step,
     batch 64, no augmentation. R1-R3: the same with the recipe's
@@ -130,7 +130,8 @@ def run_supervised(data, steps, seed, name, augment=None):
         if step % every == 0 or step == steps:
             log("  %s step %d/%d  loss %.4f" % (name, step, steps, running / (every if step % every == 0 else step % every)))
             running = 0.0
-    return evaluate(model, data["tx"], data["ty"])
+    acc = evaluate(model, data["tx"], data["ty"])
+    return (acc, model) if return_model else acc
 
 
 def run_pseudo_label(data, steps, seed, name, augment=None):
@@ -179,6 +180,81 @@ def run_pseudo_label(data, steps, seed, name, augment=None):
     if kept:
         log("fmnist1k_torch: R4 pseudo-labels: %.2f %% correct (%d judged)" % (100.0 * correct / kept, kept))
     return evaluate(model, data["tx"], data["ty"])
+
+
+def select_balanced(probs, threshold=0.3):
+    """libdel's del_select_pseudo_labels(probs, threshold, DEL_BALANCE_MEAN):
+    rows whose top probability (class: the argmax, the first of equals)
+    reaches threshold; each class with any brought to the mean count per
+    such class (rounded half up): its most confident rows (ties: the lower
+    row), or all of them repeated most confident first. Classes in order."""
+    top = probs.max(1).values
+    cls = probs.argmax(1)
+    keep = top >= threshold
+    groups = []
+    for c in range(probs.shape[1]):
+        rows = torch.nonzero(keep & (cls == c)).flatten()
+        if len(rows):
+            order = torch.sort(-top[rows], stable=True).indices
+            groups.append(rows[order])
+    target = int(math.floor(int(keep.sum()) / len(groups) + 0.5)) if groups else 0
+    picked = [g[torch.arange(target) % len(g)] for g in groups]
+    return (torch.cat(picked) if picked else torch.zeros(0, dtype=torch.long)), int(keep.sum())
+
+
+def run_noisy_student(data, steps, seed, name, augment=None, steps_override=0, options=None):
+    """R5 (SPEC 1.6, 5): Noisy Student, 2 iterations from the R1 teacher
+    (run_supervised with std aug, 3000 steps). Each iteration: the teacher
+    in eval mode on the plain U images (the 59,000 not in L), softmax;
+    select_balanced(0.3); a fresh fmnist-cnn (torch.manual_seed(seed + k))
+    trains `steps` steps with the R0 optimizer, each step 64 images of L and
+    192 of the pool (their own chained-epoch streams), both through std aug
+    + RandAugment(2, 9), one joint forward, loss CE(L) + soft CE(teacher's
+    probabilities, pool) (F.cross_entropy's probability targets, mean over
+    the 192); the student is the next teacher. Parts teacher, student1,
+    student2 with their test accuracy."""
+    full = data["full"]()
+    t0 = time.perf_counter()
+    teacher_steps = steps_override or 3000
+    acc, teacher = run_supervised(data, teacher_steps, seed, "teacher", lambda: (T.Compose(std_aug()), None),
+                                  return_model=True)
+    log("fmnist1k_torch: teacher accuracy %.4f" % acc)
+    results = [("teacher", acc, time.perf_counter() - t0, teacher_steps, False)]
+    transform = T.Compose(std_aug() + [T.RandAugment(2, 9)])
+    for k in (1, 2):
+        t0 = time.perf_counter()
+        teacher.eval()
+        with torch.inference_mode():
+            probs = torch.cat([F.softmax(teacher(full["ux"][i:i + 1000]), 1)
+                               for i in range(0, len(full["ux"]), 1000)])
+        rows, kept = select_balanced(probs, 0.3)
+        targets = probs[rows].clone()
+        torch.manual_seed(seed + k)
+        model = fmnist_cnn().train()
+        opt = sgd(model, lr=0.05)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+        lab = batches(len(data["lx"]), 64, torch.Generator().manual_seed(seed + k))
+        unl = batches(len(rows), 192, torch.Generator().manual_seed(seed + k + 1000003))
+        progress = Progress("%s student%d" % (name, k), steps)
+        for step in range(1, steps + 1):
+            xl, yl = augment_batch(data, next(lab), transform, None)
+            ip = next(unl)
+            images = [TF.pil_to_tensor(transform(Image.fromarray(full["u_raw"][i], mode="L")))
+                      for i in rows[ip].tolist()]
+            xp = torch.stack(images).float().div_(255.0).sub_(MEAN).div_(STD)
+            opt.zero_grad(set_to_none=True)
+            z = model(torch.cat([xl, xp]))
+            loss = F.cross_entropy(z[:len(xl)], yl) + F.cross_entropy(z[len(xl):], targets[ip])
+            loss.backward()
+            opt.step()
+            sched.step()
+            progress.add(step, loss.item())
+        acc = evaluate(model, data["tx"], data["ty"])
+        log("fmnist1k_torch: student%d accuracy %.4f (%d of %d unlabeled images kept, pool %d)" % (
+            k, acc, kept, len(full["ux"]), len(rows)))
+        results.append(("student%d" % k, acc, time.perf_counter() - t0, steps, False))
+        teacher = model
+    return results
 
 
 def cutout(img, size=14, fill=0):
@@ -516,6 +592,9 @@ RECIPES = {
                  lambda: (T.Compose(std_aug()), cutmix)),
     "R4": Recipe("pseudo-label: R1's std aug on L (64) and U (256, labels unused), hard argmax of the model in the "
                  "step, alpha 0 -> 3 from 20 % to 60 % of 4000 steps", 4000, run_pseudo_label, None),
+    "R5": Recipe("Noisy Student: 2 iterations from the R1 teacher, soft labels, threshold 0.3, balanced to the mean "
+                 "per class, students noised with std aug + RandAugment(2, 9) + dropout, 64 labeled + 192 pseudo, "
+                 "4000 steps", 4000, run_noisy_student, None),
     "R8": Recipe("FixMatch: L 64 (std aug) + U 448 (weak std aug / strong + RandAugment(2, 10) + cutout 14), "
                  "tau 0.95, lambda_u 1, EMA 0.999 scored, 4000 steps", 4000, run_consistency, None),
     "R6": Recipe("KD: fmnist-cnn teacher on all 60,000 labels (3750 steps = 4 epochs) -> MLP 784-256-10 alone on L "
@@ -524,7 +603,7 @@ RECIPES = {
                  "linear probe vs fine-tune (backbone 0.1x) vs LwF (T=2, lambda=1), 1000 steps, 200 head warm-up",
                  1000, run_transfer, None),
 }
-MULTI_PART = {"R6", "R7"}
+MULTI_PART = {"R5", "R6", "R7"}
 
 
 def load_data(directory):
