@@ -10,7 +10,7 @@ import unittest
 
 import _util
 
-EXAMPLES = ("finetune", "distill", "lwf")
+EXAMPLES = ("finetune", "distill", "lwf", "noisy_student")
 # A quoted block: an HTML comment naming the file, then a fenced block.
 EXCERPT = re.compile(r"<!-- excerpt: (\S+) -->\n```[a-z]+\n(.*?)```", re.S)
 
@@ -66,6 +66,13 @@ class TestPythonExamplesRun(unittest.TestCase):
         out = self.run_example("lwf")
         self.assertRegex(out, r"LwF \(lambda 1\): +new task \d+\.\d\d%, old task \d+\.\d\d%")
         self.assertRegex(out, r"fine-tuning \(lambda 0\): +new task \d+\.\d\d%, old task \d+\.\d\d%")
+
+    def test_noisy_student_reports_the_teacher_and_each_student(self):
+        out = self.run_example("noisy_student")
+        self.assertRegex(out, r"teacher: \d+\.\d\d%")
+        for k in (1, 2):
+            self.assertRegex(out, r"student %d: \d+\.\d\d%% \(\d+ of 59000 unlabeled images kept, \d+ after "
+                             r"balancing\)" % k)
 
 
 if __name__ == "__main__":
