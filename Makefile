@@ -4,6 +4,7 @@
 #                   install, exported symbols, header, bindings up to date)
 #   make demo       install missing packages, build, train fmnist-cnn on FMNIST-1k (R0)
 #   make install PREFIX=/usr/local DESTDIR=   make uninstall
+#   make check-isa  C tests once per SIMD level the CPU has (DEL_CPU_ISA)
 #   make sanitize   C tests under ASan + UBSan (build-san/)
 #   make valgrind   C tests under valgrind
 #   make python-gen regenerate bindings/python/libdel/_ffi.py from include/del.h
@@ -109,6 +110,17 @@ $(ALLOC_FAIL_BINS): tests/unit/alloc_fail.c tests/unit/alloc_fail.h
 test-c: $(TEST_BINS)
 	@set -e; for t in $(TEST_BINS); do echo "== $$t"; DEL_TEST_DATA=tests/data $$t; done
 
+# The C tests once per SIMD level this machine has (DEL_CPU_ISA, see
+# del_cpu_isa): a level is run when the library, asked for it, takes it.
+ISA_LEVELS := avx512 avx2 generic
+check-isa: $(TEST_BINS)
+	@set -e; for isa in $(ISA_LEVELS); do \
+	  got=$$(DEL_CPU_ISA=$$isa $(BUILD)/tests/core/test_isa --print-isa | cut -d' ' -f1); \
+	  if [ "$$got" != "$$isa" ]; then echo "== check-isa: $$isa not supported here (takes $$got), skipped"; continue; fi; \
+	  echo "== check-isa: DEL_CPU_ISA=$$isa"; \
+	  DEL_CPU_ISA=$$isa $(MAKE) --no-print-directory test-c; \
+	done
+
 # ---- examples and benchmarks (linked against the shared library) ----
 EXAMPLE_BINS := $(patsubst examples/%.c,build/examples/%,$(wildcard examples/*.c))
 BENCH_BINS := $(patsubst bench/%.c,build/bench/%,$(wildcard bench/*.c))
@@ -139,7 +151,7 @@ deps:
 check: deps
 	@$(MAKE) --no-print-directory --output-sync=target check-all
 
-check-all: all examples test-examples test-c test-python test-install test-abi check-python-gen
+check-all: all examples test-examples check-isa test-python test-install test-abi check-python-gen
 	@echo "make check: all tests passed"
 
 # DEMO_ARGS passes options, e.g. make demo DEMO_ARGS="--steps 300 --threads 2".
@@ -266,7 +278,7 @@ clean:
 
 FORCE:
 
-.PHONY: all test-c examples test-examples clean deps check check-all demo python-gen check-python-gen \
+.PHONY: all test-c check-isa examples test-examples clean deps check check-all demo python-gen check-python-gen \
         test-python install uninstall test-install test-abi sanitize valgrind FORCE
 
 -include bench/bench.mk

@@ -60,6 +60,19 @@ DEL_API del_status del_set_num_threads(int n);
 /* The current number of compute threads. */
 DEL_API int del_get_num_threads(void);
 
+/* The name of the instruction set libdel's own SIMD kernels use in this
+ * process (convolution, pooling and augmentation loops; not OpenBLAS,
+ * which picks its own, see its OPENBLAS_CORETYPE): "avx512" (x86-64-v4),
+ * "avx2" (x86-64-v3: AVX2 and FMA) or "generic" (the build's baseline).
+ * It is the best the CPU supports, capped by the environment variable
+ * DEL_CPU_ISA: "avx512", "avx2" or "generic" (any case), read once, at
+ * the first call that needs it; a value above what the CPU supports
+ * gives the CPU's best and any other value is ignored. Builds other than
+ * GCC on x86-64 in ISO C mode have "generic" only. The kernels of every
+ * level round alike, so on one machine results do not depend on it.
+ * The string is static; never NULL. Thread-safe; never fails. */
+DEL_API const char *del_cpu_isa(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,5 +1,8 @@
 """Version, threads and the status-to-exception mapping."""
 
+import os
+import subprocess
+import sys
 import unittest
 
 import _util  # noqa: F401
@@ -37,6 +40,33 @@ class TestThreads(unittest.TestCase):
         self.assertIn("del_set_num_threads", str(cm.exception))
         self.assertEqual(cm.exception.status, _ffi.DEL_EINVAL)
         self.assertEqual(cm.exception.message, libdel.last_error())
+
+
+class TestCpuIsa(unittest.TestCase):
+    NAMES = ("generic", "avx2", "avx512")
+
+    def isa_in_child(self, value):
+        """cpu_isa() in a fresh interpreter with DEL_CPU_ISA = value (unset if None)."""
+        env = dict(os.environ)
+        env.pop("DEL_CPU_ISA", None)
+        if value is not None:
+            env["DEL_CPU_ISA"] = value
+        out = subprocess.run([sys.executable, "-c", "import libdel; print(libdel.cpu_isa())"], env=env,
+                             check=True, stdout=subprocess.PIPE, cwd=_util.BINDINGS)
+        return out.stdout.decode().strip()
+
+    def test_cpu_isa_is_one_of_the_levels(self):
+        self.assertIn(libdel.cpu_isa(), self.NAMES)
+
+    def test_env_caps_the_level(self):
+        best = self.isa_in_child(None)
+        self.assertEqual(self.isa_in_child("generic"), "generic")
+        for cap in self.NAMES:
+            expected = self.NAMES[min(self.NAMES.index(cap), self.NAMES.index(best))]
+            self.assertEqual(self.isa_in_child(cap), expected)
+
+    def test_unknown_env_value_gives_the_best_level(self):
+        self.assertEqual(self.isa_in_child("sse9"), self.isa_in_child(None))
 
 
 class TestStatus(unittest.TestCase):

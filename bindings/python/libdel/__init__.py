@@ -26,7 +26,7 @@ __all__ = ["Error", "InvalidArgument", "OutOfMemory", "FileError", "FormatError"
            "Checkpoint", "NoisyStudent", "select_pseudo_labels", "BALANCE_MEAN",
            "save_checkpoint", "load_checkpoint", "save_checkpoint_bytes", "load_checkpoint_bytes",
            "cross_entropy", "distill_loss", "soft_cross_entropy", "softmax", "set_num_threads",
-           "get_num_threads", "version", "version_number", "status_str", "last_error",
+           "get_num_threads", "cpu_isa", "version", "version_number", "status_str", "last_error",
            "set_last_error", "permutation",
            "library_path", "FMNIST_MEAN", "FMNIST_STD", "FASHION_MNIST_DIR"]
 
@@ -80,3 +80,11 @@ def set_num_threads(n):
 
 def get_num_threads():
     return lib.del_get_num_threads()
+
+
+def cpu_isa():
+    """The instruction set libdel's own SIMD kernels use: "avx512", "avx2"
+    or "generic"; the CPU's best, capped by the environment variable
+    DEL_CPU_ISA (read once per process, before the library's first use of
+    it)."""
+    return lib.del_cpu_isa().decode()

@@ -106,6 +106,10 @@ FUNCTIONS = {
         ctypes.c_int,
         (),
     ),
+    'del_cpu_isa': (
+        ctypes.c_char_p,
+        (),
+    ),
     'del_version_string': (
         ctypes.c_char_p,
         (),

@@ -8,25 +8,11 @@
 #include "core/tensor_internal.h"
 #include "del/augment.h"
 
-/* DEL_SIMD_CLONES before a kernel's definition also builds AVX2 (and
- * AVX-512) copies of it, picked at load time, for loops written so that
- * the compiler vectorises them. It needs GCC's ifunc support (x86-64,
- * glibc); elsewhere there is one baseline copy. The x86-64-v4 clone has
- * FMA, so it is built only in ISO C mode, where GCC's default
- * -ffp-contract=off forbids fusing a float multiply and add (Pillow's
- * blend rounds both); AVX2 alone has no FMA. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__) && \
-    !defined(DEL_NO_SIMD_CLONES)
-#define DEL_HAVE_SIMD_CLONES 1
-#if defined(__STRICT_ANSI__)
-#define DEL_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
-#else
-#define DEL_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
-#endif
-#else
-#define DEL_HAVE_SIMD_CLONES 0
-#define DEL_SIMD_CLONES
-#endif
+/* The vectorised kernels (pixel.c, warp.c) have one version per ISA
+ * level (core/isa.h). Those levels have FMA, which is why they are built
+ * only in ISO C mode: GCC's -ffp-contract=off there forbids fusing a
+ * float multiply and add (Pillow's blend rounds both). */
+#include "core/isa.h"
 
 /* A checked view of a u8 [h, w, c] tensor; rows are w*c bytes apart. */
 typedef struct del_img {

@@ -4,10 +4,11 @@
  * trip count and no possible cross-iteration aliasing (DEL_IVDEP: output
  * sample k depends only on input samples of the same k) is vectorised
  * even by -O2's cheap cost model, then a scalar tail evaluates the very
- * same expression. DEL_SIMD_CLONES (image.h) builds AVX2 / AVX-512 copies
- * picked at load time. The float blends are one single-precision multiply
- * and one add in Pillow's order (never fused), so SIMD lanes, clones and
- * the scalar tail all round alike and match Pillow bit for bit. */
+ * same expression. DEL_ISA_VERSIONS (core/isa.h) builds an AVX2 and an
+ * AVX-512 version of each, picked by DEL_ISA_PICK. The float blends are
+ * one single-precision multiply and one add in Pillow's order (never
+ * fused), so SIMD lanes, versions and the scalar tail all round alike and
+ * match Pillow bit for bit. */
 #include <string.h>
 
 #include "augment/ops/image.h"
@@ -22,8 +23,7 @@ enum { BLOCK = 64 };
 #define DEL_IVDEP
 #endif
 
-DEL_SIMD_CLONES
-static void blend_row_k(uint8_t *out, const uint8_t *in1, const uint8_t *in2, size_t n, float alpha)
+DEL_ISA_BODY void blend_row_k_body(uint8_t *out, const uint8_t *in1, const uint8_t *in2, size_t n, float alpha)
 {
     alpha = del_blend_alpha(alpha);
     size_t i = 0;
@@ -37,9 +37,10 @@ static void blend_row_k(uint8_t *out, const uint8_t *in1, const uint8_t *in2, si
     for (; i < n; i++)
         out[i] = del_pil_blend(in1[i], in2[i], alpha);
 }
+DEL_ISA_VERSIONS(blend_row_k, (uint8_t *out, const uint8_t *in1, const uint8_t *in2, size_t n, float alpha),
+                 (out, in1, in2, n, alpha))
 
-DEL_SIMD_CLONES
-static void blend_const_row_k(uint8_t *out, int in1, const uint8_t *in2, size_t n, float alpha)
+DEL_ISA_BODY void blend_const_row_k_body(uint8_t *out, int in1, const uint8_t *in2, size_t n, float alpha)
 {
     alpha = del_blend_alpha(alpha);
     size_t i = 0;
@@ -53,6 +54,8 @@ static void blend_const_row_k(uint8_t *out, int in1, const uint8_t *in2, size_t 
     for (; i < n; i++)
         out[i] = del_pil_blend(in1, in2[i], alpha);
 }
+DEL_ISA_VERSIONS(blend_const_row_k, (uint8_t *out, int in1, const uint8_t *in2, size_t n, float alpha),
+                 (out, in1, in2, n, alpha))
 
 static inline void color_px(uint8_t *out, const uint8_t *rgb, float alpha)
 {
@@ -64,8 +67,7 @@ static inline void color_px(uint8_t *out, const uint8_t *rgb, float alpha)
     out[2] = b;
 }
 
-DEL_SIMD_CLONES
-static void color_row_k(uint8_t *out, const uint8_t *rgb, size_t npix, float alpha)
+DEL_ISA_BODY void color_row_k_body(uint8_t *out, const uint8_t *rgb, size_t npix, float alpha)
 {
     alpha = del_blend_alpha(alpha);
     size_t i = 0;
@@ -79,9 +81,9 @@ static void color_row_k(uint8_t *out, const uint8_t *rgb, size_t npix, float alp
     for (; i < npix; i++)
         color_px(out + 3 * i, rgb + 3 * i, alpha);
 }
+DEL_ISA_VERSIONS(color_row_k, (uint8_t *out, const uint8_t *rgb, size_t npix, float alpha), (out, rgb, npix, alpha))
 
-DEL_SIMD_CLONES
-static uint64_t luma_sum_k(const uint8_t *rgb, size_t npix)
+DEL_ISA_BODY uint64_t luma_sum_k_body(const uint8_t *rgb, size_t npix)
 {
     uint64_t sum = 0;
     size_t i = 0;
@@ -96,6 +98,7 @@ static uint64_t luma_sum_k(const uint8_t *rgb, size_t npix)
         sum += del_img_luma(rgb + 3 * i);
     return sum;
 }
+DEL_ISA_VERSIONS_RET(uint64_t, luma_sum_k, (const uint8_t *rgb, size_t npix), (rgb, npix))
 
 /* Pillow's SMOOTH kernel [1 1 1; 1 5 1; 1 1 1] / 13 at one sample: Pillow
  * adds 0.5 to the float sum S / 13 and truncates; S / 13 + 0.5 is never
@@ -109,9 +112,8 @@ static inline int smooth_at(const uint8_t *up, const uint8_t *mid, const uint8_t
     return (int)((uint16_t)(s + 6u) / 13u);
 }
 
-DEL_SIMD_CLONES
-static void sharpen_row_k(uint8_t *out, const uint8_t *up, const uint8_t *mid, const uint8_t *down, size_t n,
-                          int c, float alpha)
+DEL_ISA_BODY void sharpen_row_k_body(uint8_t *out, const uint8_t *up, const uint8_t *mid, const uint8_t *down, size_t n,
+                                     int c, float alpha)
 {
     alpha = del_blend_alpha(alpha);
     const ptrdiff_t cc = c;
@@ -127,9 +129,12 @@ static void sharpen_row_k(uint8_t *out, const uint8_t *up, const uint8_t *mid, c
     for (; i < end; i++)
         out[i] = del_pil_blend(smooth_at(up + i, mid + i, down + i, cc), mid[i], alpha);
 }
+DEL_ISA_VERSIONS(sharpen_row_k,
+                 (uint8_t *out, const uint8_t *up, const uint8_t *mid, const uint8_t *down, size_t n, int c,
+                  float alpha),
+                 (out, up, mid, down, n, c, alpha))
 
-DEL_SIMD_CLONES
-static void and_row_k(uint8_t *out, const uint8_t *in, size_t n, uint8_t mask)
+DEL_ISA_BODY void and_row_k_body(uint8_t *out, const uint8_t *in, size_t n, uint8_t mask)
 {
     size_t i = 0;
     for (; i + BLOCK <= n; i += BLOCK) {
@@ -142,9 +147,9 @@ static void and_row_k(uint8_t *out, const uint8_t *in, size_t n, uint8_t mask)
     for (; i < n; i++)
         out[i] = in[i] & mask;
 }
+DEL_ISA_VERSIONS(and_row_k, (uint8_t *out, const uint8_t *in, size_t n, uint8_t mask), (out, in, n, mask))
 
-DEL_SIMD_CLONES
-static void invert_from_row_k(uint8_t *out, const uint8_t *in, size_t n, int from)
+DEL_ISA_BODY void invert_from_row_k_body(uint8_t *out, const uint8_t *in, size_t n, int from)
 {
     size_t i = 0;
     for (; i + BLOCK <= n; i += BLOCK) {
@@ -157,9 +162,9 @@ static void invert_from_row_k(uint8_t *out, const uint8_t *in, size_t n, int fro
     for (; i < n; i++)
         out[i] = (uint8_t)(in[i] >= from ? 255 - in[i] : in[i]);
 }
+DEL_ISA_VERSIONS(invert_from_row_k, (uint8_t *out, const uint8_t *in, size_t n, int from), (out, in, n, from))
 
-DEL_SIMD_CLONES
-static void add_clamp_row_k(uint8_t *out, const uint8_t *in, size_t n, int delta)
+DEL_ISA_BODY void add_clamp_row_k_body(uint8_t *out, const uint8_t *in, size_t n, int delta)
 {
     size_t i = 0;
     for (; i + BLOCK <= n; i += BLOCK) {
@@ -176,12 +181,12 @@ static void add_clamp_row_k(uint8_t *out, const uint8_t *in, size_t n, int delta
         out[i] = (uint8_t)(t < 0 ? 0 : t > 255 ? 255 : t);
     }
 }
+DEL_ISA_VERSIONS(add_clamp_row_k, (uint8_t *out, const uint8_t *in, size_t n, int delta), (out, in, n, delta))
 
 /* Per-channel minimum and maximum of c-channel samples: running extremes
  * for each position of a 3 * BLOCK-sample window (whole pixels for c = 1
  * or 3), folded into channels at the end. */
-DEL_SIMD_CLONES
-static void channel_range_k(const uint8_t *px, size_t n, int c, uint8_t lo[3], uint8_t hi[3])
+DEL_ISA_BODY void channel_range_k_body(const uint8_t *px, size_t n, int c, uint8_t lo[3], uint8_t hi[3])
 {
     enum { W = 3 * BLOCK };
     uint8_t mn[W], mx[W];
@@ -209,9 +214,11 @@ static void channel_range_k(const uint8_t *px, size_t n, int c, uint8_t lo[3], u
         hi[ch] = mx[k] > hi[ch] ? mx[k] : hi[ch];
     }
 }
+DEL_ISA_VERSIONS(channel_range_k, (const uint8_t *px, size_t n, int c, uint8_t lo[3], uint8_t hi[3]),
+                 (px, n, c, lo, hi))
 
-DEL_SIMD_CLONES
-static void stretch_row_k(uint8_t *out, const uint8_t *in, size_t n, int c, const uint8_t lo[3], const uint32_t mul[3])
+DEL_ISA_BODY void stretch_row_k_body(uint8_t *out, const uint8_t *in, size_t n, int c, const uint8_t lo[3],
+                                     const uint32_t mul[3])
 {
     /* Per-position constants over a window of whole pixels. */
     enum { W = 3 * BLOCK };
@@ -231,8 +238,11 @@ static void stretch_row_k(uint8_t *out, const uint8_t *in, size_t n, int c, cons
     for (int k = 0; i < n; i++, k++)
         out[i] = (uint8_t)(((in[i] - lw[k]) * mw[k]) >> 16);
 }
+DEL_ISA_VERSIONS(stretch_row_k,
+                 (uint8_t *out, const uint8_t *in, size_t n, int c, const uint8_t lo[3], const uint32_t mul[3]),
+                 (out, in, n, c, lo, mul))
 
-#if DEL_HAVE_SIMD_CLONES
+#if DEL_ISA_MULTI
 #include <immintrin.h>
 
 /* AVX-512 VBMI's two-table byte permute looks up 64 samples in a 128-byte
@@ -270,14 +280,14 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) static size_t lut_vbmi(ui
 
 static size_t lut_simd(uint8_t *out, const uint8_t *in, size_t n, const uint8_t *lut, int c)
 {
-    return __builtin_cpu_supports("avx512vbmi") ? lut_vbmi(out, in, n, lut, c) : 0;
+    return del_isa_has_avx512vbmi() ? lut_vbmi(out, in, n, lut, c) : 0;
 }
 
 /* With AVX2 a float blend of 8 or 16 samples at once beats a table lookup
  * per sample; with SSE2 alone it does not. */
 static int simd_wide(void)
 {
-    return __builtin_cpu_supports("avx2");
+    return del_isa_level() >= DEL_ISA_AVX2;
 }
 #else
 static size_t lut_simd(uint8_t *out, const uint8_t *in, size_t n, const uint8_t *lut, int c)
@@ -323,18 +333,17 @@ void del_img_apply_lut(const del_img *d, const del_img *s, const uint8_t *lut, i
     apply_lut(d->px, s->px, (size_t)s->h * (size_t)s->w * (size_t)s->c, lut, per_channel ? s->c : 1);
 }
 
-/* Entry points. GCC exports a target_clones function's ifunc symbol
- * whatever its visibility, so the kernels above are static and called
- * through these. */
+/* Entry points: each calls the version of its kernel for the ISA level in
+ * use. */
 void del_blend_row(uint8_t *out, const uint8_t *in1, const uint8_t *in2, size_t n, float alpha)
 {
-    blend_row_k(out, in1, in2, n, alpha);
+    DEL_ISA_PICK(blend_row_k)(out, in1, in2, n, alpha);
 }
 
 void del_blend_const_row(uint8_t *out, int in1, const uint8_t *in2, size_t n, float alpha)
 {
     if (simd_wide()) {
-        blend_const_row_k(out, in1, in2, n, alpha);
+        DEL_ISA_PICK(blend_const_row_k)(out, in1, in2, n, alpha);
         return;
     }
     uint8_t lut[256];
@@ -346,34 +355,34 @@ void del_blend_const_row(uint8_t *out, int in1, const uint8_t *in2, size_t n, fl
 
 void del_color_row(uint8_t *out, const uint8_t *rgb, size_t npix, float alpha)
 {
-    color_row_k(out, rgb, npix, alpha);
+    DEL_ISA_PICK(color_row_k)(out, rgb, npix, alpha);
 }
 
 uint64_t del_luma_sum(const uint8_t *rgb, size_t npix)
 {
-    return luma_sum_k(rgb, npix);
+    return DEL_ISA_PICK(luma_sum_k)(rgb, npix);
 }
 
 void del_sharpen_row(uint8_t *out, const uint8_t *up, const uint8_t *mid, const uint8_t *down, size_t n, int c,
                      float alpha)
 {
-    sharpen_row_k(out, up, mid, down, n, c, alpha);
+    DEL_ISA_PICK(sharpen_row_k)(out, up, mid, down, n, c, alpha);
 }
 
 void del_and_row(uint8_t *out, const uint8_t *in, size_t n, uint8_t mask)
 {
-    and_row_k(out, in, n, mask);
+    DEL_ISA_PICK(and_row_k)(out, in, n, mask);
 }
 
 void del_invert_from_row(uint8_t *out, const uint8_t *in, size_t n, int from)
 {
-    invert_from_row_k(out, in, n, from);
+    DEL_ISA_PICK(invert_from_row_k)(out, in, n, from);
 }
 
 void del_add_clamp_row(uint8_t *out, const uint8_t *in, size_t n, int delta)
 {
     if (simd_wide()) {
-        add_clamp_row_k(out, in, n, delta);
+        DEL_ISA_PICK(add_clamp_row_k)(out, in, n, delta);
         return;
     }
     uint8_t lut[256];
@@ -386,10 +395,10 @@ void del_add_clamp_row(uint8_t *out, const uint8_t *in, size_t n, int delta)
 
 void del_channel_range(const uint8_t *px, size_t n, int c, uint8_t lo[3], uint8_t hi[3])
 {
-    channel_range_k(px, n, c, lo, hi);
+    DEL_ISA_PICK(channel_range_k)(px, n, c, lo, hi);
 }
 
 void del_stretch_row(uint8_t *out, const uint8_t *in, size_t n, int c, const uint8_t lo[3], const uint32_t mul[3])
 {
-    stretch_row_k(out, in, n, c, lo, mul);
+    DEL_ISA_PICK(stretch_row_k)(out, in, n, c, lo, mul);
 }

@@ -106,9 +106,8 @@ enum { SPAN_BLOCK = 64 };
  * (xx, yy) on, every tap known to be inside the image. A unit x step
  * (a0 = 1.0, as in shear_x and shear_y) walks source rows in runs, copied
  * whole. */
-DEL_SIMD_CLONES
-static void pil_nearest_span(uint8_t *out, const del_img *s, int64_t xx, int64_t yy, int64_t a0, int64_t a3,
-                             int n)
+DEL_ISA_BODY void pil_nearest_span_body(uint8_t *out, const del_img *s, int64_t xx, int64_t yy, int64_t a0, int64_t a3,
+                                        int n)
 {
     const int c = s->c;
     const size_t sstride = (size_t)s->w * (size_t)c;
@@ -160,6 +159,9 @@ static void pil_nearest_span(uint8_t *out, const del_img *s, int64_t xx, int64_t
         n -= m;
     }
 }
+DEL_ISA_VERSIONS(pil_nearest_span,
+                 (uint8_t *out, const del_img *s, int64_t xx, int64_t yy, int64_t a0, int64_t a3, int n),
+                 (out, s, xx, yy, a0, a3, n))
 
 /* Fills d outside the source and samples it inside. */
 static void pil_nearest(const del_img *d, const del_img *s, const double a[6], uint8_t fill)
@@ -182,7 +184,8 @@ static void pil_nearest(const del_img *d, const del_img *s, const double a[6], u
             if (x0 > 0)
                 memset(out, fill, (size_t)x0 * (size_t)c);
             if (x1 > x0)
-                pil_nearest_span(out + (size_t)x0 * (size_t)c, s, a2 + x0 * a0, a5 + x0 * a3, a0, a3, x1 - x0);
+                DEL_ISA_PICK(pil_nearest_span)(out + (size_t)x0 * (size_t)c, s, a2 + x0 * a0, a5 + x0 * a3, a0, a3,
+                                               x1 - x0);
             if (x1 < d->w)
                 memset(out + (size_t)x1 * (size_t)c, fill, (size_t)(d->w - x1) * (size_t)c);
         }

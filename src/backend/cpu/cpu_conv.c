@@ -35,17 +35,8 @@
 
 #include "backend/cpu/cpu.h"
 #include "backend/cpu/cpu_winograd.h"
+#include "core/isa.h"
 #include "core/threads.h"
-
-/* The strided copies of im2col / col2im (stride 2) vectorise only with
- * AVX2 or AVX-512 permutes: versions picked at load time. Copies and
- * per-element additions in the same order, so every version gives the
- * same bits. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
-#define CONV_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define CONV_CLONES
-#endif
 
 /* More slots than any likely core count of a training box, few enough
  * that the partial weight gradients stay small. */
@@ -174,9 +165,12 @@ static void valid_cols(const del_conv2d_shape *s, int kw, int *lo, int *hi)
     *hi = b;
 }
 
-/* col[(ci*k + kh)*k + kw, oh*w_out + ow] = x[ci, oh*s - p + kh, ow*s - p + kw] (0 outside) */
-CONV_CLONES
-static void im2col(const del_conv2d_shape *s, const float *x, float *col)
+/* col[(ci*k + kh)*k + kw, oh*w_out + ow] = x[ci, oh*s - p + kh, ow*s - p + kw] (0 outside).
+ * The strided copies of im2col / col2im (stride 2) vectorise only with
+ * AVX2 or AVX-512 permutes: one version per ISA level (core/isa.h).
+ * Copies and per-element additions in the same order, so every version
+ * gives the same bits. */
+DEL_ISA_BODY void im2col_body(const del_conv2d_shape *s, const float *x, float *col)
 {
     int k = s->kernel, ho = s->h_out, wo = s->w_out, st = s->stride;
     size_t hw = (size_t)ho * wo;
@@ -210,12 +204,12 @@ static void im2col(const del_conv2d_shape *s, const float *x, float *col)
             }
     }
 }
+DEL_ISA_VERSIONS(im2col, (const del_conv2d_shape *s, const float *x, float *col), (s, x, col))
 
 /* The adjoint of im2col: dx[...] += col[...] (dx zeroed by the caller).
  * The (kh, kw) loops are outermost per channel so every dx element gets
  * its contributions in the same fixed order. */
-CONV_CLONES
-static void col2im(const del_conv2d_shape *s, const float *col, float *dx)
+DEL_ISA_BODY void col2im_body(const del_conv2d_shape *s, const float *col, float *dx)
 {
     int k = s->kernel, ho = s->h_out, wo = s->w_out, st = s->stride;
     size_t hw = (size_t)ho * wo;
@@ -243,6 +237,7 @@ static void col2im(const del_conv2d_shape *s, const float *col, float *dx)
             }
     }
 }
+DEL_ISA_VERSIONS(col2im, (const del_conv2d_shape *s, const float *col, float *dx), (s, col, dx))
 
 /* ---- the wide stride-1 path ---- */
 
@@ -451,7 +446,7 @@ static void forward_image(const conv_job *j, float *base, int i)
     if (is_pointwise(s)) {
         del_cpu_sgemm(0, 0, s->c_out, hw, cik, 1.0f, j->w, cik, xi, hw, 0.0f, dst, hw);
     } else {
-        im2col(s, xi, col);
+        DEL_ISA_PICK(im2col)(s, xi, col);
         del_cpu_sgemm(0, 0, s->c_out, hw, cik, 1.0f, j->w, cik, col, hw, 0.0f, dst, hw);
     }
     write_output(j, dst, (size_t)hw, s->w_out, yi);
@@ -566,7 +561,7 @@ static void backward_image(const conv_job *j, float *base, int i)
     if (j->want_dw) {
         const float *src = j->x + i * xs;
         if (!is_pointwise(s)) {
-            im2col(s, src, col);
+            DEL_ISA_PICK(im2col)(s, src, col);
             src = col;
         }
         del_cpu_sgemm(0, 1, s->c_out, cik, hw, 1.0f, dyi, hw, src, hw, 1.0f, base + l->dw, cik);
@@ -579,7 +574,7 @@ static void backward_image(const conv_job *j, float *base, int i)
     } else {
         del_cpu_sgemm(1, 0, cik, hw, s->c_out, 1.0f, j->w, cik, dyi, hw, 0.0f, col, hw);
         memset(dxi, 0, xs * sizeof(float));
-        col2im(s, col, dxi);
+        DEL_ISA_PICK(col2im)(s, col, dxi);
     }
 }
 

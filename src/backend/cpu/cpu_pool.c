@@ -9,6 +9,7 @@
 #endif
 
 #include "backend/cpu/cpu.h"
+#include "core/isa.h"
 #include "core/threads.h"
 
 typedef struct pool_job {
@@ -18,16 +19,6 @@ typedef struct pool_job {
     float *y, *dx;
     int32_t *argmax;
 } pool_job;
-
-/* The 2x2 kernel's selects are one instruction with AVX2 or AVX-512
- * (three with SSE2), which pays for its NaN tests: versions picked at
- * load time. Compares and selects only, so every version gives the same
- * bits. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
-#define POOL_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define POOL_CLONES
-#endif
 
 typedef float v4f __attribute__((vector_size(16)));
 typedef int32_t v4i __attribute__((vector_size(16)));
@@ -57,9 +48,11 @@ static inline v4i sel_i(v4i m, v4i a, v4i b)
  * columns are split by shuffles and the max taken by compare-and-select
  * (the comparisons are unpredictable, so no branches), with the tests of
  * del_cpu_pool_takes lane by lane: the first maximum on ties, else the
- * last NaN, as the scalar tail and the general kernel give. */
-POOL_CLONES
-static void pool2x2_plane(const del_pool_shape *s, const float *xp, float *yp, int32_t *ap)
+ * last NaN, as the scalar tail and the general kernel give. The selects
+ * are one instruction with AVX2 or AVX-512 (three with SSE2), which pays
+ * for the NaN tests: one version per ISA level (core/isa.h). Compares and
+ * selects only, so every version gives the same bits. */
+DEL_ISA_BODY void pool2x2_plane_body(const del_pool_shape *s, const float *xp, float *yp, int32_t *ap)
 {
     for (int oh = 0; oh < s->h_out; oh++) {
         const float *r0 = xp + (size_t)(2 * oh) * s->w_in, *r1 = r0 + s->w_in;
@@ -103,6 +96,8 @@ static void pool2x2_plane(const del_pool_shape *s, const float *xp, float *yp, i
         }
     }
 }
+DEL_ISA_VERSIONS(pool2x2_plane, (const del_pool_shape *s, const float *xp, float *yp, int32_t *ap),
+                 (s, xp, yp, ap))
 
 /* Whether x[0..n) holds a NaN: an or of compares, which gcc vectorises. */
 static int has_nan(const float *x, size_t n)
@@ -144,7 +139,7 @@ static void pool_fwd_planes(void *ctx, int64_t begin, int64_t end)
     size_t in_sz = (size_t)s->h_in * s->w_in, out_sz = (size_t)s->h_out * s->w_out;
     if (s->kernel == 2 && s->stride == 2) {
         for (int64_t p = begin; p < end; p++)
-            pool2x2_plane(s, j->x + p * in_sz, j->y + p * out_sz, j->argmax + p * out_sz);
+            DEL_ISA_PICK(pool2x2_plane)(s, j->x + p * in_sz, j->y + p * out_sz, j->argmax + p * out_sz);
         return;
     }
     for (int64_t p = begin; p < end; p++) {

@@ -40,16 +40,12 @@
 
 #include "backend/cpu/cpu.h"
 #include "backend/cpu/cpu_winograd.h"
+#include "core/isa.h"
 #include "core/threads.h"
 
-/* The transform loops run 16 lanes of floats: AVX-512 and AVX2 versions
- * chosen at load time where the compiler can make them. No FMA is enabled
- * (and ISO C mode does not contract), so every version gives the same bits. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
-#define WG_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define WG_CLONES
-#endif
+/* The transform loops run 16 lanes of floats: one version per ISA level
+ * (core/isa.h). Those are built only where nothing is contracted into an
+ * FMA, so every version gives the same bits. */
 
 #define L WG_LANES
 
@@ -312,9 +308,8 @@ static inline __attribute__((always_inline)) void a_transform(const vec *y, vec 
  * horizontal B^T per tile. With zbuf (the backward pass, where the input
  * is dy) also Z = A dy A^T of the weight gradient, in the same layout, from
  * the gathered rows 1-4: each tile's 4x4 block of dy, already in lanes. */
-WG_CLONES
-static void input_transform(const wg_job *j, int first, int tr0, float *restrict v, float *restrict dbuf,
-                            float *restrict zbuf)
+DEL_ISA_BODY void input_transform_body(const wg_job *j, int first, int tr0, float *restrict v,
+                                       float *restrict dbuf, float *restrict zbuf)
 {
     const wg_geom *g = &j->g;
     size_t rowlen = (size_t)g->dwr * L;
@@ -351,6 +346,9 @@ static void input_transform(const wg_job *j, int first, int tr0, float *restrict
                 }
         }
 }
+DEL_ISA_VERSIONS(input_transform,
+                 (const wg_job *j, int first, int tr0, float *restrict v, float *restrict dbuf, float *restrict zbuf),
+                 (j, first, tr0, v, dbuf, zbuf))
 
 /* ---- output transform ---- */
 
@@ -386,8 +384,7 @@ static inline void epilogue(float *restrict o, int len, float bias, int affine, 
 
 /* The outputs of one chunk from M: per output channel and tile, A^T m A,
  * the epilogue, the pooling, then each lane to its image. */
-WG_CLONES
-static void output_transform(const wg_job *j, int first, int tr0, const float *restrict mbuf)
+DEL_ISA_BODY void output_transform_body(const wg_job *j, int first, int tr0, const float *restrict mbuf)
 {
     const wg_geom *g = &j->g;
     int nl = g->n - first < L ? g->n - first : L;
@@ -455,6 +452,8 @@ static void output_transform(const wg_job *j, int first, int tr0, const float *r
             }
     }
 }
+DEL_ISA_VERSIONS(output_transform, (const wg_job *j, int first, int tr0, const float *restrict mbuf),
+                 (j, first, tr0, mbuf))
 
 static float *ws_base(void *ws)
 {
@@ -467,12 +466,12 @@ static void run_item(const wg_job *j, float *base, int item, float *zbuf)
     const wg_geom *g = &j->g;
     int group = item / g->chunks, tr0 = (item % g->chunks) * g->rows, first = group * L;
     float *v = base + g->v, *m = base + g->m;
-    input_transform(j, first, tr0, v, base + g->d, zbuf);
+    DEL_ISA_PICK(input_transform)(j, first, tr0, v, base + g->d, zbuf);
     for (int xi = 0; xi < 36; xi++)
         del_cpu_sgemm(0, 0, g->co, (int)g->cols, g->ci, 1.0f, j->u + (size_t)xi * g->co * g->ci, g->ci,
                       v + (size_t)xi * g->ci * g->cols, (int)g->cols, 0.0f, m + (size_t)xi * g->co * g->cols,
                       (int)g->cols);
-    output_transform(j, first, tr0, m);
+    DEL_ISA_PICK(output_transform)(j, first, tr0, m);
 }
 
 static void wg_slots(void *ctx, int64_t begin, int64_t end)
@@ -519,8 +518,7 @@ void del_cpu_wg_forward(const del_conv2d_shape *s, wg_input in, const float *w, 
  * of dy, transposed into lanes, then A on its columns and rows. Only when
  * no input gradient is wanted; otherwise input_transform makes Z from the
  * dy rows it gathers anyway. */
-WG_CLONES
-static void dy_transform(const wg_job *j, int first, int tr0, float *restrict zbuf)
+DEL_ISA_BODY void dy_transform_body(const wg_job *j, int first, int tr0, float *restrict zbuf)
 {
     const wg_geom *g = &j->g;
     int nl = g->n - first < L ? g->n - first : L;
@@ -556,6 +554,7 @@ static void dy_transform(const wg_job *j, int first, int tr0, float *restrict zb
             }
         }
 }
+DEL_ISA_VERSIONS(dy_transform, (const wg_job *j, int first, int tr0, float *restrict zbuf), (j, first, tr0, zbuf))
 
 /* The backward pass runs both gradients chunk by chunk: the input gradient
  * as a convolution of dy (geometry b: c_out -> c_in), whose gathered dy
@@ -604,10 +603,10 @@ static void backward_slots(void *ctx, int64_t begin, int64_t end)
             if (b->want_dx)
                 run_item(&b->d, base, item, b->want_dw ? z : NULL);
             else
-                dy_transform(&b->f, first, tr0, z);
+                DEL_ISA_PICK(dy_transform)(&b->f, first, tr0, z);
             if (!b->want_dw)
                 continue;
-            input_transform(&b->f, first, tr0, v, base + b->d.g.d, NULL);
+            DEL_ISA_PICK(input_transform)(&b->f, first, tr0, v, base + b->d.g.d, NULL);
             for (int xi = 0; xi < 36; xi++)
                 del_cpu_sgemm(0, 1, g->co, g->ci, (int)g->cols, 1.0f, z + (size_t)xi * g->co * g->cols,
                               (int)g->cols, v + (size_t)xi * g->ci * g->cols, (int)g->cols, 1.0f,
