@@ -696,7 +696,9 @@ DEL_API del_status del_trainer_evaluate_head(del_trainer *trainer, const del_dat
  * the targets the teacher's probabilities (soft, the default) or its
  * argmax one-hot, label-smoothed (del_noisy_student_set_hard), both
  * batches through the model in one joint batch (batchnorm over both). The
- * student then becomes the teacher of the next iteration. Every iteration
+ * student then becomes the teacher of the next iteration (an iteration
+ * whose teacher is sure of no image trains its student on the labeled
+ * images alone: its pool is 0 in del_noisy_student_stats). Every iteration
  * is checkpointed when a directory is given: a run killed at any point
  * (SIGKILL included) and started again with the same arguments continues
  * where it stopped and ends with a model byte-identical to an uninterrupted

@@ -762,8 +762,9 @@ static del_status open_dir(del_noisy_student *ns, const char *fn)
 }
 
 /* The pool of iteration k: the kept, balanced images of the unlabeled set
- * with the teacher's targets as soft labels. */
-static del_status make_pool(del_dataset **out, iteration_stats *s, del_noisy_student *ns, del_model *teacher, int k,
+ * with the teacher's targets as soft labels; *out NULL when the threshold
+ * keeps none. */
+static del_status make_pool(del_dataset **out, iteration_stats *s, del_noisy_student *ns, del_model *teacher,
                             const char *fn)
 {
     del_tensor *probs = NULL, *targets = NULL;
@@ -772,9 +773,13 @@ static del_status make_pool(del_dataset **out, iteration_stats *s, del_noisy_stu
     del_status st = del_model_predict(&probs, teacher, NULL, ns->unlabeled, ns->set.mean, ns->set.std, 1.0f, 1);
     if (st == DEL_OK)
         st = select_rows(&idx, &n, &s->kept, probs, ns->threshold, ns->per_class, fn);
-    if (st == DEL_OK && n == 0)
-        st = train_error(DEL_EINVAL, "%s: iteration %d: no unlabeled image reaches the threshold %g", fn, k,
-                         (double)ns->threshold);
+    s->pool = n;
+    *out = NULL;
+    if (st != DEL_OK || n == 0) {
+        /* No image kept: the student learns from the labeled images alone. */
+        del_tensor_free(probs);
+        return st;
+    }
     const int kc = ns->classes;
     const int64_t shape[2] = {n, kc};
     if (st == DEL_OK)
@@ -798,7 +803,6 @@ static del_status make_pool(del_dataset **out, iteration_stats *s, del_noisy_stu
     }
     if (st == DEL_OK)
         st = del_dataset_set_soft_labels(pool, targets);
-    s->pool = n;
     free(idx);
     del_tensor_free(probs);
     del_tensor_free(targets);
@@ -879,14 +883,15 @@ static int on_progress(int64_t fit_step, int64_t fit_steps, float loss, void *us
 static del_status configure(del_trainer *tr, del_noisy_student *ns, int k)
 {
     const train_settings *s = &ns->set;
-    del_status st = del_pseudo_label_use_stored(tr, 1.0f, "del_noisy_student_run");
+    const del_dataset *pool = tr->streams[DEL_STREAM_U].data; /* NULL: a supervised trainer */
+    del_status st = pool ? del_pseudo_label_use_stored(tr, 1.0f, "del_noisy_student_run") : DEL_OK;
     if (st == DEL_OK) {
         const int64_t labeled = tr->streams[DEL_STREAM_L].pool_n;
         st = del_trainer_set_batch_size(tr, labeled < ns->batch_l ? (int)labeled : ns->batch_l);
     }
-    if (st == DEL_OK) {
-        const int64_t pool = del_dataset_size(tr->streams[DEL_STREAM_U].data);
-        st = del_trainer_set_unlabeled_batch_size(tr, pool < ns->batch_p ? (int)pool : ns->batch_p);
+    if (st == DEL_OK && pool) {
+        const int64_t n = del_dataset_size(pool);
+        st = del_trainer_set_unlabeled_batch_size(tr, n < ns->batch_p ? (int)n : ns->batch_p);
     }
     if (st == DEL_OK)
         st = del_trainer_set_sgd(tr, s->lr, s->momentum, s->weight_decay, s->nesterov);
@@ -898,7 +903,7 @@ static del_status configure(del_trainer *tr, del_noisy_student *ns, int k)
         st = del_trainer_set_total_steps(tr, ns->steps);
     if (st == DEL_OK && ns->aug_l)
         st = del_trainer_set_augment(tr, ns->aug_l);
-    if (st == DEL_OK && ns->aug_p)
+    if (st == DEL_OK && ns->aug_p && pool)
         st = del_trainer_set_augment_unlabeled(tr, ns->aug_p);
     return st;
 }
@@ -958,11 +963,12 @@ static del_status run_iteration(del_noisy_student *ns, int k, const char *fn)
     del_dataset *pool = NULL;
     del_model *student = NULL;
     del_trainer *tr = NULL;
-    st = make_pool(&pool, &s, ns, teacher, k, fn);
+    st = make_pool(&pool, &s, ns, teacher, fn);
     if (st == DEL_OK)
         st = make_student(&student, ns, teacher, k, fn);
     if (st == DEL_OK)
-        st = del_trainer_new_pseudo_label(&tr, student, ns->labeled, pool);
+        st = pool ? del_trainer_new_pseudo_label(&tr, student, ns->labeled, pool)
+                  : del_trainer_new_supervised(&tr, student, ns->labeled);
     if (st == DEL_OK)
         st = configure(tr, ns, k);
     if (st == DEL_OK && ns->dir && file_exists(train_path))

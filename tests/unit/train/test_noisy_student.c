@@ -353,6 +353,37 @@ START_TEST(test_each_iteration_is_scored_on_the_validation_split)
 }
 END_TEST
 
+START_TEST(test_a_teacher_sure_of_nothing_leaves_the_student_to_the_labels)
+{
+    /* At threshold 1 no image is kept: the student trains on L alone, as a
+     * supervised trainer with the same settings would. */
+    enum { STEPS = 4 };
+    del_dataset *l = images(NL, 22, 1), *u = images(NU, 23, 0);
+    del_model *teacher = model(24), *want = model(1);
+    del_noisy_student *ns = run_for(teacher, l, u, 1, STEPS);
+    ck_assert_del_ok(del_noisy_student_set_selection(ns, 1.0f, DEL_BALANCE_MEAN));
+    ck_assert_del_ok(del_noisy_student_run(ns));
+    int64_t kept = -1, pool = -1;
+    ck_assert_del_ok(del_noisy_student_stats(ns, 1, NULL, &kept, &pool));
+    ck_assert_int_eq(kept, 0);
+    ck_assert_int_eq(pool, 0);
+    del_trainer *tr = NULL;
+    ck_assert_del_ok(del_trainer_new_supervised(&tr, want, l));
+    ck_assert_del_ok(del_trainer_set_batch_size(tr, NL));
+    ck_assert_del_ok(del_trainer_set_sgd(tr, 0.2f, 0.5f, 1e-3f, 0));
+    ck_assert_del_ok(del_trainer_set_seed(tr, 1));
+    ck_assert_del_ok(del_trainer_fit(tr, STEPS));
+    del_model *got = del_noisy_student_model(ns);
+    ck_assert_mem_eq(del_model_params(got), del_model_params(want), (size_t)del_model_num_params(want) * sizeof(float));
+    del_trainer_free(tr);
+    del_noisy_student_free(ns);
+    del_model_free(want);
+    del_model_free(teacher);
+    del_dataset_free(l);
+    del_dataset_free(u);
+}
+END_TEST
+
 /* ---- killed and started again ---- */
 
 enum { KILL_STEPS = 40, KILL_ITERATIONS = 2 };
@@ -610,6 +641,7 @@ static Suite *noisy_student_suite(void)
     tcase_add_test(tc, test_an_iteration_with_smoothed_hard_targets_equals_the_steps_by_hand);
     tcase_add_test(tc, test_the_student_teaches_the_next_iteration);
     tcase_add_test(tc, test_each_iteration_is_scored_on_the_validation_split);
+    tcase_add_test(tc, test_a_teacher_sure_of_nothing_leaves_the_student_to_the_labels);
     tcase_add_test(tc, test_killed_at_chosen_moments_it_finishes_byte_identical);
     tcase_add_test(tc, test_killed_at_random_moments_it_finishes_byte_identical);
     tcase_add_test(tc, test_a_directory_of_another_run_is_refused);
