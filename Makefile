@@ -5,6 +5,7 @@
 #   make demo       install missing packages, build, train fmnist-cnn on FMNIST-1k (R0)
 #   make install PREFIX=/usr/local DESTDIR=   make uninstall
 #   make check-isa  C tests once per SIMD level the CPU has (DEL_CPU_ISA)
+#   make randaugment-search  RandAugment (N, M) grid search on FMNIST-1k (SEARCH_ARGS)
 #   make sanitize   C tests under ASan + UBSan (build-san/)
 #   make valgrind   C tests under valgrind
 #   make python-gen regenerate bindings/python/libdel/_ffi.py from include/del.h
@@ -154,6 +155,13 @@ check: deps
 check-all: all examples test-examples check-isa test-python test-install test-abi check-python-gen
 	@echo "make check: all tests passed"
 
+# RandAugment policy search on FMNIST-1k (the paper's grid over N and M);
+# SEARCH_ARGS passes options, e.g. SEARCH_ARGS="--n 1,2 --m 5,9 --steps 500".
+SEARCH_ARGS ?=
+randaugment-search: deps
+	@$(MAKE) --no-print-directory build/examples/randaugment_search
+	build/examples/randaugment_search $(SEARCH_ARGS)
+
 # DEMO_ARGS passes options, e.g. make demo DEMO_ARGS="--steps 300 --threads 2".
 DEMO_ARGS ?=
 demo: deps
@@ -278,7 +286,7 @@ clean:
 
 FORCE:
 
-.PHONY: all test-c check-isa examples test-examples clean deps check check-all demo python-gen check-python-gen \
+.PHONY: all test-c check-isa randaugment-search examples test-examples clean deps check check-all demo python-gen check-python-gen \
         test-python install uninstall test-install test-abi sanitize valgrind FORCE
 
 -include bench/bench.mk

@@ -863,6 +863,79 @@ DEL_API del_model *del_noisy_student_model(const del_noisy_student *ns);
  * DEL_ESTATE (that iteration has not finished). */
 DEL_API del_status del_noisy_student_stats(const del_noisy_student *ns, int iteration, double *val_accuracy, int64_t *kept, int64_t *pool);
 
+/* ---- RandAugment policy search (Cubuk et al. 2020) ----
+ * The paper's procedure for picking RandAugment's (N, M): every cell of a
+ * grid trains a fresh model on the labeled set minus a held-out
+ * validation split and is scored on that split; the best cell (highest
+ * validation accuracy, the first in grid order among equals) is the
+ * policy. The validation split is the first per_class images of each
+ * class in the labeled set's order (stratified, as FMNIST-1k's own split);
+ * the others train. Each cell: the model's architecture initialised from
+ * the seed, the supervised trainer's defaults (batch 64, SGD 0.05 Nesterov,
+ * weight decay 5e-4, cosine, normalisation 0.2860 / 0.3530 unless set),
+ * `steps` steps, the pipeline "random crop of the image padded by pad,
+ * horizontal flip with p" (when set; default pad 2, p 0.5: SPEC's std aug)
+ * followed by RandAugment(N, M) (N = 0: none), seeded with the seed. */
+typedef struct del_policy_search del_policy_search;
+
+/* Creates a search for model's architecture (copied; model is not kept) on
+ * labeled (borrowed; labels >= 0 train or validate, -1 rows are skipped).
+ * Defaults: N in {1, 2, 3}, M in {5, 9, 13}, 20 validation images per
+ * class, 1000 steps per cell, crop pad 2 + flip 0.5, seed 0.
+ * Errors: DEL_EINVAL (NULL argument; labeled with no labeled image, a
+ * label the model has no output for, images other than the model's
+ * input), DEL_ENOMEM. */
+DEL_API del_status del_policy_search_new(del_policy_search **out, const del_model *model, const del_dataset *labeled);
+
+/* Frees s. NULL is a no-op. */
+DEL_API void del_policy_search_free(del_policy_search *s);
+
+/* The grid: n_count values of N (each 0..14) times m_count values of M
+ * (each 0..30), 1..64 of each; cells in order (n[0], m[0]), (n[0], m[1]),
+ * ... Errors: DEL_EINVAL (NULL s, n or m; a count out of range; a value
+ * out of range: the message names it), DEL_ESTATE (during a run, or after
+ * one: make a new search). */
+DEL_API del_status del_policy_search_set_grid(del_policy_search *s, const int *n, int n_count, const int *m, int m_count);
+
+/* Validation images per class (>= 1; every class of the labeled set must
+ * keep at least one training image), steps per cell (>= 1), the crop pad
+ * (>= 0) and flip probability ([0, 1]) before RandAugment (pad -1: no crop,
+ * flip 0: no flip), the seed, the normalisation (as
+ * del_trainer_set_normalize). Errors: DEL_EINVAL (NULL s, out of range),
+ * DEL_ESTATE (during or after a run). */
+DEL_API del_status del_policy_search_set_validation(del_policy_search *s, int per_class);
+DEL_API del_status del_policy_search_set_steps(del_policy_search *s, int64_t steps);
+DEL_API del_status del_policy_search_set_crop_flip(del_policy_search *s, int pad, float flip_p);
+DEL_API del_status del_policy_search_set_seed(del_policy_search *s, uint64_t seed);
+DEL_API del_status del_policy_search_set_normalize(del_policy_search *s, const float *mean, const float *std, int channels);
+
+/* Progress over the whole search: fn(step, total, loss, user) every
+ * `every` steps of a cell's training and after its last, step counting over
+ * the cells (cell i's step t is i * steps + t, total = cells * steps); a
+ * non-zero return stops the search (DEL_ECANCELED; the finished cells keep
+ * their accuracy). Errors: DEL_EINVAL (NULL s, every < 1 with fn),
+ * DEL_ESTATE (during a run). */
+DEL_API del_status del_policy_search_set_progress(del_policy_search *s, del_progress_fn fn, int64_t every, void *user);
+
+/* Trains and scores every cell. Errors: DEL_EINVAL (a class with no
+ * training image left after the validation split: the message names it),
+ * DEL_ESTATE (run already), DEL_ECANCELED, DEL_ENUMERIC (a diverged cell),
+ * DEL_ENOMEM; the errors of the trainer. */
+DEL_API del_status del_policy_search_run(del_policy_search *s);
+
+/* The number of cells (n_count * m_count), or 0 for NULL. */
+DEL_API int del_policy_search_num_cells(const del_policy_search *s);
+
+/* Cell i (0-based, grid order): its N, M and validation accuracy (NaN
+ * before it was scored). Any output may be NULL. Errors: DEL_EINVAL (NULL
+ * s, i out of range). */
+DEL_API del_status del_policy_search_cell(const del_policy_search *s, int i, int *n, int *m, double *accuracy);
+
+/* The best scored cell: highest validation accuracy, the first in grid
+ * order among equals. Errors: DEL_EINVAL (NULL s), DEL_ESTATE (no cell
+ * scored yet). */
+DEL_API del_status del_policy_search_best(const del_policy_search *s, int *n, int *m, double *accuracy);
+
 /* Checkpoints for hand-written training loops (as saving a PyTorch model's
  * and optimizer's state_dict together). A checkpoint file holds a whole
  * model file (parameters and batchnorm statistics) plus the model's random

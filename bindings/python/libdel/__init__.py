@@ -19,11 +19,12 @@ from .data import FMNIST_MEAN, FMNIST_STD, Dataset
 from .model import Model, cross_entropy, distill_loss, soft_cross_entropy, softmax
 from .tensor import Tensor
 from .train import (BALANCE_MEAN, Checkpoint, NoisyStudent, Optimizer, Trainer, load_checkpoint,
-                    load_checkpoint_bytes, save_checkpoint, save_checkpoint_bytes, select_pseudo_labels)
+                    load_checkpoint_bytes, randaugment_search, save_checkpoint, save_checkpoint_bytes,
+                    select_pseudo_labels)
 
 __all__ = ["Error", "InvalidArgument", "OutOfMemory", "FileError", "FormatError", "Canceled",
            "StateError", "NumericError", "image", "Augment", "Tensor", "Dataset", "Model", "Optimizer", "Trainer",
-           "Checkpoint", "NoisyStudent", "select_pseudo_labels", "BALANCE_MEAN",
+           "Checkpoint", "NoisyStudent", "select_pseudo_labels", "BALANCE_MEAN", "randaugment_search",
            "save_checkpoint", "load_checkpoint", "save_checkpoint_bytes", "load_checkpoint_bytes",
            "cross_entropy", "distill_loss", "soft_cross_entropy", "softmax", "set_num_threads",
            "get_num_threads", "cpu_isa", "version", "version_number", "status_str", "last_error",

@@ -78,7 +78,7 @@ ENUMS = {
 }
 
 # ---- opaque handles (passed as void pointers) ----
-OPAQUE_TYPES = ('del_tensor', 'del_dataset', 'del_model', 'del_augment', 'del_optimizer', 'del_trainer', 'del_noisy_student', 'del_checkpoint')
+OPAQUE_TYPES = ('del_tensor', 'del_dataset', 'del_model', 'del_augment', 'del_optimizer', 'del_trainer', 'del_noisy_student', 'del_policy_search', 'del_checkpoint')
 
 # ---- callback types ----
 del_progress_fn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_float, ctypes.c_void_p)
@@ -1053,6 +1053,58 @@ FUNCTIONS = {
     'del_noisy_student_stats': (
         del_status,
         ((ctypes.c_void_p, 'ns'), (ctypes.c_int, 'iteration'), (ctypes.POINTER(ctypes.c_double), 'val_accuracy'), (ctypes.POINTER(ctypes.c_int64), 'kept'), (ctypes.POINTER(ctypes.c_int64), 'pool'),),
+    ),
+    'del_policy_search_new': (
+        del_status,
+        ((ctypes.POINTER(ctypes.c_void_p), 'out'), (ctypes.c_void_p, 'model'), (ctypes.c_void_p, 'labeled'),),
+    ),
+    'del_policy_search_free': (
+        None,
+        ((ctypes.c_void_p, 's'),),
+    ),
+    'del_policy_search_set_grid': (
+        del_status,
+        ((ctypes.c_void_p, 's'), (ctypes.POINTER(ctypes.c_int), 'n'), (ctypes.c_int, 'n_count'), (ctypes.POINTER(ctypes.c_int), 'm'), (ctypes.c_int, 'm_count'),),
+    ),
+    'del_policy_search_set_validation': (
+        del_status,
+        ((ctypes.c_void_p, 's'), (ctypes.c_int, 'per_class'),),
+    ),
+    'del_policy_search_set_steps': (
+        del_status,
+        ((ctypes.c_void_p, 's'), (ctypes.c_int64, 'steps'),),
+    ),
+    'del_policy_search_set_crop_flip': (
+        del_status,
+        ((ctypes.c_void_p, 's'), (ctypes.c_int, 'pad'), (ctypes.c_float, 'flip_p'),),
+    ),
+    'del_policy_search_set_seed': (
+        del_status,
+        ((ctypes.c_void_p, 's'), (ctypes.c_uint64, 'seed'),),
+    ),
+    'del_policy_search_set_normalize': (
+        del_status,
+        ((ctypes.c_void_p, 's'), (ctypes.POINTER(ctypes.c_float), 'mean'), (ctypes.POINTER(ctypes.c_float), 'std'), (ctypes.c_int, 'channels'),),
+    ),
+    'del_policy_search_set_progress': (
+        del_status,
+        ((ctypes.c_void_p, 's'), (del_progress_fn, 'fn'), (ctypes.c_int64, 'every'), (ctypes.c_void_p, 'user'),),
+    ),
+    'del_policy_search_run': (
+        del_status,
+        ((ctypes.c_void_p, 's'),),
+    ),
+    'del_policy_search_num_cells': (
+        ctypes.c_int,
+        ((ctypes.c_void_p, 's'),),
+    ),
+    'del_policy_search_cell': (
+        del_status,
+        ((ctypes.c_void_p, 's'), (ctypes.c_int, 'i'), (ctypes.POINTER(ctypes.c_int), 'n'), (ctypes.POINTER(ctypes.c_int), 'm'), (ctypes.POINTER(ctypes.c_double), 'accuracy'),),
+    ),
+    'del_policy_search_best': (
+        del_status,
+        ((ctypes.c_void_p, 's'), (ctypes.POINTER(ctypes.c_int), 'n'), (ctypes.POINTER(ctypes.c_int), 'm'), (ctypes.POINTER(ctypes.c_double), 'accuracy'),),
     ),
     'del_checkpoint_save': (
         del_status,

@@ -10,7 +10,7 @@ from .tensor import Tensor, as_tensor
 
 __all__ = ["Optimizer", "Trainer", "Checkpoint", "save_checkpoint", "load_checkpoint",
            "save_checkpoint_bytes", "load_checkpoint_bytes", "NoisyStudent", "select_pseudo_labels",
-           "BALANCE_MEAN"]
+           "BALANCE_MEAN", "randaugment_search"]
 
 _SCHEDULES = {"constant": _ffi.DEL_SCHEDULE_CONSTANT, "cosine": _ffi.DEL_SCHEDULE_COSINE,
               "step": _ffi.DEL_SCHEDULE_STEP}
@@ -905,3 +905,72 @@ class NoisyStudent(Handle):
         check(lib.del_noisy_student_stats(self._h, int(iteration), ctypes.byref(acc), ctypes.byref(kept),
                                           ctypes.byref(pool)))
         return acc.value, kept.value, pool.value
+
+
+def randaugment_search(model, labeled, n=(1, 2, 3), m=(5, 9, 13), steps=1000, val_per_class=20,
+                       crop_pad=2, flip=0.5, seed=0, mean=None, std=None, progress=None, every=100):
+    """RandAugment policy search (Cubuk et al. 2020): every (N, M) of the grid
+    trains a fresh copy of model's architecture (seeded with seed) for
+    `steps` steps on labeled minus a validation split (its first
+    val_per_class images of each class), with crop (pad crop_pad; -1: none)
+    + flip (p flip) + RandAugment(N, M) (N 0: none) and the supervised
+    trainer's defaults, and is scored on the split. progress(step, total,
+    loss) counts over the cells. Returns {"table": [(N, M, accuracy), ...]
+    in grid order, "best": (N, M, accuracy)} (best: the highest, the first
+    among equals)."""
+    s = _PolicySearch(new_handle(lib.del_policy_search_new, model._h, labeled._h))
+    h = s._h
+    ns = c_array(ctypes.c_int, list(n), "randaugment_search: 'n'")
+    ms = c_array(ctypes.c_int, list(m), "randaugment_search: 'm'")
+    check(lib.del_policy_search_set_grid(h, ns, len(ns), ms, len(ms)))
+    check(lib.del_policy_search_set_validation(h, int(val_per_class)))
+    check(lib.del_policy_search_set_steps(h, int(steps)))
+    check(lib.del_policy_search_set_crop_flip(h, int(crop_pad), float(flip)))
+    check(lib.del_policy_search_set_seed(h, ctypes.c_uint64(int(seed))))
+    if mean is not None or std is not None:
+        channels = labeled.shape[2]
+        if isinstance(mean, (int, float)):
+            mean = [mean] * channels
+        if isinstance(std, (int, float)):
+            std = [std] * channels
+        if mean is None or std is None:
+            raise invalid("randaugment_search: give both 'mean' and 'std'")
+        mv = c_array(ctypes.c_float, mean, "randaugment_search: 'mean'")
+        sv = c_array(ctypes.c_float, std, "randaugment_search: 'std'")
+        if len(mv) != len(sv):
+            raise invalid("randaugment_search: 'mean' and 'std' differ in length")
+        check(lib.del_policy_search_set_normalize(h, mv, sv, len(mv)))
+    error = []
+    callback = None
+    if progress is not None:
+        if not callable(progress):
+            raise invalid("randaugment_search: 'progress' must be callable")
+
+        def trampoline(step, total, loss, user):
+            try:
+                return 1 if progress(step, total, loss) else 0
+            except BaseException as e:  # never let it unwind through C
+                error.append(e)
+                return 1
+
+        callback = _ffi.del_progress_fn(trampoline)
+        check(lib.del_policy_search_set_progress(h, callback, int(every), None))
+    try:
+        check(lib.del_policy_search_run(h))
+    except Canceled:
+        if error:
+            raise error[0]
+        raise
+    table = []
+    for i in range(lib.del_policy_search_num_cells(h)):
+        cn, cm, acc = ctypes.c_int(), ctypes.c_int(), ctypes.c_double()
+        check(lib.del_policy_search_cell(h, i, ctypes.byref(cn), ctypes.byref(cm), ctypes.byref(acc)))
+        table.append((cn.value, cm.value, acc.value))
+    bn, bm, bacc = ctypes.c_int(), ctypes.c_int(), ctypes.c_double()
+    check(lib.del_policy_search_best(h, ctypes.byref(bn), ctypes.byref(bm), ctypes.byref(bacc)))
+    s.close()
+    return {"table": table, "best": (bn.value, bm.value, bacc.value)}
+
+
+class _PolicySearch(Handle):
+    _free_name = "del_policy_search_free"
