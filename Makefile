@@ -138,7 +138,8 @@ examples: $(EXAMPLE_BINS)
 # The tutorials' C programs (docs/tutorials/), each run to its end with a few
 # steps on one thread. They need Fashion-MNIST, as the C tests do
 # ($DEL_FMNIST_DIR or Debian's dataset-fashion-mnist).
-TUTORIAL_BINS := build/examples/finetune build/examples/distill build/examples/lwf build/examples/noisy_student
+TUTORIAL_BINS := build/examples/finetune build/examples/distill build/examples/lwf \
+                 build/examples/pseudo_label build/examples/consistency build/examples/noisy_student
 test-examples: $(TUTORIAL_BINS)
 	@set -e; for e in $(TUTORIAL_BINS); do echo "== $$e --steps 5"; \
 	  $$e --steps 5 --threads 1 $${DEL_FMNIST_DIR:+--data "$$DEL_FMNIST_DIR"}; done

@@ -10,7 +10,7 @@ import unittest
 
 import _util
 
-EXAMPLES = ("finetune", "distill", "lwf", "noisy_student")
+EXAMPLES = ("finetune", "distill", "lwf", "pseudo_label", "consistency", "noisy_student")
 # A quoted block: an HTML comment naming the file, then a fenced block.
 EXCERPT = re.compile(r"<!-- excerpt: (\S+) -->\n```[a-z]+\n(.*?)```", re.S)
 
@@ -66,6 +66,19 @@ class TestPythonExamplesRun(unittest.TestCase):
         out = self.run_example("lwf")
         self.assertRegex(out, r"LwF \(lambda 1\): +new task \d+\.\d\d%, old task \d+\.\d\d%")
         self.assertRegex(out, r"fine-tuning \(lambda 0\): +new task \d+\.\d\d%, old task \d+\.\d\d%")
+
+    def test_pseudo_label_reports_both_runs_and_the_pseudo_labels(self):
+        out = self.run_example("pseudo_label")
+        self.assertRegex(out, r"supervised on L: \d+\.\d\d%")
+        self.assertRegex(out, r"pseudo-label on L \+ U: \d+\.\d\d%")
+        # --steps 5: the ramp starts at step 1, so pseudo-labels were made and judged.
+        self.assertRegex(out, r"pseudo-labels: \d+\.\d% kept, \d+\.\d\d% correct")
+
+    def test_consistency_reports_the_ema_the_model_and_the_kept_rate(self):
+        out = self.run_example("consistency")
+        self.assertRegex(out, r"FixMatch, EMA of the weights \(decay 0\.999\): \d+\.\d\d%")
+        self.assertRegex(out, r"FixMatch, the trained model itself: \d+\.\d\d%")
+        self.assertRegex(out, r"pseudo-labels kept: \d+\.\d%")
 
     def test_noisy_student_reports_the_teacher_and_each_student(self):
         out = self.run_example("noisy_student")
