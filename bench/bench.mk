@@ -11,6 +11,8 @@
 #   make bench-augment                the augmentation part alone
 #   make bench-memory                 the peak-memory part alone
 #   make bench-kd                     the distillation-step part alone
+#   make bench-pl                     the pseudo-label-step part alone (R4's step
+#                                     with and without its augmentation)
 #   make bench-fmnist1k RECIPES="R0"  FMNIST-1k accuracy, libdel vs PyTorch
 #                       [SEEDS="0 1 2"] [STEPS=N, a shorter smoke run] [THREADS=T]
 
@@ -25,7 +27,7 @@ build/bench/sgemm_check: bench/sgemm_check.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_APP) $(BLAS_CFLAGS) $< -o $@ $(BLAS_LIBS) -lm
 
-bench: build/bench/sgemm_check build/bench/throughput build/bench/augment build/bench/kd_step
+bench: build/bench/sgemm_check build/bench/throughput build/bench/augment build/bench/kd_step build/bench/pl_step
 	@bench/run.sh
 
 bench-predict: build/bench/throughput
@@ -40,7 +42,10 @@ bench-memory: build/bench/throughput
 bench-kd: build/bench/kd_step
 	@BENCH_SUITES=kd bench/run.sh
 
+bench-pl: build/bench/pl_step
+	@BENCH_SUITES=pl bench/run.sh
+
 bench-fmnist1k: build/bench/fmnist1k
 	@RECIPES="$(RECIPES)" SEEDS="$(SEEDS)" STEPS="$(STEPS)" THREADS="$(THREADS)" bench/fmnist1k.sh
 
-.PHONY: bench bench-predict bench-augment bench-memory bench-kd bench-fmnist1k
+.PHONY: bench bench-predict bench-augment bench-memory bench-kd bench-pl bench-fmnist1k

@@ -7,7 +7,9 @@
                                  ratio = libdel / reference, or reference / libdel
                                  for rows marked "lower_is_better" (memory), so
                                  > 1 always means libdel is better; fails if the
-                                 two sides report different "params"
+                                 two sides report different "params"; libdel's
+                                 extra libdel_* figures and augmented_share are
+                                 kept (medians over runs)
   report.py fmnist1k FILE...     lines with "recipe", "seed" and libdel_* or
                                  reference_* -> one line per recipe (per
                                  (recipe, part) for the lines with a "part",
@@ -57,6 +59,16 @@ def throughput(rows):
         else:
             out["ratio"] = None
         out["runs"] = max(len(ours), len(ref))
+        # Extra figures of libdel's lines (e.g. the pre-augmented rate of
+        # train_pseudo_label_fmnist_cnn): medians over runs, as libdel's.
+        for key in ordered_keys([{"k": k} for r in group for k in r if k.startswith("libdel_")],
+                                lambda r: r["k"]):
+            values = [r[key] for r in group if isinstance(r.get(key), (int, float))]
+            if values:
+                out[key] = round(statistics.median(values), 1)
+        shares = [r["augmented_share"] for r in group if "augmented_share" in r]
+        if shares:
+            out["augmented_share"] = round(statistics.median(shares), 3)
         params = sorted({r["params"] for r in group if "params" in r})
         if len(params) > 1:
             raise SystemExit("report.py: %s: the two sides' networks differ: %s parameters"

@@ -11,7 +11,10 @@
 # reference for speed, reference / libdel for memory: > 1 = libdel better).
 # stderr: progress and per-run details.
 #
-# Environment: BENCH_SUITES (default "throughput predict augment memory kd"; "kd":
+# Environment: BENCH_SUITES (default "throughput predict augment memory kd pl";
+# "pl": train_pseudo_label_fmnist_cnn per thread count, R4's pseudo-label
+# step with its std aug on the prefetch thread, and the same step on
+# pre-augmented batches (libdel), bench/pl_step.c vs bench/pl_step_torch.py; "kd":
 # train_kd_fmnist_cnn per thread count, a distillation step with a live
 # teacher, bench/kd_step.c vs bench/kd_step_torch.py;
 # "throughput" includes the sgemm check), BENCH_MODELS (default
@@ -34,7 +37,7 @@ BIN=build/bench
 PYTHON=${PYTHON:-/usr/bin/python3}
 THREADS_LIST=${BENCH_THREADS:-"1 2"}
 ROUNDS=${BENCH_ROUNDS:-3}
-SUITES=${BENCH_SUITES:-"throughput predict augment memory kd"}
+SUITES=${BENCH_SUITES:-"throughput predict augment memory kd pl"}
 MODELS=${BENCH_MODELS:-"fmnist-cnn resnet20"}
 RSS_STEPS=${BENCH_RSS_STEPS:-20}
 
@@ -60,8 +63,8 @@ with_threads() {
 want() { [[ " $SUITES " == *" $1 "* ]]; }
 
 for suite in $SUITES; do
-    [[ $suite == throughput || $suite == predict || $suite == augment || $suite == memory || $suite == kd ]] ||
-        { say "BENCH_SUITES: unknown suite '$suite' (known: throughput predict augment memory kd)"; exit 1; }
+    [[ $suite == throughput || $suite == predict || $suite == augment || $suite == memory || $suite == kd || $suite == pl ]] ||
+        { say "BENCH_SUITES: unknown suite '$suite' (known: throughput predict augment memory kd pl)"; exit 1; }
 done
 for model in $MODELS; do
     [[ $model == fmnist-cnn || $model == resnet20 ]] ||
@@ -73,6 +76,7 @@ want predict && exes+=("$BIN/throughput")
 want augment && exes+=("$BIN/augment")
 want memory && exes+=("$BIN/throughput")
 want kd && exes+=("$BIN/kd_step")
+want pl && exes+=("$BIN/pl_step")
 for exe in "${exes[@]}"; do
     [[ -x $exe ]] || { say "$exe is missing: run 'make bench'"; exit 1; }
 done
@@ -167,6 +171,17 @@ run_torch_kd() {
         { say "PyTorch distillation step failed with $1 thread(s)"; exit 1; }
 }
 
+# R4's pseudo-label step on real data, both sides.
+run_libdel_pl() {
+    with_threads "$1" "$BIN/pl_step" -t "$1" >>"$tmp/libdel.jsonl" ||
+        { say "libdel pseudo-label step failed with $1 thread(s)"; exit 1; }
+}
+run_torch_pl() {
+    [[ $have_torchvision == 1 ]] || return 0
+    with_threads "$1" "$PYTHON" bench/pl_step_torch.py --threads "$1" >>"$tmp/torch.jsonl" ||
+        { say "PyTorch pseudo-label step failed with $1 thread(s)"; exit 1; }
+}
+
 # Runs "$1" then "$2" in odd rounds and the other way round in even ones.
 alternate() {
     if (($3 % 2)); then "$1" "${@:4}"; "$2" "${@:4}"; else "$2" "${@:4}"; "$1" "${@:4}"; fi
@@ -205,6 +220,15 @@ if want kd; then
         for ((r = 1; r <= ROUNDS; r++)); do
             say "distillation step: threads $t, round $r/$ROUNDS"
             alternate run_libdel_kd run_torch_kd "$r" "$t"
+        done
+    done
+fi
+
+if want pl; then
+    for t in $THREADS_LIST; do
+        for ((r = 1; r <= ROUNDS; r++)); do
+            say "pseudo-label step: threads $t, round $r/$ROUNDS"
+            alternate run_libdel_pl run_torch_pl "$r" "$t"
         done
     done
 fi
