@@ -11,6 +11,7 @@
 #   make bench-augment                the augmentation part alone
 #   make bench-memory                 the peak-memory part alone
 #   make bench-kd                     the distillation-step part alone
+#   make bench-recipe                 recipe_fmnist1k_r1 alone (R1's wall time)
 #   make bench-pl                     the pseudo-label-step part alone (R4's step
 #                                     with and without its augmentation)
 #   make bench-fmnist1k RECIPES="R0"  FMNIST-1k accuracy, libdel vs PyTorch
@@ -27,7 +28,8 @@ build/bench/sgemm_check: bench/sgemm_check.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_APP) $(BLAS_CFLAGS) $< -o $@ $(BLAS_LIBS) -lm
 
-bench: build/bench/sgemm_check build/bench/throughput build/bench/augment build/bench/kd_step build/bench/pl_step
+bench: build/bench/sgemm_check build/bench/throughput build/bench/augment build/bench/kd_step build/bench/pl_step \
+       build/bench/fmnist1k
 	@bench/run.sh
 
 bench-predict: build/bench/throughput
@@ -45,7 +47,10 @@ bench-kd: build/bench/kd_step
 bench-pl: build/bench/pl_step
 	@BENCH_SUITES=pl bench/run.sh
 
+bench-recipe: build/bench/fmnist1k
+	@BENCH_SUITES=recipe bench/run.sh
+
 bench-fmnist1k: build/bench/fmnist1k
 	@RECIPES="$(RECIPES)" SEEDS="$(SEEDS)" STEPS="$(STEPS)" THREADS="$(THREADS)" bench/fmnist1k.sh
 
-.PHONY: bench bench-predict bench-augment bench-memory bench-kd bench-pl bench-fmnist1k
+.PHONY: bench bench-predict bench-augment bench-memory bench-kd bench-pl bench-recipe bench-fmnist1k

@@ -65,7 +65,7 @@ def throughput(rows):
                                 lambda r: r["k"]):
             values = [r[key] for r in group if isinstance(r.get(key), (int, float))]
             if values:
-                out[key] = round(statistics.median(values), 1)
+                out[key] = round(statistics.median(values), 4)
         shares = [r["augmented_share"] for r in group if "augmented_share" in r]
         if shares:
             out["augmented_share"] = round(statistics.median(shares), 3)

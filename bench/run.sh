@@ -11,7 +11,11 @@
 # reference for speed, reference / libdel for memory: > 1 = libdel better).
 # stderr: progress and per-run details.
 #
-# Environment: BENCH_SUITES (default "throughput predict augment memory kd pl";
+# Environment: BENCH_SUITES (default "throughput predict augment memory kd pl
+# recipe"; "recipe": recipe_fmnist1k_r1 per thread count, once (not per
+# round: a run takes minutes), the wall time of FMNIST-1k's R1 (3,000 steps,
+# std aug on the trainer's prefetch thread, test evaluation included, data
+# loading excluded): bench/fmnist1k.c vs bench/fmnist1k_torch.py, seed 0;
 # "pl": train_pseudo_label_fmnist_cnn per thread count, R4's pseudo-label
 # step with its std aug on the prefetch thread, and the same step on
 # pre-augmented batches (libdel), bench/pl_step.c vs bench/pl_step_torch.py; "kd":
@@ -37,7 +41,7 @@ BIN=build/bench
 PYTHON=${PYTHON:-/usr/bin/python3}
 THREADS_LIST=${BENCH_THREADS:-"1 2"}
 ROUNDS=${BENCH_ROUNDS:-3}
-SUITES=${BENCH_SUITES:-"throughput predict augment memory kd pl"}
+SUITES=${BENCH_SUITES:-"throughput predict augment memory kd pl recipe"}
 MODELS=${BENCH_MODELS:-"fmnist-cnn resnet20"}
 RSS_STEPS=${BENCH_RSS_STEPS:-20}
 
@@ -63,8 +67,8 @@ with_threads() {
 want() { [[ " $SUITES " == *" $1 "* ]]; }
 
 for suite in $SUITES; do
-    [[ $suite == throughput || $suite == predict || $suite == augment || $suite == memory || $suite == kd || $suite == pl ]] ||
-        { say "BENCH_SUITES: unknown suite '$suite' (known: throughput predict augment memory kd pl)"; exit 1; }
+    [[ $suite == throughput || $suite == predict || $suite == augment || $suite == memory || $suite == kd || $suite == pl || $suite == recipe ]] ||
+        { say "BENCH_SUITES: unknown suite '$suite' (known: throughput predict augment memory kd pl recipe)"; exit 1; }
 done
 for model in $MODELS; do
     [[ $model == fmnist-cnn || $model == resnet20 ]] ||
@@ -77,6 +81,7 @@ want augment && exes+=("$BIN/augment")
 want memory && exes+=("$BIN/throughput")
 want kd && exes+=("$BIN/kd_step")
 want pl && exes+=("$BIN/pl_step")
+want recipe && exes+=("$BIN/fmnist1k")
 for exe in "${exes[@]}"; do
     [[ -x $exe ]] || { say "$exe is missing: run 'make bench'"; exit 1; }
 done
@@ -98,7 +103,7 @@ if ! "$PYTHON" -c 'import torch' 2>/dev/null; then
     have_torch=0
 fi
 have_torchvision=$have_torch
-if [[ $have_torch == 1 ]] && want augment && ! "$PYTHON" -c 'import torchvision' 2>/dev/null; then
+if [[ $have_torch == 1 ]] && { want augment || want pl || want recipe; } && ! "$PYTHON" -c 'import torchvision' 2>/dev/null; then
     say "torchvision is not importable by $PYTHON: reporting libdel's augmentation speed alone"
     have_torchvision=0
 fi
@@ -182,6 +187,28 @@ run_torch_pl() {
         { say "PyTorch pseudo-label step failed with $1 thread(s)"; exit 1; }
 }
 
+# R1 of FMNIST-1k end to end, both sides: its seconds as a bench line
+# (lower is better: ratio = reference / libdel).
+recipe_line() {
+    "$PYTHON" -c '
+import json, sys
+side, threads = sys.argv[1], int(sys.argv[2])
+r = json.loads(sys.stdin.read().strip().splitlines()[-1])
+print(json.dumps({"bench": "recipe_fmnist1k_r1", "threads": threads, "unit": "s", side: r[side + "_s"],
+                  side + "_acc": r[side + "_acc"], "lower_is_better": True}))' "$@"
+}
+run_libdel_recipe() {
+    with_threads "$1" "$BIN/fmnist1k" -t "$1" --seeds 0 R1 >"$tmp/recipe_libdel.json" ||
+        { say "libdel R1 failed with $1 thread(s)"; exit 1; }
+    recipe_line libdel "$1" <"$tmp/recipe_libdel.json" >>"$tmp/libdel.jsonl"
+}
+run_torch_recipe() {
+    [[ $have_torchvision == 1 ]] || return 0
+    with_threads "$1" "$PYTHON" bench/fmnist1k_torch.py -t "$1" --seeds 0 R1 >"$tmp/recipe_torch.json" ||
+        { say "PyTorch R1 failed with $1 thread(s)"; exit 1; }
+    recipe_line reference "$1" <"$tmp/recipe_torch.json" >>"$tmp/torch.jsonl"
+}
+
 # Runs "$1" then "$2" in odd rounds and the other way round in even ones.
 alternate() {
     if (($3 % 2)); then "$1" "${@:4}"; "$2" "${@:4}"; else "$2" "${@:4}"; "$1" "${@:4}"; fi
@@ -230,6 +257,13 @@ if want pl; then
             say "pseudo-label step: threads $t, round $r/$ROUNDS"
             alternate run_libdel_pl run_torch_pl "$r" "$t"
         done
+    done
+fi
+
+if want recipe; then
+    for t in $THREADS_LIST; do
+        say "R1 of FMNIST-1k end to end: threads $t (once; minutes per side)"
+        alternate run_libdel_recipe run_torch_recipe 1 "$t"
     done
 fi
 
