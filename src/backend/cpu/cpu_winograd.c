@@ -45,7 +45,10 @@
 
 /* The transform loops run 16 lanes of floats: one version per ISA level
  * (core/isa.h). Those are built only where nothing is contracted into an
- * FMA, so every version gives the same bits. */
+ * FMA, so every version gives the same bits. The AVX2 version transposes
+ * in 8-lane vectors (transpose16_to): GCC splits 16-lane arithmetic into
+ * two ymm operations well, but takes a 16-lane shuffle apart into scalar
+ * moves through the stack there (half of an AVX2 resnet20 step). */
 
 #define L WG_LANES
 
@@ -80,6 +83,54 @@ static inline void transpose16(vec *r)
     WG_STAGE(8, lo8, hi8)
 #undef WG_STAGE
 }
+
+typedef float vec8 __attribute__((vector_size(8 * sizeof(float))));
+typedef int ivec8 __attribute__((vector_size(8 * sizeof(int))));
+
+/* dst[k * ds + i] = src[i * ss + k] for i, k < 8; src and dst 32-byte
+ * aligned, the strides multiples of 8. Three stages of eight two-vector
+ * shuffles that AVX2 has as single instructions: unpack (pairs of rows),
+ * 64-bit shuffle (quads of rows), 128-bit permute (the halves). */
+static inline __attribute__((always_inline)) void transpose8(const float *src, size_t ss, float *dst, size_t ds)
+{
+    static const ivec8 unlo = {0, 8, 1, 9, 4, 12, 5, 13}, unhi = {2, 10, 3, 11, 6, 14, 7, 15};
+    static const ivec8 shlo = {0, 1, 8, 9, 4, 5, 12, 13}, shhi = {2, 3, 10, 11, 6, 7, 14, 15};
+    static const ivec8 pelo = {0, 1, 2, 3, 8, 9, 10, 11}, pehi = {4, 5, 6, 7, 12, 13, 14, 15};
+    vec8 a[8], b[8], c[8];
+    for (int i = 0; i < 8; i++)
+        a[i] = *(const vec8 *)(src + (size_t)i * ss);
+    /* b[2p] = rows 2p, 2p+1 at columns 0 1 | 4 5, b[2p+1] at 2 3 | 6 7 */
+    for (int p = 0; p < 4; p++) {
+        b[2 * p] = __builtin_shuffle(a[2 * p], a[2 * p + 1], unlo);
+        b[2 * p + 1] = __builtin_shuffle(a[2 * p], a[2 * p + 1], unhi);
+    }
+    /* c[4q + k] = rows 4q..4q+3 at column k | k + 4 */
+    for (int q = 0; q < 2; q++)
+        for (int k = 0; k < 2; k++) {
+            c[4 * q + 2 * k] = __builtin_shuffle(b[4 * q + k], b[4 * q + 2 + k], shlo);
+            c[4 * q + 2 * k + 1] = __builtin_shuffle(b[4 * q + k], b[4 * q + 2 + k], shhi);
+        }
+    for (int k = 0; k < 4; k++) {
+        *(vec8 *)(dst + (size_t)k * ds) = __builtin_shuffle(c[k], c[4 + k], pelo);
+        *(vec8 *)(dst + (size_t)(k + 4) * ds) = __builtin_shuffle(c[k], c[4 + k], pehi);
+    }
+}
+
+/* The transpose of the 16 x 16 matrix r[row][lane]: at AVX2 into t, as
+ * four 8 x 8 blocks, otherwise in place (transpose16). Returns where the
+ * result is. */
+static inline __attribute__((always_inline)) vec *transpose16_to(del_isa level, vec *r, vec *t)
+{
+    if (level != DEL_ISA_AVX2) {
+        transpose16(r);
+        return r;
+    }
+    for (int bi = 0; bi < 2; bi++)
+        for (int bj = 0; bj < 2; bj++)
+            transpose8((const float *)&r[8 * bi] + 8 * bj, L, (float *)&t[8 * bj] + 8 * bi, L);
+    return t;
+}
+
 #define WG_SLOTS 8
 #define WG_TARGET_COLS 128
 
@@ -233,8 +284,8 @@ typedef struct wg_job {
  * group's images into D[6][dwr][L] (zero outside the image and for missing
  * images): each image's row is staged with its zero border, then 16 x 16
  * blocks are transposed into lanes. */
-static inline __attribute__((always_inline)) void gather_rows(const wg_job *j, int first, int c, int r0,
-                                                              float *restrict dbuf, float *restrict stage)
+static inline __attribute__((always_inline)) void gather_rows(del_isa level, const wg_job *j, int first, int c,
+                                                              int r0, float *restrict dbuf, float *restrict stage)
 {
     const wg_geom *g = &j->g;
     size_t plane = (size_t)g->h * g->w, img = (size_t)g->ci * plane;
@@ -268,6 +319,13 @@ static inline __attribute__((always_inline)) void gather_rows(const wg_job *j, i
                 memcpy(st + 1, src, (size_t)g->w * sizeof(float));
             }
             memset(st + 1 + g->w, 0, (size_t)(g->dwr - 1 - g->w) * sizeof(float));
+        }
+        if (level == DEL_ISA_AVX2) {
+            /* straight from the staging rows: 8 lanes x 8 columns a block */
+            for (int blk = 0; blk < g->dwr; blk += 8)
+                for (int h = 0; h < 2; h++)
+                    transpose8(stage + (size_t)8 * h * g->dwr + blk, g->dwr, (float *)(drow + blk) + 8 * h, L);
+            continue;
         }
         for (int blk = 0; blk < g->dwr; blk += 16) {
             vec r[16];
@@ -308,7 +366,7 @@ static inline __attribute__((always_inline)) void a_transform(const vec *y, vec 
  * horizontal B^T per tile. With zbuf (the backward pass, where the input
  * is dy) also Z = A dy A^T of the weight gradient, in the same layout, from
  * the gathered rows 1-4: each tile's 4x4 block of dy, already in lanes. */
-DEL_ISA_BODY void input_transform_body(const wg_job *j, int first, int tr0, float *restrict v,
+DEL_ISA_BODY void input_transform_body(del_isa level, const wg_job *j, int first, int tr0, float *restrict v,
                                        float *restrict dbuf, float *restrict zbuf)
 {
     const wg_geom *g = &j->g;
@@ -317,7 +375,7 @@ DEL_ISA_BODY void input_transform_body(const wg_job *j, int first, int tr0, floa
     size_t xs = (size_t)g->ci * g->cols / L; /* vectors between consecutive xi */
     for (int c = 0; c < g->ci; c++)
         for (int rr = 0; rr < g->rows; rr++) {
-            gather_rows(j, first, c, 4 * (tr0 + rr), dbuf, stage);
+            gather_rows(level, j, first, c, 4 * (tr0 + rr), dbuf, stage);
             const vec *d = (const vec *)dbuf;
             size_t ds = (size_t)g->dwr;
             if (zbuf)
@@ -346,7 +404,7 @@ DEL_ISA_BODY void input_transform_body(const wg_job *j, int first, int tr0, floa
                 }
         }
 }
-DEL_ISA_VERSIONS(input_transform,
+DEL_ISA_VERSIONS_LEVEL(input_transform,
                  (const wg_job *j, int first, int tr0, float *restrict v, float *restrict dbuf, float *restrict zbuf),
                  (j, first, tr0, v, dbuf, zbuf))
 
@@ -384,7 +442,8 @@ static inline void epilogue(float *restrict o, int len, float bias, int affine, 
 
 /* The outputs of one chunk from M: per output channel and tile, A^T m A,
  * the epilogue, the pooling, then each lane to its image. */
-DEL_ISA_BODY void output_transform_body(const wg_job *j, int first, int tr0, const float *restrict mbuf)
+DEL_ISA_BODY void output_transform_body(del_isa level, const wg_job *j, int first, int tr0,
+                                        const float *restrict mbuf)
 {
     const wg_geom *g = &j->g;
     int nl = g->n - first < L ? g->n - first : L;
@@ -392,6 +451,7 @@ DEL_ISA_BODY void output_transform_body(const wg_job *j, int first, int tr0, con
     int ho = j->pool ? g->h / 2 : g->h, wo = j->pool ? g->w / 2 : g->w;
     size_t oplane = (size_t)ho * wo, oimg = (size_t)g->co * oplane, xs = (size_t)g->co * g->cols / L;
     float out[4][4][L] __attribute__((aligned(64)));
+    vec outt[16];
     for (int c = 0; c < g->co; c++) {
         float b = j->bias ? j->bias[c] : 0.0f, sc = affine ? j->scale[c] : 1.0f, sh = affine ? j->shift[c] : 0.0f;
         for (int rr = 0; rr < g->rows; rr++)
@@ -436,8 +496,7 @@ DEL_ISA_BODY void output_transform_body(const wg_job *j, int first, int tr0, con
                 }
                 int nh = g->h - oh0 < 4 ? g->h - oh0 : 4, nw = g->w - ow0 < 4 ? g->w - ow0 : 4;
                 /* lanes to images: after the transpose, vector lane holds that image's 4 x 4 block */
-                vec *r = (vec *)&out[0][0][0];
-                transpose16(r);
+                vec *r = transpose16_to(level, (vec *)&out[0][0][0], outt);
                 for (int lane = 0; lane < nl; lane++) {
                     float *dst = j->y + (size_t)(first + lane) * oimg + (size_t)c * oplane + (size_t)oh0 * wo + ow0;
                     const float *blk = (const float *)&r[lane];
@@ -452,7 +511,7 @@ DEL_ISA_BODY void output_transform_body(const wg_job *j, int first, int tr0, con
             }
     }
 }
-DEL_ISA_VERSIONS(output_transform, (const wg_job *j, int first, int tr0, const float *restrict mbuf),
+DEL_ISA_VERSIONS_LEVEL(output_transform, (const wg_job *j, int first, int tr0, const float *restrict mbuf),
                  (j, first, tr0, mbuf))
 
 static float *ws_base(void *ws)
@@ -518,7 +577,7 @@ void del_cpu_wg_forward(const del_conv2d_shape *s, wg_input in, const float *w, 
  * of dy, transposed into lanes, then A on its columns and rows. Only when
  * no input gradient is wanted; otherwise input_transform makes Z from the
  * dy rows it gathers anyway. */
-DEL_ISA_BODY void dy_transform_body(const wg_job *j, int first, int tr0, float *restrict zbuf)
+DEL_ISA_BODY void dy_transform_body(del_isa level, const wg_job *j, int first, int tr0, float *restrict zbuf)
 {
     const wg_geom *g = &j->g;
     int nl = g->n - first < L ? g->n - first : L;
@@ -529,7 +588,7 @@ DEL_ISA_BODY void dy_transform_body(const wg_job *j, int first, int tr0, float *
             int nh = g->h - oh0 < 4 ? g->h - oh0 : 4;
             for (int t = 0; t < g->tc; t++) {
                 int ow0 = 4 * t, nw = g->w - ow0 < 4 ? g->w - ow0 : 4;
-                vec r[16] __attribute__((aligned(64)));
+                vec r[16] __attribute__((aligned(64))), rt[16];
                 for (int lane = 0; lane < L; lane++) {
                     float *blk = (float *)&r[lane];
                     if (lane >= nl) {
@@ -548,13 +607,12 @@ DEL_ISA_BODY void dy_transform_body(const wg_job *j, int first, int tr0, float *
                         for (int b = 0; b < nw; b++)
                             blk[4 * a + b] = src[(size_t)a * g->w + b];
                 }
-                /* r[a*4 + b] = dy[a][b] of every lane */
-                transpose16(r);
-                a_transform(r, (vec *)zbuf + (size_t)c * (g->cols / L) + (size_t)rr * g->tc + t, xs);
+                /* transposed: [a*4 + b] = dy[a][b] of every lane */
+                a_transform(transpose16_to(level, r, rt), (vec *)zbuf + (size_t)c * (g->cols / L) + (size_t)rr * g->tc + t, xs);
             }
         }
 }
-DEL_ISA_VERSIONS(dy_transform, (const wg_job *j, int first, int tr0, float *restrict zbuf), (j, first, tr0, zbuf))
+DEL_ISA_VERSIONS_LEVEL(dy_transform, (const wg_job *j, int first, int tr0, float *restrict zbuf), (j, first, tr0, zbuf))
 
 /* The backward pass runs both gradients chunk by chunk: the input gradient
  * as a convolution of dy (geometry b: c_out -> c_in), whose gathered dy
