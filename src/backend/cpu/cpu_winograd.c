@@ -267,6 +267,25 @@ static void transform_weights(int co, int ci, const float *w, int flip, float *u
         (r)[5 * (rs)] = 4.0f * (d1) - 5.0f * (d3) + (d5);       \
     } while (0)
 
+/* WG_BT of p[0], p[ps], ..., p[5 ps] into r[0], r[rs], ..., r[5 rs]
+ * (strides in vectors). At AVX2 one 8-lane half after the other: GCC
+ * moves whole 16-lane vector values through general registers and the
+ * stack there. The same holds for at6 and a4. */
+static inline __attribute__((always_inline)) void bt6(del_isa level, const vec *p, size_t ps, vec *r, size_t rs)
+{
+    if (level == DEL_ISA_AVX2) {
+        for (int h = 0; h < 2; h++) {
+            const vec8 *q = (const vec8 *)p + h;
+            vec8 *o = (vec8 *)r + h;
+            vec8 d0 = q[0], d1 = q[2 * ps], d2 = q[4 * ps], d3 = q[6 * ps], d4 = q[8 * ps], d5 = q[10 * ps];
+            WG_BT(d0, d1, d2, d3, d4, d5, o, 2 * rs);
+        }
+        return;
+    }
+    vec d0 = p[0], d1 = p[ps], d2 = p[2 * ps], d3 = p[3 * ps], d4 = p[4 * ps], d5 = p[5 * ps];
+    WG_BT(d0, d1, d2, d3, d4, d5, r, rs);
+}
+
 typedef struct wg_job {
     wg_geom g;
     const float *x, *u;
@@ -338,11 +357,11 @@ static inline __attribute__((always_inline)) void gather_rows(del_isa level, con
     }
 }
 
-/* A = AT^T: the six outputs z[0..5] of the four y[0..3]. */
-#define WG_A(y0, y1, y2, y3, z, zs)                            \
+/* A = AT^T: the six outputs z[0..5] of the four y[0..3], vectors of type T. */
+#define WG_A(T, y0, y1, y2, y3, z, zs)                         \
     do {                                                       \
-        vec e02_ = (y0) + (y2), o13_ = (y1) + (y3);            \
-        vec e4_ = (y0) + 4.0f * (y2), o8_ = 2.0f * (y1) + 8.0f * (y3); \
+        T e02_ = (y0) + (y2), o13_ = (y1) + (y3);              \
+        T e4_ = (y0) + 4.0f * (y2), o8_ = 2.0f * (y1) + 8.0f * (y3); \
         (z)[0] = (y0);                                         \
         (z)[(zs)] = e02_ + o13_;                               \
         (z)[2 * (zs)] = e02_ - o13_;                           \
@@ -351,14 +370,30 @@ static inline __attribute__((always_inline)) void gather_rows(del_isa level, con
         (z)[5 * (zs)] = (y3);                                  \
     } while (0)
 
-/* Z = A Y A^T of one tile from y[a*4 + b] (all lanes) to dst[(i*6 + jj) * zs] */
-static inline __attribute__((always_inline)) void a_transform(const vec *y, vec *dst, size_t zs)
+/* WG_A of p[0], p[ps], p[2 ps], p[3 ps] into z[0], z[zs], ..., z[5 zs]
+ * (strides in vectors); at AVX2 by halves (bt6). */
+static inline __attribute__((always_inline)) void a4(del_isa level, const vec *p, size_t ps, vec *z, size_t zs)
+{
+    if (level == DEL_ISA_AVX2) {
+        for (int h = 0; h < 2; h++) {
+            const vec8 *q = (const vec8 *)p + h;
+            vec8 y0 = q[0], y1 = q[2 * ps], y2 = q[4 * ps], y3 = q[6 * ps];
+            WG_A(vec8, y0, y1, y2, y3, (vec8 *)z + h, 2 * zs);
+        }
+        return;
+    }
+    WG_A(vec, p[0], p[ps], p[2 * ps], p[3 * ps], z, zs);
+}
+
+/* Z = A Y A^T of one tile from y[a*ys + b] (all lanes) to dst[(i*6 + jj) * zs] */
+static inline __attribute__((always_inline)) void a_transform(del_isa level, const vec *y, size_t ys, vec *dst,
+                                                              size_t zs)
 {
     vec tmp[6][4];
     for (int b = 0; b < 4; b++)
-        WG_A(y[b], y[4 + b], y[8 + b], y[12 + b], &tmp[0][b], 4);
+        a4(level, y + b, ys, &tmp[0][b], 4);
     for (int i = 0; i < 6; i++)
-        WG_A(tmp[i][0], tmp[i][1], tmp[i][2], tmp[i][3], dst + (size_t)(i * 6) * zs, zs);
+        a4(level, tmp[i], 1, dst + (size_t)(i * 6) * zs, zs);
 }
 
 /* V[xi][c][t*L + lane] for the tiles of one chunk: for each channel, tile
@@ -379,28 +414,20 @@ DEL_ISA_BODY void input_transform_body(del_isa level, const wg_job *j, int first
             const vec *d = (const vec *)dbuf;
             size_t ds = (size_t)g->dwr;
             if (zbuf)
-                for (int t = 0; t < g->tc; t++) {
-                    vec y[16];
-                    for (int a = 0; a < 4; a++)
-                        for (int b = 0; b < 4; b++)
-                            y[a * 4 + b] = d[(size_t)(1 + a) * ds + 4 * t + 1 + b];
-                    a_transform(y, (vec *)zbuf + (size_t)c * (g->cols / L) + (size_t)rr * g->tc + t, xs);
-                }
+                for (int t = 0; t < g->tc; t++)
+                    a_transform(level, d + ds + 4 * t + 1, ds,
+                                (vec *)zbuf + (size_t)c * (g->cols / L) + (size_t)rr * g->tc + t, xs);
             /* vertical: rbuf row i = sum_k BT[i][k] dbuf row k */
             vec *r = (vec *)rbuf;
-            for (int q = 0; q < g->dw; q++) {
-                vec d0 = d[q], d1 = d[ds + q], d2 = d[2 * ds + q], d3 = d[3 * ds + q];
-                vec d4 = d[4 * ds + q], d5 = d[5 * ds + q];
-                WG_BT(d0, d1, d2, d3, d4, d5, r + q, ds);
-            }
+            for (int q = 0; q < g->dw; q++)
+                bt6(level, d + q, ds, r + q, ds);
             /* horizontal, per tile: V[i*6 + jj] = sum_l BT[jj][l] rbuf[i][4t + l] */
             for (int i = 0; i < 6; i++)
                 for (int t = 0; t < g->tc; t++) {
                     const vec *e = r + (size_t)i * g->dwr + 4 * t;
                     size_t col = (size_t)rr * g->tc + t;
                     vec *dst = (vec *)v + ((size_t)(i * 6) * g->ci + c) * (g->cols / L) + col;
-                    vec e0 = e[0], e1 = e[1], e2 = e[2], e3 = e[3], e4 = e[4], e5 = e[5];
-                    WG_BT(e0, e1, e2, e3, e4, e5, dst, xs);
+                    bt6(level, e, 1, dst, xs);
                 }
         }
 }
@@ -410,16 +437,32 @@ DEL_ISA_VERSIONS_LEVEL(input_transform,
 
 /* ---- output transform ---- */
 
-/* A^T: the four outputs o[0..3] of m[0..5]. */
-#define WG_AT(m0, m1, m2, m3, m4, m5, o, os)                   \
+/* A^T: the four outputs o[0..3] of m[0..5], vectors of type T. */
+#define WG_AT(T, m0, m1, m2, m3, m4, m5, o, os)                \
     do {                                                       \
-        vec s12_ = (m1) + (m2), d12_ = (m1) - (m2);            \
-        vec s34_ = (m3) + (m4), d34_ = (m3) - (m4);            \
+        T s12_ = (m1) + (m2), d12_ = (m1) - (m2);              \
+        T s34_ = (m3) + (m4), d34_ = (m3) - (m4);              \
         (o)[0] = (m0) + s12_ + s34_;                           \
         (o)[(os)] = d12_ + 2.0f * d34_;                        \
         (o)[2 * (os)] = s12_ + 4.0f * s34_;                    \
         (o)[3 * (os)] = d12_ + 8.0f * d34_ + (m5);             \
     } while (0)
+
+/* WG_AT of p[0], p[ps], ..., p[5 ps] into o[0], o[os], o[2 os], o[3 os]
+ * (strides in vectors); at AVX2 by halves (bt6). */
+static inline __attribute__((always_inline)) void at6(del_isa level, const vec *p, size_t ps, vec *o, size_t os)
+{
+    if (level == DEL_ISA_AVX2) {
+        for (int h = 0; h < 2; h++) {
+            const vec8 *q = (const vec8 *)p + h;
+            vec8 m0 = q[0], m1 = q[2 * ps], m2 = q[4 * ps], m3 = q[6 * ps], m4 = q[8 * ps], m5 = q[10 * ps];
+            WG_AT(vec8, m0, m1, m2, m3, m4, m5, (vec8 *)o + h, 2 * os);
+        }
+        return;
+    }
+    vec m0 = p[0], m1 = p[ps], m2 = p[2 * ps], m3 = p[3 * ps], m4 = p[4 * ps], m5 = p[5 * ps];
+    WG_AT(vec, m0, m1, m2, m3, m4, m5, o, os);
+}
 
 /* o = o + bias, then * scale + shift if affine, then max(., 0) if relu,
  * with the float expressions of cpu_conv.c's epilogue */
@@ -459,17 +502,11 @@ DEL_ISA_BODY void output_transform_body(del_isa level, const wg_job *j, int firs
                 const vec *m = (const vec *)mbuf + (size_t)c * (g->cols / L) + (size_t)rr * g->tc + t;
                 vec tmp[4][6] __attribute__((aligned(64)));
                 /* columns: tmp[a][jj] = sum_i AT[a][i] m[i*6 + jj] */
-                for (int jj = 0; jj < 6; jj++) {
-                    vec m0 = m[jj * xs], m1 = m[(6 + jj) * xs], m2 = m[(12 + jj) * xs], m3 = m[(18 + jj) * xs];
-                    vec m4 = m[(24 + jj) * xs], m5 = m[(30 + jj) * xs];
-                    WG_AT(m0, m1, m2, m3, m4, m5, &tmp[0][jj], 6);
-                }
+                for (int jj = 0; jj < 6; jj++)
+                    at6(level, m + jj * xs, 6 * xs, &tmp[0][jj], 6);
                 /* rows: out[a][bb] = sum_jj tmp[a][jj] AT[bb][jj] */
-                for (int a = 0; a < 4; a++) {
-                    vec t0 = tmp[a][0], t1 = tmp[a][1], t2 = tmp[a][2], t3 = tmp[a][3], t4 = tmp[a][4];
-                    vec t5 = tmp[a][5];
-                    WG_AT(t0, t1, t2, t3, t4, t5, (vec *)&out[a][0][0], 1);
-                }
+                for (int a = 0; a < 4; a++)
+                    at6(level, tmp[a], 1, (vec *)&out[a][0][0], 1);
                 if (post)
                     epilogue(&out[0][0][0], 16 * L, b, affine, sc, sh, j->relu);
                 int oh0 = 4 * (tr0 + rr), ow0 = 4 * t;
@@ -608,7 +645,8 @@ DEL_ISA_BODY void dy_transform_body(del_isa level, const wg_job *j, int first, i
                             blk[4 * a + b] = src[(size_t)a * g->w + b];
                 }
                 /* transposed: [a*4 + b] = dy[a][b] of every lane */
-                a_transform(transpose16_to(level, r, rt), (vec *)zbuf + (size_t)c * (g->cols / L) + (size_t)rr * g->tc + t, xs);
+                a_transform(level, transpose16_to(level, r, rt), 4,
+                            (vec *)zbuf + (size_t)c * (g->cols / L) + (size_t)rr * g->tc + t, xs);
             }
         }
 }
