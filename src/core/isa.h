@@ -70,9 +70,10 @@ int del_isa_has_avx512vbmi(void);
 
 /* Like DEL_ISA_VERSIONS, for a body whose first parameter is the
  * version's level (a constant once inlined), for a kernel that takes
- * another shape at some level (cpu_winograd.c: 8-lane transposes for
- * AVX2, where GCC takes 16-lane shuffles apart into scalar moves). */
-#define DEL_ISA_VERSIONS_LEVEL(name, params, args)                                                   \
+ * another shape at some level (cpu_winograd.c: 8-lane halves at AVX2,
+ * where GCC moves 16-lane vectors through the stack and takes their
+ * shuffles apart into scalar moves). Void kernels. */
+#define DEL_ISA_VERSIONS_LEVEL(name, params, args)                                                       \
     DEL_ISA_TARGET_AVX512 static void name##_avx512 params { name##_body(DEL_ISA_AVX512, DEL_ISA_UNPAREN args); } \
     DEL_ISA_TARGET_AVX2 static void name##_avx2 params { name##_body(DEL_ISA_AVX2, DEL_ISA_UNPAREN args); }       \
     static void name##_generic params { name##_body(DEL_ISA_GENERIC, DEL_ISA_UNPAREN args); }

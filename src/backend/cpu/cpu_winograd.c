@@ -45,10 +45,12 @@
 
 /* The transform loops run 16 lanes of floats: one version per ISA level
  * (core/isa.h). Those are built only where nothing is contracted into an
- * FMA, so every version gives the same bits. The AVX2 version transposes
- * in 8-lane vectors (transpose16_to): GCC splits 16-lane arithmetic into
- * two ymm operations well, but takes a 16-lane shuffle apart into scalar
- * moves through the stack there (half of an AVX2 resnet20 step). */
+ * FMA, so every version gives the same bits. The AVX2 version works on
+ * 8-lane halves (bt6, at6, a4) and transposes in 8 x 8 blocks
+ * (transpose16_to): with 16-lane vectors GCC moves the values through
+ * general registers and the stack there, and takes the shuffles apart
+ * into scalar moves (together half of an AVX2 resnet20 step). Each half
+ * gets the same operations in the same order as the whole vector. */
 
 #define L WG_LANES
 
@@ -302,7 +304,7 @@ typedef struct wg_job {
 /* Gathers input rows [r0, r0 + 6) (padded coordinates) of channel c of the
  * group's images into D[6][dwr][L] (zero outside the image and for missing
  * images): each image's row is staged with its zero border, then 16 x 16
- * blocks are transposed into lanes. */
+ * blocks (8 x 8 at AVX2) are transposed into lanes. */
 static inline __attribute__((always_inline)) void gather_rows(del_isa level, const wg_job *j, int first, int c,
                                                               int r0, float *restrict dbuf, float *restrict stage)
 {
@@ -432,8 +434,9 @@ DEL_ISA_BODY void input_transform_body(del_isa level, const wg_job *j, int first
         }
 }
 DEL_ISA_VERSIONS_LEVEL(input_transform,
-                 (const wg_job *j, int first, int tr0, float *restrict v, float *restrict dbuf, float *restrict zbuf),
-                 (j, first, tr0, v, dbuf, zbuf))
+                       (const wg_job *j, int first, int tr0, float *restrict v, float *restrict dbuf,
+                        float *restrict zbuf),
+                       (j, first, tr0, v, dbuf, zbuf))
 
 /* ---- output transform ---- */
 
@@ -549,7 +552,7 @@ DEL_ISA_BODY void output_transform_body(del_isa level, const wg_job *j, int firs
     }
 }
 DEL_ISA_VERSIONS_LEVEL(output_transform, (const wg_job *j, int first, int tr0, const float *restrict mbuf),
-                 (j, first, tr0, mbuf))
+                       (j, first, tr0, mbuf))
 
 static float *ws_base(void *ws)
 {
@@ -650,7 +653,8 @@ DEL_ISA_BODY void dy_transform_body(del_isa level, const wg_job *j, int first, i
             }
         }
 }
-DEL_ISA_VERSIONS_LEVEL(dy_transform, (const wg_job *j, int first, int tr0, float *restrict zbuf), (j, first, tr0, zbuf))
+DEL_ISA_VERSIONS_LEVEL(dy_transform, (const wg_job *j, int first, int tr0, float *restrict zbuf),
+                       (j, first, tr0, zbuf))
 
 /* The backward pass runs both gradients chunk by chunk: the input gradient
  * as a convolution of dy (geometry b: c_out -> c_in), whose gathered dy
