@@ -656,9 +656,9 @@ static float *isa_results(size_t *len)
 
 static const char *g_self; /* argv[0] */
 
-/* isa_results of this program run again with DEL_CPU_ISA = level, len
- * floats, read from its output. */
-static float *isa_results_at(const char *level, size_t len)
+/* isa_results of this program run again with DEL_CPU_ISA = level, read
+ * from its output; *len floats. */
+static float *isa_results_at(const char *level, size_t *len)
 {
     int fd[2];
     ck_assert_int_eq(pipe(fd), 0);
@@ -669,40 +669,47 @@ static float *isa_results_at(const char *level, size_t len)
         close(fd[0]);
         close(fd[1]);
         setenv("DEL_CPU_ISA", level, 1);
+        /* Check's choice of cases here would skip the child's one */
+        unsetenv("CK_RUN_SUITE");
+        unsetenv("CK_RUN_CASE");
         execl(g_self, g_self, "--isa-results", (char *)NULL);
         _exit(127);
     }
     close(fd[1]);
-    float *got = malloc(len * sizeof *got + 1);
-    size_t have = 0;
+    size_t cap = (size_t)1 << 20, have = 0;
+    char *got = malloc(cap);
     ssize_t n;
-    while (have < len * sizeof *got && (n = read(fd[0], (char *)got + have, len * sizeof *got - have)) > 0)
-        have += (size_t)n;
+    while ((n = read(fd[0], got + have, cap - have)) > 0)
+        if ((have += (size_t)n) == cap)
+            got = realloc(got, cap *= 2);
     close(fd[0]);
     int wstatus;
     ck_assert_int_eq(waitpid(pid, &wstatus, 0), pid);
     ck_assert_msg(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0, "%s --isa-results failed at %s", g_self, level);
-    ck_assert_msg(have == len * sizeof *got, "%s --isa-results gave %zu bytes at %s, not %zu", g_self, have, level,
-                  len * sizeof *got);
-    return got;
+    ck_assert_msg(have > 0 && have % sizeof(float) == 0, "%s --isa-results gave %zu bytes at %s", g_self, have, level);
+    *len = have / sizeof(float);
+    return (float *)got;
 }
 
 /* The transforms' versions per SIMD level (core/isa.h) only move data
- * differently, so the results of this process (at the level it runs at)
- * and of the children at each level (capped at what the CPU has) are
- * the same bits. */
+ * differently, so the results at each level (capped at what the CPU has)
+ * are the same bits. All come from child processes started alike, so
+ * that OpenBLAS picks the same kernels for each (under valgrind, say,
+ * this process sees another CPU). */
 START_TEST(test_winograd_bit_identical_at_every_isa_level)
 {
-    static const char *const levels[] = {"generic", "avx2", "avx512"};
+    static const char *const levels[] = {"avx2", "avx512"};
     size_t len;
-    float *ref = isa_results(&len);
-    for (int k = 0; k < 3; k++) {
-        float *got = isa_results_at(levels[k], len);
+    float *ref = isa_results_at("generic", &len);
+    for (int k = 0; k < 2; k++) {
+        size_t got_len;
+        float *got = isa_results_at(levels[k], &got_len);
+        ck_assert_msg(got_len == len, "DEL_CPU_ISA=%s: %zu results, not %zu", levels[k], got_len, len);
         size_t first = 0;
         while (first < len && memcmp(got + first, ref + first, sizeof *ref) == 0)
             first++;
-        ck_assert_msg(first == len, "DEL_CPU_ISA=%s: result %zu of %zu differs (%.9g, here %.9g)", levels[k], first,
-                      len, first < len ? got[first] : 0.0, first < len ? ref[first] : 0.0);
+        ck_assert_msg(first == len, "DEL_CPU_ISA=%s: result %zu of %zu differs (%.9g, generic %.9g)", levels[k],
+                      first, len, first < len ? got[first] : 0.0, first < len ? ref[first] : 0.0);
         free(got);
     }
     free(ref);
