@@ -68,6 +68,16 @@ int del_isa_has_avx512vbmi(void);
     DEL_ISA_TARGET_AVX2 static ret name##_avx2 params { return name##_body args; }     \
     static ret name##_generic params { return name##_body args; }
 
+/* Like DEL_ISA_VERSIONS, for a body whose first parameter is the
+ * version's level (a constant once inlined), for a kernel that takes
+ * another shape at some level (cpu_winograd.c: 8-lane halves at AVX2,
+ * where GCC moves 16-lane vectors through the stack and takes their
+ * shuffles apart into scalar moves). Void kernels. */
+#define DEL_ISA_VERSIONS_LEVEL(name, params, args)                                                       \
+    DEL_ISA_TARGET_AVX512 static void name##_avx512 params { name##_body(DEL_ISA_AVX512, DEL_ISA_UNPAREN args); } \
+    DEL_ISA_TARGET_AVX2 static void name##_avx2 params { name##_body(DEL_ISA_AVX2, DEL_ISA_UNPAREN args); }       \
+    static void name##_generic params { name##_body(DEL_ISA_GENERIC, DEL_ISA_UNPAREN args); }
+
 /* The version of name for the level in use. */
 #define DEL_ISA_PICK(name)                                                                      \
     (del_isa_level() == DEL_ISA_AVX512 ? name##_avx512                                          \
@@ -77,7 +87,12 @@ int del_isa_has_avx512vbmi(void);
     static void name##_generic params { name##_body args; }
 #define DEL_ISA_VERSIONS_RET(ret, name, params, args) \
     static ret name##_generic params { return name##_body args; }
+#define DEL_ISA_VERSIONS_LEVEL(name, params, args) \
+    static void name##_generic params { name##_body(DEL_ISA_GENERIC, DEL_ISA_UNPAREN args); }
 #define DEL_ISA_PICK(name) name##_generic
 #endif
+
+/* (a, b) -> a, b */
+#define DEL_ISA_UNPAREN(...) __VA_ARGS__
 
 #endif

@@ -45,7 +45,12 @@
 
 /* The transform loops run 16 lanes of floats: one version per ISA level
  * (core/isa.h). Those are built only where nothing is contracted into an
- * FMA, so every version gives the same bits. */
+ * FMA, so every version gives the same bits. The AVX2 version works on
+ * 8-lane halves (bt6, at6, a4) and transposes in 8 x 8 blocks
+ * (transpose16_to): with 16-lane vectors GCC moves the values through
+ * general registers and the stack there, and takes the shuffles apart
+ * into scalar moves (together half of an AVX2 resnet20 step). Each half
+ * gets the same operations in the same order as the whole vector. */
 
 #define L WG_LANES
 
@@ -80,6 +85,54 @@ static inline void transpose16(vec *r)
     WG_STAGE(8, lo8, hi8)
 #undef WG_STAGE
 }
+
+typedef float vec8 __attribute__((vector_size(8 * sizeof(float))));
+typedef int ivec8 __attribute__((vector_size(8 * sizeof(int))));
+
+/* dst[k * ds + i] = src[i * ss + k] for i, k < 8; src and dst 32-byte
+ * aligned, the strides multiples of 8. Three stages of eight two-vector
+ * shuffles that AVX2 has as single instructions: unpack (pairs of rows),
+ * 64-bit shuffle (quads of rows), 128-bit permute (the halves). */
+static inline __attribute__((always_inline)) void transpose8(const float *src, size_t ss, float *dst, size_t ds)
+{
+    static const ivec8 unlo = {0, 8, 1, 9, 4, 12, 5, 13}, unhi = {2, 10, 3, 11, 6, 14, 7, 15};
+    static const ivec8 shlo = {0, 1, 8, 9, 4, 5, 12, 13}, shhi = {2, 3, 10, 11, 6, 7, 14, 15};
+    static const ivec8 pelo = {0, 1, 2, 3, 8, 9, 10, 11}, pehi = {4, 5, 6, 7, 12, 13, 14, 15};
+    vec8 a[8], b[8], c[8];
+    for (int i = 0; i < 8; i++)
+        a[i] = *(const vec8 *)(src + (size_t)i * ss);
+    /* b[2p] = rows 2p, 2p+1 at columns 0 1 | 4 5, b[2p+1] at 2 3 | 6 7 */
+    for (int p = 0; p < 4; p++) {
+        b[2 * p] = __builtin_shuffle(a[2 * p], a[2 * p + 1], unlo);
+        b[2 * p + 1] = __builtin_shuffle(a[2 * p], a[2 * p + 1], unhi);
+    }
+    /* c[4q + k] = rows 4q..4q+3 at column k | k + 4 */
+    for (int q = 0; q < 2; q++)
+        for (int k = 0; k < 2; k++) {
+            c[4 * q + 2 * k] = __builtin_shuffle(b[4 * q + k], b[4 * q + 2 + k], shlo);
+            c[4 * q + 2 * k + 1] = __builtin_shuffle(b[4 * q + k], b[4 * q + 2 + k], shhi);
+        }
+    for (int k = 0; k < 4; k++) {
+        *(vec8 *)(dst + (size_t)k * ds) = __builtin_shuffle(c[k], c[4 + k], pelo);
+        *(vec8 *)(dst + (size_t)(k + 4) * ds) = __builtin_shuffle(c[k], c[4 + k], pehi);
+    }
+}
+
+/* The transpose of the 16 x 16 matrix r[row][lane]: at AVX2 into t, as
+ * four 8 x 8 blocks, otherwise in place (transpose16). Returns where the
+ * result is. */
+static inline __attribute__((always_inline)) vec *transpose16_to(del_isa level, vec *r, vec *t)
+{
+    if (level != DEL_ISA_AVX2) {
+        transpose16(r);
+        return r;
+    }
+    for (int bi = 0; bi < 2; bi++)
+        for (int bj = 0; bj < 2; bj++)
+            transpose8((const float *)&r[8 * bi] + 8 * bj, L, (float *)&t[8 * bj] + 8 * bi, L);
+    return t;
+}
+
 #define WG_SLOTS 8
 #define WG_TARGET_COLS 128
 
@@ -216,6 +269,25 @@ static void transform_weights(int co, int ci, const float *w, int flip, float *u
         (r)[5 * (rs)] = 4.0f * (d1) - 5.0f * (d3) + (d5);       \
     } while (0)
 
+/* WG_BT of p[0], p[ps], ..., p[5 ps] into r[0], r[rs], ..., r[5 rs]
+ * (strides in vectors). At AVX2 one 8-lane half after the other: GCC
+ * moves whole 16-lane vector values through general registers and the
+ * stack there. The same holds for at6 and a4. */
+static inline __attribute__((always_inline)) void bt6(del_isa level, const vec *p, size_t ps, vec *r, size_t rs)
+{
+    if (level == DEL_ISA_AVX2) {
+        for (int h = 0; h < 2; h++) {
+            const vec8 *q = (const vec8 *)p + h;
+            vec8 *o = (vec8 *)r + h;
+            vec8 d0 = q[0], d1 = q[2 * ps], d2 = q[4 * ps], d3 = q[6 * ps], d4 = q[8 * ps], d5 = q[10 * ps];
+            WG_BT(d0, d1, d2, d3, d4, d5, o, 2 * rs);
+        }
+        return;
+    }
+    vec d0 = p[0], d1 = p[ps], d2 = p[2 * ps], d3 = p[3 * ps], d4 = p[4 * ps], d5 = p[5 * ps];
+    WG_BT(d0, d1, d2, d3, d4, d5, r, rs);
+}
+
 typedef struct wg_job {
     wg_geom g;
     const float *x, *u;
@@ -232,9 +304,9 @@ typedef struct wg_job {
 /* Gathers input rows [r0, r0 + 6) (padded coordinates) of channel c of the
  * group's images into D[6][dwr][L] (zero outside the image and for missing
  * images): each image's row is staged with its zero border, then 16 x 16
- * blocks are transposed into lanes. */
-static inline __attribute__((always_inline)) void gather_rows(const wg_job *j, int first, int c, int r0,
-                                                              float *restrict dbuf, float *restrict stage)
+ * blocks (8 x 8 at AVX2) are transposed into lanes. */
+static inline __attribute__((always_inline)) void gather_rows(del_isa level, const wg_job *j, int first, int c,
+                                                              int r0, float *restrict dbuf, float *restrict stage)
 {
     const wg_geom *g = &j->g;
     size_t plane = (size_t)g->h * g->w, img = (size_t)g->ci * plane;
@@ -269,6 +341,13 @@ static inline __attribute__((always_inline)) void gather_rows(const wg_job *j, i
             }
             memset(st + 1 + g->w, 0, (size_t)(g->dwr - 1 - g->w) * sizeof(float));
         }
+        if (level == DEL_ISA_AVX2) {
+            /* straight from the staging rows: 8 lanes x 8 columns a block */
+            for (int blk = 0; blk < g->dwr; blk += 8)
+                for (int h = 0; h < 2; h++)
+                    transpose8(stage + (size_t)8 * h * g->dwr + blk, g->dwr, (float *)(drow + blk) + 8 * h, L);
+            continue;
+        }
         for (int blk = 0; blk < g->dwr; blk += 16) {
             vec r[16];
             for (int lane = 0; lane < L; lane++)
@@ -280,11 +359,11 @@ static inline __attribute__((always_inline)) void gather_rows(const wg_job *j, i
     }
 }
 
-/* A = AT^T: the six outputs z[0..5] of the four y[0..3]. */
-#define WG_A(y0, y1, y2, y3, z, zs)                            \
+/* A = AT^T: the six outputs z[0..5] of the four y[0..3], vectors of type T. */
+#define WG_A(T, y0, y1, y2, y3, z, zs)                         \
     do {                                                       \
-        vec e02_ = (y0) + (y2), o13_ = (y1) + (y3);            \
-        vec e4_ = (y0) + 4.0f * (y2), o8_ = 2.0f * (y1) + 8.0f * (y3); \
+        T e02_ = (y0) + (y2), o13_ = (y1) + (y3);              \
+        T e4_ = (y0) + 4.0f * (y2), o8_ = 2.0f * (y1) + 8.0f * (y3); \
         (z)[0] = (y0);                                         \
         (z)[(zs)] = e02_ + o13_;                               \
         (z)[2 * (zs)] = e02_ - o13_;                           \
@@ -293,14 +372,30 @@ static inline __attribute__((always_inline)) void gather_rows(const wg_job *j, i
         (z)[5 * (zs)] = (y3);                                  \
     } while (0)
 
-/* Z = A Y A^T of one tile from y[a*4 + b] (all lanes) to dst[(i*6 + jj) * zs] */
-static inline __attribute__((always_inline)) void a_transform(const vec *y, vec *dst, size_t zs)
+/* WG_A of p[0], p[ps], p[2 ps], p[3 ps] into z[0], z[zs], ..., z[5 zs]
+ * (strides in vectors); at AVX2 by halves (bt6). */
+static inline __attribute__((always_inline)) void a4(del_isa level, const vec *p, size_t ps, vec *z, size_t zs)
+{
+    if (level == DEL_ISA_AVX2) {
+        for (int h = 0; h < 2; h++) {
+            const vec8 *q = (const vec8 *)p + h;
+            vec8 y0 = q[0], y1 = q[2 * ps], y2 = q[4 * ps], y3 = q[6 * ps];
+            WG_A(vec8, y0, y1, y2, y3, (vec8 *)z + h, 2 * zs);
+        }
+        return;
+    }
+    WG_A(vec, p[0], p[ps], p[2 * ps], p[3 * ps], z, zs);
+}
+
+/* Z = A Y A^T of one tile from y[a*ys + b] (all lanes) to dst[(i*6 + jj) * zs] */
+static inline __attribute__((always_inline)) void a_transform(del_isa level, const vec *y, size_t ys, vec *dst,
+                                                              size_t zs)
 {
     vec tmp[6][4];
     for (int b = 0; b < 4; b++)
-        WG_A(y[b], y[4 + b], y[8 + b], y[12 + b], &tmp[0][b], 4);
+        a4(level, y + b, ys, &tmp[0][b], 4);
     for (int i = 0; i < 6; i++)
-        WG_A(tmp[i][0], tmp[i][1], tmp[i][2], tmp[i][3], dst + (size_t)(i * 6) * zs, zs);
+        a4(level, tmp[i], 1, dst + (size_t)(i * 6) * zs, zs);
 }
 
 /* V[xi][c][t*L + lane] for the tiles of one chunk: for each channel, tile
@@ -308,7 +403,7 @@ static inline __attribute__((always_inline)) void a_transform(const vec *y, vec 
  * horizontal B^T per tile. With zbuf (the backward pass, where the input
  * is dy) also Z = A dy A^T of the weight gradient, in the same layout, from
  * the gathered rows 1-4: each tile's 4x4 block of dy, already in lanes. */
-DEL_ISA_BODY void input_transform_body(const wg_job *j, int first, int tr0, float *restrict v,
+DEL_ISA_BODY void input_transform_body(del_isa level, const wg_job *j, int first, int tr0, float *restrict v,
                                        float *restrict dbuf, float *restrict zbuf)
 {
     const wg_geom *g = &j->g;
@@ -317,51 +412,60 @@ DEL_ISA_BODY void input_transform_body(const wg_job *j, int first, int tr0, floa
     size_t xs = (size_t)g->ci * g->cols / L; /* vectors between consecutive xi */
     for (int c = 0; c < g->ci; c++)
         for (int rr = 0; rr < g->rows; rr++) {
-            gather_rows(j, first, c, 4 * (tr0 + rr), dbuf, stage);
+            gather_rows(level, j, first, c, 4 * (tr0 + rr), dbuf, stage);
             const vec *d = (const vec *)dbuf;
             size_t ds = (size_t)g->dwr;
             if (zbuf)
-                for (int t = 0; t < g->tc; t++) {
-                    vec y[16];
-                    for (int a = 0; a < 4; a++)
-                        for (int b = 0; b < 4; b++)
-                            y[a * 4 + b] = d[(size_t)(1 + a) * ds + 4 * t + 1 + b];
-                    a_transform(y, (vec *)zbuf + (size_t)c * (g->cols / L) + (size_t)rr * g->tc + t, xs);
-                }
+                for (int t = 0; t < g->tc; t++)
+                    a_transform(level, d + ds + 4 * t + 1, ds,
+                                (vec *)zbuf + (size_t)c * (g->cols / L) + (size_t)rr * g->tc + t, xs);
             /* vertical: rbuf row i = sum_k BT[i][k] dbuf row k */
             vec *r = (vec *)rbuf;
-            for (int q = 0; q < g->dw; q++) {
-                vec d0 = d[q], d1 = d[ds + q], d2 = d[2 * ds + q], d3 = d[3 * ds + q];
-                vec d4 = d[4 * ds + q], d5 = d[5 * ds + q];
-                WG_BT(d0, d1, d2, d3, d4, d5, r + q, ds);
-            }
+            for (int q = 0; q < g->dw; q++)
+                bt6(level, d + q, ds, r + q, ds);
             /* horizontal, per tile: V[i*6 + jj] = sum_l BT[jj][l] rbuf[i][4t + l] */
             for (int i = 0; i < 6; i++)
                 for (int t = 0; t < g->tc; t++) {
                     const vec *e = r + (size_t)i * g->dwr + 4 * t;
                     size_t col = (size_t)rr * g->tc + t;
                     vec *dst = (vec *)v + ((size_t)(i * 6) * g->ci + c) * (g->cols / L) + col;
-                    vec e0 = e[0], e1 = e[1], e2 = e[2], e3 = e[3], e4 = e[4], e5 = e[5];
-                    WG_BT(e0, e1, e2, e3, e4, e5, dst, xs);
+                    bt6(level, e, 1, dst, xs);
                 }
         }
 }
-DEL_ISA_VERSIONS(input_transform,
-                 (const wg_job *j, int first, int tr0, float *restrict v, float *restrict dbuf, float *restrict zbuf),
-                 (j, first, tr0, v, dbuf, zbuf))
+DEL_ISA_VERSIONS_LEVEL(input_transform,
+                       (const wg_job *j, int first, int tr0, float *restrict v, float *restrict dbuf,
+                        float *restrict zbuf),
+                       (j, first, tr0, v, dbuf, zbuf))
 
 /* ---- output transform ---- */
 
-/* A^T: the four outputs o[0..3] of m[0..5]. */
-#define WG_AT(m0, m1, m2, m3, m4, m5, o, os)                   \
+/* A^T: the four outputs o[0..3] of m[0..5], vectors of type T. */
+#define WG_AT(T, m0, m1, m2, m3, m4, m5, o, os)                \
     do {                                                       \
-        vec s12_ = (m1) + (m2), d12_ = (m1) - (m2);            \
-        vec s34_ = (m3) + (m4), d34_ = (m3) - (m4);            \
+        T s12_ = (m1) + (m2), d12_ = (m1) - (m2);              \
+        T s34_ = (m3) + (m4), d34_ = (m3) - (m4);              \
         (o)[0] = (m0) + s12_ + s34_;                           \
         (o)[(os)] = d12_ + 2.0f * d34_;                        \
         (o)[2 * (os)] = s12_ + 4.0f * s34_;                    \
         (o)[3 * (os)] = d12_ + 8.0f * d34_ + (m5);             \
     } while (0)
+
+/* WG_AT of p[0], p[ps], ..., p[5 ps] into o[0], o[os], o[2 os], o[3 os]
+ * (strides in vectors); at AVX2 by halves (bt6). */
+static inline __attribute__((always_inline)) void at6(del_isa level, const vec *p, size_t ps, vec *o, size_t os)
+{
+    if (level == DEL_ISA_AVX2) {
+        for (int h = 0; h < 2; h++) {
+            const vec8 *q = (const vec8 *)p + h;
+            vec8 m0 = q[0], m1 = q[2 * ps], m2 = q[4 * ps], m3 = q[6 * ps], m4 = q[8 * ps], m5 = q[10 * ps];
+            WG_AT(vec8, m0, m1, m2, m3, m4, m5, (vec8 *)o + h, 2 * os);
+        }
+        return;
+    }
+    vec m0 = p[0], m1 = p[ps], m2 = p[2 * ps], m3 = p[3 * ps], m4 = p[4 * ps], m5 = p[5 * ps];
+    WG_AT(vec, m0, m1, m2, m3, m4, m5, o, os);
+}
 
 /* o = o + bias, then * scale + shift if affine, then max(., 0) if relu,
  * with the float expressions of cpu_conv.c's epilogue */
@@ -384,7 +488,8 @@ static inline void epilogue(float *restrict o, int len, float bias, int affine, 
 
 /* The outputs of one chunk from M: per output channel and tile, A^T m A,
  * the epilogue, the pooling, then each lane to its image. */
-DEL_ISA_BODY void output_transform_body(const wg_job *j, int first, int tr0, const float *restrict mbuf)
+DEL_ISA_BODY void output_transform_body(del_isa level, const wg_job *j, int first, int tr0,
+                                        const float *restrict mbuf)
 {
     const wg_geom *g = &j->g;
     int nl = g->n - first < L ? g->n - first : L;
@@ -392,6 +497,7 @@ DEL_ISA_BODY void output_transform_body(const wg_job *j, int first, int tr0, con
     int ho = j->pool ? g->h / 2 : g->h, wo = j->pool ? g->w / 2 : g->w;
     size_t oplane = (size_t)ho * wo, oimg = (size_t)g->co * oplane, xs = (size_t)g->co * g->cols / L;
     float out[4][4][L] __attribute__((aligned(64)));
+    vec outt[16];
     for (int c = 0; c < g->co; c++) {
         float b = j->bias ? j->bias[c] : 0.0f, sc = affine ? j->scale[c] : 1.0f, sh = affine ? j->shift[c] : 0.0f;
         for (int rr = 0; rr < g->rows; rr++)
@@ -399,17 +505,11 @@ DEL_ISA_BODY void output_transform_body(const wg_job *j, int first, int tr0, con
                 const vec *m = (const vec *)mbuf + (size_t)c * (g->cols / L) + (size_t)rr * g->tc + t;
                 vec tmp[4][6] __attribute__((aligned(64)));
                 /* columns: tmp[a][jj] = sum_i AT[a][i] m[i*6 + jj] */
-                for (int jj = 0; jj < 6; jj++) {
-                    vec m0 = m[jj * xs], m1 = m[(6 + jj) * xs], m2 = m[(12 + jj) * xs], m3 = m[(18 + jj) * xs];
-                    vec m4 = m[(24 + jj) * xs], m5 = m[(30 + jj) * xs];
-                    WG_AT(m0, m1, m2, m3, m4, m5, &tmp[0][jj], 6);
-                }
+                for (int jj = 0; jj < 6; jj++)
+                    at6(level, m + jj * xs, 6 * xs, &tmp[0][jj], 6);
                 /* rows: out[a][bb] = sum_jj tmp[a][jj] AT[bb][jj] */
-                for (int a = 0; a < 4; a++) {
-                    vec t0 = tmp[a][0], t1 = tmp[a][1], t2 = tmp[a][2], t3 = tmp[a][3], t4 = tmp[a][4];
-                    vec t5 = tmp[a][5];
-                    WG_AT(t0, t1, t2, t3, t4, t5, (vec *)&out[a][0][0], 1);
-                }
+                for (int a = 0; a < 4; a++)
+                    at6(level, tmp[a], 1, (vec *)&out[a][0][0], 1);
                 if (post)
                     epilogue(&out[0][0][0], 16 * L, b, affine, sc, sh, j->relu);
                 int oh0 = 4 * (tr0 + rr), ow0 = 4 * t;
@@ -436,8 +536,7 @@ DEL_ISA_BODY void output_transform_body(const wg_job *j, int first, int tr0, con
                 }
                 int nh = g->h - oh0 < 4 ? g->h - oh0 : 4, nw = g->w - ow0 < 4 ? g->w - ow0 : 4;
                 /* lanes to images: after the transpose, vector lane holds that image's 4 x 4 block */
-                vec *r = (vec *)&out[0][0][0];
-                transpose16(r);
+                vec *r = transpose16_to(level, (vec *)&out[0][0][0], outt);
                 for (int lane = 0; lane < nl; lane++) {
                     float *dst = j->y + (size_t)(first + lane) * oimg + (size_t)c * oplane + (size_t)oh0 * wo + ow0;
                     const float *blk = (const float *)&r[lane];
@@ -452,8 +551,8 @@ DEL_ISA_BODY void output_transform_body(const wg_job *j, int first, int tr0, con
             }
     }
 }
-DEL_ISA_VERSIONS(output_transform, (const wg_job *j, int first, int tr0, const float *restrict mbuf),
-                 (j, first, tr0, mbuf))
+DEL_ISA_VERSIONS_LEVEL(output_transform, (const wg_job *j, int first, int tr0, const float *restrict mbuf),
+                       (j, first, tr0, mbuf))
 
 static float *ws_base(void *ws)
 {
@@ -518,7 +617,7 @@ void del_cpu_wg_forward(const del_conv2d_shape *s, wg_input in, const float *w, 
  * of dy, transposed into lanes, then A on its columns and rows. Only when
  * no input gradient is wanted; otherwise input_transform makes Z from the
  * dy rows it gathers anyway. */
-DEL_ISA_BODY void dy_transform_body(const wg_job *j, int first, int tr0, float *restrict zbuf)
+DEL_ISA_BODY void dy_transform_body(del_isa level, const wg_job *j, int first, int tr0, float *restrict zbuf)
 {
     const wg_geom *g = &j->g;
     int nl = g->n - first < L ? g->n - first : L;
@@ -529,7 +628,7 @@ DEL_ISA_BODY void dy_transform_body(const wg_job *j, int first, int tr0, float *
             int nh = g->h - oh0 < 4 ? g->h - oh0 : 4;
             for (int t = 0; t < g->tc; t++) {
                 int ow0 = 4 * t, nw = g->w - ow0 < 4 ? g->w - ow0 : 4;
-                vec r[16] __attribute__((aligned(64)));
+                vec r[16] __attribute__((aligned(64))), rt[16];
                 for (int lane = 0; lane < L; lane++) {
                     float *blk = (float *)&r[lane];
                     if (lane >= nl) {
@@ -548,13 +647,14 @@ DEL_ISA_BODY void dy_transform_body(const wg_job *j, int first, int tr0, float *
                         for (int b = 0; b < nw; b++)
                             blk[4 * a + b] = src[(size_t)a * g->w + b];
                 }
-                /* r[a*4 + b] = dy[a][b] of every lane */
-                transpose16(r);
-                a_transform(r, (vec *)zbuf + (size_t)c * (g->cols / L) + (size_t)rr * g->tc + t, xs);
+                /* transposed: [a*4 + b] = dy[a][b] of every lane */
+                a_transform(level, transpose16_to(level, r, rt), 4,
+                            (vec *)zbuf + (size_t)c * (g->cols / L) + (size_t)rr * g->tc + t, xs);
             }
         }
 }
-DEL_ISA_VERSIONS(dy_transform, (const wg_job *j, int first, int tr0, float *restrict zbuf), (j, first, tr0, zbuf))
+DEL_ISA_VERSIONS_LEVEL(dy_transform, (const wg_job *j, int first, int tr0, float *restrict zbuf),
+                       (j, first, tr0, zbuf))
 
 /* The backward pass runs both gradients chunk by chunk: the input gradient
  * as a convolution of dy (geometry b: c_out -> c_in), whose gathered dy

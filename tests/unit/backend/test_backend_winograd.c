@@ -2,7 +2,7 @@
  * at least 16 input and output channels) against a naive convolution in
  * double precision, with an elementwise error bound; its epilogue, pooling,
  * input gradient and weight gradient; no cross-talk between images; and bit-identical
- * results for 1, 2, 3 and 4 threads.
+ * results for 1, 2, 3 and 4 threads and at every SIMD level (DEL_CPU_ISA).
  *
  * The bound. Winograd computes y = A^T [sum_ci U . V] A with U = G g G^T
  * (in double, rounded once to float) and V = B^T d B for the 6x6 input
@@ -24,6 +24,8 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "backend/backend.h"
 #include "testutil.h"
@@ -608,6 +610,123 @@ START_TEST(test_winograd_bit_identical_for_1_2_3_4_threads)
 }
 END_TEST
 
+/* Every result of a few Winograd runs, one after the other: forward,
+ * pooled forward and both gradients of the 37-image case above (3 groups,
+ * the last part-empty), then with a batchnorm + relu on the input and
+ * partial tiles the forward, both gradients, and the weight gradient
+ * alone (whose dy transform is a kernel of its own). 1 thread. */
+static float *isa_results(size_t *len)
+{
+    const del_backend *be = del_backend_get();
+    const wg_case a = {37, 16, 16, 12, 32}, b = {17, 16, 7, 9, 24};
+    size_t axl = (size_t)a.n * a.c_in * a.h * a.w, ayl = (size_t)a.n * a.c_out * a.h * a.w;
+    size_t awl = (size_t)a.c_out * a.c_in * 9;
+    size_t bxl = (size_t)b.n * b.c_in * b.h * b.w, byl = (size_t)b.n * b.c_out * b.h * b.w;
+    size_t bwl = (size_t)b.c_out * b.c_in * 9;
+    *len = ayl + ayl / 4 + axl + awl + (size_t)a.c_out + byl + bxl + 2 * bwl;
+    float *all = malloc(*len * sizeof *all), *o = all;
+    wg_out r;
+    run_threads(1, &a, &r);
+    memcpy(o, r.y, ayl * 4), o += ayl;
+    memcpy(o, r.yp, ayl / 4 * 4), o += ayl / 4;
+    memcpy(o, r.dx, axl * 4), o += axl;
+    memcpy(o, r.dw, awl * 4), o += awl;
+    memcpy(o, r.db, (size_t)a.c_out * 4), o += a.c_out;
+    free(r.y);
+    free(r.yp);
+    free(r.dx);
+    free(r.dw);
+    free(r.db);
+    const del_conv2d_shape s = shape_of(&b);
+    float *x = rand_buf(bxl, 390), *w = rand_buf(bwl, 391), *dy = rand_buf(byl, 392);
+    float *sc = rand_buf((size_t)b.c_in, 393), *sh = rand_buf((size_t)b.c_in, 394);
+    void *ws = malloc(be->conv2d_workspace(&s) + 1);
+    be->conv2d_forward_input_bn(&s, x, sc, sh, w, o, ws), o += byl;
+    memset(o, 0, 2 * bwl * sizeof *o);
+    be->conv2d_backward_input_bn(&s, x, sc, sh, w, dy, o, o + bxl, ws), o += bxl + bwl;
+    be->conv2d_backward_input_bn(&s, x, sc, sh, w, dy, NULL, o, ws);
+    free(x);
+    free(w);
+    free(dy);
+    free(sc);
+    free(sh);
+    free(ws);
+    return all;
+}
+
+static const char *g_self; /* argv[0] */
+
+/* isa_results of this program run again with DEL_CPU_ISA = level, read
+ * from its output; *len floats. */
+static float *isa_results_at(const char *level, size_t *len)
+{
+    int fd[2];
+    ck_assert_int_eq(pipe(fd), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(fd[1], STDOUT_FILENO);
+        close(fd[0]);
+        close(fd[1]);
+        setenv("DEL_CPU_ISA", level, 1);
+        /* Check's choice of cases here would skip the child's one */
+        unsetenv("CK_RUN_SUITE");
+        unsetenv("CK_RUN_CASE");
+        execl(g_self, g_self, "--isa-results", (char *)NULL);
+        _exit(127);
+    }
+    close(fd[1]);
+    size_t cap = (size_t)1 << 20, have = 0;
+    char *got = malloc(cap);
+    ssize_t n;
+    while ((n = read(fd[0], got + have, cap - have)) > 0)
+        if ((have += (size_t)n) == cap)
+            got = realloc(got, cap *= 2);
+    close(fd[0]);
+    int wstatus;
+    ck_assert_int_eq(waitpid(pid, &wstatus, 0), pid);
+    ck_assert_msg(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0, "%s --isa-results failed at %s", g_self, level);
+    ck_assert_msg(have > 0 && have % sizeof(float) == 0, "%s --isa-results gave %zu bytes at %s", g_self, have, level);
+    *len = have / sizeof(float);
+    return (float *)got;
+}
+
+/* The transforms' versions per SIMD level (core/isa.h) only move data
+ * differently, so the results at each level (capped at what the CPU has)
+ * are the same bits. All come from child processes started alike, so
+ * that OpenBLAS picks the same kernels for each (under valgrind, say,
+ * this process sees another CPU). */
+START_TEST(test_winograd_bit_identical_at_every_isa_level)
+{
+    static const char *const levels[] = {"avx2", "avx512"};
+    size_t len;
+    float *ref = isa_results_at("generic", &len);
+    for (int k = 0; k < 2; k++) {
+        size_t got_len;
+        float *got = isa_results_at(levels[k], &got_len);
+        ck_assert_msg(got_len == len, "DEL_CPU_ISA=%s: %zu results, not %zu", levels[k], got_len, len);
+        size_t first = 0;
+        while (first < len && memcmp(got + first, ref + first, sizeof *ref) == 0)
+            first++;
+        ck_assert_msg(first == len, "DEL_CPU_ISA=%s: result %zu of %zu differs (%.9g, generic %.9g)", levels[k],
+                      first, len, first < len ? got[first] : 0.0, first < len ? ref[first] : 0.0);
+        free(got);
+    }
+    free(ref);
+}
+END_TEST
+
+/* The child's side of isa_results_at, run as a test of its own (the
+ * helpers assert) with no report on stdout. */
+START_TEST(write_isa_results)
+{
+    size_t len;
+    float *all = isa_results(&len);
+    ck_assert(fwrite(all, sizeof *all, len, stdout) == len && fflush(stdout) == 0);
+    free(all);
+}
+END_TEST
+
 static Suite *winograd_suite(void)
 {
     Suite *s = suite_create("backend_winograd");
@@ -620,11 +739,25 @@ static Suite *winograd_suite(void)
     tcase_add_loop_test(t, test_winograd_input_bn_equals_batchnorm_then_conv, 0, N_CASES);
     tcase_add_test(t, test_winograd_image_result_independent_of_other_images);
     tcase_add_test(t, test_winograd_bit_identical_for_1_2_3_4_threads);
+    tcase_add_test(t, test_winograd_bit_identical_at_every_isa_level);
     suite_add_tcase(s, t);
     return s;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    g_self = argv[0];
+    if (argc > 1 && strcmp(argv[1], "--isa-results") == 0) {
+        Suite *s = suite_create("isa_results");
+        TCase *t = tcase_create("write");
+        tcase_set_timeout(t, 300);
+        tcase_add_test(t, write_isa_results);
+        suite_add_tcase(s, t);
+        SRunner *sr = srunner_create(s);
+        srunner_run_all(sr, CK_SILENT);
+        int failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    }
     return test_run_suite(winograd_suite());
 }
