@@ -44,6 +44,7 @@ typedef struct fmnist_data {
 typedef struct part_result {
     const char *part;
     double accuracy, seconds;
+    double data_wait; /* seconds the training waited for batches (del_trainer_fit_times); < 0: not measured */
     int64_t steps;
     int reused;
 } part_result;
@@ -99,7 +100,7 @@ static void add_result(results *out, const char *part, double accuracy, double s
 {
     if (out->n == MAX_PARTS)
         return;
-    out->p[out->n++] = (part_result){part, accuracy, seconds, steps, reused};
+    out->p[out->n++] = (part_result){part, accuracy, seconds, -1.0, steps, reused};
 }
 
 /* SPEC section 5 "std aug": a random 28x28 crop of the image zero-padded by
@@ -160,8 +161,13 @@ static int run_supervised(const recipe *r, const fmnist_data *d, int64_t steps_o
     TRY(del_trainer_set_seed(trainer, seed));
     TRY(del_trainer_set_progress(trainer, log_progress, steps >= 1000 ? 500 : 100, (void *)r->name));
     TRY(del_trainer_fit(trainer, steps));
+    double wait = 0.0, compute = 0.0;
+    TRY(del_trainer_fit_times(trainer, &wait, &compute));
+    fprintf(stderr, "fmnist1k: %s waited %.1f s for batches, %.1f s of steps (waiting: %.1f %% of the fit)\n", r->name,
+            wait, compute, 100.0 * wait / (wait + compute));
     TRY(del_trainer_evaluate(trainer, d->test, &accuracy));
     add_result(out, NULL, accuracy, now_s() - t0, steps, 0);
+    out->p[out->n - 1].data_wait = wait;
     rc = 0;
 cleanup:
     del_trainer_free(trainer);
@@ -884,9 +890,10 @@ int main(int argc, char **argv)
                 const part_result *p = &res.p[k];
                 printf("{\"recipe\": \"%s\", ", todo[r]->name);
                 if (p->part) printf("\"part\": \"%s\", ", p->part);
-                printf("\"seed\": %llu, \"libdel_acc\": %.4f, \"libdel_s\": %.1f, \"steps\": %lld%s}\n",
-                       (unsigned long long)seeds[s], p->accuracy, p->seconds, (long long)p->steps,
-                       p->reused ? ", \"reused\": true" : "");
+                printf("\"seed\": %llu, \"libdel_acc\": %.4f, \"libdel_s\": %.1f, \"steps\": %lld", (unsigned long long)seeds[s],
+                       p->accuracy, p->seconds, (long long)p->steps);
+                if (p->data_wait >= 0.0) printf(", \"libdel_data_wait_s\": %.1f", p->data_wait);
+                printf("%s}\n", p->reused ? ", \"reused\": true" : "");
             }
             fflush(stdout);
         }

@@ -194,8 +194,11 @@ recipe_line() {
 import json, sys
 side, threads = sys.argv[1], int(sys.argv[2])
 r = json.loads(sys.stdin.read().strip().splitlines()[-1])
-print(json.dumps({"bench": "recipe_fmnist1k_r1", "threads": threads, "unit": "s", side: r[side + "_s"],
-                  side + "_acc": r[side + "_acc"], "lower_is_better": True}))' "$@"
+line = {"bench": "recipe_fmnist1k_r1", "threads": threads, "unit": "s", side: r[side + "_s"],
+        side + "_acc": r[side + "_acc"], "lower_is_better": True}
+if side + "_data_wait_s" in r:
+    line[side + "_data_wait_s"] = r[side + "_data_wait_s"]
+print(json.dumps(line))' "$@"
 }
 run_libdel_recipe() {
     with_threads "$1" "$BIN/fmnist1k" -t "$1" --seeds 0 R1 >"$tmp/recipe_libdel.json" ||

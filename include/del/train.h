@@ -607,6 +607,17 @@ DEL_API int64_t del_trainer_skipped_steps(const del_trainer *trainer);
  * DEL_ENOMEM; a failure of the pipeline is returned with its message. */
 DEL_API del_status del_trainer_fit(del_trainer *trainer, int64_t steps);
 
+/* Where the wall time of the last (or the current) del_trainer_fit went:
+ * *data_wait_s, seconds the fitting thread waited for its batches (with
+ * the prefetch thread, the part of the data loading and augmentation that
+ * the steps did not hide; with del_trainer_set_prefetch(trainer, 0), all
+ * of it), and *step_s, seconds of the steps themselves (forward, losses,
+ * backward, optimizer, checks). data_wait / (data_wait + step) near 0
+ * means the pipeline keeps up. Measured with a monotonic clock; they never
+ * change results. 0 before any fit. Either pointer may be NULL.
+ * Errors: DEL_EINVAL (NULL trainer). */
+DEL_API del_status del_trainer_fit_times(const del_trainer *trainer, double *data_wait_s, double *step_s);
+
 /* One training step outside a fit, for a hand-written loop around the
  * trainer (evaluate, checkpoint, change a setting between steps): draws
  * the next batch on the calling thread and trains on it exactly as step

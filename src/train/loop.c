@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "del.h"
 #include "train_error.h"
@@ -352,6 +353,13 @@ static void advance(del_trainer *tr, int slot)
     tr->steps_done++;
 }
 
+static double seconds_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 del_status del_trainer_own_enomem(del_status st, const char *fn)
 {
     if (st != DEL_ENOMEM || strncmp(del_last_error(), fn, strlen(fn)) == 0)
@@ -387,6 +395,7 @@ DEL_API del_status del_trainer_fit(del_trainer *trainer, int64_t steps)
 
     for (int s = 0; s < DEL_NSTREAMS; s++)
         tr->streams[s].draw = tr->streams[s].order;
+    tr->wait_s = tr->step_s = 0.0;
     del_prefetch_start(&pf, tr->prefetch, tr->steps_done, steps, del_streams_fill, tr);
     prefetching = 1;
     double loss_sum = 0.0;
@@ -394,9 +403,13 @@ DEL_API del_status del_trainer_fit(del_trainer *trainer, int64_t steps)
     for (int64_t step = 1; step <= steps; step++) {
         float loss = 0.0f;
         int slot = 0, fatal = 0;
+        const double t0 = seconds_now();
         st = del_prefetch_acquire(&pf, &slot);
+        const double t1 = seconds_now();
+        tr->wait_s += t1 - t0;
         if (st == DEL_OK)
             st = train_step(tr, opt, slot, tr->steps_done + 1, &loss, &fatal, fn);
+        tr->step_s += seconds_now() - t1;
         const int skip = st == DEL_ENUMERIC && !fatal && tr->set.nonfinite == DEL_NONFINITE_SKIP;
         if (st != DEL_OK && !skip)
             goto cleanup;
@@ -472,4 +485,16 @@ DEL_API del_status del_trainer_step(del_trainer *trainer, float *loss)
     del_optimizer_free(fresh);
     tr->fitting = 0;
     return del_trainer_own_enomem(st, fn);
+}
+
+DEL_API del_status del_trainer_fit_times(const del_trainer *trainer, double *data_wait_s, double *step_s)
+{
+    static const char fn[] = "del_trainer_fit_times";
+    if (!trainer)
+        return train_error_null(fn, "trainer");
+    if (data_wait_s)
+        *data_wait_s = trainer->wait_s;
+    if (step_s)
+        *step_s = trainer->step_s;
+    return DEL_OK;
 }

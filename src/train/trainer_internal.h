@@ -164,6 +164,7 @@ struct del_trainer {
     void *user;
 
     int fitting; /* setters refuse to change a running fit */
+    double wait_s, step_s; /* of the last or current fit: waiting for batches, computing steps */
 
     teacher_term *teacher; /* attached by del_trainer_add_teacher; NULL: none */
 

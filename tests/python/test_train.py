@@ -29,6 +29,14 @@ class TestTrainerSettings(unittest.TestCase):
         with self.assertRaises(libdel.InvalidArgument):
             t.set(mean=[0.5], std=[0.0])
 
+    def test_fit_times_split_the_fit(self):
+        t = libdel.Trainer.supervised(tiny_model(), tiny_dataset(), batch_size=4, prefetch=0)
+        self.assertEqual(t.fit_times(), (0.0, 0.0))
+        t.fit(3)
+        wait, step = t.fit_times()
+        self.assertGreater(wait, 0.0)  # inline batches: every one waited for
+        self.assertGreater(step, 0.0)
+
     def test_fit_zero_steps_raises_with_c_message(self):
         t = libdel.Trainer.supervised(tiny_model(), tiny_dataset(), batch_size=4)
         with self.assertRaises(libdel.InvalidArgument) as cm:

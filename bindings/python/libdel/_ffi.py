@@ -954,6 +954,10 @@ FUNCTIONS = {
         del_status,
         ((ctypes.c_void_p, 'trainer'), (ctypes.c_int64, 'steps'),),
     ),
+    'del_trainer_fit_times': (
+        del_status,
+        ((ctypes.c_void_p, 'trainer'), (ctypes.POINTER(ctypes.c_double), 'data_wait_s'), (ctypes.POINTER(ctypes.c_double), 'step_s'),),
+    ),
     'del_trainer_step': (
         del_status,
         ((ctypes.c_void_p, 'trainer'), (ctypes.POINTER(ctypes.c_float), 'loss'),),

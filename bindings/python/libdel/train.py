@@ -529,6 +529,14 @@ class Trainer(Handle):
                 lib.del_trainer_set_progress(h, _ffi.del_progress_fn(), 1, None)
                 self._callback = None
 
+    def fit_times(self):
+        """(data_wait_s, step_s) of the last (or current) fit: seconds the
+        training thread waited for its batches (the loading and augmentation
+        the prefetch thread did not hide) and seconds of the steps."""
+        wait, step = ctypes.c_double(), ctypes.c_double()
+        check(lib.del_trainer_fit_times(self._h, ctypes.byref(wait), ctypes.byref(step)))
+        return wait.value, step.value
+
     def step(self):
         """One training step outside a fit (needs set_total_steps); n calls
         equal fit(n) bit for bit. Returns the step's loss (NaN for a step

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "del.h"
 #include "train_util.h"
@@ -93,12 +94,51 @@ START_TEST(test_step_needs_total_steps_and_arguments)
 }
 END_TEST
 
+static double wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+START_TEST(test_fit_times_split_the_fit_into_waiting_and_steps)
+{
+    del_dataset *ds = random_dataset();
+    del_model *m = NULL;
+    del_augment *aug = NULL;
+    del_trainer *tr = make_trainer(&m, ds, &aug);
+    double wait = -1.0, step = -1.0;
+    ck_assert_del_ok(del_trainer_fit_times(tr, &wait, &step));
+    ck_assert(wait == 0.0 && step == 0.0); /* before any fit */
+    /* Inline batches (no prefetch thread): every batch is waited for. */
+    ck_assert_del_ok(del_trainer_set_prefetch(tr, 0));
+    const double t0 = wall_now();
+    ck_assert_del_ok(del_trainer_fit(tr, 4));
+    const double wall = wall_now() - t0;
+    ck_assert_del_ok(del_trainer_fit_times(tr, &wait, &step));
+    ck_assert_msg(wait > 0.0 && step > 0.0, "wait %g, step %g", wait, step);
+    ck_assert_msg(wait + step <= wall, "wait %g + step %g > the fit's %g s", wait, step, wall);
+    /* A later fit starts its own count. */
+    ck_assert_del_ok(del_trainer_fit(tr, 1));
+    double wait1 = 0.0, step1 = 0.0;
+    ck_assert_del_ok(del_trainer_fit_times(tr, &wait1, NULL));
+    ck_assert_del_ok(del_trainer_fit_times(tr, NULL, &step1));
+    ck_assert(step1 > 0.0 && step1 < step + wait);
+    ck_assert_int_eq(del_trainer_fit_times(NULL, &wait, &step), DEL_EINVAL);
+    del_trainer_free(tr);
+    del_augment_free(aug);
+    del_model_free(m);
+    del_dataset_free(ds);
+}
+END_TEST
+
 static Suite *loop_suite(void)
 {
     Suite *s = suite_create("loop");
     TCase *tc = tcase_create("small");
     tcase_add_test(tc, test_steps_one_by_one_equal_a_fit);
     tcase_add_test(tc, test_step_needs_total_steps_and_arguments);
+    tcase_add_test(tc, test_fit_times_split_the_fit_into_waiting_and_steps);
     suite_add_tcase(s, tc);
     return s;
 }
