@@ -310,7 +310,7 @@ DEL_API del_status del_trainer_set_teacher_normalize(del_trainer *trainer, const
     if (!t->teacher)
         return train_error(DEL_EINVAL, "%s: the trainer distills from stored soft labels: it has no live teacher", fn);
     train_settings check = trainer->set;
-    st = del_settings_normalize_for(trainer, &check, mean, std, channels, fn);
+    st = del_settings_normalize_for(trainer->channels, &check, mean, std, channels, fn);
     if (st != DEL_OK)
         return st;
     for (int c = 0; c < channels; c++) {

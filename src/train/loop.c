@@ -109,6 +109,42 @@ del_status del_check_new_task(const del_model *model, const del_dataset *labeled
     return DEL_OK;
 }
 
+int del_model_classes(const del_model *model)
+{
+    int ndim = 0;
+    int64_t shape[4] = {0};
+    if (del_model_output_shape(model, &ndim, shape) != DEL_OK || ndim != 1 || shape[0] > INT32_MAX)
+        return 0;
+    return (int)shape[0];
+}
+
+del_status del_check_images_fit(const del_dataset *ds, const char *arg, int c, int h, int w, const char *model_arg,
+                                const char *fn)
+{
+    if (del_dataset_channels(ds) != c || del_dataset_height(ds) != h || del_dataset_width(ds) != w)
+        return train_error(DEL_EINVAL, "%s: '%s' has %d x %d x %d images (C x H x W), but '%s' takes %d x %d x %d", fn,
+                           arg, del_dataset_channels(ds), del_dataset_height(ds), del_dataset_width(ds), model_arg, c,
+                           h, w);
+    return DEL_OK;
+}
+
+del_status del_check_labeled_set(const del_dataset *ds, const char *arg, int classes, const char *model_arg,
+                                 const char *fn)
+{
+    const int64_t n = del_dataset_size(ds);
+    const int32_t *y = del_dataset_labels(ds);
+    int64_t labeled = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (y[i] >= classes)
+            return train_error(DEL_EINVAL, "%s: '%s' has label %d but '%s' has only %d outputs", fn, arg, (int)y[i],
+                               model_arg, classes);
+        labeled += y[i] >= 0;
+    }
+    if (labeled == 0)
+        return train_error(DEL_EINVAL, "%s: '%s' has no labeled image", fn, arg);
+    return DEL_OK;
+}
+
 DEL_API void del_trainer_free(del_trainer *trainer)
 {
     if (!trainer)

@@ -96,99 +96,86 @@ static del_status select_rows(int64_t **out, int64_t *n, int64_t *kept_out, cons
     const int64_t rows = del_tensor_dim(probs, 0);
     const int k = (int)del_tensor_dim(probs, 1);
     const float *p = del_tensor_data((del_tensor *)probs);
-    ranked *r = malloc((size_t)(rows > 0 ? rows : 1) * sizeof *r);
-    int64_t *count = calloc((size_t)k + 1, sizeof *count);
-    if (!r || !count) {
-        free(r);
-        free(count);
-        return train_error(DEL_ENOMEM, "%s: out of memory for %lld rows", fn, (long long)rows);
-    }
-    /* Kept rows grouped by class, in row order within each (counting sort). */
-    int64_t kept = 0;
-    for (int64_t i = 0; i < rows; i++) {
-        const float *pi = p + i * k;
-        for (int c = 0; c < k; c++)
-            if (isnan(pi[c])) {
-                free(r);
-                free(count);
-                return train_error(DEL_EINVAL, "%s: 'probs' row %lld has a NaN probability (class %d)", fn,
-                                   (long long)i, c);
-            }
-        const int c = argmax(pi, k);
-        if (pi[c] >= threshold) {
-            count[c + 1]++;
-            kept++;
-        }
-    }
-    int64_t *start = count; /* start[c]: the first slot of class c */
-    for (int c = 0; c < k; c++)
-        start[c + 1] += start[c];
-    int64_t *fill = malloc((size_t)k * sizeof *fill);
-    if (!fill) {
-        free(r);
-        free(count);
-        return train_error(DEL_ENOMEM, "%s: out of memory for %d classes", fn, k);
-    }
-    memcpy(fill, start, (size_t)k * sizeof *fill);
-    for (int64_t i = 0; i < rows; i++) {
-        const float *pi = p + i * k;
-        const int c = argmax(pi, k);
-        if (pi[c] >= threshold)
-            r[fill[c]++] = (ranked){i, pi[c]};
-    }
-    free(fill);
-
-    int64_t target = per_class;
-    if (per_class == DEL_BALANCE_MEAN) {
-        int present = 0;
-        for (int c = 0; c < k; c++)
-            present += start[c + 1] > start[c];
-        target = present > 0 ? (int64_t)llround((double)kept / (double)present) : 0;
-    }
-    int64_t total = 0;
-    for (int c = 0; c < k; c++) {
-        const int64_t nc = start[c + 1] - start[c];
-        total += per_class == 0 || nc == 0 ? nc : target;
-    }
-    *kept_out = kept;
     *out = NULL;
     *n = 0;
-    if (total == 0) {
-        free(r);
-        free(count);
-        return DEL_OK;
-    }
-    int64_t *idx = malloc((size_t)total * sizeof *idx);
-    if (!idx) {
-        free(r);
-        free(count);
-        return train_error(DEL_ENOMEM, "%s: out of memory for %lld pseudo-labels", fn, (long long)total);
-    }
-    int64_t m = 0;
-    if (per_class == 0) {
-        /* Every kept row once, in row order. */
-        for (int64_t i = 0; i < rows; i++) {
-            const float *pi = p + i * k;
-            if (pi[argmax(pi, k)] >= threshold)
-                idx[m++] = i;
-        }
-    } else {
-        for (int c = 0; c < k; c++) {
-            ranked *rc = r + start[c];
-            const int64_t nc = start[c + 1] - start[c];
-            if (nc == 0)
-                continue;
-            qsort(rc, (size_t)nc, sizeof *rc, by_confidence);
-            /* The most confident first; a short class cycles through its
-             * rows in that order until it has target. */
-            for (int64_t j = 0; j < target; j++)
-                idx[m++] = rc[j % nc].row;
+    /* One pass: each kept row (in row order) with its class and top
+     * probability, and the kept count of each class. */
+    ranked *kept = malloc((size_t)(rows > 0 ? rows : 1) * sizeof *kept);
+    int *cls = malloc((size_t)(rows > 0 ? rows : 1) * sizeof *cls);
+    int64_t *start = calloc((size_t)k + 1, sizeof *start);
+    del_status st = kept && cls && start ? DEL_OK : train_error(DEL_ENOMEM, "%s: out of memory for %lld rows", fn,
+                                                                 (long long)rows);
+    int64_t nk = 0;
+    for (int64_t i = 0; st == DEL_OK && i < rows; i++) {
+        const float *pi = p + i * k;
+        for (int c = 0; c < k && st == DEL_OK; c++)
+            if (isnan(pi[c]))
+                st = train_error(DEL_EINVAL, "%s: 'probs' row %lld has a NaN probability (class %d)", fn, (long long)i,
+                                 c);
+        const int c = argmax(pi, k);
+        if (st == DEL_OK && pi[c] >= threshold) {
+            cls[nk] = c;
+            kept[nk++] = (ranked){i, pi[c]};
+            start[c + 1]++;
         }
     }
-    free(r);
-    free(count);
+    int64_t target = per_class, total = 0;
+    if (st == DEL_OK) {
+        int present = 0;
+        for (int c = 0; c < k; c++)
+            present += start[c + 1] > 0;
+        if (per_class == DEL_BALANCE_MEAN)
+            target = present > 0 ? (int64_t)llround((double)nk / (double)present) : 0;
+        total = per_class == 0 ? nk : target * present;
+        for (int c = 0; c < k; c++)
+            start[c + 1] += start[c];
+    }
+    int64_t *idx = NULL;
+    ranked *by_class = NULL;
+    if (st == DEL_OK && total > 0) {
+        idx = malloc((size_t)total * sizeof *idx);
+        by_class = per_class == 0 ? NULL : malloc((size_t)nk * sizeof *by_class);
+        if (!idx || (per_class != 0 && !by_class))
+            st = train_error(DEL_ENOMEM, "%s: out of memory for %lld pseudo-labels", fn, (long long)total);
+    }
+    if (st == DEL_OK && total > 0 && per_class == 0) {
+        for (int64_t j = 0; j < nk; j++)
+            idx[j] = kept[j].row;
+    } else if (st == DEL_OK && total > 0) {
+        /* Grouped by class (a counting sort, row order within each), each
+         * class most confident first; a short class cycles through its
+         * rows in that order until it has target. */
+        int64_t m = 0;
+        int64_t *next = malloc((size_t)k * sizeof *next);
+        if (!next) {
+            st = train_error(DEL_ENOMEM, "%s: out of memory for %d classes", fn, k);
+        } else {
+            memcpy(next, start, (size_t)k * sizeof *next);
+            for (int64_t j = 0; j < nk; j++)
+                by_class[next[cls[j]]++] = kept[j];
+            free(next);
+            for (int c = 0; c < k; c++) {
+                ranked *rc = by_class + start[c];
+                const int64_t nc = start[c + 1] - start[c];
+                if (nc == 0)
+                    continue;
+                qsort(rc, (size_t)nc, sizeof *rc, by_confidence);
+                for (int64_t j = 0; j < target; j++)
+                    idx[m++] = rc[j % nc].row;
+            }
+        }
+    }
+    free(kept);
+    free(cls);
+    free(start);
+    free(by_class);
+    if (st != DEL_OK) {
+        free(idx);
+        return st;
+    }
+    *kept_out = nk;
     *out = idx;
-    *n = m;
+    *n = total;
     return DEL_OK;
 }
 
@@ -219,40 +206,13 @@ DEL_API del_status del_select_pseudo_labels(int64_t **out, int64_t *n, const del
 
 static del_status check_images(const del_noisy_student *ns, const del_dataset *ds, const char *arg, const char *fn)
 {
-    if (del_dataset_channels(ds) != ns->channels || del_dataset_height(ds) != ns->height ||
-        del_dataset_width(ds) != ns->width)
-        return train_error(DEL_EINVAL, "%s: '%s' has %d x %d x %d images (C x H x W), but 'teacher' takes %d x %d x %d",
-                           fn, arg, del_dataset_channels(ds), del_dataset_height(ds), del_dataset_width(ds),
-                           ns->channels, ns->height, ns->width);
-    return DEL_OK;
+    return del_check_images_fit(ds, arg, ns->channels, ns->height, ns->width, "teacher", fn);
 }
 
 /* ds has a labeled image, and no label the teacher has no output for. */
 static del_status check_labels(const del_noisy_student *ns, const del_dataset *ds, const char *arg, const char *fn)
 {
-    const int64_t n = del_dataset_size(ds);
-    const int32_t *y = del_dataset_labels(ds);
-    int64_t labeled = 0;
-    for (int64_t i = 0; i < n; i++) {
-        if (y[i] >= ns->classes)
-            return train_error(DEL_EINVAL, "%s: '%s' has label %d but 'teacher' has only %d outputs", fn, arg,
-                               (int)y[i], ns->classes);
-        labeled += y[i] >= 0;
-    }
-    if (labeled == 0)
-        return train_error(DEL_EINVAL, "%s: '%s' has no labeled image", fn, arg);
-    return DEL_OK;
-}
-
-/* The class count of a model whose output is one vector of scores per
- * image (0 otherwise). */
-static int model_classes(const del_model *m)
-{
-    int ndim = 0;
-    int64_t shape[4] = {0};
-    if (del_model_output_shape(m, &ndim, shape) != DEL_OK || ndim != 1)
-        return 0;
-    return shape[0] > INT32_MAX ? 0 : (int)shape[0];
+    return del_check_labeled_set(ds, arg, ns->classes, "teacher", fn);
 }
 
 DEL_API del_status del_noisy_student_new(del_noisy_student **out, del_model *teacher, const del_dataset *labeled,
@@ -272,7 +232,7 @@ DEL_API del_status del_noisy_student_new(del_noisy_student **out, del_model *tea
     del_status st = del_model_input_shape(teacher, &probe.channels, &probe.height, &probe.width);
     if (st != DEL_OK)
         return train_error_as(st, fn);
-    probe.classes = model_classes(teacher);
+    probe.classes = del_model_classes(teacher);
     if (probe.classes < 2)
         return train_error(DEL_EINVAL, "%s: 'teacher' must give a vector of at least 2 class scores per image", fn);
     if (probe.channels > MAX_CHANNELS)
@@ -414,7 +374,7 @@ DEL_API del_status del_noisy_student_set_student(del_noisy_student *ns, int iter
         if (c != ns->channels || h != ns->height || w != ns->width)
             return train_error(DEL_EINVAL, "%s: 'model' takes %d x %d x %d images (C x H x W), the teacher %d x %d x %d",
                                fn, c, h, w, ns->channels, ns->height, ns->width);
-        const int classes = model_classes(model);
+        const int classes = del_model_classes(model);
         if (classes != ns->classes)
             return train_error(DEL_EINVAL, "%s: 'model' gives %d class scores, the teacher %d", fn, classes,
                                ns->classes);
@@ -464,13 +424,7 @@ DEL_API del_status del_noisy_student_set_normalize(del_noisy_student *ns, const 
     del_status st = settable(ns, fn);
     if (st != DEL_OK)
         return st;
-    if (!mean)
-        return train_error_null(fn, "mean");
-    if (!std)
-        return train_error_null(fn, "std");
-    if (channels != ns->channels)
-        return train_error(DEL_EINVAL, "%s: 'channels' must be the images' %d, got %d", fn, ns->channels, channels);
-    return del_settings_normalize(&ns->set, mean, std, channels, fn);
+    return del_settings_normalize_for(ns->channels, &ns->set, mean, std, channels, fn);
 }
 
 DEL_API del_status del_noisy_student_set_seed(del_noisy_student *ns, uint64_t seed)

@@ -34,15 +34,6 @@ struct del_policy_search {
     int running, ran;
 };
 
-static int output_classes(const del_model *m)
-{
-    int ndim = 0;
-    int64_t shape[4] = {0};
-    if (del_model_output_shape(m, &ndim, shape) != DEL_OK || ndim != 1 || shape[0] > INT32_MAX)
-        return 0;
-    return (int)shape[0];
-}
-
 DEL_API del_status del_policy_search_new(del_policy_search **out, const del_model *model, const del_dataset *labeled)
 {
     static const char fn[] = "del_policy_search_new";
@@ -57,26 +48,15 @@ DEL_API del_status del_policy_search_new(del_policy_search **out, const del_mode
     del_status st = del_model_input_shape(model, &c, &h, &w);
     if (st != DEL_OK)
         return train_error_as(st, fn);
-    if (c != del_dataset_channels(labeled) || h != del_dataset_height(labeled) || w != del_dataset_width(labeled))
-        return train_error(DEL_EINVAL, "%s: 'labeled' has %d x %d x %d images (C x H x W), but 'model' takes %d x %d x %d",
-                           fn, del_dataset_channels(labeled), del_dataset_height(labeled), del_dataset_width(labeled), c,
-                           h, w);
+    if ((st = del_check_images_fit(labeled, "labeled", c, h, w, "model", fn)) != DEL_OK)
+        return st;
     if (c > MAX_CHANNELS)
         return train_error(DEL_EINVAL, "%s: 'model' takes %d channels; at most %d are supported", fn, c, MAX_CHANNELS);
-    const int classes = output_classes(model);
+    const int classes = del_model_classes(model);
     if (classes < 2)
         return train_error(DEL_EINVAL, "%s: 'model' must give a vector of at least 2 class scores per image", fn);
-    const int64_t size = del_dataset_size(labeled);
-    const int32_t *y = del_dataset_labels(labeled);
-    int64_t labeled_n = 0;
-    for (int64_t i = 0; i < size; i++) {
-        if (y[i] >= classes)
-            return train_error(DEL_EINVAL, "%s: 'labeled' has label %d but 'model' has only %d outputs", fn, (int)y[i],
-                               classes);
-        labeled_n += y[i] >= 0;
-    }
-    if (labeled_n == 0)
-        return train_error(DEL_EINVAL, "%s: 'labeled' has no labeled image", fn);
+    if ((st = del_check_labeled_set(labeled, "labeled", classes, "model", fn)) != DEL_OK)
+        return st;
     del_policy_search *s = calloc(1, sizeof *s);
     if (!s)
         return train_error(DEL_ENOMEM, "%s: out of memory", fn);
@@ -228,13 +208,7 @@ DEL_API del_status del_policy_search_set_normalize(del_policy_search *s, const f
     del_status st = settable(s, fn);
     if (st != DEL_OK)
         return st;
-    if (!mean)
-        return train_error_null(fn, "mean");
-    if (!std)
-        return train_error_null(fn, "std");
-    if (channels != s->channels)
-        return train_error(DEL_EINVAL, "%s: 'channels' must be the images' %d, got %d", fn, s->channels, channels);
-    return del_settings_normalize(&s->set, mean, std, channels, fn);
+    return del_settings_normalize_for(s->channels, &s->set, mean, std, channels, fn);
 }
 
 DEL_API del_status del_policy_search_set_progress(del_policy_search *s, del_progress_fn fn_, int64_t every,

@@ -219,6 +219,19 @@ del_status del_trainer_state_of(del_trainer *tr, const del_objective *a, const d
  * every label below num_classes. */
 del_status del_check_new_task(const del_model *model, const del_dataset *labeled, int num_classes, const char *fn);
 
+/* The class count of a model whose output is one vector of scores per
+ * image; 0 for any other model. */
+int del_model_classes(const del_model *model);
+
+/* For the drivers over trainers (Noisy Student, the policy search): ds
+ * (called arg in messages) has c x h x w images, the input of the model
+ * called model_arg; and, for del_check_labeled_set, a labeled image and no
+ * label at or above that model's `classes` outputs. DEL_EINVAL otherwise. */
+del_status del_check_images_fit(const del_dataset *ds, const char *arg, int c, int h, int w, const char *model_arg,
+                                const char *fn);
+del_status del_check_labeled_set(const del_dataset *ds, const char *arg, int classes, const char *model_arg,
+                                 const char *fn);
+
 /* A new optimizer for `steps` steps (a fit's, or the run's total) of
  * model, from the settings s. */
 del_status del_trainer_make_optimizer(del_model *model, const train_settings *s, int64_t steps,
@@ -282,9 +295,9 @@ del_status del_settings_normalize(train_settings *s, const float *mean, const fl
                                   const char *fn);
 del_status del_settings_nonfinite(train_settings *s, del_nonfinite policy, const char *fn);
 
-/* del_settings_normalize with the public setter's argument checks (NULL
- * mean or std, channels other than tr's images'). */
-del_status del_settings_normalize_for(const del_trainer *tr, train_settings *s, const float *mean, const float *std,
+/* del_settings_normalize with the public setters' argument checks (NULL
+ * mean or std, channels other than image_channels, the images'). */
+del_status del_settings_normalize_for(int image_channels, train_settings *s, const float *mean, const float *std,
                                       int channels, const char *fn);
 
 /* ---- teacher.c ---- */

@@ -270,18 +270,18 @@ DEL_API del_status del_trainer_set_normalize(del_trainer *trainer, const float *
     del_status st = del_trainer_check_settable(trainer, fn);
     if (st != DEL_OK)
         return st;
-    return del_settings_normalize_for(trainer, &trainer->set, mean, std, channels, fn);
+    return del_settings_normalize_for(trainer->channels, &trainer->set, mean, std, channels, fn);
 }
 
-del_status del_settings_normalize_for(const del_trainer *tr, train_settings *s, const float *mean, const float *std,
+del_status del_settings_normalize_for(int image_channels, train_settings *s, const float *mean, const float *std,
                                       int channels, const char *fn)
 {
     if (!mean)
         return train_error_null(fn, "mean");
     if (!std)
         return train_error_null(fn, "std");
-    if (channels != tr->channels)
-        return train_error(DEL_EINVAL, "%s: 'channels' must be %d (the images'), got %d", fn, tr->channels,
+    if (channels != image_channels)
+        return train_error(DEL_EINVAL, "%s: 'channels' must be %d (the images'), got %d", fn, image_channels,
                            channels);
     return del_settings_normalize(s, mean, std, channels, fn);
 }

@@ -24,6 +24,48 @@ def _schedule(kind, where):
     return code
 
 
+def _normalization(mean, std, channels, where, names=("mean", "std")):
+    """(mean, std) as ctypes float arrays of one value per channel (a number
+    stands for every channel): the arguments of the *_normalize calls."""
+    if mean is None or std is None:
+        raise invalid("%s: '%s' and '%s' go together" % (where, names[0], names[1]))
+    if isinstance(mean, (int, float)):
+        mean = [mean] * channels
+    if isinstance(std, (int, float)):
+        std = [std] * channels
+    m = c_array(ctypes.c_float, mean, "%s: '%s'" % (where, names[0]))
+    s = c_array(ctypes.c_float, std, "%s: '%s'" % (where, names[1]))
+    if len(m) != len(s):
+        raise invalid("%s: '%s' and '%s' differ in length" % (where, names[0], names[1]))
+    return m, s
+
+
+class _Progress:
+    """A Python progress(step, total, loss) as a del_progress_fn: returning
+    True stops the C loop; an exception raised by it stops it too and is
+    kept in .error, to be re-raised where the C call returns."""
+
+    def __init__(self, progress, where):
+        if not callable(progress):
+            raise invalid("%s: 'progress' must be callable" % where)
+        self.error = None
+
+        def trampoline(step, total, loss, user):
+            try:
+                return 1 if progress(step, total, loss) else 0
+            except BaseException as e:  # never let it unwind through C
+                self.error = e
+                return 1
+
+        self.fn = _ffi.del_progress_fn(trampoline)
+
+    def reraise(self):
+        """Re-raises the callback's exception, if it raised one."""
+        err, self.error = self.error, None
+        if err is not None:
+            raise err
+
+
 class Optimizer(Handle):
     """SGD or AdamW over all parameters of a model (which it keeps alive).
 
@@ -137,7 +179,6 @@ class Trainer(Handle):
         self._opt = {k: dict(v) for k, v in self._DEFAULTS.items()}
         self._step = dict(self._STEP_DEFAULTS)
         self._callback = None
-        self._callback_error = None
 
     @classmethod
     def supervised(cls, model, labeled, **settings):
@@ -309,17 +350,8 @@ class Trainer(Handle):
         if teacher_training is not None:
             check(lib.del_trainer_set_teacher_training(h, 1 if teacher_training else 0))
         if teacher_mean is not None or teacher_std is not None:
-            if teacher_mean is None or teacher_std is None:
-                raise invalid("Trainer.set: 'teacher_mean' and 'teacher_std' go together")
-            channels = self.dataset.shape[2]
-            m = c_array(ctypes.c_float, [teacher_mean] * channels
-                        if isinstance(teacher_mean, (int, float)) else teacher_mean,
-                        "Trainer.set: 'teacher_mean'")
-            sd = c_array(ctypes.c_float, [teacher_std] * channels
-                         if isinstance(teacher_std, (int, float)) else teacher_std,
-                         "Trainer.set: 'teacher_std'")
-            if len(m) != len(sd):
-                raise invalid("Trainer.set: 'teacher_mean' and 'teacher_std' differ in length")
+            m, sd = _normalization(teacher_mean, teacher_std, self.dataset.shape[2], "Trainer.set",
+                                   ("teacher_mean", "teacher_std"))
             check(lib.del_trainer_set_teacher_normalize(h, m, sd, len(m)))
 
     def _set_optimizer(self, optimizer, values):
@@ -415,17 +447,7 @@ class Trainer(Handle):
         if label_smoothing is not None:
             check(lib.del_trainer_set_label_smoothing(h, float(label_smoothing)))
         if mean is not None or std is not None:
-            if mean is None or std is None:
-                raise invalid("Trainer.set: 'mean' and 'std' go together")
-            channels = self.dataset.shape[2]
-            if isinstance(mean, (int, float)):
-                mean = [mean] * channels
-            if isinstance(std, (int, float)):
-                std = [std] * channels
-            m = c_array(ctypes.c_float, mean, "Trainer.set: 'mean'")
-            s = c_array(ctypes.c_float, std, "Trainer.set: 'std'")
-            if len(m) != len(s):
-                raise invalid("Trainer.set: 'mean' and 'std' differ in length")
+            m, s = _normalization(mean, std, self.dataset.shape[2], "Trainer.set")
             check(lib.del_trainer_set_normalize(h, m, s, len(m)))
         if seed is not None:
             check(lib.del_trainer_set_seed(h, ctypes.c_uint64(int(seed))))
@@ -503,26 +525,14 @@ class Trainer(Handle):
         stops the training and is re-raised here."""
         h = self._h
         if progress is not None:
-            if not callable(progress):
-                raise invalid("Trainer.fit: 'progress' must be callable")
-
-            def trampoline(step, total, loss, user):
-                try:
-                    return 1 if progress(step, total, loss) else 0
-                except BaseException as e:  # never let it unwind through C
-                    self._callback_error = e
-                    return 1
-
-            self._callback = _ffi.del_progress_fn(trampoline)
-            self._callback_error = None
-            check(lib.del_trainer_set_progress(h, self._callback, int(every), None))
+            self._callback = _Progress(progress, "Trainer.fit")
+            check(lib.del_trainer_set_progress(h, self._callback.fn, int(every), None))
         self.model._invalidate_views()
         try:
             check(lib.del_trainer_fit(h, int(steps)))
         except Canceled:
-            err, self._callback_error = self._callback_error, None
-            if err is not None:
-                raise err
+            if progress is not None:
+                self._callback.reraise()
             raise
         finally:
             if progress is not None:
@@ -850,17 +860,7 @@ class NoisyStudent(Handle):
         check(lib.del_noisy_student_set_sgd(h, float(lr), float(momentum), float(weight_decay),
                                             1 if nesterov else 0))
         if mean is not None or std is not None:
-            channels = labeled.shape[2]
-            if isinstance(mean, (int, float)):
-                mean = [mean] * channels
-            if isinstance(std, (int, float)):
-                std = [std] * channels
-            if mean is None or std is None:
-                raise invalid("NoisyStudent: give both 'mean' and 'std'")
-            m = c_array(ctypes.c_float, mean, "NoisyStudent: 'mean'")
-            s = c_array(ctypes.c_float, std, "NoisyStudent: 'std'")
-            if len(m) != len(s):
-                raise invalid("NoisyStudent: 'mean' and 'std' differ in length")
+            m, s = _normalization(mean, std, labeled.shape[2], "NoisyStudent")
             check(lib.del_noisy_student_set_normalize(h, m, s, len(m)))
         check(lib.del_noisy_student_set_seed(h, ctypes.c_uint64(int(seed))))
         if validation is not None:
@@ -877,25 +877,13 @@ class NoisyStudent(Handle):
         h = self._h
         callback = None
         if progress is not None:
-            if not callable(progress):
-                raise invalid("NoisyStudent.run: 'progress' must be callable")
-            self._callback_error = None
-
-            def trampoline(step, total, loss, user):
-                try:
-                    return 1 if progress(step, total, loss) else 0
-                except BaseException as e:  # never let it unwind through C
-                    self._callback_error = e
-                    return 1
-
-            callback = _ffi.del_progress_fn(trampoline)
-            check(lib.del_noisy_student_set_progress(h, callback, int(every), None))
+            callback = _Progress(progress, "NoisyStudent.run")
+            check(lib.del_noisy_student_set_progress(h, callback.fn, int(every), None))
         try:
             check(lib.del_noisy_student_run(h))
         except Canceled:
-            err, self._callback_error = getattr(self, "_callback_error", None), None
-            if err is not None:
-                raise err
+            if callback is not None:
+                callback.reraise()
             raise
         finally:
             if callback is not None:
@@ -936,38 +924,17 @@ def randaugment_search(model, labeled, n=(1, 2, 3), m=(5, 9, 13), steps=1000, va
     check(lib.del_policy_search_set_crop_flip(h, int(crop_pad), float(flip)))
     check(lib.del_policy_search_set_seed(h, ctypes.c_uint64(int(seed))))
     if mean is not None or std is not None:
-        channels = labeled.shape[2]
-        if isinstance(mean, (int, float)):
-            mean = [mean] * channels
-        if isinstance(std, (int, float)):
-            std = [std] * channels
-        if mean is None or std is None:
-            raise invalid("randaugment_search: give both 'mean' and 'std'")
-        mv = c_array(ctypes.c_float, mean, "randaugment_search: 'mean'")
-        sv = c_array(ctypes.c_float, std, "randaugment_search: 'std'")
-        if len(mv) != len(sv):
-            raise invalid("randaugment_search: 'mean' and 'std' differ in length")
+        mv, sv = _normalization(mean, std, labeled.shape[2], "randaugment_search")
         check(lib.del_policy_search_set_normalize(h, mv, sv, len(mv)))
-    error = []
     callback = None
     if progress is not None:
-        if not callable(progress):
-            raise invalid("randaugment_search: 'progress' must be callable")
-
-        def trampoline(step, total, loss, user):
-            try:
-                return 1 if progress(step, total, loss) else 0
-            except BaseException as e:  # never let it unwind through C
-                error.append(e)
-                return 1
-
-        callback = _ffi.del_progress_fn(trampoline)
-        check(lib.del_policy_search_set_progress(h, callback, int(every), None))
+        callback = _Progress(progress, "randaugment_search")
+        check(lib.del_policy_search_set_progress(h, callback.fn, int(every), None))
     try:
         check(lib.del_policy_search_run(h))
     except Canceled:
-        if error:
-            raise error[0]
+        if callback is not None:
+            callback.reraise()
         raise
     table = []
     for i in range(lib.del_policy_search_num_cells(h)):
