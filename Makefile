@@ -144,6 +144,10 @@ test-examples: $(TUTORIAL_BINS)
 	@set -e; for e in $(TUTORIAL_BINS); do echo "== $$e --steps 5"; \
 	  $$e --steps 5 --threads 1 $${DEL_FMNIST_DIR:+--data "$$DEL_FMNIST_DIR"}; done
 
+# The demo in its quick mode: the table and both PNGs (tests/demo/test_demo.py).
+test-demo: build/examples/fmnist1k_demo
+	$(PYTHON) tests/demo/test_demo.py build/examples/fmnist1k_demo $${DEL_FMNIST_DIR:+"$$DEL_FMNIST_DIR"}
+
 # ---- set-up and the aggregate targets ----
 # deps runs first, then a sub-make: the pkg-config queries at the top of this
 # file must see the packages deps may just have installed.
@@ -153,7 +157,7 @@ deps:
 check: deps
 	@$(MAKE) --no-print-directory --output-sync=target check-all
 
-check-all: all examples test-examples check-isa test-python test-install test-abi check-python-gen
+check-all: all examples test-examples test-demo check-isa test-python test-install test-abi check-python-gen
 	@echo "make check: all tests passed"
 
 # RandAugment policy search on FMNIST-1k (the paper's grid over N and M);
@@ -163,11 +167,13 @@ randaugment-search: deps
 	@$(MAKE) --no-print-directory build/examples/randaugment_search
 	build/examples/randaugment_search $(SEARCH_ARGS)
 
-# DEMO_ARGS passes options, e.g. make demo DEMO_ARGS="--steps 300 --threads 2".
+# DEMO_ARGS passes options, e.g. make demo DEMO_ARGS="--steps 300 --unlabeled-steps 50"
+# (a quick run); DEMO_OUT is where its PNGs go.
 DEMO_ARGS ?=
+DEMO_OUT ?= build/demo
 demo: deps
 	@$(MAKE) --no-print-directory build/examples/fmnist1k_demo
-	build/examples/fmnist1k_demo $(DEMO_ARGS)
+	build/examples/fmnist1k_demo --out $(DEMO_OUT) $(DEMO_ARGS)
 
 # ---- Python bindings ----
 # Both interpreters when present: the default python3 (perhaps without numpy)
@@ -287,7 +293,7 @@ clean:
 
 FORCE:
 
-.PHONY: all test-c check-isa randaugment-search examples test-examples clean deps check check-all demo python-gen check-python-gen \
+.PHONY: all test-c check-isa randaugment-search examples test-examples test-demo clean deps check check-all demo python-gen check-python-gen \
         test-python install uninstall test-install test-abi sanitize valgrind FORCE
 
 -include bench/bench.mk
