@@ -8,8 +8,9 @@
                                  for rows marked "lower_is_better" (memory), so
                                  > 1 always means libdel is better; fails if the
                                  two sides report different "params"; libdel's
-                                 extra libdel_* figures and augmented_share are
-                                 kept (medians over runs)
+                                 extra libdel_* figures, augmented_share and a
+                                 recipe's reference_acc are kept (medians
+                                 over runs)
   report.py fmnist1k FILE...     lines with "recipe", "seed" and libdel_* or
                                  reference_* -> one line per recipe (per
                                  (recipe, part) for the lines with a "part",
@@ -60,8 +61,10 @@ def throughput(rows):
             out["ratio"] = None
         out["runs"] = max(len(ours), len(ref))
         # Extra figures of libdel's lines (e.g. the pre-augmented rate of
-        # train_pseudo_label_fmnist_cnn): medians over runs, as libdel's.
-        for key in ordered_keys([{"k": k} for r in group for k in r if k.startswith("libdel_")],
+        # train_pseudo_label_fmnist_cnn) and the reference's accuracy of a
+        # recipe line: medians over runs, as libdel's.
+        for key in ordered_keys([{"k": k} for r in group for k in r
+                                 if k.startswith("libdel_") or k == "reference_acc"],
                                 lambda r: r["k"]):
             values = [r[key] for r in group if isinstance(r.get(key), (int, float))]
             if values:

@@ -196,6 +196,8 @@ side, threads = sys.argv[1], int(sys.argv[2])
 r = json.loads(sys.stdin.read().strip().splitlines()[-1])
 line = {"bench": "recipe_fmnist1k_r1", "threads": threads, "unit": "s", side: r[side + "_s"],
         side + "_acc": r[side + "_acc"], "lower_is_better": True}
+if "reference_name" in r:
+    line["reference_name"] = r["reference_name"]
 if side + "_data_wait_s" in r:
     line[side + "_data_wait_s"] = r[side + "_data_wait_s"]
 print(json.dumps(line))' "$@"
