@@ -2,7 +2,7 @@
  *
  * Fashion-MNIST's first 100 training images of each class are the labeled
  * set L (1,000 images); the other 59,000 training images are used without
- * their labels (U); the 10,000 test images score. Two stages:
+ * their labels (U); the 10,000 test images score. Three stages:
  *
  *   1. the supervised baseline, recipe R0 of the reference benchmark
  *      (docs/benchmarks.md): fmnist-cnn, 3,000 steps of 64 images of L,
@@ -14,18 +14,27 @@
  *      (crop + flip) and strongly (crop + flip + RandAugment(2, 10) + cutout
  *      14); the model's prediction on the weak view, where its top
  *      probability is >= 0.95, is the label the strong view learns; the
- *      moving average of the weights (EMA) is the model scored.
+ *      moving average of the weights (EMA) is the model kept;
+ *   3. Noisy Student (SPEC §1.6) from stage 2's model, one iteration of
+ *      2,000 steps by default: the teacher labels U without noise (its
+ *      softmax; rows below 0.3 dropped, classes balanced to the mean count),
+ *      and a student that starts from the teacher's weights trains on 64
+ *      images of L and 192 of the pseudo-labeled pool a step (lr 0.03 cosine
+ *      to 0), both noised by crop + flip + RandAugment(2, 9) and the model's
+ *      dropout; with more iterations each student teaches the next.
  *
- * Both stages report progress with an ETA and the test accuracy every
- * --eval-every steps (only for the learning curve: nothing is chosen on
- * the test set). The run ends with a table (labels used, each stage's test
- * accuracy and time) and writes, in --out DIR:
- *   learning_curve.png  test accuracy against training steps, both stages;
- *   augmentations.png   six images of L, each with three weak views and
- *                       four strong views as stage 2 sees them.
+ * Each stage reports progress with an ETA and the test accuracy every
+ * --eval-every steps (stage 3: after each iteration), only for the learning
+ * curve: nothing is chosen on the test set. The run ends with a table
+ * (labels used, each stage's test accuracy and time) and writes, in --out DIR:
+ *   learning_curve.png  test accuracy against training steps, all stages;
+ *   augmentations.png   the first image of each class in L, each with
+ *                       three weak and four strong views as stage 2 sees
+ *                       them.
  *
- *   fmnist1k_demo [--steps N] [--unlabeled-steps N] [--eval-every N]
- *                 [--threads N] [--seed S] [--data DIR] [--out DIR] */
+ *   fmnist1k_demo [--steps N] [--unlabeled-steps N] [--student-iterations K]
+ *                 [--student-steps N] [--eval-every N] [--threads N]
+ *                 [--seed S] [--data DIR] [--out DIR] */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -52,20 +61,28 @@
 #define EMA_DECAY 0.99f   /* a short stage: an average over ~100 steps */
 #define WEAK_SEED 1000003 /* the pipelines' seeds, as the benchmark's R8 */
 #define STRONG_SEED 2000003
-#define REDRAW_EVERY 10 /* steps between progress redraws on a terminal */
+#define NS_POOL_BATCH 192 /* pseudo-labeled images per step in stage 3 */
+#define NS_LR 0.03f       /* each student starts from its teacher */
+#define NS_THRESHOLD 0.3f /* the teacher's top probability a row needs */
+#define NS_MAGNITUDE 9    /* RandAugment(2, 9), as the benchmark's R5 */
+#define NS_SEED 3000017   /* the students' pipelines and batch orders */
+#define REDRAW_EVERY 10   /* steps between progress redraws on a terminal */
 
 typedef struct options {
-    int64_t steps, unlabeled_steps, eval_every;
+    int64_t steps, unlabeled_steps, student_steps, eval_every;
+    int student_iterations;
     int threads; /* 0: the library's default */
     uint64_t seed;
     const char *data_dir, *out_dir;
 } options;
 
 /* One point of the learning curve: the test accuracy after `step` steps
- * of the whole run (stage 1's steps, then stage 2's). */
+ * of the whole run (stage 1's steps, then stage 2's, then stage 3's), made
+ * in stage `stage` (0, 1, 2). */
 typedef struct point {
     int64_t step;
     double accuracy;
+    int stage;
 } point;
 
 typedef struct curve {
@@ -73,20 +90,29 @@ typedef struct curve {
     int n, cap;
 } curve;
 
-/* What the progress line needs. The ETA of a stage after this one is this
- * stage's time per image times its images. */
+/* What the progress line needs. The ETA of the stages after this one is
+ * this stage's time per image times their images, and its time per
+ * evaluation times their evaluations. */
 typedef struct progress {
     int tty;
     const char *stage;
+    int stage_index;     /* 0, 1, 2 */
     int64_t done, total; /* steps of this stage before the current fit; the stage's steps */
     double start;        /* when the stage started */
     double eval_s;       /* seconds of this stage's test evaluations so far */
     int64_t evals_left;  /* evaluations still to come in this stage */
     double last_loss;
-    int images;         /* per step */
-    int64_t eval_every; /* steps between evaluations */
-    int64_t next_steps; /* of the stage after this one (0: none) */
-    int next_images;    /* per step of that stage */
+    int images;           /* per step */
+    int64_t eval_every;   /* steps between evaluations */
+    int64_t later_images; /* the training images of the stages after this one */
+    int64_t later_evals;  /* and their evaluations */
+    /* Stage 3 only: the run, its steps per iteration, the iterations whose
+     * test accuracy was printed, and the learning curve to add them to. */
+    const del_noisy_student *ns;
+    int64_t iteration_steps;
+    int reported;
+    struct curve *curve;
+    int64_t offset;
 } progress;
 
 static double now_seconds(void)
@@ -100,19 +126,21 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: fmnist1k_demo [--steps N] [--unlabeled-steps N] "
-            "[--eval-every N] [--threads N] [--seed S]\n"
-            "                     [--data DIR] [--out DIR]\n"
-            "  --steps N            supervised baseline steps (default 3000)\n"
-            "  --unlabeled-steps N  consistency-training steps from the "
-            "unlabeled images (default 1000;\n"
-            "                       0: the baseline only)\n"
-            "  --eval-every N       steps between test evaluations of the "
+            "[--student-iterations K] [--student-steps N]\n"
+            "                     [--eval-every N] [--threads N] [--seed S] [--data DIR] [--out DIR]\n"
+            "  --steps N               supervised baseline steps (default 3000)\n"
+            "  --unlabeled-steps N     FixMatch steps from the unlabeled images "
+            "(default 1000; 0: none)\n"
+            "  --student-iterations K  Noisy Student iterations after FixMatch "
+            "(default 1; 0: none)\n"
+            "  --student-steps N       training steps of each student (default 2000)\n"
+            "  --eval-every N          steps between test evaluations of the "
             "learning curve (default 250)\n"
-            "  --threads N          compute threads (default: all CPUs)\n"
-            "  --seed S             seed of weights, batch order and pipelines "
+            "  --threads N             compute threads (default: all CPUs)\n"
+            "  --seed S                seed of weights, batch order and pipelines "
             "(default 0)\n"
-            "  --data DIR           Fashion-MNIST directory (default %s)\n"
-            "  --out DIR            where the PNGs go (default .; created if "
+            "  --data DIR              Fashion-MNIST directory (default %s)\n"
+            "  --out DIR               where the PNGs go (default .; created if "
             "missing)\n",
             DEL_FASHION_MNIST_DIR);
 }
@@ -133,7 +161,12 @@ static int parse_number(const char *text, unsigned long long min, unsigned long 
 
 static int parse_options(int argc, char **argv, options *opt)
 {
-    *opt = (options){.steps = 3000, .unlabeled_steps = 1000, .eval_every = 250, .out_dir = "."};
+    *opt = (options){.steps = 3000,
+                     .unlabeled_steps = 1000,
+                     .student_iterations = 1,
+                     .student_steps = 2000,
+                     .eval_every = 250,
+                     .out_dir = "."};
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -145,6 +178,10 @@ static int parse_options(int argc, char **argv, options *opt)
             opt->steps = (int64_t)v;
         } else if (strcmp(arg, "--unlabeled-steps") == 0 && parse_number(val, 0, 100000000, &v) == 0) {
             opt->unlabeled_steps = (int64_t)v;
+        } else if (strcmp(arg, "--student-iterations") == 0 && parse_number(val, 0, 100, &v) == 0) {
+            opt->student_iterations = (int)v;
+        } else if (strcmp(arg, "--student-steps") == 0 && parse_number(val, 1, 100000000, &v) == 0) {
+            opt->student_steps = (int64_t)v;
         } else if (strcmp(arg, "--eval-every") == 0 && parse_number(val, 1, 100000000, &v) == 0) {
             opt->eval_every = (int64_t)v;
         } else if (strcmp(arg, "--threads") == 0 && parse_number(val, 1, 256, &v) == 0) {
@@ -184,8 +221,7 @@ static void print_progress(const progress *p, int64_t step, int newline)
     double per_eval = evals_done > 0 ? p->eval_s / (double)evals_done : 0.0;
     double per_step = step > 0 ? (now_seconds() - p->start - p->eval_s) / (double)step : 0.0;
     double stage_left = per_step * (double)(p->total - step) + per_eval * (double)p->evals_left;
-    double later = per_step * (double)p->next_steps * p->next_images / p->images +
-                   per_eval * (double)((p->next_steps + p->eval_every - 1) / p->eval_every);
+    double later = per_step * (double)p->later_images / p->images + per_eval * (double)p->later_evals;
     char eta[32], all[32];
     format_duration(eta, sizeof eta, stage_left);
     format_duration(all, sizeof all, stage_left + later);
@@ -205,7 +241,7 @@ static int on_progress(int64_t step, int64_t total, float loss, void *user)
     return 0;
 }
 
-static int curve_add(curve *c, int64_t step, double accuracy)
+static int curve_add(curve *c, int64_t step, double accuracy, int stage)
 {
     if (c->n == c->cap) {
         int cap = c->cap ? 2 * c->cap : 64;
@@ -215,7 +251,40 @@ static int curve_add(curve *c, int64_t step, double accuracy)
         c->points = grown;
         c->cap = cap;
     }
-    c->points[c->n++] = (point){step, accuracy};
+    c->points[c->n++] = (point){step, accuracy, stage};
+    return 0;
+}
+
+/* Prints the test accuracy of stage 3's finished iterations not printed
+ * yet (from the run's statistics) and adds them to the curve. */
+static int report_iterations(progress *p, int finished)
+{
+    for (; p->reported < finished; p->reported++) {
+        double accuracy = 0.0;
+        int64_t kept = 0, pool = 0;
+        if (del_noisy_student_stats(p->ns, p->reported + 1, &accuracy, &kept, &pool) != DEL_OK ||
+            curve_add(p->curve, p->offset + (p->reported + 1) * p->iteration_steps, accuracy, 2) != 0)
+            return -1;
+        if (p->tty)
+            fputc('\r', stderr);
+        print_progress(p, (p->reported + 1) * p->iteration_steps, 1);
+        fprintf(stderr, "    test accuracy of student %d: %.2f%% (%lld pseudo-labels kept, pool %lld)\n",
+                p->reported + 1, 100.0 * accuracy, (long long)kept, (long long)pool);
+    }
+    return 0;
+}
+
+/* Stage 3's progress: step counts over the iterations; an iteration is
+ * finished once a step of the next one is reported. */
+static int on_student_progress(int64_t step, int64_t total, float loss, void *user)
+{
+    progress *p = user;
+    (void)total;
+    p->last_loss = (double)loss;
+    if (report_iterations(p, (int)((step - 1) / p->iteration_steps)) != 0)
+        return 1;
+    if (p->tty)
+        print_progress(p, step, 0);
     return 0;
 }
 
@@ -241,7 +310,7 @@ static del_status train_stage(del_trainer *trainer, const del_dataset *test, pro
         p->eval_s += now_seconds() - t;
         p->evals_left--;
         p->done += n;
-        if (curve_add(c, offset + p->done, *accuracy) != 0)
+        if (curve_add(c, offset + p->done, *accuracy, p->stage_index) != 0)
             return DEL_ENOMEM;
         if (p->tty)
             fputc('\r', stderr);
@@ -349,11 +418,14 @@ static del_status write_canvas(const canvas *cv, const char *path)
 }
 
 /* The learning curve: test accuracy (%) against steps, stage 1 in blue,
- * stage 2 in orange, a dashed line where stage 2 starts. */
-static del_status write_curve(const curve *c, int64_t stage1_steps, const char *path)
+ * stage 2 in orange, stage 3 in green, a dashed line where a stage starts
+ * (starts[k]: the steps before stage k + 1; -1 for a stage not run). */
+static del_status write_curve(const curve *c, const int64_t starts[2], const char *path)
 {
     static const uint8_t white[3] = {255, 255, 255}, black[3] = {0, 0, 0}, grid[3] = {225, 225, 225},
-                         grey[3] = {140, 140, 140}, blue[3] = {31, 119, 180}, orange[3] = {255, 127, 14};
+                         grey[3] = {140, 140, 140};
+    static const uint8_t colours[3][3] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44}};
+    static const char *const legend[3] = {"SUPERVISED, 1,000 LABELS", "+ FIXMATCH", "+ NOISY STUDENT"};
     enum { W = 720, H = 420, LEFT = 70, RIGHT = 24, TOP = 48, BOTTOM = 56 };
     canvas cv = {malloc((size_t)W * H * 3), W, H};
     if (!cv.px)
@@ -396,23 +468,28 @@ static del_status write_curve(const curve *c, int64_t stage1_steps, const char *
     }
     draw_line(&cv, LEFT, TOP, LEFT, TOP + ph, 1, 0, black);
     draw_line(&cv, LEFT, TOP + ph, LEFT + pw, TOP + ph, 1, 0, black);
-    if (stage1_steps < last)
-        draw_line(&cv, PX(stage1_steps), TOP, PX(stage1_steps), TOP + ph, 1, 6, grey);
-    for (int i = 1; i < c->n; i++) {
-        const uint8_t *colour = c->points[i].step > stage1_steps ? orange : blue;
+    for (int k = 0; k < 2; k++)
+        if (starts[k] >= 0 && starts[k] < last)
+            draw_line(&cv, PX(starts[k]), TOP, PX(starts[k]), TOP + ph, 1, 6, grey);
+    for (int i = 1; i < c->n; i++)
         draw_line(&cv, PX(c->points[i - 1].step), PY(100.0 * c->points[i - 1].accuracy), PX(c->points[i].step),
-                  PY(100.0 * c->points[i].accuracy), 3, 0, colour);
-    }
+                  PY(100.0 * c->points[i].accuracy), 3, 0, colours[c->points[i].stage]);
     for (int i = 0; i < c->n; i++)
         fill_rect(&cv, PX(c->points[i].step) - 3, PY(100.0 * c->points[i].accuracy) - 3, 7, 7,
-                  c->points[i].step > stage1_steps ? orange : blue);
+                  colours[c->points[i].stage]);
 #undef PX
 #undef PY
     draw_text(&cv, LEFT, 12, "FMNIST-1K: TEST ACCURACY, PER CENT, AGAINST TRAINING STEPS", black);
-    fill_rect(&cv, LEFT, 30, 10, 10, blue);
-    draw_text(&cv, LEFT + 16, 30, "SUPERVISED, 1,000 LABELS", black);
-    fill_rect(&cv, LEFT + 240, 30, 10, 10, orange);
-    draw_text(&cv, LEFT + 256, 30, "+ FIXMATCH ON 59,000 UNLABELED", black);
+    int shown[3] = {1, 0, 0}, x = LEFT;
+    for (int i = 0; i < c->n; i++)
+        shown[c->points[i].stage] = 1;
+    for (int k = 0; k < 3; k++) {
+        if (!shown[k])
+            continue;
+        fill_rect(&cv, x, 30, 10, 10, colours[k]);
+        draw_text(&cv, x + 16, 30, legend[k], black);
+        x += 16 + text_width(legend[k]) + 24;
+    }
     draw_text(&cv, LEFT + pw / 2 - text_width("STEPS") / 2, H - 20, "STEPS", black);
 
     del_status st = write_canvas(&cv, path);
@@ -498,6 +575,17 @@ static del_status make_pipelines(del_augment **aug_l, del_augment **weak, del_au
     return del_augment_add_cutout(*strong, 1.0f, 14, 0);
 }
 
+/* Stage 3's noise from data, for the students' labeled and pseudo-labeled
+ * images: crop + flip + RandAugment(2, 9), each its own seed. */
+static del_status make_student_pipeline(del_augment **out, uint64_t seed)
+{
+    del_status st;
+    if ((st = del_augment_new(out)) != DEL_OK || (st = del_augment_set_seed(*out, seed)) != DEL_OK ||
+        (st = add_crop_flip(*out)) != DEL_OK)
+        return st;
+    return del_augment_add_randaugment(*out, 2, NS_MAGNITUDE);
+}
+
 /* Where path goes: dir/name. */
 static int join_path(char *buf, size_t size, const char *dir, const char *name)
 {
@@ -524,9 +612,13 @@ int main(int argc, char **argv)
     del_dataset *train = NULL, *test = NULL, *labeled = NULL, *unlabeled = NULL;
     del_model *model = NULL;
     del_trainer *trainer = NULL;
-    del_augment *aug_l = NULL, *weak = NULL, *strong = NULL;
+    del_augment *aug_l = NULL, *weak = NULL, *strong = NULL, *noise_l = NULL, *noise_p = NULL;
+    del_noisy_student *ns = NULL;
     curve c = {0};
-    double base_acc = 0.0, fix_acc = 0.0, base_s = 0.0, fix_s = 0.0, mask_rate = 0.0;
+    double base_acc = 0.0, fix_acc = 0.0, ns_acc = 0.0, base_s = 0.0, fix_s = 0.0, ns_s = 0.0, mask_rate = 0.0;
+    const int iterations = opt.student_iterations;
+    const int64_t fix_images = opt.unlabeled_steps * BATCH * (1 + 2 * MU),
+                  ns_images = iterations * opt.student_steps * (BATCH + NS_POOL_BATCH);
     const float mean[1] = {MEAN}, std[1] = {STD};
     int rc = 1;
     double start = now_seconds();
@@ -538,6 +630,8 @@ int main(int argc, char **argv)
         del_dataset_split_per_class(&labeled, &unlabeled, train, PER_CLASS) != DEL_OK)
         goto fail;
     if (make_pipelines(&aug_l, &weak, &strong, opt.seed) != DEL_OK ||
+        make_student_pipeline(&noise_l, opt.seed + NS_SEED) != DEL_OK ||
+        make_student_pipeline(&noise_p, opt.seed + NS_SEED + 1) != DEL_OK ||
         write_augmentations(labeled, weak, strong, grid_path) != DEL_OK)
         goto fail;
     if (del_model_preset(&model, "fmnist-cnn", 1, 28, 28, 10) != DEL_OK || del_model_init(model, opt.seed) != DEL_OK)
@@ -552,13 +646,17 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     /* Stage 1: the supervised baseline (R0). */
+    const int stages = 1 + (opt.unlabeled_steps > 0) + (iterations > 0);
+    static const char *const names[3][3] = {{"supervised", "", ""},
+                                            {"1/2 supervised", "2/2 FixMatch", "2/2 Noisy Student"},
+                                            {"1/3 supervised", "2/3 FixMatch", "3/3 Noisy Student"}};
     progress prog = {.tty = isatty(STDERR_FILENO),
-                     .stage = opt.unlabeled_steps ? "1/2 supervised" : "supervised",
+                     .stage = names[stages - 1][0],
                      .total = opt.steps,
                      .images = BATCH,
                      .eval_every = opt.eval_every,
-                     .next_steps = opt.unlabeled_steps,
-                     .next_images = BATCH * (1 + 2 * MU)};
+                     .later_images = fix_images + ns_images,
+                     .later_evals = (opt.unlabeled_steps + opt.eval_every - 1) / opt.eval_every + iterations};
     if (del_trainer_new_supervised(&trainer, model, labeled) != DEL_OK ||
         del_trainer_set_batch_size(trainer, BATCH) != DEL_OK ||
         del_trainer_set_sgd(trainer, LR, MOMENTUM, WEIGHT_DECAY, 1) != DEL_OK ||
@@ -575,12 +673,16 @@ int main(int argc, char **argv)
     trainer = NULL;
 
     /* Stage 2: FixMatch from the baseline's weights. */
+    del_model *teacher = model; /* of stage 3: the EMA of stage 2, or the baseline */
     if (opt.unlabeled_steps > 0) {
         prog = (progress){.tty = prog.tty,
-                          .stage = "2/2 FixMatch",
+                          .stage = names[stages - 1][1],
+                          .stage_index = 1,
                           .total = opt.unlabeled_steps,
                           .images = BATCH * (1 + 2 * MU),
-                          .eval_every = opt.eval_every};
+                          .eval_every = opt.eval_every,
+                          .later_images = ns_images,
+                          .later_evals = iterations};
         if (del_trainer_new_consistency(&trainer, model, labeled, unlabeled, weak, strong) != DEL_OK ||
             del_trainer_set_augment(trainer, aug_l) != DEL_OK || del_trainer_set_batch_size(trainer, BATCH) != DEL_OK ||
             del_trainer_set_unlabeled_ratio(trainer, MU) != DEL_OK ||
@@ -597,9 +699,45 @@ int main(int argc, char **argv)
             del_trainer_consistency_stats(trainer, &mask_rate) != DEL_OK)
             goto fail;
         fix_s = now_seconds() - t0;
+        teacher = del_trainer_ema_model(trainer);
     }
 
-    if (write_curve(&c, opt.steps, curve_path) != DEL_OK)
+    /* Stage 3: Noisy Student from stage 2's model. */
+    if (iterations > 0) {
+        prog = (progress){.tty = prog.tty,
+                          .stage = names[stages - 1][stages - 1],
+                          .stage_index = 2,
+                          .total = iterations * opt.student_steps,
+                          .images = BATCH + NS_POOL_BATCH,
+                          .eval_every = opt.student_steps,
+                          .iteration_steps = opt.student_steps,
+                          .curve = &c,
+                          .offset = opt.steps + opt.unlabeled_steps};
+        if (del_noisy_student_new(&ns, teacher, labeled, unlabeled) != DEL_OK ||
+            del_noisy_student_set_iterations(ns, iterations) != DEL_OK ||
+            del_noisy_student_set_steps(ns, opt.student_steps) != DEL_OK ||
+            del_noisy_student_set_batch_sizes(ns, BATCH, NS_POOL_BATCH) != DEL_OK ||
+            del_noisy_student_set_selection(ns, NS_THRESHOLD, DEL_BALANCE_MEAN) != DEL_OK ||
+            del_noisy_student_set_init_from_teacher(ns, 1) != DEL_OK ||
+            del_noisy_student_set_augment(ns, noise_l, noise_p) != DEL_OK ||
+            del_noisy_student_set_sgd(ns, NS_LR, MOMENTUM, WEIGHT_DECAY, 1) != DEL_OK ||
+            del_noisy_student_set_normalize(ns, mean, std, 1) != DEL_OK ||
+            del_noisy_student_set_seed(ns, opt.seed) != DEL_OK ||
+            del_noisy_student_set_validation(ns, test) != DEL_OK ||
+            del_noisy_student_set_progress(ns, on_student_progress, REDRAW_EVERY, &prog) != DEL_OK)
+            goto fail;
+        prog.ns = ns;
+        t0 = now_seconds();
+        prog.start = t0;
+        if (del_noisy_student_run(ns) != DEL_OK || report_iterations(&prog, iterations) != 0 ||
+            del_noisy_student_stats(ns, iterations, &ns_acc, NULL, NULL) != DEL_OK)
+            goto fail;
+        ns_s = now_seconds() - t0;
+    }
+
+    const int64_t starts[2] = {opt.unlabeled_steps > 0 || iterations > 0 ? opt.steps : -1,
+                               opt.unlabeled_steps > 0 && iterations > 0 ? opt.steps + opt.unlabeled_steps : -1};
+    if (write_curve(&c, starts, curve_path) != DEL_OK)
         goto fail;
 
     printf("\n| stage | labels used | unlabeled images | steps | test accuracy | "
@@ -612,6 +750,11 @@ int main(int argc, char **argv)
                "%% (%+.2f) | %.0f s |\n",
                (long long)del_dataset_size(labeled), (long long)del_dataset_size(unlabeled),
                (long long)opt.unlabeled_steps, 100.0 * fix_acc, 100.0 * (fix_acc - base_acc), fix_s);
+    if (iterations > 0)
+        printf("| + Noisy Student, %d iteration%s from the %s | %lld | %lld | %d x %lld | %.2f %% (%+.2f) | %.0f s |\n",
+               iterations, iterations > 1 ? "s" : "", opt.unlabeled_steps > 0 ? "FixMatch model" : "baseline",
+               (long long)del_dataset_size(labeled), (long long)del_dataset_size(unlabeled), iterations,
+               (long long)opt.student_steps, 100.0 * ns_acc, 100.0 * (ns_acc - base_acc), ns_s);
     if (opt.unlabeled_steps > 0)
         printf("\npseudo-labels kept (top probability >= %.2f): %.1f %% of the "
                "unlabeled images seen\n",
@@ -626,7 +769,10 @@ int main(int argc, char **argv)
 fail:
     fprintf(stderr, "fmnist1k_demo: %s\n", del_last_error());
 done:
+    del_noisy_student_free(ns);
     del_trainer_free(trainer);
+    del_augment_free(noise_l);
+    del_augment_free(noise_p);
     del_augment_free(aug_l);
     del_augment_free(weak);
     del_augment_free(strong);

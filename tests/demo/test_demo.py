@@ -1,8 +1,8 @@
 """make test-demo: the demo (examples/fmnist1k_demo.c) in its quick mode.
 
-Runs both stages for a few steps on one thread and checks what a user gets:
-the final table (both stages, the labels used, accuracies equal to the last
-evaluation of each stage's learning curve), and the two PNG files, read back
+Runs the three stages for a few steps on one thread and checks what a user
+gets: the final table (every stage, the labels used, accuracies equal to the
+last evaluation of each stage's learning curve), and the two PNG files, read back
 with zlib (signature, chunk CRCs, IHDR, the image data's size). Bad options
 and an output directory that cannot be made fail with a message and write
 nothing.
@@ -61,7 +61,8 @@ class TestDemo(unittest.TestCase):
     def test_quick_run_prints_the_table_and_writes_both_pictures(self):
         with tempfile.TemporaryDirectory() as tmp:
             out = os.path.join(tmp, "out")  # made by the demo
-            proc = self.run_demo("--steps", "30", "--unlabeled-steps", "4", "--eval-every", "10", "--out", out)
+            proc = self.run_demo("--steps", "30", "--unlabeled-steps", "4", "--student-iterations", "1",
+                                 "--student-steps", "3", "--eval-every", "10", "--out", out)
             self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
             evals = re.findall(r"test accuracy after (\d+) steps: (\d+\.\d\d)%", proc.stderr)
             # Stage 1 at 10, 20, 30; stage 2 at its end (4 steps).
@@ -75,6 +76,19 @@ class TestDemo(unittest.TestCase):
             self.assertEqual(base.group(1), evals[2][1])
             self.assertEqual(fix.group(1), evals[3][1])
             self.assertAlmostEqual(float(fix.group(2)), float(fix.group(1)) - float(base.group(1)), delta=0.011)
+            students = re.findall(r"test accuracy of student (\d+): (\d+\.\d\d)% \((\d+) pseudo-labels kept, "
+                                  r"pool (\d+)\)", proc.stderr)
+            self.assertEqual([int(k) for k, _, _, _ in students], [1])
+            # Threshold 0.3 keeps some of the 59,000; balancing every class to
+            # the mean count (rounded) moves the pool by at most half a row
+            # for each of the ten classes.
+            kept, pool = int(students[0][2]), int(students[0][3])
+            self.assertTrue(0 < kept <= 59000 and abs(pool - kept) <= 5, students)
+            ns = re.search(r"^\| \+ Noisy Student, 1 iteration from the FixMatch model \| 1000 \| 59000 \| 1 x 3 \| "
+                           r"(\d+\.\d\d) % \(([+-]\d+\.\d\d)\) \| \d+ s \|$", proc.stdout, re.M)
+            self.assertIsNotNone(ns, proc.stdout)
+            self.assertEqual(ns.group(1), students[0][1])
+            self.assertAlmostEqual(float(ns.group(2)), float(ns.group(1)) - float(base.group(1)), delta=0.011)
             self.assertRegex(proc.stdout, r"pseudo-labels kept \(top probability >= 0\.95\): \d+\.\d %")
             self.assertEqual(read_png(os.path.join(out, "learning_curve.png")), (720, 420, 3))
             # Ten rows (one per class) of eight 84-pixel tiles, 4 pixels apart and around.
@@ -82,15 +96,17 @@ class TestDemo(unittest.TestCase):
 
     def test_baseline_only_has_one_row(self):
         with tempfile.TemporaryDirectory() as tmp:
-            proc = self.run_demo("--steps", "10", "--unlabeled-steps", "0", "--out", tmp)
+            proc = self.run_demo("--steps", "10", "--unlabeled-steps", "0", "--student-iterations", "0", "--out", tmp)
             self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
             self.assertIn("| supervised baseline (R0) | 1000 | 0 | 10 |", proc.stdout)
             self.assertNotIn("FixMatch", proc.stdout)
+            self.assertNotIn("Noisy Student", proc.stdout)
             self.assertEqual(read_png(os.path.join(tmp, "learning_curve.png")), (720, 420, 3))
 
     def test_bad_options_fail_naming_them_and_write_nothing(self):
         with tempfile.TemporaryDirectory() as tmp:
-            for args in (["--steps", "0"], ["--unlabeled-steps", "-1"], ["--eval-every", "x"], ["--frobnicate"]):
+            for args in (["--steps", "0"], ["--unlabeled-steps", "-1"], ["--student-iterations", "101"],
+                         ["--student-steps", "0"], ["--eval-every", "x"], ["--frobnicate"]):
                 with self.subTest(args=args):
                     proc = self.run_demo(*args + ["--out", tmp])
                     self.assertEqual(proc.returncode, 2)
