@@ -167,7 +167,7 @@ randaugment-search: deps
 	@$(MAKE) --no-print-directory build/examples/randaugment_search
 	build/examples/randaugment_search $(SEARCH_ARGS)
 
-# DEMO_ARGS passes options, e.g. make demo DEMO_ARGS="--steps 300 --unlabeled-steps 50"
+# DEMO_ARGS passes options, e.g. make demo DEMO_ARGS="--steps 300 --unlabeled-steps 50 --student-steps 100"
 # (a quick run); DEMO_OUT is where its PNGs go.
 DEMO_ARGS ?=
 DEMO_OUT ?= build/demo

@@ -16,7 +16,7 @@
  *      probability is >= 0.95, is the label the strong view learns; the
  *      moving average of the weights (EMA) is the model kept;
  *   3. Noisy Student (SPEC §1.6) from stage 2's model, one iteration of
- *      2,000 steps by default: the teacher labels U without noise (its
+ *      1,000 steps by default: the teacher labels U without noise (its
  *      softmax; rows below 0.3 dropped, classes balanced to the mean count),
  *      and a student that starts from the teacher's weights trains on 64
  *      images of L and 192 of the pseudo-labeled pool a step (lr 0.03 cosine
@@ -133,7 +133,7 @@ static void usage(FILE *f)
             "(default 1000; 0: none)\n"
             "  --student-iterations K  Noisy Student iterations after FixMatch "
             "(default 1; 0: none)\n"
-            "  --student-steps N       training steps of each student (default 2000)\n"
+            "  --student-steps N       training steps of each student (default 1000)\n"
             "  --eval-every N          steps between test evaluations of the "
             "learning curve (default 250)\n"
             "  --threads N             compute threads (default: all CPUs)\n"
@@ -164,7 +164,7 @@ static int parse_options(int argc, char **argv, options *opt)
     *opt = (options){.steps = 3000,
                      .unlabeled_steps = 1000,
                      .student_iterations = 1,
-                     .student_steps = 2000,
+                     .student_steps = 1000,
                      .eval_every = 250,
                      .out_dir = "."};
     for (int i = 1; i < argc; i++) {
