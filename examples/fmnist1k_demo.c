@@ -705,7 +705,7 @@ int main(int argc, char **argv)
     /* Stage 3: Noisy Student from stage 2's model. */
     if (iterations > 0) {
         prog = (progress){.tty = prog.tty,
-                          .stage = names[stages - 1][stages - 1],
+                          .stage = names[stages - 1][2],
                           .stage_index = 2,
                           .total = iterations * opt.student_steps,
                           .images = BATCH + NS_POOL_BATCH,

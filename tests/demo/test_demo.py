@@ -103,6 +103,16 @@ class TestDemo(unittest.TestCase):
             self.assertNotIn("Noisy Student", proc.stdout)
             self.assertEqual(read_png(os.path.join(tmp, "learning_curve.png")), (720, 420, 3))
 
+    def test_students_without_fixmatch_learn_from_the_baseline(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            proc = self.run_demo("--steps", "10", "--unlabeled-steps", "0", "--student-iterations", "1",
+                                 "--student-steps", "2", "--out", tmp)
+            self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+            self.assertNotIn("FixMatch", proc.stdout + proc.stderr)
+            self.assertRegex(proc.stderr, r"\[2/2 Noisy Student\] step 2/2 ")
+            self.assertRegex(proc.stdout, re.compile(r"^\| \+ Noisy Student, 1 iteration from the baseline \| 1000 \| "
+                                                     r"59000 \| 1 x 2 \| \d+\.\d\d % \([+-]\d+\.\d\d\) \| \d+ s \|$", re.M))
+
     def test_bad_options_fail_naming_them_and_write_nothing(self):
         with tempfile.TemporaryDirectory() as tmp:
             for args in (["--steps", "0"], ["--unlabeled-steps", "-1"], ["--student-iterations", "101"],
