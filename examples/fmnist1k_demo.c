@@ -9,14 +9,15 @@
  *      no augmentation, SGD with Nesterov momentum 0.9, weight decay 5e-4,
  *      lr 0.05 cosine to 0, inputs x/255 normalised (mean 0.2860, std 0.3530);
  *   2. consistency training from the unlabeled images (FixMatch, SPEC §1.7),
- *      starting from the baseline's weights: each step 64 images of L (a
- *      pad-2 random crop and a flip) and 7 x 64 = 448 of U, each seen weakly
- *      (crop + flip) and strongly (crop + flip + RandAugment(2, 10) + cutout
- *      14); the model's prediction on the weak view, where its top
- *      probability is >= 0.95, is the label the strong view learns; the
- *      moving average of the weights (EMA) is the model kept;
+ *      starting from the baseline's weights, 2,000 steps by default: each
+ *      step 64 images of L (a pad-2 random crop and a flip) and 3 x 64 =
+ *      192 of U, each seen weakly (crop + flip) and strongly (crop + flip +
+ *      RandAugment(2, 10) + cutout 14); the model's prediction on the weak
+ *      view, where its top probability is >= 0.95, is the label the strong
+ *      view learns; the moving average of the weights (EMA) is the model
+ *      kept;
  *   3. Noisy Student (SPEC §1.6) from stage 2's model, one iteration of
- *      1,000 steps by default: the teacher labels U without noise (its
+ *      1,500 steps by default: the teacher labels U without noise (its
  *      softmax; rows below 0.3 dropped, classes balanced to the mean count),
  *      and a student that starts from the teacher's weights trains on 64
  *      images of L and 192 of the pseudo-labeled pool a step (lr 0.03 cosine
@@ -55,7 +56,7 @@
 #define STD 0.3530f
 #define PER_CLASS 100
 
-#define MU 7              /* unlabeled images per labeled one in stage 2 */
+#define MU 3              /* unlabeled images per labeled one in stage 2 */
 #define FIX_LR 0.03f      /* stage 2 starts from a trained model */
 #define THRESHOLD 0.95f   /* tau */
 #define EMA_DECAY 0.99f   /* a short stage: an average over ~100 steps */
@@ -130,10 +131,10 @@ static void usage(FILE *f)
             "                     [--eval-every N] [--threads N] [--seed S] [--data DIR] [--out DIR]\n"
             "  --steps N               supervised baseline steps (default 3000)\n"
             "  --unlabeled-steps N     FixMatch steps from the unlabeled images "
-            "(default 1000; 0: none)\n"
+            "(default 2000; 0: none)\n"
             "  --student-iterations K  Noisy Student iterations after FixMatch "
             "(default 1; 0: none)\n"
-            "  --student-steps N       training steps of each student (default 1000)\n"
+            "  --student-steps N       training steps of each student (default 1500)\n"
             "  --eval-every N          steps between test evaluations of the "
             "learning curve (default 250)\n"
             "  --threads N             compute threads (default: all CPUs)\n"
@@ -162,9 +163,9 @@ static int parse_number(const char *text, unsigned long long min, unsigned long 
 static int parse_options(int argc, char **argv, options *opt)
 {
     *opt = (options){.steps = 3000,
-                     .unlabeled_steps = 1000,
+                     .unlabeled_steps = 2000,
                      .student_iterations = 1,
-                     .student_steps = 1000,
+                     .student_steps = 1500,
                      .eval_every = 250,
                      .out_dir = "."};
     for (int i = 1; i < argc; i++) {
