@@ -9,9 +9,9 @@
  *      no augmentation, SGD with Nesterov momentum 0.9, weight decay 5e-4,
  *      lr 0.05 cosine to 0, inputs x/255 normalised (mean 0.2860, std 0.3530);
  *   2. consistency training from the unlabeled images (FixMatch, SPEC §1.7),
- *      starting from the baseline's weights, 2,000 steps by default: each
- *      step 64 images of L (a pad-2 random crop and a flip) and 3 x 64 =
- *      192 of U, each seen weakly (crop + flip) and strongly (crop + flip +
+ *      starting from the baseline's weights, 4,500 steps by default: each
+ *      step 64 images of L (a pad-2 random crop and a flip) and 1 x 64 =
+ *      64 of U, each seen weakly (crop + flip) and strongly (crop + flip +
  *      RandAugment(2, 10) + cutout 14); the model's prediction on the weak
  *      view, where its top probability is >= 0.95, is the label the strong
  *      view learns; the moving average of the weights (EMA) is the model
@@ -56,7 +56,7 @@
 #define STD 0.3530f
 #define PER_CLASS 100
 
-#define MU 3              /* unlabeled images per labeled one in stage 2 */
+#define MU 1              /* unlabeled images per labeled one in stage 2 */
 #define FIX_LR 0.03f      /* stage 2 starts from a trained model */
 #define THRESHOLD 0.95f   /* tau */
 #define EMA_DECAY 0.99f   /* a short stage: an average over ~100 steps */
@@ -131,7 +131,7 @@ static void usage(FILE *f)
             "                     [--eval-every N] [--threads N] [--seed S] [--data DIR] [--out DIR]\n"
             "  --steps N               supervised baseline steps (default 3000)\n"
             "  --unlabeled-steps N     FixMatch steps from the unlabeled images "
-            "(default 2000; 0: none)\n"
+            "(default 4500; 0: none)\n"
             "  --student-iterations K  Noisy Student iterations after FixMatch "
             "(default 1; 0: none)\n"
             "  --student-steps N       training steps of each student (default 1500)\n"
@@ -163,7 +163,7 @@ static int parse_number(const char *text, unsigned long long min, unsigned long 
 static int parse_options(int argc, char **argv, options *opt)
 {
     *opt = (options){.steps = 3000,
-                     .unlabeled_steps = 2000,
+                     .unlabeled_steps = 4500,
                      .student_iterations = 1,
                      .student_steps = 1500,
                      .eval_every = 250,
