@@ -420,8 +420,8 @@ static del_status write_canvas(const canvas *cv, const char *path)
 
 /* The learning curve: test accuracy (%) against steps, stage 1 in blue,
  * stage 2 in orange, stage 3 in green, a dashed line where a stage starts
- * (starts[k]: the steps before stage k + 1; -1 for a stage not run). */
-static del_status write_curve(const curve *c, const int64_t starts[2], const char *path)
+ * (at the last point of the stage before: every stage ends with one). */
+static del_status write_curve(const curve *c, const char *path)
 {
     static const uint8_t white[3] = {255, 255, 255}, black[3] = {0, 0, 0}, grid[3] = {225, 225, 225},
                          grey[3] = {140, 140, 140};
@@ -469,9 +469,9 @@ static del_status write_curve(const curve *c, const int64_t starts[2], const cha
     }
     draw_line(&cv, LEFT, TOP, LEFT, TOP + ph, 1, 0, black);
     draw_line(&cv, LEFT, TOP + ph, LEFT + pw, TOP + ph, 1, 0, black);
-    for (int k = 0; k < 2; k++)
-        if (starts[k] >= 0 && starts[k] < last)
-            draw_line(&cv, PX(starts[k]), TOP, PX(starts[k]), TOP + ph, 1, 6, grey);
+    for (int i = 1; i < c->n; i++)
+        if (c->points[i].stage != c->points[i - 1].stage)
+            draw_line(&cv, PX(c->points[i - 1].step), TOP, PX(c->points[i - 1].step), TOP + ph, 1, 6, grey);
     for (int i = 1; i < c->n; i++)
         draw_line(&cv, PX(c->points[i - 1].step), PY(100.0 * c->points[i - 1].accuracy), PX(c->points[i].step),
                   PY(100.0 * c->points[i].accuracy), 3, 0, colours[c->points[i].stage]);
@@ -736,9 +736,7 @@ int main(int argc, char **argv)
         ns_s = now_seconds() - t0;
     }
 
-    const int64_t starts[2] = {opt.unlabeled_steps > 0 || iterations > 0 ? opt.steps : -1,
-                               opt.unlabeled_steps > 0 && iterations > 0 ? opt.steps + opt.unlabeled_steps : -1};
-    if (write_curve(&c, starts, curve_path) != DEL_OK)
+    if (write_curve(&c, curve_path) != DEL_OK)
         goto fail;
 
     printf("\n| stage | labels used | unlabeled images | steps | test accuracy | "
