@@ -34,11 +34,12 @@ int main(void){
       del_augment*al,*w,*s;TRY(del_augment_new(&al));TRY(del_augment_set_seed(al,seed+k*7));crop_flip(al);
       TRY(del_augment_new(&w));TRY(del_augment_set_seed(w,seed+1000003+k));crop_flip(w);
       TRY(del_augment_new(&s));TRY(del_augment_set_seed(s,seed+2000003+k));crop_flip(s);TRY(del_augment_add_randaugment(s,2,(int)envf("FIX_M",10)));TRY(del_augment_add_cutout(s,1.0f,14,0));
-      del_trainer*t;TRY(del_trainer_new_consistency(&t,m,L,U,w,s));TRY(del_trainer_set_augment(t,al));TRY(del_trainer_set_batch_size(t,64));
+      del_trainer*t;TRY(del_trainer_new_consistency(&t,m,L,U,w,s));TRY(del_trainer_set_augment(t,al));TRY(del_trainer_set_batch_size(t,(int)envf("FIX_B",64)));
       TRY(del_trainer_set_unlabeled_ratio(t,(int)envf("FIX_MU",7)));TRY(del_trainer_set_sgd(t,(float)envf("FIX_LR",0.03),0.9f,5e-4f,1));
       TRY(del_trainer_set_schedule(t,DEL_SCHEDULE_COSINE));TRY(del_trainer_set_normalize(t,mean,sd,1));TRY(del_trainer_set_seed(t,seed+k));
       TRY(del_trainer_set_consistency_threshold(t,(float)envf("FIX_TAU",0.95)));TRY(del_trainer_set_ema(t,(float)envf("FIX_EMA",0.99)));
       TRY(del_trainer_set_progress(t,prog,100,NULL));if(getenv("NOPF"))TRY(del_trainer_set_prefetch(t,0));
+      if(getenv("FLEX"))TRY(del_trainer_set_flexmatch(t,1));
       TRY(del_trainer_set_total_steps(t,steps));TRY(del_trainer_fit(t,steps));double mr;TRY(del_trainer_consistency_stats(t,&mr));{double dw,ss;TRY(del_trainer_fit_times(t,&dw,&ss));printf("fit_times data_wait %.2fs step %.2fs\n",dw,ss);}
       del_model*e;TRY(del_model_clone(&e,del_trainer_ema_model(t)));double araw;TRY(del_trainer_evaluate(t,test,&araw));
       del_trainer_free(t);del_model_free(m);m=e;del_augment_free(al);del_augment_free(w);del_augment_free(s);
